@@ -1,0 +1,209 @@
+// Package httpapi is NeruTalk's HTTP surface: the router, the middleware chain, the one place that
+// turns errors into RFC 9457 problem documents, the generated OpenAPI document and its docs page,
+// and the operational endpoints (/healthz, /readyz, /metrics).
+//
+// Features register their operations on the huma APIs that New returns: Public (no credentials),
+// Authed (a valid access token; the caller is in identity.From(ctx)) and Admin (an admin's token).
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/identity"
+)
+
+// BasePath is the prefix of every application endpoint.
+const BasePath = "/api/v1"
+
+// Authenticator checks an access token and returns the caller.
+type Authenticator func(ctx context.Context, token string) (identity.Principal, error)
+
+// Check is one readiness check (the database, Redis...).
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Options configures New.
+type Options struct {
+	Logger       *slog.Logger
+	Metrics      *Metrics
+	Version      string
+	CORSOrigins  []string
+	MaxBodyBytes int64
+	Authenticate Authenticator
+	Ready        []Check
+}
+
+// API is the assembled HTTP surface.
+type API struct {
+	Router *chi.Mux
+	Root   huma.API // operations at the server root
+	Public huma.API // /api/v1, anonymous
+	Authed huma.API // /api/v1, access token required
+	Admin  huma.API // /api/v1, admin's access token required
+
+	docsOnce sync.Once
+	docsHTML []byte
+}
+
+var installOnce sync.Once
+
+// New builds the router with the middleware chain and the operational endpoints.
+func New(o Options) *API {
+	installOnce.Do(installHumaErrors)
+	r := chi.NewRouter()
+	r.Use(requestContext(o.Logger), observe(o.Metrics), recoverer, securityHeaders, cors(o.CORSOrigins))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, ProblemFor(r.Context(), http.StatusNotFound, "no such endpoint"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		WriteProblem(w, r, ProblemFor(r.Context(), http.StatusMethodNotAllowed, "method not allowed on this endpoint"))
+	})
+
+	cfg := huma.DefaultConfig("NeruTalk API", o.Version)
+	cfg.Info.Description = "NeruTalk: accounts, real-time chat, calls, media, push and location for mobile and web apps. " +
+		"Errors are RFC 9457 problem documents with a stable `code`. Real-time events travel over one WebSocket at " +
+		"`/api/v1/ws` (see docs/websocket.md)."
+	cfg.DocsPath = ""    // our own page, with no assets from the internet
+	cfg.SchemasPath = "" // schemas live in the OpenAPI document
+	cfg.CreateHooks = nil
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", BearerFormat: "JWT", Description: "Access token from /auth/login or /auth/register"},
+	}
+	a := &API{Router: r}
+	a.Root = humachi.New(r, cfg)
+
+	bodyLimit := func(op *huma.Operation, next func(*huma.Operation)) {
+		if op.MaxBodyBytes == 0 {
+			op.MaxBodyBytes = o.MaxBodyBytes
+		}
+		next(op)
+	}
+	secured := func(op *huma.Operation, next func(*huma.Operation)) {
+		op.Security = []map[string][]string{{"bearer": {}}}
+		op.Errors = appendStatus(op.Errors, http.StatusUnauthorized)
+		next(op)
+	}
+	public := huma.NewGroup(a.Root, BasePath)
+	public.UseModifier(bodyLimit)
+	a.Public = public
+
+	authed := huma.NewGroup(a.Root, BasePath)
+	authed.UseModifier(bodyLimit)
+	authed.UseModifier(secured)
+	authed.UseMiddleware(requireAuth(a.Root, o.Authenticate, false))
+	a.Authed = authed
+
+	admin := huma.NewGroup(a.Root, BasePath)
+	admin.UseModifier(bodyLimit)
+	admin.UseModifier(secured)
+	admin.UseModifier(func(op *huma.Operation, next func(*huma.Operation)) {
+		op.Errors = appendStatus(op.Errors, http.StatusForbidden)
+		op.Tags = append(op.Tags, "Admin")
+		next(op)
+	})
+	admin.UseMiddleware(requireAuth(a.Root, o.Authenticate, true))
+	a.Admin = admin
+
+	a.registerOps(o)
+	r.Get("/docs", a.serveDocs)
+	r.Method(http.MethodGet, "/metrics", o.Metrics.Handler())
+	return a
+}
+
+func appendStatus(list []int, status int) []int {
+	for _, s := range list {
+		if s == status {
+			return list
+		}
+	}
+	return append(list, status)
+}
+
+// BearerToken extracts the token of an "Authorization: Bearer ..." header.
+func BearerToken(h string) string {
+	const prefix = "bearer "
+	if len(h) > len(prefix) && strings.EqualFold(h[:len(prefix)], prefix) {
+		return strings.TrimSpace(h[len(prefix):])
+	}
+	return ""
+}
+
+var errNoToken = apperr.New(apperr.KindUnauthenticated, "unauthenticated", "missing bearer access token")
+
+func requireAuth(api huma.API, authenticate Authenticator, admin bool) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		token := BearerToken(ctx.Header("Authorization"))
+		var err error = errNoToken
+		var p identity.Principal
+		if token != "" && authenticate != nil {
+			p, err = authenticate(ctx.Context(), token)
+		}
+		if err != nil {
+			if apperr.KindOf(err) == apperr.KindUnauthenticated {
+				ctx.SetHeader("WWW-Authenticate", `Bearer realm="nerutalk"`)
+			}
+			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "unauthenticated", err)
+			return
+		}
+		if admin && !p.Admin {
+			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "forbidden", apperr.Forbidden("admins only"))
+			return
+		}
+		next(huma.WithContext(ctx, identity.With(ctx.Context(), p)))
+	}
+}
+
+type healthOutput struct {
+	Body struct {
+		Status string            `json:"status" example:"ok"`
+		Checks map[string]string `json:"checks,omitempty" doc:"Each dependency and its state"`
+	}
+}
+
+func (a *API) registerOps(o Options) {
+	huma.Register(a.Root, huma.Operation{
+		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz", Tags: []string{"Operations"},
+		Summary: "Liveness: the process is up",
+	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
+		out := &healthOutput{}
+		out.Body.Status = "ok"
+		return out, nil
+	})
+	huma.Register(a.Root, huma.Operation{
+		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz", Tags: []string{"Operations"},
+		Summary: "Readiness: every dependency (database, Redis) answers", Errors: []int{http.StatusServiceUnavailable},
+	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
+		out := &healthOutput{}
+		out.Body.Status = "ok"
+		out.Body.Checks = map[string]string{}
+		var failed []string
+		for _, c := range o.Ready {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := c.Check(cctx)
+			cancel()
+			if err != nil {
+				Logger(ctx).WarnContext(ctx, "readiness check failed", "check", c.Name, "err", err)
+				failed = append(failed, c.Name)
+				out.Body.Checks[c.Name] = "failing"
+				continue
+			}
+			out.Body.Checks[c.Name] = "ok"
+		}
+		if len(failed) > 0 {
+			return nil, apperr.New(apperr.KindUnavailable, "not_ready", "not ready: "+strings.Join(failed, ", ")+" not answering")
+		}
+		return out, nil
+	})
+}

@@ -1,0 +1,186 @@
+// Package server wires NeruTalk together: it opens the store, builds every feature with its
+// dependencies, mounts them on the HTTP API and runs the listener with a graceful shutdown. It is
+// the only package that knows every feature; cmd/nerutalk and the end-to-end tests both use it.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/store"
+)
+
+// Server is an assembled NeruTalk node.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	DB      *store.DB
+	API     *httpapi.API
+	Metrics *httpapi.Metrics
+	closers []func(context.Context) error // run in reverse order on Close
+}
+
+// Version is the build's version, set by the linker (-X) or left as "dev".
+var Version = "dev"
+
+// New opens the database (creating the data folder for SQLite), applies migrations and builds
+// every feature. The caller must Close the server.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if cfg.DatabaseURL == "" {
+		if err := ensureWritableDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, DB: db, Metrics: httpapi.NewMetrics()}
+	s.closers = append(s.closers, func(context.Context) error { return db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		s.Close(ctx)
+		return nil, err
+	}
+	if err := s.build(ctx); err != nil {
+		s.Close(ctx)
+		return nil, err
+	}
+	return s, nil
+}
+
+// build creates the features and mounts them.
+func (s *Server) build(ctx context.Context) error {
+	secret, err := s.signingSecret(ctx)
+	if err != nil {
+		return err
+	}
+	_ = secret
+	s.API = httpapi.New(httpapi.Options{
+		Logger:       s.log,
+		Metrics:      s.Metrics,
+		Version:      Version,
+		CORSOrigins:  s.cfg.CORSOrigins,
+		MaxBodyBytes: s.cfg.MaxBodyBytes,
+		Ready:        []httpapi.Check{{Name: "database", Check: s.DB.Ping}},
+	})
+	return nil
+}
+
+// signingSecret is the HMAC key for access tokens: the configured one, or one generated on first
+// start and kept in the database, so restarts and every node sharing the database agree on it.
+func (s *Server) signingSecret(ctx context.Context) ([]byte, error) {
+	if s.cfg.JWTSecret != "" {
+		return []byte(s.cfg.JWTSecret), nil
+	}
+	v, err := s.DB.Setting(ctx, "jwt_signing_secret", func() (string, error) {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(b[:]), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return hex.DecodeString(v)
+}
+
+// Handler is the node's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.API.Router }
+
+// Close releases everything New opened, in reverse order.
+func (s *Server) Close(ctx context.Context) error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i](ctx))
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// Run listens on the configured address and serves until ctx is cancelled, then shuts down
+// gracefully: it stops accepting, closes WebSockets with "going away", waits for in-flight
+// requests (at most ShutdownTimeout) and closes the database. ready, if not nil, receives the
+// bound address once the listener is open.
+func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		s.Close(context.Background())
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, unwrapSyscall(err))
+	}
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute, // large uploads stream within this
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return httpapi.WithLogger(context.Background(), s.log) },
+	}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	s.log.Info("nerutalk listening", "addr", ln.Addr().String(), "docs", "http://"+ln.Addr().String()+"/docs",
+		"database", string(s.DB.Dialect), "version", Version)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		s.Close(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("in-flight requests did not finish in time; closing them", "timeout", s.cfg.ShutdownTimeout)
+		err = hs.Close()
+	}
+	if cerr := s.Close(sctx); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	s.log.Info("stopped")
+	return err
+}
+
+func unwrapSyscall(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
+}
+
+// ensureWritableDir creates dir (and its media folder) and checks that files can be written in it.
+func ensureWritableDir(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "media"), 0o700); err != nil {
+		return fmt.Errorf("data folder %s: %w", dir, unwrapPath(err))
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data folder %s is not writable: %w", dir, unwrapPath(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
