@@ -2,13 +2,17 @@
 // puts it there; every other feature reads it without depending on auth.
 package identity
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Principal is the authenticated caller.
 type Principal struct {
 	UserID    string
 	SessionID string
 	Admin     bool
+	ExpiresAt time.Time // when the access token that proved it expires
 }
 
 type key struct{}
