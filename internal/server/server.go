@@ -23,12 +23,13 @@ import (
 
 // Server is an assembled NeruTalk node.
 type Server struct {
-	cfg     config.Config
-	log     *slog.Logger
-	DB      *store.DB
-	API     *httpapi.API
-	Metrics *httpapi.Metrics
-	closers []func(context.Context) error // run in reverse order on Close
+	cfg      config.Config
+	log      *slog.Logger
+	DB       *store.DB
+	API      *httpapi.API
+	Metrics  *httpapi.Metrics
+	closers  []func(context.Context) error // run in reverse order on Close
+	stoppers []func(context.Context)       // run in reverse order on Shutdown
 }
 
 // Version is the build's version, set by the linker (-X) or left as "dev".
@@ -99,6 +100,15 @@ func (s *Server) signingSecret(ctx context.Context) ([]byte, error) {
 // Handler is the node's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.API.Router }
 
+// Shutdown stops background work that holds client connections (WebSockets are closed with
+// "going away"). It does not close the database: Close does.
+func (s *Server) Shutdown(ctx context.Context) {
+	for i := len(s.stoppers) - 1; i >= 0; i-- {
+		s.stoppers[i](ctx)
+	}
+	s.stoppers = nil
+}
+
 // Close releases everything New opened, in reverse order.
 func (s *Server) Close(ctx context.Context) error {
 	var errs []error
@@ -144,6 +154,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	s.Shutdown(sctx)
 	err = hs.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.log.Warn("in-flight requests did not finish in time; closing them", "timeout", s.cfg.ShutdownTimeout)

@@ -1,0 +1,138 @@
+// Package servertest starts a whole NeruTalk node for end-to-end tests: the real router over
+// httptest, on SQLite in a temporary folder or on an isolated PostgreSQL schema.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/server"
+	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/store/storetest"
+)
+
+// Node is a running test server.
+type Node struct {
+	*httptest.Server
+	Srv    *server.Server
+	Config config.Config
+}
+
+// Config returns the defaults tuned for tests: a temporary data folder, the cheapest argon2
+// parameters and quiet logs.
+func Config(t testing.TB) config.Config {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Argon2MemoryKiB = 8
+	cfg.Argon2Time = 1
+	cfg.LogLevel = slog.LevelError
+	return cfg
+}
+
+// New starts a node on the given engine; mutate, if not nil, adjusts the configuration first.
+func New(t testing.TB, d store.Dialect, mutate func(*config.Config)) *Node {
+	t.Helper()
+	cfg := Config(t)
+	if d == store.Postgres {
+		cfg.DatabaseURL = storetest.PostgresURL(t)
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	}
+	srv, err := server.New(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		ts.CloseClientConnections()
+		srv.Shutdown(context.Background())
+		ts.Close()
+		srv.Close(context.Background())
+	})
+	return &Node{Server: ts, Srv: srv, Config: cfg}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Do sends a JSON request (body may be nil) with an optional bearer token and decodes the JSON
+// answer into out (when out is not nil). It returns the response with its body read.
+func (n *Node) Do(t testing.TB, method, path, token string, body, out any) *http.Response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, n.URL+path, rd)
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := n.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read: %v", method, path, err)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return resp
+}
+
+// User is an account created through the API.
+type User struct {
+	ID, Username, AccessToken, RefreshToken string
+}
+
+// Register creates an account through POST /api/v1/auth/register and fails the test otherwise.
+func (n *Node) Register(t testing.TB, username string) User {
+	t.Helper()
+	var out struct {
+		User struct {
+			ID string `json:"id"`
+		} `json:"user"`
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	resp := n.Do(t, http.MethodPost, "/api/v1/auth/register", "", map[string]string{
+		"username": username, "email": username + "@example.com", "password": "correct horse battery",
+	}, &out)
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("register %s: status %d: %s", username, resp.StatusCode, b)
+	}
+	return User{ID: out.User.ID, Username: username, AccessToken: out.AccessToken, RefreshToken: out.RefreshToken}
+}
