@@ -154,8 +154,12 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	s.log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	// Stop accepting and wait for in-flight requests while the WebSockets (which http.Server does
+	// not track) are closed with "going away".
+	done := make(chan error, 1)
+	go func() { done <- hs.Shutdown(sctx) }()
 	s.Shutdown(sctx)
-	err = hs.Shutdown(sctx)
+	err = <-done
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.log.Warn("in-flight requests did not finish in time; closing them", "timeout", s.cfg.ShutdownTimeout)
 		err = hs.Close()
