@@ -43,6 +43,7 @@ type Options struct {
 	MaxBodyBytes int64
 	Authenticate Authenticator
 	Ready        []Check
+	Pprof        bool // serve /debug/pprof/ to admins
 }
 
 // API is the assembled HTTP surface.
@@ -119,6 +120,9 @@ func New(o Options) *API {
 	a.registerOps(o)
 	r.Get("/docs", a.serveDocs)
 	r.Method(http.MethodGet, "/metrics", o.Metrics.Handler())
+	if o.Pprof {
+		mountPprof(r, o.Authenticate)
+	}
 	return a
 }
 

@@ -73,6 +73,7 @@ func (s *Server) build(ctx context.Context) error {
 		Version:      Version,
 		CORSOrigins:  s.cfg.CORSOrigins,
 		MaxBodyBytes: s.cfg.MaxBodyBytes,
+		Pprof:        s.cfg.Pprof,
 		Ready:        []httpapi.Check{{Name: "database", Check: s.DB.Ping}},
 	})
 	return nil
