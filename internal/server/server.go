@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/store"
@@ -28,6 +30,7 @@ type Server struct {
 	DB       *store.DB
 	API      *httpapi.API
 	Metrics  *httpapi.Metrics
+	Redis    *redis.Client                 // nil on a single node (NERUTALK_REDIS_URL unset)
 	closers  []func(context.Context) error // run in reverse order on Close
 	stoppers []func(context.Context)       // run in reverse order on Shutdown
 }
@@ -67,6 +70,15 @@ func (s *Server) build(ctx context.Context) error {
 		return err
 	}
 	_ = secret
+	ready := []httpapi.Check{{Name: "database", Check: s.DB.Ping}}
+	if s.cfg.RedisURL != "" {
+		if err := s.openRedis(ctx); err != nil {
+			return err
+		}
+		ready = append(ready, httpapi.Check{Name: "redis", Check: func(ctx context.Context) error {
+			return s.Redis.Ping(ctx).Err()
+		}})
+	}
 	s.API = httpapi.New(httpapi.Options{
 		Logger:       s.log,
 		Metrics:      s.Metrics,
@@ -74,8 +86,25 @@ func (s *Server) build(ctx context.Context) error {
 		CORSOrigins:  s.cfg.CORSOrigins,
 		MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Pprof:        s.cfg.Pprof,
-		Ready:        []httpapi.Check{{Name: "database", Check: s.DB.Ping}},
+		Ready:        ready,
 	})
+	return nil
+}
+
+// openRedis connects to NERUTALK_REDIS_URL and checks that it answers.
+func (s *Server) openRedis(ctx context.Context) error {
+	opts, err := redis.ParseURL(s.cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	s.closers = append(s.closers, func(context.Context) error { return rdb.Close() })
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s does not answer: %w", opts.Addr, err)
+	}
+	s.Redis = rdb
 	return nil
 }
 
