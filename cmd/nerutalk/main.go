@@ -15,11 +15,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/server"
-	"github.com/nerutalk/nerutalk/internal/store"
 )
 
 func main() {
@@ -28,10 +28,24 @@ func main() {
 		os.Exit(0)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "nerutalk: %v\n", err)
+		fmt.Fprintln(os.Stderr, errorLine(err))
 		os.Exit(1)
 	}
 }
+
+// errorLine is the one line that a failed start prints: causes from drivers sometimes span lines.
+func errorLine(err error) string {
+	msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	return "nerutalk: " + msg
+}
+
+const usage = `Usage:
+  nerutalk [serve] [flags]   run the server (the default)
+  nerutalk migrate [flags]   apply database migrations and exit
+  nerutalk version           print the version
+
+Every flag also reads a NERUTALK_* environment variable; "nerutalk serve -help" lists them.
+`
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
@@ -42,11 +56,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	case "version":
 		fmt.Fprintln(stdout, "nerutalk", server.Version)
 		return nil
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
 	case "serve", "migrate":
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate or version)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, version or help)", cmd)
 	}
-	cfg, err := config.Load(args, getenv, stderr)
+	cfg, err := config.Load(args, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -55,7 +72,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	defer stop()
 
 	if cmd == "migrate" {
-		db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+		db, err := server.OpenStore(ctx, cfg)
 		if err != nil {
 			return err
 		}

@@ -49,16 +49,34 @@ type Config struct {
 
 	AvatarMaxBytes int64
 	ImageMaxPixels int64
+
+	MediaMaxImageBytes int64 // per-kind upload limits
+	MediaMaxVideoBytes int64
+	MediaMaxAudioBytes int64
+	MediaMaxFileBytes  int64
+	MediaOrphanAge     time.Duration // uploads never attached are removed after this
+	S3Endpoint         string        // media in S3 when S3Bucket is set, else in DataDir/media
+	S3Region           string
+	S3Bucket           string
+	S3AccessKey        string
+	S3SecretKey        string
+	S3PathStyle        bool
+	GiphyAPIKey        string // empty = only the built-in stickers and GIFs
+	MediaSearchPerMin  int    // GIF/sticker searches per user per minute
 }
 
-// setting describes one configuration value: its flag, its environment variable and its default.
-type setting struct {
-	flag, env, def, usage string
-	set                   func(c *Config, v string) error
+// Setting describes one configuration value: its flag, its environment variable, its default and
+// what it means.
+type Setting struct {
+	Flag, Env, Default, Usage string
+	set                       func(c *Config, v string) error
 }
 
-func settings() []setting {
-	return []setting{
+// Settings lists every setting in the order of the -help output.
+func Settings() []Setting { return settings() }
+
+func settings() []Setting {
+	return []Setting{
 		{"addr", "NERUTALK_ADDR", "127.0.0.1:8080", "listen address (host:port)", func(c *Config, v string) error {
 			if _, _, err := net.SplitHostPort(v); err != nil {
 				return fmt.Errorf("want host:port: %w", err)
@@ -148,6 +166,31 @@ func settings() []setting {
 		{"presence-grace", "NERUTALK_PRESENCE_GRACE", "5s", "how long a user stays online after the last connection closes", durationSetter(func(c *Config) *time.Duration { return &c.PresenceGrace })},
 		{"avatar-max-bytes", "NERUTALK_AVATAR_MAX_BYTES", "5242880", "largest avatar upload", int64Setter(func(c *Config) *int64 { return &c.AvatarMaxBytes }, 1024)},
 		{"image-max-pixels", "NERUTALK_IMAGE_MAX_PIXELS", "40000000", "largest image accepted, in pixels (width x height)", int64Setter(func(c *Config) *int64 { return &c.ImageMaxPixels }, 1)},
+		{"media-max-image-bytes", "NERUTALK_MEDIA_MAX_IMAGE_BYTES", "20971520", "largest image upload (POST /files)", int64Setter(func(c *Config) *int64 { return &c.MediaMaxImageBytes }, 1024)},
+		{"media-max-video-bytes", "NERUTALK_MEDIA_MAX_VIDEO_BYTES", "104857600", "largest video upload", int64Setter(func(c *Config) *int64 { return &c.MediaMaxVideoBytes }, 1024)},
+		{"media-max-audio-bytes", "NERUTALK_MEDIA_MAX_AUDIO_BYTES", "104857600", "largest audio upload", int64Setter(func(c *Config) *int64 { return &c.MediaMaxAudioBytes }, 1024)},
+		{"media-max-file-bytes", "NERUTALK_MEDIA_MAX_FILE_BYTES", "104857600", "largest document upload (PDF, text, office, ZIP)", int64Setter(func(c *Config) *int64 { return &c.MediaMaxFileBytes }, 1024)},
+		{"media-orphan-age", "NERUTALK_MEDIA_ORPHAN_AGE", "24h", "uploads never attached to a message are deleted after this", durationSetter(func(c *Config) *time.Duration { return &c.MediaOrphanAge })},
+		{"s3-endpoint", "NERUTALK_S3_ENDPOINT", "", "S3 endpoint URL (e.g. http://127.0.0.1:7070); empty = AWS", func(c *Config, v string) error {
+			if v != "" {
+				if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return errors.New("want http(s)://host[:port]")
+				}
+			}
+			c.S3Endpoint = v
+			return nil
+		}},
+		{"s3-region", "NERUTALK_S3_REGION", "us-east-1", "S3 region", func(c *Config, v string) error { c.S3Region = v; return nil }},
+		{"s3-bucket", "NERUTALK_S3_BUCKET", "", "S3 bucket for media; empty = media on local disk under the data folder", func(c *Config, v string) error { c.S3Bucket = v; return nil }},
+		{"s3-access-key", "NERUTALK_S3_ACCESS_KEY", "", "S3 access key id", func(c *Config, v string) error { c.S3AccessKey = v; return nil }},
+		{"s3-secret-key", "NERUTALK_S3_SECRET_KEY", "", "S3 secret access key", func(c *Config, v string) error { c.S3SecretKey = v; return nil }},
+		{"s3-path-style", "NERUTALK_S3_PATH_STYLE", "off", "on = bucket in the URL path (most self-hosted S3 services), off = in the host name", func(c *Config, v string) error {
+			b, err := onOff(v)
+			c.S3PathStyle = b
+			return err
+		}},
+		{"giphy-api-key", "NERUTALK_GIPHY_API_KEY", "", "Giphy API key for GIF and sticker search; empty = built-in set only", func(c *Config, v string) error { c.GiphyAPIKey = v; return nil }},
+		{"media-search-per-minute", "NERUTALK_MEDIA_SEARCH_PER_MINUTE", "60", "GIF and sticker searches per user per minute; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.MediaSearchPerMin }, 1)},
 	}
 }
 
@@ -163,56 +206,79 @@ func Default() Config {
 // ErrHelp is returned by Load when -h or -help was given; the usage has been printed.
 var ErrHelp = flag.ErrHelp
 
-// Load reads the environment (through getenv), then args (flags without the subcommand). Usage and
-// flag errors are written to out. The error names the setting that is wrong and why.
+// Load reads the environment (through getenv), then args (flags without the subcommand). The usage
+// is written to out only when -h or -help asks for it (Load then returns ErrHelp). Any other error
+// is one line that names the setting that is wrong and why; secrets are not repeated in it.
 func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	var c Config
 	all := settings()
-	fs := flag.NewFlagSet("nerutalk serve", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs := flag.NewFlagSet("nerutalk", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned as one line, not printed with the usage
+	fs.Usage = func() {}
 	values := make(map[string]string, len(all))
 	for _, s := range all {
-		values[s.flag] = s.def
-		if v := getenv(s.env); v != "" {
-			values[s.flag] = v
+		values[s.Flag] = s.Default
+		if v := getenv(s.Env); v != "" {
+			values[s.Flag] = v
 		}
-		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), func(v string) error {
-			values[s.flag] = v
+		fs.Func(s.Flag, fmt.Sprintf("%s (env %s, default %q)", s.Usage, s.Env, s.Default), func(v string) error {
+			values[s.Flag] = v
 			return nil
 		})
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: nerutalk serve [flags]\n\nEvery setting can be given as a flag or as an environment variable; flags win.\n\n")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(out, "Usage: nerutalk [serve|migrate] [flags]\n\n"+
+				"Every setting can be given as a flag or as an environment variable; flags win.\n\n")
+			fs.SetOutput(out)
+			fs.PrintDefaults()
+			return c, ErrHelp
+		}
+		// The flag package quotes nothing: keep a stray newline from splitting the line.
+		return c, fmt.Errorf("%s (nerutalk serve -help lists the settings)", strings.ReplaceAll(err.Error(), "\n", `\n`))
 	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return c, fmt.Errorf("unexpected argument %q (nerutalk serve -help lists the settings)", fs.Arg(0))
 	}
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
 	for _, s := range all {
-		if err := s.set(&c, values[s.flag]); err != nil {
-			name := s.env
-			if explicit[s.flag] {
-				name = "-" + s.flag
+		if err := s.set(&c, values[s.Flag]); err != nil {
+			name := s.Env
+			if explicit[s.Flag] {
+				name = "-" + s.Flag
 			}
-			return c, fmt.Errorf("invalid setting %s=%q: %w", name, values[s.flag], err)
+			return c, fmt.Errorf("invalid setting %s=%q: %w", name, redact(s, values[s.Flag]), err)
 		}
 	}
 	return c, nil
 }
 
+// redact hides what must not reach a log or a terminal: the signing secret and URL passwords.
+func redact(s Setting, v string) string {
+	if s.Env == "NERUTALK_JWT_SECRET" {
+		return "(hidden)"
+	}
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return v
+}
+
 // Reference returns the settings as a sorted Markdown table, for docs/CONFIG.md.
 func Reference() string {
 	all := settings()
-	sort.Slice(all, func(i, j int) bool { return all[i].env < all[j].env })
+	sort.Slice(all, func(i, j int) bool { return all[i].Env < all[j].Env })
 	var b strings.Builder
 	b.WriteString("| variable | flag | default | meaning |\n|---|---|---|---|\n")
 	for _, s := range all {
-		fmt.Fprintf(&b, "| `%s` | `-%s` | `%s` | %s |\n", s.env, s.flag, s.def, s.usage)
+		def := "*empty*"
+		if s.Default != "" {
+			def = "`" + s.Default + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | `-%s` | %s | %s |\n", s.Env, s.Flag, def, s.Usage)
 	}
 	return b.String()
 }

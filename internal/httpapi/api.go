@@ -10,6 +10,9 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,13 +66,28 @@ var installOnce sync.Once
 // New builds the router with the middleware chain and the operational endpoints.
 func New(o Options) *API {
 	installOnce.Do(installHumaErrors)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
 	r := chi.NewRouter()
-	r.Use(requestContext(o.Logger), observe(o.Metrics), recoverer, securityHeaders, cors(o.CORSOrigins))
+	r.Use(requestContext(o.Logger), observe(o.Metrics), recoverer, securityHeaders, cors(o.CORSOrigins),
+		limitJSONBody(o.MaxBodyBytes))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, ProblemFor(r.Context(), http.StatusNotFound, "no such endpoint"))
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		WriteProblem(w, r, ProblemFor(r.Context(), http.StatusMethodNotAllowed, "method not allowed on this endpoint"))
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		// chi sets no Allow header when the handler is custom; RFC 9110 requires one on a 405.
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		WriteProblem(w, req, ProblemFor(req.Context(), http.StatusMethodNotAllowed, "method not allowed on this endpoint"))
 	})
 
 	cfg := huma.DefaultConfig("NeruTalk API", o.Version)
@@ -85,33 +103,39 @@ func New(o Options) *API {
 	a := &API{Router: r}
 	a.Root = humachi.New(r, cfg)
 
-	bodyLimit := func(op *huma.Operation, next func(*huma.Operation)) {
-		if op.MaxBodyBytes == 0 {
-			op.MaxBodyBytes = o.MaxBodyBytes
+	// Group modifiers run after huma has turned op.Errors into documented responses (and set the
+	// operation's body limit), so they add the responses themselves; the JSON body limit is the
+	// router's limitJSONBody.
+	problemSchema := a.Root.OpenAPI().Components.Schemas.Schema(reflect.TypeFor[Problem](), true, "Problem")
+	documentError := func(op *huma.Operation, status int) {
+		if op.Responses == nil {
+			op.Responses = map[string]*huma.Response{}
 		}
-		next(op)
+		op.Errors = appendStatus(op.Errors, status)
+		op.Responses[strconv.Itoa(status)] = &huma.Response{
+			Description: http.StatusText(status),
+			Content:     map[string]*huma.MediaType{"application/problem+json": {Schema: problemSchema}},
+		}
 	}
 	secured := func(op *huma.Operation, next func(*huma.Operation)) {
 		op.Security = []map[string][]string{{"bearer": {}}}
-		op.Errors = appendStatus(op.Errors, http.StatusUnauthorized)
+		documentError(op, http.StatusUnauthorized)
 		next(op)
 	}
-	public := huma.NewGroup(a.Root, BasePath)
-	public.UseModifier(bodyLimit)
-	a.Public = public
+	a.Public = huma.NewGroup(a.Root, BasePath)
 
 	authed := huma.NewGroup(a.Root, BasePath)
-	authed.UseModifier(bodyLimit)
 	authed.UseModifier(secured)
 	authed.UseMiddleware(requireAuth(a.Root, o.Authenticate, false))
 	a.Authed = authed
 
 	admin := huma.NewGroup(a.Root, BasePath)
-	admin.UseModifier(bodyLimit)
 	admin.UseModifier(secured)
 	admin.UseModifier(func(op *huma.Operation, next func(*huma.Operation)) {
-		op.Errors = appendStatus(op.Errors, http.StatusForbidden)
-		op.Tags = append(op.Tags, "Admin")
+		documentError(op, http.StatusForbidden)
+		if !slices.Contains(op.Tags, "Admin") {
+			op.Tags = append(op.Tags, "Admin")
+		}
 		next(op)
 	})
 	admin.UseMiddleware(requireAuth(a.Root, o.Authenticate, true))
@@ -155,8 +179,17 @@ func requireAuth(api huma.API, authenticate Authenticator, admin bool) func(huma
 			p, err = authenticate(ctx.Context(), token)
 		}
 		if err != nil {
+			if _, ok := apperr.As(err); !ok {
+				// The token could not be checked (the database is down...): not the client's fault.
+				_ = huma.WriteErr(api, ctx, http.StatusInternalServerError, "authentication failed", err)
+				return
+			}
 			if apperr.KindOf(err) == apperr.KindUnauthenticated {
-				ctx.SetHeader("WWW-Authenticate", `Bearer realm="nerutalk"`)
+				challenge := `Bearer realm="nerutalk"`
+				if token != "" { // RFC 6750 section 3.1: a token was sent but is not acceptable
+					challenge += `, error="invalid_token"`
+				}
+				ctx.SetHeader("WWW-Authenticate", challenge)
 			}
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "unauthenticated", err)
 			return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -74,6 +75,11 @@ var statusCode = map[int]string{
 // logged, never shown.
 func ProblemFor(ctx context.Context, status int, msg string, errs ...error) *Problem {
 	for _, err := range errs {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return finish(ctx, &Problem{Status: http.StatusRequestEntityTooLarge, Code: statusCode[http.StatusRequestEntityTooLarge],
+				Detail: fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)})
+		}
 		if ae, ok := apperr.As(err); ok {
 			p := &Problem{Status: kindStatus[ae.Kind], Code: ae.Code, Detail: ae.Detail, Errors: ae.Fields, retryAfter: ae.RetryAfter}
 			if p.Status == http.StatusInternalServerError {

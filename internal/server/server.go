@@ -18,8 +18,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nerutalk/nerutalk/internal/auth"
+	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/media"
+	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -31,6 +35,8 @@ type Server struct {
 	API      *httpapi.API
 	Metrics  *httpapi.Metrics
 	Redis    *redis.Client                 // nil on a single node (NERUTALK_REDIS_URL unset)
+	Hub      *realtime.Hub                 // the WebSocket hub: features register commands and publish through it
+	Chat     *chat.Service                 // chats and messages
 	closers  []func(context.Context) error // run in reverse order on Close
 	stoppers []func(context.Context)       // run in reverse order on Shutdown
 }
@@ -41,12 +47,7 @@ var Version = "dev"
 // New opens the database (creating the data folder for SQLite), applies migrations and builds
 // every feature. The caller must Close the server.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
-	if cfg.DatabaseURL == "" {
-		if err := ensureWritableDir(cfg.DataDir); err != nil {
-			return nil, err
-		}
-	}
-	db, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	db, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -63,14 +64,45 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	return s, nil
 }
 
+// OpenStore opens the configured database: PostgreSQL at NERUTALK_DATABASE_URL, or SQLite in the
+// data folder (created, with its media folder, and checked to be writable). Its errors name the
+// setting to fix. It does not migrate.
+func OpenStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
+	if cfg.DatabaseURL != "" {
+		db, err := store.Open(ctx, cfg.DatabaseURL, "")
+		if err != nil {
+			return nil, fmt.Errorf("NERUTALK_DATABASE_URL: %w", err)
+		}
+		return db, nil
+	}
+	if err := ensureWritableDir(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("NERUTALK_DATA_DIR: %w", err)
+	}
+	db, err := store.Open(ctx, "", cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("NERUTALK_DATA_DIR: %w", err)
+	}
+	return db, nil
+}
+
 // build creates the features and mounts them.
 func (s *Server) build(ctx context.Context) error {
 	secret, err := s.signingSecret(ctx)
 	if err != nil {
 		return err
 	}
-	_ = secret
+	mediaSvc, err := media.New(s.DB, s.cfg, s.log)
+	if err != nil {
+		return err
+	}
+	accountOpts := auth.FromConfig(s.cfg, secret)
+	accountOpts.Avatars = mediaSvc.Avatars
+	accounts, err := auth.New(s.DB, accountOpts)
+	if err != nil {
+		return err
+	}
 	ready := []httpapi.Check{{Name: "database", Check: s.DB.Ping}}
+	ready = append(ready, httpapi.Check{Name: "media storage", Check: mediaSvc.Ping})
 	if s.cfg.RedisURL != "" {
 		if err := s.openRedis(ctx); err != nil {
 			return err
@@ -86,8 +118,30 @@ func (s *Server) build(ctx context.Context) error {
 		CORSOrigins:  s.cfg.CORSOrigins,
 		MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Pprof:        s.cfg.Pprof,
+		Authenticate: accounts.Authenticate,
 		Ready:        ready,
 	})
+	accounts.Mount(s.API)
+	mediaSvc.Register(s.API, accounts.Authenticate)
+	s.stoppers = append(s.stoppers, mediaSvc.Start())
+	hub, err := realtime.New(realtime.Options{
+		Config: s.cfg, Authenticate: accounts.Authenticate, Logger: s.log, Registerer: s.Metrics.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	hub.Mount(s.API)
+	s.Hub = hub
+	s.stoppers = append(s.stoppers, hub.Shutdown)
+	chats := chat.New(s.DB, hub, chat.Options{
+		MaxGroupMembers: s.cfg.MaxGroupMembers, MaxTextChars: s.cfg.WSMaxTextChars,
+		Logger: s.log, Registerer: s.Metrics.Registry,
+	})
+	s.closers = append(s.closers, chats.Close) // before the database closes: the writer drains into it
+	chats.Mount(s.API)
+	chats.RegisterCommands(hub)
+	hub.SetAudience(chats)
+	s.Chat = chats
 	return nil
 }
 
@@ -95,14 +149,14 @@ func (s *Server) build(ctx context.Context) error {
 func (s *Server) openRedis(ctx context.Context) error {
 	opts, err := redis.ParseURL(s.cfg.RedisURL)
 	if err != nil {
-		return fmt.Errorf("redis: %w", err)
+		return fmt.Errorf("NERUTALK_REDIS_URL: %w", err)
 	}
 	rdb := redis.NewClient(opts)
 	s.closers = append(s.closers, func(context.Context) error { return rdb.Close() })
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
-		return fmt.Errorf("redis at %s does not answer: %w", opts.Addr, err)
+		return fmt.Errorf("NERUTALK_REDIS_URL: redis at %s does not answer: %w", opts.Addr, err)
 	}
 	s.Redis = rdb
 	return nil
@@ -157,17 +211,9 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		s.Close(context.Background())
-		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, unwrapSyscall(err))
+		return fmt.Errorf("NERUTALK_ADDR: listen on %s: %w", s.cfg.Addr, unwrapSyscall(err))
 	}
-	hs := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute, // large uploads stream within this
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return httpapi.WithLogger(context.Background(), s.log) },
-	}
+	hs := s.httpServer()
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -199,6 +245,20 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	}
 	s.log.Info("stopped")
 	return err
+}
+
+// httpServer bounds how long a client may take to send its headers and body and to keep an idle
+// connection. There is no WriteTimeout: WebSockets and large downloads legitimately take long.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute, // large uploads stream within this
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return httpapi.WithLogger(context.Background(), s.log) },
+	}
 }
 
 func unwrapSyscall(err error) error {

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# bench/run.sh — build nerutalk and nerutalk-bench, start a fresh server on loopback for each
+# scenario (temporary data folder with SQLite, or a fresh PostgreSQL database with -pg), run the
+# load scenarios and write bench/results/<date>.json (+ .log with the human summaries).
+#
+#   bench/run.sh                       quick run of every scenario on SQLite (about 6 minutes)
+#   bench/run.sh -full                 the sizes of docs/BENCHMARKS.md (5 s warm-up, 30 s windows, 3 runs)
+#   bench/run.sh -pg -scenarios chat   PostgreSQL (+ Redis URL) instead of SQLite
+#   bench/run.sh -server-cpus 0 -bench-cpus 1 -- -chat-rates 2k,4k
+#
+# Options:
+#   -pg                   PostgreSQL: a database created with psql on postgres://postgres@127.0.0.1:5432
+#                         (dropped afterwards), and NERUTALK_REDIS_URL=redis://127.0.0.1:6379/0
+#   -scenarios LIST       comma-separated: idle,fanout,chat,auth (default: all four)
+#   -full                 full sizes instead of the quick defaults
+#   -server-cpus LIST     pin the server to these CPUs (taskset -c), e.g. 0
+#   -bench-cpus LIST      pin the generator to these CPUs, e.g. 1
+#   -server-gomaxprocs N  GOMAXPROCS of the server; -bench-gomaxprocs N the same for the generator
+#   -port N               server port on 127.0.0.1 (default 18080)
+#   -out FILE             result file (default bench/results/<date>.json)
+#   -perf                 record the server's CPU profile with perf during each scenario
+#                         (bench/results/<date>-<scenario>-perf.txt)
+#   -- ARGS               passed to nerutalk-bench as they are (they override the defaults above)
+#
+# Scenarios idle, fanout and chat run the server with cheap argon2 parameters
+# (NERUTALK_ARGON2_MEMORY_KIB=8 NERUTALK_ARGON2_TIME=1) so that registering thousands of users is
+# quick; auth runs it with the defaults, which is what it measures. Rate limits are off throughout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG=0 FULL=0 PERF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth"
+SERVER_CPUS="" BENCH_CPUS="" SERVER_GMP="" BENCH_GMP=""
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -pg) PG=1 ;;
+    -full) FULL=1 ;;
+    -perf) PERF=1 ;;
+    -scenarios) SCENARIOS="$2"; shift ;;
+    -server-cpus) SERVER_CPUS="$2"; shift ;;
+    -bench-cpus) BENCH_CPUS="$2"; shift ;;
+    -server-gomaxprocs) SERVER_GMP="$2"; shift ;;
+    -bench-gomaxprocs) BENCH_GMP="$2"; shift ;;
+    -port) PORT="$2"; shift ;;
+    -out) OUT="$2"; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|-help|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see -help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
+mkdir -p bench/results
+OUT=${OUT:-bench/results/$STAMP.json}
+LOG=${OUT%.json}.log
+WORK=$(mktemp -d /tmp/nerutalk-bench.XXXXXX)
+BIN=$WORK/bin
+ADDR=127.0.0.1:$PORT
+SERVER_PID="" DB_NAME="" PERF_PID=""
+
+log() { printf '==> %s\n' "$*" | tee -a "$LOG" >&2; }
+
+stop_server() {
+  if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID" 2>/dev/null || true; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=""; fi
+  if [ -n "$SERVER_PID" ]; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  fi
+  if [ -n "$DB_NAME" ]; then
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
+    DB_NAME=""
+  fi
+}
+cleanup() { stop_server; rm -rf "$WORK"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Both ends hold one descriptor per connection: lift the soft limit to the hard one.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+log "building into $BIN"
+mkdir -p "$BIN"
+go build -o "$BIN/nerutalk" ./cmd/nerutalk
+go build -o "$BIN/nerutalk-bench" ./cmd/nerutalk-bench
+
+# start_server cheap|default — a fresh server on a fresh database; sets SERVER_PID.
+start_server() {
+  local argon=$1 data=$WORK/data-$RANDOM
+  local -a env=(NERUTALK_ADDR="$ADDR" NERUTALK_DATA_DIR="$data" NERUTALK_RATE_LIMITS=off
+    NERUTALK_LOG_LEVEL=warn NERUTALK_ACCESS_TOKEN_TTL=4h NERUTALK_MAX_GROUP_MEMBERS=10000)
+  if [ "$argon" = cheap ]; then env+=(NERUTALK_ARGON2_MEMORY_KIB=8 NERUTALK_ARGON2_TIME=1); fi
+  if [ $PG = 1 ]; then
+    DB_NAME="nerutalk_bench_$(date +%s)_$RANDOM"
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $DB_NAME" >/dev/null
+    env+=(NERUTALK_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME?sslmode=disable"
+      NERUTALK_REDIS_URL="redis://127.0.0.1:6379/0")
+  fi
+  if [ -n "$SERVER_GMP" ]; then env+=(GOMAXPROCS="$SERVER_GMP"); fi
+  local -a pin=()
+  if [ -n "$SERVER_CPUS" ]; then pin=(taskset -c "$SERVER_CPUS"); fi
+  env "${env[@]}" "${pin[@]}" "$BIN/nerutalk" serve >"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 150); do
+    if curl -fsS "http://$ADDR/healthz" >/dev/null 2>&1; then
+      log "server pid $SERVER_PID on $ADDR ($([ $PG = 1 ] && echo "PostgreSQL $DB_NAME + Redis" || echo SQLite), argon2 $argon)"
+      return 0
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+    sleep 0.2
+  done
+  echo "run.sh: the server did not come up; its log:" >&2
+  tail -n 30 "$WORK/server.log" >&2
+  exit 1
+}
+
+# Quick defaults keep a run to a few minutes on a shared 2-core machine; -full uses the tool's
+# own defaults (the method of docs/BENCHMARKS.md).
+if [ $FULL = 1 ]; then
+  COMMON=()
+  declare -A SIZES=([idle]="" [fanout]="" [chat]="" [auth]="")
+else
+  COMMON=(-warmup 2s -window 10s -runs 1 -drain 10s)
+  declare -A SIZES=(
+    [idle]="-idle-conns 1k,5k -settle 5s"
+    [fanout]="-fanout-sizes 100,1k -fanout-rates 15k,30k,60k"
+    [chat]="-chat-rates 1k,2.5k,5k"
+    [auth]="-auth-workers 2"
+  )
+fi
+BENCH_PIN=()
+if [ -n "$BENCH_CPUS" ]; then BENCH_PIN=(taskset -c "$BENCH_CPUS"); fi
+if [ -n "$BENCH_GMP" ]; then COMMON+=(-gomaxprocs "$BENCH_GMP"); fi
+GIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain 2>/dev/null | head -1)" ]; then GIT="$GIT+dirty"; fi
+NOTE="bench/run.sh $([ $FULL = 1 ] && echo full || echo quick), $([ $PG = 1 ] && echo postgres+redis || echo sqlite)"
+
+LINES=$WORK/results.jsonl
+: >"$LINES"
+status=0
+IFS=, read -r -a LIST <<<"$SCENARIOS"
+for sc in "${LIST[@]}"; do
+  case "$sc" in idle|fanout|chat) argon=cheap ;; auth) argon=default ;;
+    *) echo "run.sh: unknown scenario $sc" >&2; exit 2 ;; esac
+  log "scenario $sc (server argon2: $([ $argon = cheap ] && echo 'cheap, 8 KiB x 1, to register users fast' || echo 'the defaults'))"
+  start_server $argon
+  if [ $PERF = 1 ]; then
+    perf record -q -F 199 -g -p "$SERVER_PID" -o "$WORK/perf-$sc.data" >/dev/null 2>&1 &
+    PERF_PID=$!
+  fi
+  # shellcheck disable=SC2086 # SIZES entries are word lists on purpose
+  if ! "${BENCH_PIN[@]}" "$BIN/nerutalk-bench" -scenario "$sc" -addr "http://$ADDR" -pid "$SERVER_PID" \
+      -label "$GIT" -note "$NOTE" "${COMMON[@]}" ${SIZES[$sc]} "${EXTRA[@]}" \
+      >>"$LINES" 2> >(tee -a "$LOG" >&2); then
+    status=1
+    log "scenario $sc FAILED (server log tail below)"
+    tail -n 20 "$WORK/server.log" | tee -a "$LOG" >&2
+  fi
+  stop_server
+  if [ $PERF = 1 ] && [ -f "$WORK/perf-$sc.data" ]; then
+    perf report -i "$WORK/perf-$sc.data" --stdio --no-children --percent-limit 1 --sort symbol 2>/dev/null \
+      | grep -v '^$' | head -n 150 >"${OUT%.json}-$sc-perf.txt" || true
+    log "server CPU profile: ${OUT%.json}-$sc-perf.txt"
+  fi
+done
+
+jq -s --arg date "$STAMP" --arg git "$GIT" --arg note "$NOTE" \
+  '{date: $date, git: $git, run: $note, results: .}' "$LINES" >"$OUT"
+log "results: $OUT (human summaries: $LOG)"
+exit $status

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/server/servertest"
+	"github.com/nerutalk/nerutalk/internal/store/storetest"
+)
+
+// TestScenariosAgainstRealServer runs every scenario, tiny and short, against the real server
+// handler on each engine: the tool's API calls, frames and checks must agree with the server.
+// Figures are not asserted (timing belongs in benchmarks); correctness checks are.
+func TestScenariosAgainstRealServer(t *testing.T) {
+	t.Parallel()
+	scenarios := []struct {
+		name string
+		args []string
+	}{
+		{"idle", []string{"-idle-conns", "6,12", "-settle", "200ms", "-idle-group-size", "3"}},
+		{"fanout", []string{"-fanout-sizes", "4,12", "-fanout-rates", "120,240"}},
+		{"chat", []string{"-chat-users", "12", "-chat-groups", "3", "-chat-group-size", "4", "-chat-senders", "6",
+			"-chat-rates", "30,60", "-history-rate", "5"}},
+		{"auth", []string{"-auth-users", "2", "-auth-workers", "2"}},
+	}
+	for _, d := range storetest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			for _, sc := range scenarios {
+				t.Run(sc.name, func(t *testing.T) {
+					t.Parallel()
+					node := servertest.New(t, d, func(c *config.Config) { c.RateLimits = false })
+					args := append([]string{"-scenario", sc.name, "-addr", node.URL, "-keep-going",
+						"-slo", "0"}, append(quick, sc.args...)...)
+					res, _, err := runTool(t, args...)
+					if err != nil {
+						t.Fatalf("nerutalk-bench %s: %v", strings.Join(args, " "), err)
+					}
+					if !res.OK {
+						t.Fatalf("checks failed: %v", res.Checks)
+					}
+					if res.Results == nil {
+						t.Fatal("no results")
+					}
+				})
+			}
+		})
+	}
+}

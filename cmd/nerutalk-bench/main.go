@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "nerutalk-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command-line settings.
+type options struct {
+	scenarios  []string
+	base       string // http://host:port
+	pid        int
+	warmup     time.Duration
+	window     time.Duration
+	runs       int
+	drain      time.Duration
+	slo        time.Duration
+	size       int
+	inflight   int
+	gomaxprocs int
+	label      string
+	note       string
+	maxTime    time.Duration
+	cpuProfile string
+	keepGoing  bool
+	password   string
+
+	setupWorkers int
+	dialWorkers  int
+	srcIPs       []net.IP
+	perIP        int
+
+	idleConns []int
+	settle    time.Duration
+	groupSize int
+
+	fanoutSizes   []int
+	fanoutRates   []float64 // deliveries per second
+	fanoutSenders int
+
+	chatUsers, chatGroups, chatGroupSize, chatSenders int
+	chatRates                                         []float64
+	historyRate                                       float64
+
+	authUsers, authWorkers int
+}
+
+var allScenarios = []string{"idle", "fanout", "chat", "auth"}
+
+func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("nerutalk-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var scenarios, addr, idle, fsizes, frates, crates, src string
+	fs.StringVar(&scenarios, "scenario", "", "scenarios to run, comma-separated: idle, fanout, chat, auth (required)")
+	fs.StringVar(&addr, "addr", "http://127.0.0.1:8080", "server base URL (loopback only)")
+	fs.IntVar(&o.pid, "pid", 0, "server process id: RSS from /proc/<pid>/status, CPU use, open-file limit and the server's configuration")
+	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "warm-up before each measured window")
+	fs.DurationVar(&o.window, "window", 30*time.Second, "measured window")
+	fs.IntVar(&o.runs, "runs", 3, "measured runs per step; results give the median and spread")
+	fs.DurationVar(&o.drain, "drain", 15*time.Second, "longest wait after a run for outstanding acks and deliveries")
+	fs.DurationVar(&o.slo, "slo", time.Second, "ack p99 above this marks a step saturated")
+	fs.IntVar(&o.size, "size", 100, "message text size in bytes (carries the send timestamp)")
+	fs.IntVar(&o.inflight, "max-inflight", 64, "unacknowledged messages one sender may have before it skips sends")
+	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the generator (0 = Go's default)")
+	fs.StringVar(&o.label, "label", "", "free label stored with the results (a commit, say)")
+	fs.StringVar(&o.note, "note", "", "free note stored with the results")
+	fs.DurationVar(&o.maxTime, "max-duration", time.Hour, "hard limit on the whole run")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the generator's CPU profile to this file")
+	fs.BoolVar(&o.keepGoing, "keep-going", false, "measure every rate step even after one saturates")
+	fs.StringVar(&o.password, "password", "bench-password-1234", "password of the accounts the tool registers")
+	fs.IntVar(&o.setupWorkers, "setup-workers", 16, "concurrent REST calls while setting up")
+	fs.IntVar(&o.dialWorkers, "dial-workers", 32, "concurrent WebSocket dials")
+	fs.StringVar(&src, "src-ips", "auto", "client source addresses for WebSockets, comma-separated 127.x.y.z, or auto (spread over 127.0.0.1, .2, ... above -conns-per-ip)")
+	fs.IntVar(&o.perIP, "conns-per-ip", 25000, "WebSockets per source address")
+	fs.StringVar(&idle, "idle-conns", "1k,5k,10k,20k", "idle: connection counts to measure at")
+	fs.DurationVar(&o.settle, "settle", 10*time.Second, "idle: wait after reaching a count before sampling")
+	fs.IntVar(&o.groupSize, "idle-group-size", 10, "idle: members per group (every user is in one group and one direct chat)")
+	fs.StringVar(&fsizes, "fanout-sizes", "100,1k,5k", "fanout: group sizes (members online)")
+	fs.StringVar(&frates, "fanout-rates", "15k,30k,60k,90k,120k", "fanout: target deliveries per second, stepped")
+	fs.IntVar(&o.fanoutSenders, "fanout-senders", 1, "fanout: members that post")
+	fs.IntVar(&o.chatUsers, "chat-users", 2000, "chat: users online")
+	fs.IntVar(&o.chatGroups, "chat-groups", 200, "chat: groups")
+	fs.IntVar(&o.chatGroupSize, "chat-group-size", 10, "chat: members per group")
+	fs.IntVar(&o.chatSenders, "chat-senders", 200, "chat: active senders (spread over the groups)")
+	fs.StringVar(&crates, "chat-rates", "1k,2.5k,5k,7.5k,10k", "chat: total messages per second, stepped")
+	fs.Float64Var(&o.historyRate, "history-rate", 20, "chat: GET /chats/{id}/messages?limit=50 per second during the window")
+	fs.IntVar(&o.authUsers, "auth-users", 8, "auth: accounts to log in as")
+	fs.IntVar(&o.authWorkers, "auth-workers", 4, "auth: concurrent clients")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: nerutalk-bench -scenario idle|fanout|chat|auth [flags]\n\n"+
+			"Drives a running NeruTalk server over its public REST and WebSocket API and prints one JSON line\n"+
+			"of results per scenario on stdout (a human summary goes to stderr). See docs/BENCHMARKS.md.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range strings.Split(scenarios, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !contains(allScenarios, s) {
+			return nil, fmt.Errorf("-scenario: unknown %q (want %s)", s, strings.Join(allScenarios, ", "))
+		}
+		o.scenarios = append(o.scenarios, s)
+	}
+	if len(o.scenarios) == 0 {
+		fs.Usage()
+		return nil, errors.New("-scenario is required")
+	}
+	base, err := loopbackBase(addr)
+	if err != nil {
+		return nil, fmt.Errorf("-addr: %w", err)
+	}
+	o.base = base
+	if o.srcIPs, err = parseSrcIPs(src); err != nil {
+		return nil, fmt.Errorf("-src-ips: %w", err)
+	}
+	lists := []struct {
+		name, val string
+		dst       *[]int
+	}{{"idle-conns", idle, &o.idleConns}, {"fanout-sizes", fsizes, &o.fanoutSizes}}
+	for _, l := range lists {
+		if *l.dst, err = parseIntList(l.val); err != nil {
+			return nil, fmt.Errorf("-%s: %w", l.name, err)
+		}
+	}
+	if o.fanoutRates, err = parseList(frates); err != nil {
+		return nil, fmt.Errorf("-fanout-rates: %w", err)
+	}
+	if o.chatRates, err = parseList(crates); err != nil {
+		return nil, fmt.Errorf("-chat-rates: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+		min  int
+	}{
+		{"runs", o.runs, 1}, {"size", o.size, 48}, {"max-inflight", o.inflight, 1}, {"setup-workers", o.setupWorkers, 1},
+		{"dial-workers", o.dialWorkers, 1}, {"conns-per-ip", o.perIP, 1}, {"idle-group-size", o.groupSize, 2},
+		{"fanout-senders", o.fanoutSenders, 1}, {"chat-users", o.chatUsers, 2}, {"chat-groups", o.chatGroups, 1},
+		{"chat-group-size", o.chatGroupSize, 2}, {"chat-senders", o.chatSenders, 1}, {"auth-users", o.authUsers, 1},
+		{"auth-workers", o.authWorkers, 1},
+	} {
+		if f.v < f.min {
+			return nil, fmt.Errorf("-%s must be at least %d", f.name, f.min)
+		}
+	}
+	for _, k := range o.fanoutSizes {
+		if k < 2 {
+			return nil, errors.New("-fanout-sizes: a group has at least 2 members")
+		}
+	}
+	if o.chatGroupSize > o.chatUsers {
+		return nil, errors.New("-chat-group-size cannot exceed -chat-users")
+	}
+	if o.window <= 0 || o.warmup < 0 || o.drain <= 0 {
+		return nil, errors.New("-window and -drain must be positive, -warmup not negative")
+	}
+	return o, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackBase normalises -addr to http://host:port and refuses anything but a loopback address:
+// the tool generates load, and load stays on this machine.
+func loopbackBase(addr string) (string, error) {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("%q is not a URL or host:port", addr)
+	}
+	if u.Scheme != "http" {
+		return "", fmt.Errorf("scheme %q not supported (want http)", u.Scheme)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return "", fmt.Errorf("%q is not a loopback address: load stays on this machine", u.Hostname())
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	return "http://" + net.JoinHostPort(ip.String(), port), nil
+}
+
+// parseSrcIPs reads -src-ips; "auto" (or empty) gives nil (decided from the connection count).
+func parseSrcIPs(s string) ([]net.IP, error) {
+	if s == "" || s == "auto" {
+		return nil, nil
+	}
+	var out []net.IP
+	for _, f := range strings.Split(s, ",") {
+		ip := net.ParseIP(strings.TrimSpace(f))
+		if ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+			return nil, fmt.Errorf("%q is not an IPv4 loopback address", f)
+		}
+		out = append(out, ip)
+	}
+	return out, nil
+}
+
+// autoSrcIPs spreads n connections over 127.0.0.1, 127.0.0.2, ... perIP at a time.
+func autoSrcIPs(n, perIP int) []net.IP {
+	if n <= perIP {
+		return nil
+	}
+	count := (n + perIP - 1) / perIP
+	out := make([]net.IP, count)
+	for i := range out {
+		out[i] = net.IPv4(127, 0, byte((i+1)/256), byte((i+1)%256))
+	}
+	return out
+}
+
+// runner holds what every scenario shares.
+type runner struct {
+	opt     *options
+	api     *apiClient
+	probe   *probe
+	dialer  *wsDialer
+	connCtx context.Context // lives as long as the WebSockets
+	stderr  io.Writer
+	start   time.Time
+	warns   []string
+}
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.stderr, "[%6.1fs] %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (r *runner) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.warns = append(r.warns, msg)
+	r.logf("WARNING: %s", msg)
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.gomaxprocs > 0 {
+		runtime.GOMAXPROCS(o.gomaxprocs)
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.maxTime)
+	defer cancel()
+
+	var failed []string
+	for _, sc := range o.scenarios {
+		res, err := runScenario(ctx, o, sc, stderr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", sc, err)
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, string(b))
+		printSummary(stderr, res)
+		if !res.OK {
+			failed = append(failed, sc)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("correctness checks failed in %s (see the results)", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func runScenario(ctx context.Context, o *options, scenario string, stderr io.Writer) (*result, error) {
+	connCtx, cancelConns := context.WithCancel(ctx)
+	defer cancelConns()
+	r := &runner{opt: o, api: newAPIClient(o.base, max(o.setupWorkers, 64)), connCtx: connCtx, stderr: stderr, start: time.Now()}
+	r.probe = &probe{base: o.base, hc: r.api.hc, pid: o.pid}
+	res := newResult(r, scenario)
+	var err error
+	switch scenario {
+	case "idle":
+		err = r.idle(ctx, res)
+	case "fanout":
+		err = r.fanout(ctx, res)
+	case "chat":
+		err = r.chat(ctx, res)
+	case "auth":
+		err = r.auth(ctx, res)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.finish(r)
+	return res, nil
+}

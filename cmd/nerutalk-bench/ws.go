@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// wsDialer opens WebSocket connections to /api/v1/ws, spreading them over several loopback source
+// addresses when there are more than one address's ephemeral ports can hold.
+type wsDialer struct {
+	url     string         // ws://host:port/api/v1/ws
+	clients []*http.Client // one per source address
+	perIP   int
+}
+
+func newWSDialer(base string, srcIPs []net.IP, perIP int) *wsDialer {
+	d := &wsDialer{url: "ws" + strings.TrimPrefix(base, "http") + "/api/v1/ws", perIP: perIP}
+	if len(srcIPs) == 0 {
+		srcIPs = []net.IP{nil}
+	}
+	for _, ip := range srcIPs {
+		nd := &net.Dialer{Timeout: 15 * time.Second}
+		if ip != nil {
+			nd.LocalAddr = &net.TCPAddr{IP: ip}
+		}
+		d.clients = append(d.clients, &http.Client{Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         nd.DialContext,
+			MaxIdleConnsPerHost: 1,
+			IdleConnTimeout:     time.Second,
+		}})
+	}
+	return d
+}
+
+// inFrame is the part of a server frame the tool reads. The data of message_new and of the ack
+// of send_message is the message; the data of an error frame has code and detail.
+type inFrame struct {
+	Type string `json:"type"`
+	ID   string `json:"id"`
+	Data struct {
+		ChatID   string `json:"chat_id"`
+		Seq      int64  `json:"seq"`
+		ClientID string `json:"client_id"`
+		Text     string `json:"text"`
+		Code     string `json:"code"`
+		Detail   string `json:"detail"`
+	} `json:"data"`
+}
+
+// conn is one user's WebSocket. One goroutine (readLoop) reads it and hands every frame to the
+// handler; writes may come from any goroutine (the library serialises them).
+type conn struct {
+	u  *user
+	ws *websocket.Conn
+
+	inflight atomic.Int64 // messages sent on this connection and not yet acked or refused
+
+	// receiver state, written by the read loop, read by the scenario after draining
+	mu   sync.Mutex
+	seen map[string]*seqSet // chat id → seqs of message_new received
+
+	done    chan struct{} // closed when the read loop ends
+	readErr error         // why it ended, valid after done
+}
+
+// dial connects connection number i as u.
+func (d *wsDialer) dial(ctx context.Context, i int, u *user) (*conn, error) {
+	hc := d.clients[min(i/max(d.perIP, 1), len(d.clients)-1)]
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ws, resp, err := websocket.Dial(ctx, d.url, &websocket.DialOptions{
+		HTTPClient:      hc,
+		HTTPHeader:      http.Header{"Authorization": {"Bearer " + u.token()}},
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("ws dial as %s: status %d: %w", u.username, resp.StatusCode, err)
+		}
+		return nil, fmt.Errorf("ws dial as %s: %w", u.username, err)
+	}
+	ws.SetReadLimit(4 << 20)
+	return &conn{u: u, ws: ws, seen: map[string]*seqSet{}, done: make(chan struct{})}, nil
+}
+
+// frameHandler gets each frame with the time it was read. It runs on the connection's read
+// goroutine and must not block.
+type frameHandler func(c *conn, recv time.Time, f *inFrame)
+
+// readLoop reads frames until the connection closes or ctx ends.
+func (c *conn) readLoop(ctx context.Context, h frameHandler) {
+	defer close(c.done)
+	var buf bytes.Buffer
+	var f inFrame
+	for {
+		typ, r, err := c.ws.Reader(ctx)
+		if err != nil {
+			c.readErr = err
+			return
+		}
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			c.readErr = err
+			return
+		}
+		recv := time.Now()
+		if typ != websocket.MessageText || h == nil {
+			continue
+		}
+		if err := decodeFrame(buf.Bytes(), &f); err != nil && f.Type == "" {
+			continue // not an envelope; the handler has nothing to read
+		}
+		h(c, recv, &f)
+	}
+}
+
+// send writes one envelope {"type","id","data"}.
+func (c *conn) send(ctx context.Context, typ, id string, data any) error {
+	b, err := json.Marshal(struct {
+		Type string `json:"type"`
+		ID   string `json:"id,omitempty"`
+		Data any    `json:"data"`
+	}{typ, id, data})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// markSeen records a message_new of chat at seq and reports whether it was the first time.
+func (c *conn) markSeen(chat string, seq int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.seen[chat]
+	if s == nil {
+		s = &seqSet{}
+		c.seen[chat] = s
+	}
+	return s.add(seq)
+}
+
+func (c *conn) hasSeen(chat string, seq int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[chat].has(seq)
+}
+
+// closed reports whether the read loop has ended.
+func (c *conn) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// close says goodbye and waits (briefly) for the read loop.
+func (c *conn) close() {
+	_ = c.ws.Close(websocket.StatusNormalClosure, "bench done")
+	select {
+	case <-c.done:
+	case <-time.After(5 * time.Second):
+		_ = c.ws.CloseNow()
+	}
+}
+
+// closeError describes why a connection ended, for the report.
+func closeError(err error) string {
+	if err == nil {
+		return "open"
+	}
+	if s := websocket.CloseStatus(err); s != -1 {
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			return fmt.Sprintf("closed by server: %d %s", s, ce.Reason)
+		}
+		return fmt.Sprintf("closed by server: %d", s)
+	}
+	return err.Error()
+}

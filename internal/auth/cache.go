@@ -1,0 +1,81 @@
+package auth
+
+import (
+	"sync"
+	"time"
+)
+
+// sessionCache remembers, for a short TTL, what the Authenticator learnt about a session, so that
+// an authenticated request costs no database read in the common case. Entries are dropped (or
+// marked dead) at once when this node revokes a session; a revocation made by another node, or a
+// role changed by `nerutalk admin`, is seen here at most TTL later. That TTL is the bound on how
+// long a revoked session's access tokens keep working.
+type sessionCache struct {
+	mu      sync.Mutex
+	ttl     time.Duration
+	max     int
+	entries map[string]cachedSession
+}
+
+type cachedSession struct {
+	sessionState
+	fetched time.Time
+}
+
+func newSessionCache(ttl time.Duration, max int) *sessionCache {
+	return &sessionCache{ttl: ttl, max: max, entries: make(map[string]cachedSession)}
+}
+
+// get returns the cached state of session id if it is younger than the TTL.
+func (c *sessionCache) get(id string, now time.Time) (sessionState, bool) {
+	if c.ttl <= 0 {
+		return sessionState{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if !ok || now.Sub(e.fetched) >= c.ttl || now.Before(e.fetched) {
+		return sessionState{}, false
+	}
+	return e.sessionState, true
+}
+
+// put caches st. When the cache is full it first drops stale entries, then arbitrary ones, so its
+// size never exceeds max.
+func (c *sessionCache) put(id string, st sessionState, now time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[id]; !ok && len(c.entries) >= c.max {
+		for k, e := range c.entries {
+			if now.Sub(e.fetched) >= c.ttl {
+				delete(c.entries, k)
+			}
+		}
+		for k := range c.entries {
+			if len(c.entries) < c.max {
+				break
+			}
+			delete(c.entries, k)
+		}
+	}
+	c.entries[id] = cachedSession{sessionState: st, fetched: now}
+}
+
+// kill records that these sessions were revoked by this node.
+func (c *sessionCache) kill(now time.Time, ids ...string) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		if e, ok := c.entries[id]; ok {
+			e.live = false
+			e.fetched = now
+			c.entries[id] = e
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package chat
+
+import (
+	"testing"
+)
+
+func TestCursorsRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, c := range []chatCursor{{0, "a"}, {1_700_000_000_000, "0190-aa:bb"}} {
+		got, err := parseChatCursor(c.String())
+		if err != nil || got != c {
+			t.Errorf("chat cursor %+v: got %+v, %v", c, got, err)
+		}
+	}
+	for _, c := range []seqCursor{{true, 0}, {true, 42}, {false, 1}, {false, 1 << 40}} {
+		got, err := parseSeqCursor(c.String())
+		if err != nil || got != c {
+			t.Errorf("seq cursor %+v: got %+v, %v", c, got, err)
+		}
+	}
+	for _, bad := range []string{"", "!", "czE6YTot", seqCursor{false, 5}.String()[:4], chatCursor{1, "x"}.String()} {
+		if _, err := parseSeqCursor(bad); err == nil {
+			t.Errorf("parseSeqCursor(%q) accepted", bad)
+		}
+	}
+	if _, err := parseChatCursor(seqCursor{true, 5}.String()); err == nil {
+		t.Error("a seq cursor passed as a chat cursor")
+	}
+}
+
+// FuzzCursors feeds untrusted cursor strings to both parsers: they never panic, and whatever they
+// accept encodes back to an equivalent cursor.
+func FuzzCursors(f *testing.F) {
+	f.Add(chatCursor{5, "id"}.String())
+	f.Add(seqCursor{true, 7}.String())
+	f.Add("")
+	f.Add("YzE6LTE6eA")
+	f.Fuzz(func(t *testing.T, s string) {
+		if c, err := parseChatCursor(s); err == nil {
+			if c.At < 0 || c.ID == "" {
+				t.Fatalf("accepted %+v from %q", c, s)
+			}
+			if again, err := parseChatCursor(c.String()); err != nil || again != c {
+				t.Fatalf("round trip of %+v: %+v %v", c, again, err)
+			}
+		}
+		if c, err := parseSeqCursor(s); err == nil {
+			if c.Seq < 0 || (!c.Forward && c.Seq == 0) {
+				t.Fatalf("accepted %+v from %q", c, s)
+			}
+			if again, err := parseSeqCursor(c.String()); err != nil || again != c {
+				t.Fatalf("round trip of %+v: %+v %v", c, again, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,41 @@
+// Package chat is NeruTalk's messaging domain: direct and group chats, members and roles,
+// messages with a per-chat seq, history, edits, deletes for everyone, read and delivered receipts,
+// typing indicators and resync, over REST (Mount) and over WebSocket commands (RegisterCommands).
+// It also tells the realtime hub who sees whose presence (Contacts).
+//
+// # Seq and durability
+//
+// Every message of a chat has a seq 1, 2, 3... with no gaps and no duplicates. The transaction
+// that stores messages first reserves their seqs with UPDATE chats SET last_seq = last_seq + n
+// RETURNING last_seq and inserts them in the same transaction, so a reserved seq is never lost.
+// A sender's ack (the REST answer, the WebSocket ack) is sent only after that commit. A send is
+// idempotent on (sender, client_id): a retry answers the original message and stores nothing.
+//
+// # Concurrency model
+//
+//   - The writer goroutine is a group commit. Send and Mark queue an op and wait for it; the
+//     writer takes everything queued (up to Options.MaxBatch), commits it in one transaction and
+//     answers each op. While it commits, the next batch accumulates, so batches grow with the
+//     load. Ops that fail on their own (not a member, client_id used in another chat, seq beyond
+//     the last message) are answered without failing the batch; if the transaction itself fails,
+//     each op is retried in its own transaction so that one bad op cannot fail the others.
+//   - Other writes (chat and member changes, edits, deletes) run their own transaction.
+//   - orderMu is held from the start of every write transaction until its events are queued, so
+//     the event queue is in commit order. The pipeline goroutine publishes the queue one event at
+//     a time: each chat's message_new events go out by ascending seq, after their commit.
+//   - Membership lives in a read-through cache (chat id -> roster) so that checking a sender and
+//     finding the audience of an event query nothing. A membership change queues an item that
+//     invalidates the cache entries, makes removed users leave the chat's topic
+//     (LeaveTopicUser) and publishes chat_updated; the change's caller returns after the item
+//     ran, so a removed member receives nothing of the chat afterwards. The write transaction
+//     checks membership again against the database, so a stale cache cannot let a removed member
+//     send. Each event goes out with one PublishUsers call for all members (encoded once).
+//   - Typing indicators live in memory only (typing.go), behind one mutex and an injected Clock.
+//   - On PostgreSQL every transaction that touches a chat locks its chats row before any of its
+//     chat_members rows, and a batch locks its chats in id order, so transactions never wait on
+//     each other in a cycle. On SQLite all writes share one connection and are serialized.
+//
+// Across nodes, the roster cache of a node does not hear of another node's membership changes
+// (the realtime bus carries no such message yet); the database check still refuses removed
+// senders everywhere.
+package chat

@@ -1,0 +1,86 @@
+package chat
+
+import "context"
+
+// The server events this package publishes.
+const (
+	EventMessageNew       = "message_new"
+	EventMessageUpdated   = "message_updated"
+	EventMessageDeleted   = "message_deleted"
+	EventMessageRead      = "message_read"
+	EventMessageDelivered = "message_delivered"
+	EventTyping           = "typing_indicator"
+	EventChatUpdated      = "chat_updated"
+)
+
+// Publisher delivers events to WebSocket connections; the realtime hub satisfies it. Its methods
+// must not block on slow connections.
+type Publisher interface {
+	// PublishUsers sends one event to every connection of the users (encoded once).
+	PublishUsers(ctx context.Context, userIDs []string, typ string, data any)
+	// PublishTopic sends one event to the connections that joined topic, except exceptUserID's.
+	PublishTopic(ctx context.Context, topic, typ string, data any, exceptUserID string)
+	// LeaveTopicUser unsubscribes every connection of the user from topic.
+	LeaveTopicUser(ctx context.Context, topic, userID string)
+}
+
+// topic is the realtime topic of a chat's ephemeral events (typing), joined with join_chat.
+func topic(chatID string) string { return "chat:" + chatID }
+
+// event is one item of the ordered event pipeline.
+type event struct {
+	chatID string
+	typ    string // "" for an item that only runs apply
+	data   any
+	// users is the audience; nil means the chat's members when the event is published.
+	users []string
+	// apply runs on the pipeline before the event is published (cache invalidation, topic leaves),
+	// so that it takes effect exactly between the events committed before and after it.
+	apply func(ctx context.Context)
+	// done, when not nil, is closed once the item has been handled.
+	done chan struct{}
+}
+
+// pipeline publishes events one at a time in the order they were queued. Writers queue under
+// Service.orderMu right after their commit, so the queue order is the commit order: each chat's
+// message_new events go out by ascending seq, and a membership change takes effect between the
+// messages committed before it and after it.
+type pipeline struct {
+	ch   chan event
+	done chan struct{}
+}
+
+func (s *Service) runPipeline() {
+	defer close(s.events.done)
+	ctx := context.Background()
+	for ev := range s.events.ch {
+		if ev.apply != nil {
+			ev.apply(ctx)
+		}
+		if ev.typ != "" {
+			users := ev.users
+			if users == nil {
+				r, err := s.rosters.get(ctx, ev.chatID)
+				if err != nil && !isNotFound(err) {
+					s.log.Error("chat: event audience", "chat_id", ev.chatID, "type", ev.typ, "err", err)
+				}
+				if r != nil {
+					users = r.ids
+				}
+			}
+			if len(users) > 0 {
+				s.pub.PublishUsers(ctx, users, ev.typ, ev.data)
+			}
+		}
+		if ev.done != nil {
+			close(ev.done)
+		}
+	}
+}
+
+// enqueue queues events; the caller holds orderMu.
+func (s *Service) enqueue(evs ...event) {
+	for _, ev := range evs {
+		s.events.ch <- ev
+	}
+}

@@ -1,0 +1,379 @@
+package chat
+
+import (
+	"context"
+	"net/http"
+	"reflect"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/identity"
+)
+
+// The route table of the chat (all authenticated, under /api/v1):
+//
+//	POST   /chats                                 createChat
+//	GET    /chats                                 listChats
+//	GET    /chats/{id}                            getChat
+//	PATCH  /chats/{id}                            updateChat
+//	DELETE /chats/{id}                            leaveChat
+//	POST   /chats/{id}/members                    addMembers
+//	DELETE /chats/{id}/members/{user_id}          removeMember
+//	PATCH  /chats/{id}/members/{user_id}          setMemberRole
+//	POST   /chats/{id}/messages                   sendMessage
+//	GET    /chats/{id}/messages                   listMessages
+//	PATCH  /chats/{id}/messages/{msg_id}          editMessage
+//	DELETE /chats/{id}/messages/{msg_id}          deleteMessage
+//	POST   /chats/{id}/read                       markRead
+//	POST   /chats/{id}/delivered                  markDelivered
+//	GET    /chats/{id}/receipts                   listReceipts
+//
+// Mount registers them. A chat the caller is not a member of is 404 everywhere.
+func (s *Service) Mount(api *httpapi.API) {
+	tags := []string{"Chats"}
+	a := api.Authed
+	nf := http.StatusNotFound
+	bad := []int{http.StatusBadRequest, http.StatusUnprocessableEntity}
+	errs := func(extra ...int) []int { return append(append([]int{}, bad...), extra...) }
+
+	huma.Register(a, huma.Operation{
+		OperationID: "createChat", Method: http.MethodPost, Path: "/chats", Tags: tags,
+		Summary: "Create a direct or group chat",
+		Description: "The caller joins as owner. A direct chat is unique per pair: creating it again answers 200 with the " +
+			"existing chat (and brings back a member who had left it). Every member receives chat_updated.",
+		DefaultStatus: http.StatusCreated,
+		Errors:        errs(),
+	}, s.handleCreate)
+	huma.Register(a, huma.Operation{
+		OperationID: "listChats", Method: http.MethodGet, Path: "/chats", Tags: tags,
+		Summary: "The caller's chats, most recent activity first",
+		Description: "Each chat carries last_seq, the caller's read_seq and delivered_seq, unread_count and last_message: " +
+			"a client that was offline compares them with what it has and fetches the rest with " +
+			"GET /chats/{id}/messages?after_seq= (or the sync command).",
+		Errors: errs(),
+	}, s.handleList)
+	huma.Register(a, huma.Operation{
+		OperationID: "getChat", Method: http.MethodGet, Path: "/chats/{id}", Tags: tags,
+		Summary: "One chat", Errors: errs(nf),
+	}, s.handleGet)
+	huma.Register(a, huma.Operation{
+		OperationID: "updateChat", Method: http.MethodPatch, Path: "/chats/{id}", Tags: tags,
+		Summary:     "Rename a group (owner or admin)",
+		Description: "Direct chats have no title (409 not_a_group). Members receive chat_updated.",
+		Errors:      errs(http.StatusForbidden, nf, http.StatusConflict),
+	}, s.handleUpdate)
+	huma.Register(a, huma.Operation{
+		OperationID: "leaveChat", Method: http.MethodDelete, Path: "/chats/{id}", Tags: tags,
+		Summary: "Leave a chat",
+		Description: "An owner who leaves hands ownership to the longest-standing admin, else the longest-standing member; " +
+			"the last member leaving deletes the chat. The leaver receives a last chat_updated without themselves in it.",
+		DefaultStatus: http.StatusNoContent,
+		Errors:        errs(nf),
+	}, s.handleLeave)
+	huma.Register(a, huma.Operation{
+		OperationID: "addMembers", Method: http.MethodPost, Path: "/chats/{id}/members", Tags: tags,
+		Summary:     "Add members to a group (owner or admin)",
+		Description: "Users who are members already are skipped. The answer is the chat.",
+		Errors:      errs(http.StatusForbidden, nf, http.StatusConflict),
+	}, s.handleAddMembers)
+	huma.Register(a, huma.Operation{
+		OperationID: "removeMember", Method: http.MethodDelete, Path: "/chats/{id}/members/{user_id}", Tags: tags,
+		Summary: "Remove a member from a group",
+		Description: "The owner removes anyone, an admin removes members; removing yourself is leaving. The removed " +
+			"member stops receiving the chat's events at once and can no longer send.",
+		DefaultStatus: http.StatusNoContent,
+		Errors:        errs(http.StatusForbidden, nf, http.StatusConflict),
+	}, s.handleRemoveMember)
+	huma.Register(a, huma.Operation{
+		OperationID: "setMemberRole", Method: http.MethodPatch, Path: "/chats/{id}/members/{user_id}", Tags: tags,
+		Summary: "Change a member's role (owner only)",
+		Description: "Making a member the owner hands the ownership over; the previous owner becomes an admin. The owner " +
+			"cannot demote themselves (409 owner_required).",
+		Errors: errs(http.StatusForbidden, nf, http.StatusConflict),
+	}, s.handleSetRole)
+	huma.Register(a, huma.Operation{
+		OperationID: "sendMessage", Method: http.MethodPost, Path: "/chats/{id}/messages", Tags: tags,
+		Summary: "Send a message",
+		Description: "201 with the stored message (with its seq) once it is committed. The same client_id from the same " +
+			"sender again answers 200 with the original message and stores nothing; a client_id already used in " +
+			"another chat is 409 client_id_reused. Every member receives message_new on every connection.",
+		DefaultStatus: http.StatusCreated,
+		Errors:        errs(nf, http.StatusConflict),
+	}, s.handleSend)
+	huma.Register(a, huma.Operation{
+		OperationID: "listMessages", Method: http.MethodGet, Path: "/chats/{id}/messages", Tags: tags,
+		Summary: "History",
+		Description: "The limit messages nearest the bound, in ascending seq: after_seq reads forward from it (nearest " +
+			"after_seq when before_seq is given too), before_seq reads backward, no bound gives the latest. Deleted " +
+			"messages appear as tombstones. next_cursor continues in the same direction.",
+		Errors: errs(nf),
+	}, s.handleHistory)
+	huma.Register(a, huma.Operation{
+		OperationID: "editMessage", Method: http.MethodPatch, Path: "/chats/{id}/messages/{msg_id}", Tags: tags,
+		Summary: "Edit a message (its sender only)", Description: "Sets edited_at; members receive message_updated.",
+		Errors: errs(http.StatusForbidden, nf, http.StatusConflict),
+	}, s.handleEdit)
+	huma.Register(a, huma.Operation{
+		OperationID: "deleteMessage", Method: http.MethodDelete, Path: "/chats/{id}/messages/{msg_id}", Tags: tags,
+		Summary: "Delete a message for everyone (its sender, or a group's owner or admin)",
+		Description: "Text and attachments are removed; the message stays as a tombstone (deleted: true) so seq keeps " +
+			"no gap. Members receive message_deleted. Deleting a tombstone again changes nothing.",
+		DefaultStatus: http.StatusNoContent,
+		Errors:        errs(http.StatusForbidden, nf),
+	}, s.handleDelete)
+	huma.Register(a, huma.Operation{
+		OperationID: "markRead", Method: http.MethodPost, Path: "/chats/{id}/read", Tags: tags,
+		Summary: "Mark the chat read up to seq",
+		Description: "read_seq never moves backwards (a lower seq changes nothing); reading implies delivery. When it " +
+			"moves, members receive message_read. A seq beyond the last message is 422 seq_out_of_range.",
+		DefaultStatus: http.StatusNoContent,
+		Errors:        errs(nf),
+	}, s.handleMarkRead)
+	huma.Register(a, huma.Operation{
+		OperationID: "markDelivered", Method: http.MethodPost, Path: "/chats/{id}/delivered", Tags: tags,
+		Summary: "Mark the chat delivered up to seq (the REST twin of message_delivered)",
+		Description: "delivered_seq never moves backwards. When it moves, members receive message_delivered. A seq " +
+			"beyond the last message is 422 seq_out_of_range.",
+		DefaultStatus: http.StatusNoContent,
+		Errors:        errs(nf),
+	}, s.handleMarkDelivered)
+	huma.Register(a, huma.Operation{
+		OperationID: "listReceipts", Method: http.MethodGet, Path: "/chats/{id}/receipts", Tags: tags,
+		Summary: "Every member's read_seq and delivered_seq", Errors: errs(nf),
+	}, s.handleReceipts)
+}
+
+type chatPath struct {
+	ID string `path:"id" maxLength:"64" doc:"Chat id"`
+}
+
+type memberPath struct {
+	ID     string `path:"id" maxLength:"64" doc:"Chat id"`
+	UserID string `path:"user_id" maxLength:"64" doc:"The member's user id"`
+}
+
+type messagePath struct {
+	ID    string `path:"id" maxLength:"64" doc:"Chat id"`
+	MsgID string `path:"msg_id" maxLength:"64" doc:"Message id"`
+}
+
+type chatOutput struct {
+	Status int
+	Body   ChatView
+}
+
+type createInput struct {
+	Body CreateInput
+}
+
+func (s *Service) handleCreate(ctx context.Context, in *createInput) (*chatOutput, error) {
+	v, created, err := s.Create(ctx, identity.UserID(ctx), in.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := &chatOutput{Status: http.StatusOK, Body: v}
+	if created {
+		out.Status = http.StatusCreated
+	}
+	return out, nil
+}
+
+type listInput struct {
+	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"Page size"`
+	Cursor string `query:"cursor" maxLength:"256" doc:"next_cursor of the previous page"`
+}
+
+type listOutput struct {
+	Body struct {
+		Items      []ChatView `json:"items"`
+		NextCursor string     `json:"next_cursor,omitempty" doc:"Empty on the last page"`
+	}
+}
+
+func (s *Service) handleList(ctx context.Context, in *listInput) (*listOutput, error) {
+	items, next, err := s.List(ctx, identity.UserID(ctx), in.Limit, in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	out := &listOutput{}
+	out.Body.Items, out.Body.NextCursor = items, next
+	return out, nil
+}
+
+func (s *Service) handleGet(ctx context.Context, in *chatPath) (*chatOutput, error) {
+	v, err := s.Get(ctx, identity.UserID(ctx), in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &chatOutput{Status: http.StatusOK, Body: v}, nil
+}
+
+type updateInput struct {
+	ID   string `path:"id" maxLength:"64" doc:"Chat id"`
+	Body UpdateInput
+}
+
+func (s *Service) handleUpdate(ctx context.Context, in *updateInput) (*chatOutput, error) {
+	v, err := s.Update(ctx, identity.UserID(ctx), in.ID, in.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &chatOutput{Status: http.StatusOK, Body: v}, nil
+}
+
+func (s *Service) handleLeave(ctx context.Context, in *chatPath) (*struct{}, error) {
+	return nil, s.Leave(ctx, identity.UserID(ctx), in.ID)
+}
+
+type addMembersInput struct {
+	ID   string `path:"id" maxLength:"64" doc:"Chat id"`
+	Body AddMembersInput
+}
+
+func (s *Service) handleAddMembers(ctx context.Context, in *addMembersInput) (*chatOutput, error) {
+	v, err := s.AddMembers(ctx, identity.UserID(ctx), in.ID, in.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &chatOutput{Status: http.StatusOK, Body: v}, nil
+}
+
+func (s *Service) handleRemoveMember(ctx context.Context, in *memberPath) (*struct{}, error) {
+	return nil, s.RemoveMember(ctx, identity.UserID(ctx), in.ID, in.UserID)
+}
+
+type roleInput struct {
+	ID     string `path:"id" maxLength:"64" doc:"Chat id"`
+	UserID string `path:"user_id" maxLength:"64" doc:"The member's user id"`
+	Body   RoleInput
+}
+
+func (s *Service) handleSetRole(ctx context.Context, in *roleInput) (*chatOutput, error) {
+	v, err := s.SetRole(ctx, identity.UserID(ctx), in.ID, in.UserID, in.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &chatOutput{Status: http.StatusOK, Body: v}, nil
+}
+
+type sendInput struct {
+	ID   string `path:"id" maxLength:"64" doc:"Chat id"`
+	Body SendInput
+}
+
+type messageOutput struct {
+	Status int
+	Body   Message
+}
+
+func (s *Service) handleSend(ctx context.Context, in *sendInput) (*messageOutput, error) {
+	m, existed, err := s.Send(ctx, identity.UserID(ctx), in.ID, in.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := &messageOutput{Status: http.StatusCreated, Body: m}
+	if existed {
+		out.Status = http.StatusOK
+	}
+	return out, nil
+}
+
+// optionalSeq is a query parameter that may be absent (after_seq=0 is a bound, no after_seq is none).
+type optionalSeq struct {
+	Value int64
+	IsSet bool
+}
+
+func (o optionalSeq) Schema(r huma.Registry) *huma.Schema {
+	sc := huma.SchemaFromType(r, reflect.TypeFor[int64]())
+	zero := 0.0
+	sc.Minimum = &zero
+	return sc
+}
+
+func (o *optionalSeq) Receiver() reflect.Value { return reflect.ValueOf(o).Elem().Field(0) }
+
+func (o *optionalSeq) OnParamSet(isSet bool, _ any) { o.IsSet = isSet }
+
+type historyInput struct {
+	ID        string      `path:"id" maxLength:"64" doc:"Chat id"`
+	AfterSeq  optionalSeq `query:"after_seq" doc:"Read forward from this seq (exclusive); 0 reads from the first message"`
+	BeforeSeq optionalSeq `query:"before_seq" doc:"Read backward from this seq (exclusive)"`
+	Limit     int         `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"Page size"`
+	Cursor    string      `query:"cursor" maxLength:"256" doc:"next_cursor of the previous page (replaces the bounds)"`
+}
+
+type historyOutput struct {
+	Body Page
+}
+
+func (s *Service) handleHistory(ctx context.Context, in *historyInput) (*historyOutput, error) {
+	q := HistoryQuery{After: -1, Limit: in.Limit, Cursor: in.Cursor}
+	if in.AfterSeq.IsSet {
+		q.After = in.AfterSeq.Value
+	}
+	if in.BeforeSeq.IsSet {
+		if in.BeforeSeq.Value < 1 {
+			return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
+				Location: "query.before_seq", Message: "must be at least 1", Value: in.BeforeSeq.Value})
+		}
+		q.Before = in.BeforeSeq.Value
+	}
+	if q.After < -1 {
+		return nil, huma.Error422UnprocessableEntity("validation failed", &huma.ErrorDetail{
+			Location: "query.after_seq", Message: "must be at least 0", Value: in.AfterSeq.Value})
+	}
+	p, err := s.History(ctx, identity.UserID(ctx), in.ID, q)
+	if err != nil {
+		return nil, err
+	}
+	return &historyOutput{Body: p}, nil
+}
+
+type editInput struct {
+	ID    string `path:"id" maxLength:"64" doc:"Chat id"`
+	MsgID string `path:"msg_id" maxLength:"64" doc:"Message id"`
+	Body  EditInput
+}
+
+func (s *Service) handleEdit(ctx context.Context, in *editInput) (*messageOutput, error) {
+	m, err := s.Edit(ctx, identity.UserID(ctx), in.ID, in.MsgID, in.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &messageOutput{Status: http.StatusOK, Body: m}, nil
+}
+
+func (s *Service) handleDelete(ctx context.Context, in *messagePath) (*struct{}, error) {
+	return nil, s.Delete(ctx, identity.UserID(ctx), in.ID, in.MsgID)
+}
+
+type markInput struct {
+	ID   string `path:"id" maxLength:"64" doc:"Chat id"`
+	Body MarkInput
+}
+
+func (s *Service) handleMarkRead(ctx context.Context, in *markInput) (*struct{}, error) {
+	return nil, s.Mark(ctx, identity.UserID(ctx), in.ID, in.Body.Seq, true)
+}
+
+func (s *Service) handleMarkDelivered(ctx context.Context, in *markInput) (*struct{}, error) {
+	return nil, s.Mark(ctx, identity.UserID(ctx), in.ID, in.Body.Seq, false)
+}
+
+type receiptsOutput struct {
+	Body struct {
+		Items []Receipt `json:"items"`
+	}
+}
+
+func (s *Service) handleReceipts(ctx context.Context, in *chatPath) (*receiptsOutput, error) {
+	items, err := s.Receipts(ctx, identity.UserID(ctx), in.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := &receiptsOutput{}
+	out.Body.Items = items
+	return out, nil
+}

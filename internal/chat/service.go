@@ -1,0 +1,197 @@
+package chat
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/store"
+)
+
+// Options configures a Service.
+type Options struct {
+	MaxGroupMembers int // most members of a group (config MaxGroupMembers)
+	MaxTextChars    int // longest message text in characters (config WSMaxTextChars)
+	MaxBatch        int // most ops per group-commit transaction; 0 = 256
+	Clock           Clock
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer // where the chat metrics go; nil = nowhere
+}
+
+// Service is the chat domain: chats, members, messages, receipts and typing, over REST and over
+// the WebSocket commands. See the package documentation for its goroutines and locks.
+type Service struct {
+	db      *store.DB
+	pub     Publisher
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+
+	rosters  *lazyCache[*roster]  // chat id -> members
+	contacts *lazyCache[[]string] // user id -> users sharing a chat with them
+
+	writer *writer
+	events pipeline
+	typing *typing
+
+	// orderMu is held from the start of every write transaction until its events are queued, so
+	// the event queue is in commit order.
+	orderMu sync.Mutex
+	closed  bool // guarded by orderMu
+}
+
+// New starts the service's writer and event goroutines; Close stops them.
+func New(db *store.DB, pub Publisher, o Options) *Service {
+	if o.MaxGroupMembers <= 0 {
+		o.MaxGroupMembers = 1000
+	}
+	if o.MaxTextChars <= 0 {
+		o.MaxTextChars = 4096
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{
+		db: db, pub: pub, opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
+		writer: &writer{in: make(chan *op, 4*o.MaxBatch), maxBatch: o.MaxBatch, done: make(chan struct{})},
+		events: pipeline{ch: make(chan event, 4096), done: make(chan struct{})},
+	}
+	s.rosters = newLazyCache(100_000, s.loadRoster)
+	s.contacts = newLazyCache(100_000, func(ctx context.Context, userID string) ([]string, error) {
+		return contacts(ctx, s.db.R, userID)
+	})
+	s.typing = newTyping(o.Clock, func(chatID, userID string, on bool) {
+		s.pub.PublishTopic(context.Background(), topic(chatID), EventTyping, TypingEvent{ChatID: chatID, UserID: userID, Typing: on}, userID)
+	})
+	go s.runWriter()
+	go s.runPipeline()
+	return s
+}
+
+// Close commits what is queued, publishes the last events and stops the goroutines.
+func (s *Service) Close(ctx context.Context) error {
+	err := s.closeWriter(ctx)
+	s.orderMu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.events.ch)
+	}
+	s.orderMu.Unlock()
+	s.typing.stop()
+	select {
+	case <-s.events.done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("chat: events not drained: %w", ctx.Err()))
+	}
+	return err
+}
+
+func (s *Service) now() int64 { return store.Millis(time.Now()) }
+
+// internal wraps an unexpected failure; httpapi logs it and answers 500.
+func (s *Service) internal(op string, err error) error {
+	if _, ok := apperr.As(err); ok {
+		return err
+	}
+	return fmt.Errorf("chat: %s: %w", op, err)
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || apperr.KindOf(err) == apperr.KindNotFound
+}
+
+// roster is a chat's members as the cache holds them (never modified once built).
+type roster struct {
+	typ   Type
+	infos []MemberInfo // oldest first
+	ids   []string     // the same users: the audience of the chat's events
+	roles map[string]Role
+}
+
+func (s *Service) loadRoster(ctx context.Context, chatID string) (*roster, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT c.type, m.user_id, m.role, m.joined_at FROM chats c
+		JOIN chat_members m ON m.chat_id = c.id WHERE c.id = $1 ORDER BY m.joined_at, m.user_id`, chatID)
+	if err != nil {
+		return nil, fmt.Errorf("chat: members of %s: %w", chatID, err)
+	}
+	defer rows.Close()
+	r := &roster{roles: map[string]Role{}}
+	for rows.Next() {
+		var mi MemberInfo
+		var joined int64
+		if err := rows.Scan(&r.typ, &mi.UserID, &mi.Role, &joined); err != nil {
+			return nil, fmt.Errorf("chat: members of %s: %w", chatID, err)
+		}
+		mi.JoinedAt = store.Time(joined)
+		r.infos = append(r.infos, mi)
+		r.ids = append(r.ids, mi.UserID)
+		r.roles[mi.UserID] = mi.Role
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chat: members of %s: %w", chatID, err)
+	}
+	if len(r.ids) == 0 {
+		return nil, fmt.Errorf("chat %s: %w", chatID, store.ErrNotFound)
+	}
+	return r, nil
+}
+
+// member returns the chat's roster and userID's role in it. A chat that does not exist and a chat
+// the user is not in look the same: not_found.
+func (s *Service) member(ctx context.Context, chatID, userID string) (*roster, Role, error) {
+	r, err := s.rosters.get(ctx, chatID)
+	if isNotFound(err) {
+		return nil, "", apperr.NotFound("chat")
+	}
+	if err != nil {
+		return nil, "", s.internal("members", err)
+	}
+	role, ok := r.roles[userID]
+	if !ok {
+		return nil, "", apperr.NotFound("chat")
+	}
+	return r, role, nil
+}
+
+// write runs fn in a transaction and queues the events it returns, in commit order.
+func (s *Service) write(ctx context.Context, fn func(tx *sql.Tx) ([]event, error)) error {
+	s.orderMu.Lock()
+	defer s.orderMu.Unlock()
+	if s.closed {
+		return errClosed
+	}
+	var evs []event
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		evs, err = fn(tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.enqueue(evs...)
+	return nil
+}
+
+// Contacts returns the distinct users who share a chat with userID: the audience of their
+// presence. It is cached and dropped whenever a chat of theirs changes members.
+func (s *Service) Contacts(ctx context.Context, userID string) ([]string, error) {
+	ids, err := s.contacts.get(ctx, userID)
+	if err != nil {
+		return nil, s.internal("contacts", err)
+	}
+	return ids, nil
+}

@@ -1,0 +1,121 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nerutalk/nerutalk/internal/apperr"
+)
+
+var errClosed = apperr.New(apperr.KindUnavailable, "shutting_down", "the server is shutting down")
+
+// writer is the group commit: one goroutine takes every pending send and mark, commits them in
+// one transaction, queues their events and then answers the callers. While it commits, new work
+// piles up in the queue and becomes the next batch, so batches grow with the load and a lone
+// message waits for nothing but its own commit.
+type writer struct {
+	in       chan *op
+	maxBatch int
+	mu       sync.RWMutex // guards closed against submits racing Close
+	closed   bool
+	done     chan struct{}
+}
+
+// submit queues o and waits until it is committed or refused. When ctx ends first the op may
+// still commit; a send retried with the same client_id then returns it.
+func (s *Service) submit(ctx context.Context, o *op) (opResult, error) {
+	o.done = make(chan struct{})
+	w := s.writer
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return opResult{}, errClosed
+	}
+	select {
+	case w.in <- o:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return opResult{}, ctx.Err()
+	}
+	select {
+	case <-o.done:
+		return o.res, o.res.err
+	case <-ctx.Done():
+		return opResult{}, ctx.Err()
+	}
+}
+
+func (s *Service) runWriter() {
+	w := s.writer
+	defer close(w.done)
+	batch := make([]*op, 0, w.maxBatch)
+	for o := range w.in {
+		batch = append(batch[:0], o)
+	fill:
+		for len(batch) < w.maxBatch {
+			select {
+			case o, ok := <-w.in:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		s.metrics.observeBatch(len(batch))
+	}
+}
+
+// commit commits a batch and answers its ops. If the transaction fails, every op is retried in a
+// transaction of its own, so that one bad op cannot fail the others.
+func (s *Service) commit(batch []*op) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s.orderMu.Lock()
+	res, evs, err := s.commitOps(ctx, batch, s.now())
+	if err == nil {
+		for i, o := range batch {
+			o.res = res[i]
+		}
+		s.enqueue(evs...)
+	} else if len(batch) == 1 {
+		batch[0].res = opResult{err: s.internal("commit", err)}
+	} else {
+		s.log.Warn("chat: batch failed, retrying its ops one by one", "ops", len(batch), "err", err)
+		for _, o := range batch {
+			res, evs, err := s.commitOps(ctx, []*op{o}, s.now())
+			if err != nil {
+				o.res = opResult{err: s.internal("commit", err)}
+				continue
+			}
+			o.res = res[0]
+			s.enqueue(evs...)
+		}
+	}
+	s.orderMu.Unlock()
+	for _, o := range batch {
+		close(o.done)
+	}
+}
+
+// closeWriter stops accepting work and waits until everything queued is committed.
+func (s *Service) closeWriter(ctx context.Context) error {
+	w := s.writer
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.in)
+	}
+	w.mu.Unlock()
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return errors.Join(errors.New("chat: writer did not drain"), ctx.Err())
+	}
+}

@@ -1,0 +1,247 @@
+package media
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
+
+	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/identity"
+	"github.com/nerutalk/nerutalk/internal/store"
+)
+
+// The files routes:
+//
+//	chi   POST   /files                 upload (multipart field "file", streamed)   handleUpload
+//	huma  GET    /files/{id}            download (bearer or ?token=)                download
+//	huma  GET    /files/{id}/thumbnail  image thumbnail (bearer or ?token=)         download
+//	huma  GET    /files/{id}/info       metadata                                    info
+//	huma  DELETE /files/{id}            delete (owner)                              delete
+//
+// The upload is a plain chi handler because huma reads a multipart body into memory; it is
+// documented in the OpenAPI document by hand (documentUpload).
+
+// filesCache is the Cache-Control of downloads: a file's bytes never change, but access is
+// personal.
+const filesCache = "private, max-age=86400"
+
+// multipartSlack is what a multipart body may carry beyond the file (headers, other fields).
+const multipartSlack = 1 << 20
+
+var (
+	errNoToken      = apperr.New(apperr.KindUnauthenticated, "unauthenticated", "missing bearer access token")
+	errNotMultipart = apperr.New(apperr.KindUnsupportedType, "unsupported_media_type",
+		`send the file as multipart/form-data in the field "file"`)
+	errBadMultipart = apperr.New(apperr.KindBadRequest, "bad_request", "the multipart body cannot be read")
+	wwwAuthenticate = http.Header{"WWW-Authenticate": {`Bearer realm="nerutalk"`}}
+)
+
+// Register mounts the files routes. authenticate checks access tokens (the accounts package's).
+func (f *Files) Register(api *httpapi.API, authenticate httpapi.Authenticator) {
+	f.authenticate = authenticate
+	api.Router.Post(httpapi.BasePath+"/files", f.handleUpload)
+	f.documentUpload(api)
+
+	for _, v := range []struct {
+		id, path, summary string
+		thumb             bool
+	}{
+		{"download-file", "/files/{id}", "Download a file", false},
+		{"download-file-thumbnail", "/files/{id}/thumbnail", "Download an image's thumbnail (fits in 320 x 320; a still for animated GIFs)", true},
+	} {
+		huma.Register(api.Public, huma.Operation{
+			OperationID: v.id, Method: http.MethodGet, Path: v.path, Tags: []string{"Media"}, Summary: v.summary,
+			Description: "For the owner and for members of a chat where the file was sent; anyone else gets 404. " +
+				"Authenticate with the Authorization header, or with `?token=` where a header cannot be sent (img and video tags). " +
+				"Supports Range (206), If-None-Match (304) and HEAD. Images, audio and video are served inline; " +
+				"everything else as an attachment, always with nosniff and a sandboxing Content-Security-Policy.",
+			Security:  []map[string][]string{{"bearer": {}}},
+			Responses: binaryResponses("application/octet-stream"),
+			Errors:    []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestedRangeNotSatisfiable},
+		}, func(ctx context.Context, in *downloadInput) (*blobOutput, error) {
+			return f.download(ctx, in, v.thumb)
+		})
+	}
+	huma.Register(api.Authed, huma.Operation{
+		OperationID: "get-file-info", Method: http.MethodGet, Path: "/files/{id}/info", Tags: []string{"Media"},
+		Summary: "A file's metadata", Errors: []int{http.StatusNotFound},
+	}, func(ctx context.Context, in *fileIDInput) (*fileOutput, error) {
+		row, err := f.readable(ctx, identity.UserID(ctx), in.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &fileOutput{Body: f.file(row)}, nil
+	})
+	huma.Register(api.Authed, huma.Operation{
+		OperationID: "delete-file", Method: http.MethodDelete, Path: "/files/{id}", Tags: []string{"Media"},
+		Summary: "Delete an upload (owner only; not while a message carries it)", DefaultStatus: http.StatusNoContent,
+		Errors: []int{http.StatusForbidden, http.StatusNotFound, http.StatusConflict},
+	}, func(ctx context.Context, in *fileIDInput) (*struct{}, error) {
+		return nil, f.Delete(ctx, identity.UserID(ctx), in.ID)
+	})
+}
+
+type downloadInput struct {
+	ID            string `path:"id" doc:"The file's id"`
+	Token         string `query:"token" doc:"Access token, for tags that cannot send an Authorization header"`
+	Authorization string `header:"Authorization" hidden:"true"`
+}
+
+type fileIDInput struct {
+	ID string `path:"id" doc:"The file's id"`
+}
+
+type fileOutput struct {
+	Body File
+}
+
+// caller authenticates a request by its bearer header or, failing that, a token parameter.
+func (f *Files) caller(ctx context.Context, header, query string) (identity.Principal, error) {
+	token := httpapi.BearerToken(header)
+	if token == "" {
+		token = query
+	}
+	if token == "" || f.authenticate == nil {
+		return identity.Principal{}, errNoToken
+	}
+	return f.authenticate(ctx, token)
+}
+
+func (f *Files) download(ctx context.Context, in *downloadInput, thumb bool) (*blobOutput, error) {
+	p, err := f.caller(ctx, in.Authorization, in.Token)
+	if err != nil {
+		return nil, huma.ErrorWithHeaders(err, wwwAuthenticate)
+	}
+	row, err := f.readable(ctx, p.UserID, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	d := download{key: row.StorageKey, size: row.Size, modTime: store.Time(row.content.CreatedAt), contentType: row.MIME,
+		etag: `"` + row.SHA256 + `"`, cacheControl: filesCache, disposition: contentDisposition(row.Kind, row.Name)}
+	if thumb {
+		if row.ThumbKey == "" {
+			return nil, apperr.NotFound("thumbnail")
+		}
+		d.key, d.size, d.contentType, d.etag, d.disposition = row.ThumbKey, row.ThumbSize, row.ThumbMIME,
+			`"`+row.SHA256+`-thumb"`, "inline"
+	}
+	return &blobOutput{Body: func(hctx huma.Context) {
+		r, w := humachi.Unwrap(hctx)
+		serveBlob(w, r, f.blobs, d)
+	}}, nil
+}
+
+// handleUpload streams the multipart field "file" into Upload.
+func (f *Files) handleUpload(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	p, err := f.caller(ctx, r.Header.Get("Authorization"), "")
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", wwwAuthenticate.Get("WWW-Authenticate"))
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	ctx = identity.With(ctx, p)
+	r.Body = http.MaxBytesReader(w, r.Body, f.maxUpload()+multipartSlack)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		httpapi.WriteError(w, r, errNotMultipart)
+		return
+	}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			httpapi.WriteError(w, r, apperr.Invalid("body.file", `required: the file in the multipart field "file"`))
+			return
+		}
+		if err != nil {
+			httpapi.WriteError(w, r, clientError(err))
+			return
+		}
+		if part.FormName() != "file" {
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				httpapi.WriteError(w, r, clientError(err))
+				return
+			}
+			continue
+		}
+		file, err := f.Upload(ctx, p.UserID, part.FileName(), clientReader{part})
+		if err != nil {
+			if ctx.Err() != nil {
+				return // the client went away; nothing to answer
+			}
+			httpapi.WriteError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Location", file.URL)
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(file)
+		return
+	}
+}
+
+// clientReader classifies the errors of reading a request body as the client's.
+type clientReader struct{ r io.Reader }
+
+func (c clientReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = clientError(err)
+	}
+	return n, err
+}
+
+// clientError turns a failure to read the request body into a 4xx.
+func clientError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return tooLarge(mbe.Limit - multipartSlack)
+	}
+	e := *errBadMultipart
+	e.Err = err
+	return &e
+}
+
+// documentUpload adds POST /files to the OpenAPI document.
+func (f *Files) documentUpload(api *httpapi.API) {
+	oapi := api.Root.OpenAPI()
+	reg := oapi.Components.Schemas
+	fileSchema := reg.Schema(reflect.TypeOf(File{}), true, "File")
+	problem := reg.Schema(reflect.TypeOf(httpapi.Problem{}), true, "Problem")
+	problemResp := func(desc string) *huma.Response {
+		return &huma.Response{Description: desc, Content: map[string]*huma.MediaType{"application/problem+json": {Schema: problem}}}
+	}
+	oapi.AddOperation(&huma.Operation{
+		OperationID: "upload-file", Method: http.MethodPost, Path: httpapi.BasePath + "/files", Tags: []string{"Media"},
+		Summary: "Upload a file (streamed; images re-encoded)",
+		Description: "The type is detected from the content (the declared Content-Type and the file name are not trusted) and must be " +
+			"an image (JPEG, PNG, GIF, WebP), a video (MP4, WebM, QuickTime), audio (MP3, AAC/M4A, Ogg, WAV) or a document " +
+			"(PDF, plain text, CSV, RTF, Word/Excel/PowerPoint, OpenDocument, ZIP). Size limits per kind (default 20 MiB for " +
+			"images, 100 MiB otherwise) are enforced while the body streams. Images are decoded and re-encoded upright " +
+			"(EXIF orientation applied; all metadata, GPS included, removed) with a 320 px thumbnail. Identical contents are " +
+			"stored once. A file never attached to a message is deleted after a day.",
+		Security: []map[string][]string{{"bearer": {}}},
+		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+			"multipart/form-data": {Schema: &huma.Schema{
+				Type: "object", Required: []string{"file"},
+				Properties: map[string]*huma.Schema{"file": {Type: "string", Format: "binary", Description: "The file"}},
+			}},
+		}},
+		Responses: map[string]*huma.Response{
+			"201": {Description: "Stored", Content: map[string]*huma.MediaType{"application/json": {Schema: fileSchema}},
+				Headers: map[string]*huma.Param{"Location": {Schema: &huma.Schema{Type: "string"}}}},
+			"400": problemResp("The multipart body cannot be read"),
+			"401": problemResp("Missing or invalid access token"),
+			"413": problemResp("Too large for its kind (too_large)"),
+			"415": problemResp("Not multipart, or a type that is not accepted (unsupported_media_type)"),
+			"422": problemResp("No file, an empty file, a corrupt image (invalid_image) or one with too many pixels (image_too_large)"),
+		},
+	})
+}

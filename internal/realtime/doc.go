@@ -1,0 +1,43 @@
+// Package realtime is NeruTalk's real-time transport: the one WebSocket at GET /api/v1/ws, the
+// hub that routes events to connections, the Bus that carries publications between nodes, and
+// presence. It knows no domain: features register commands (Hub.Handle) and publish events
+// (Hub.PublishUsers, Hub.PublishTopic); the chat package declares the small Publisher interface it
+// needs and the hub satisfies it. The wire protocol is documented in docs/websocket.md.
+//
+// # Lifecycle of a connection
+//
+// ServeHTTP authenticates the access token (Authorization header or ?token=) before upgrading, so
+// a bad token is a plain 401 problem document. After the upgrade the handler's goroutine
+// registers the connection, starts its writer, records presence, and then becomes the read loop
+// until the connection closes; it then unregisters the connection and returns. A connection ends
+// when the client closes it, when its access token expires (4001), when a ping gets no pong (4002),
+// when its send queue overflows (4008), when it abuses the rate limit (4029) or keeps sending bad
+// frames (1008), when a frame exceeds the size limit (1009), or at Shutdown (1001).
+//
+// # Concurrency model
+//
+//   - Per connection there are two long-lived goroutines. The read loop (the HTTP handler's
+//     goroutine) decodes frames and runs command handlers one at a time, in order. The writer is
+//     the only goroutine that writes data frames: it drains the whole send queue at each wake-up
+//     and writes the frames back to back, one WebSocket message per envelope. A short-lived
+//     goroutine sends each server ping and waits for its pong.
+//   - Every outgoing frame (events, acks, errors) goes through the connection's bounded send queue.
+//     Enqueueing never blocks: when the queue is full the connection is closed as too slow, and the
+//     others keep receiving. Memory follows the backlog, not the limit.
+//   - Publishing encodes the frame once and hands the same bytes to the Bus; the in-process
+//     LocalBus delivers synchronously, so frames published by one goroutine are queued, and
+//     therefore written, to each connection in publication order. Acks are queued after the
+//     events their command published.
+//   - Connections are indexed in 32 user shards and topic memberships in 32 topic shards, each
+//     behind its own RWMutex; delivery holds a shard's read lock only while it queues frames.
+//     Lock order: conn.mu, then a topic shard; a user shard is never held while taking another lock
+//     except a connection's queue lock.
+//   - Closing is idempotent (close records the first cause and signals the writer, which flushes
+//     when the cause allows and performs the close handshake). A watchdog drops the socket if the
+//     close has not completed within closeTimeout, so a stalled peer cannot hold a goroutine.
+//   - Presence is tracked per node behind a small interface (presenceTracker). A user is online
+//     while a connection is open and for PresenceGrace after the last one closes, so a quick
+//     reconnect produces no events. Presence events go only to the user's contacts
+//     (PresenceAudience); each announcement and each new connection's snapshot read the status and
+//     queue their frames under a per-user lock, so every client sees a user's changes in order.
+package realtime

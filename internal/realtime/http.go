@@ -1,0 +1,202 @@
+package realtime
+
+import (
+	"context"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+	"golang.org/x/time/rate"
+
+	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/identity"
+)
+
+// Path is where the socket is served, under the API's base path.
+const Path = httpapi.BasePath + "/ws"
+
+var (
+	errNoToken      = apperr.New(apperr.KindUnauthenticated, "unauthenticated", "missing access token (Authorization: Bearer header or ?token=)")
+	errBadToken     = apperr.New(apperr.KindUnauthenticated, "unauthenticated", "invalid or expired access token")
+	errShuttingDown = apperr.New(apperr.KindUnavailable, "unavailable", "the server is shutting down; reconnect to another node or retry")
+)
+
+// ServeHTTP authenticates the request, upgrades it to a WebSocket and serves the connection until
+// it closes. Failures before the upgrade are problem documents (401 for a missing or bad token).
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.serving.Store(true)
+	p, err := h.authenticate(r)
+	if err != nil {
+		if apperr.KindOf(err) == apperr.KindUnauthenticated {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nerutalk"`)
+		}
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	if h.closed.Load() {
+		httpapi.WriteError(w, r, errShuttingDown)
+		return
+	}
+	if !isUpgrade(r) {
+		httpapi.WriteProblem(w, r, &httpapi.Problem{
+			Status: http.StatusUpgradeRequired, Title: http.StatusText(http.StatusUpgradeRequired),
+			Code: "upgrade_required", Detail: "this endpoint speaks WebSocket only (see docs/websocket.md)",
+			RequestID: httpapi.RequestID(r.Context()),
+		})
+		return
+	}
+	ws, err := websocket.Accept(w, r, &h.accept)
+	if err != nil { // Accept has answered (403 for a foreign origin)
+		httpapi.Logger(r.Context()).DebugContext(r.Context(), "realtime: upgrade refused", "err", err)
+		return
+	}
+	h.serve(r, ws, p)
+}
+
+// authenticate reads the access token from the Authorization header or the token query parameter.
+func (h *Hub) authenticate(r *http.Request) (identity.Principal, error) {
+	token := httpapi.BearerToken(r.Header.Get("Authorization"))
+	if token == "" {
+		token = r.URL.Query().Get("token")
+	}
+	if token == "" || h.auth == nil {
+		return identity.Principal{}, errNoToken
+	}
+	p, err := h.auth(r.Context(), token)
+	if err != nil {
+		if _, ok := apperr.As(err); ok {
+			return p, err
+		}
+		return p, errBadToken
+	}
+	if p.UserID == "" || (!p.ExpiresAt.IsZero() && !h.now().Before(p.ExpiresAt)) {
+		return p, errBadToken
+	}
+	return p, nil
+}
+
+func isUpgrade(r *http.Request) bool {
+	return headerHas(r.Header, "Connection", "upgrade") && headerHas(r.Header, "Upgrade", "websocket")
+}
+
+func headerHas(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serve runs one upgraded connection on the handler's goroutine: register, start the writer,
+// presence, read loop, then clean up.
+func (h *Hub) serve(r *http.Request, ws *websocket.Conn, p identity.Principal) {
+	// The request's context ends when the handler returns; keep its values (logger, request id)
+	// without its cancellation. Reads use a context that is never cancelled: cancelling a read
+	// drops the socket.
+	readCtx := identity.With(context.WithoutCancel(r.Context()), p)
+	cmdCtx, cancel := context.WithCancel(readCtx)
+	ws.SetReadLimit(h.maxFrame)
+	c := &conn{
+		hub:        h,
+		ws:         ws,
+		id:         uuid.Must(uuid.NewV7()).String(),
+		user:       p.UserID,
+		q:          newSendQueue(h.queueSize),
+		badFrames:  rate.NewLimiter(rate.Every(time.Second), maxBadFrames-1),
+		closing:    make(chan struct{}),
+		cancel:     cancel,
+		writerDone: make(chan struct{}),
+		finished:   make(chan struct{}),
+	}
+	c.log = httpapi.Logger(readCtx).With("conn_id", c.id, "user_id", c.user)
+	if h.framesPerSec > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(h.framesPerSec), 2*h.framesPerSec)
+		c.abuse = rate.NewLimiter(rate.Every(time.Second), h.framesPerSec)
+	}
+	defer close(c.finished)
+	if !h.register(c) {
+		cancel()
+		_ = ws.Close(websocket.StatusGoingAway, causeGoingAway.reason)
+		return
+	}
+	h.metrics.connections.Inc()
+	go c.writeLoop()
+
+	var expiry *time.Timer
+	if !p.ExpiresAt.IsZero() {
+		expiry = time.AfterFunc(p.ExpiresAt.Sub(h.now()), func() { c.close(causeExpired) })
+	}
+
+	cameOnline := h.presence.Connected(c.user)
+	contacts := h.contacts(cmdCtx, c.user)
+	contacts = without(contacts, c.user)
+	if cameOnline {
+		h.announce(cmdCtx, c.user, contacts)
+	}
+	h.sendSnapshot(c, contacts)
+
+	c.readLoop(readCtx, cmdCtx)
+
+	c.close(causeError) // no-op when a cause is already set
+	<-c.writerDone
+	c.watchdog.Stop()
+	if expiry != nil {
+		expiry.Stop()
+	}
+	h.unregister(c)
+	h.presence.Disconnected(c.user)
+	h.metrics.connections.Dec()
+	cancel()
+}
+
+func without(list []string, s string) []string {
+	out := list[:0:0]
+	for _, x := range list {
+		if x != s {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Mount serves the hub at GET /api/v1/ws on the API's router and documents the operation in the
+// OpenAPI document.
+func (h *Hub) Mount(api *httpapi.API) {
+	api.Router.Method(http.MethodGet, Path, h)
+	oapi := api.Root.OpenAPI()
+	problem := oapi.Components.Schemas.Schema(reflect.TypeFor[httpapi.Problem](), true, "Problem")
+	problemResponse := func(desc string) *huma.Response {
+		return &huma.Response{Description: desc, Content: map[string]*huma.MediaType{"application/problem+json": {Schema: problem}}}
+	}
+	oapi.AddOperation(&huma.Operation{
+		OperationID: "websocket",
+		Method:      http.MethodGet,
+		Path:        Path,
+		Summary:     "Open the real-time WebSocket",
+		Description: "Upgrades to a WebSocket that carries JSON envelopes `{\"type\", \"id\"?, \"data\"}` both ways: " +
+			"commands from the client (acknowledged with `ack` or `error` frames) and events from the server " +
+			"(`message_new`, `presence`, ...). Authenticate with the access token in the `Authorization` header " +
+			"or, from browsers, the `token` query parameter. Limits, close codes and every frame type are in " +
+			"docs/websocket.md.",
+		Tags:     []string{"Real-time"},
+		Security: []map[string][]string{{"bearer": {}}},
+		Parameters: []*huma.Param{
+			{Name: "token", In: "query", Description: "Access token, for clients that cannot set the Authorization header (browsers)", Schema: &huma.Schema{Type: "string"}},
+		},
+		Responses: map[string]*huma.Response{
+			"101": {Description: "Switching Protocols: the connection is now a WebSocket"},
+			"401": problemResponse("Missing, invalid or expired access token"),
+			"403": {Description: "The Origin is not allowed (plain text, from the WebSocket handshake)"},
+			"426": problemResponse("Not a WebSocket upgrade request"),
+			"503": problemResponse("The node is shutting down"),
+		},
+	})
+}

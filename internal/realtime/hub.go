@@ -1,0 +1,421 @@
+package realtime
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/httpapi"
+)
+
+// Authenticator checks an access token and returns the caller (the accounts package supplies it).
+type Authenticator = httpapi.Authenticator
+
+// Close codes the server sends besides the standard ones (1001 going away, 1008 too many bad
+// frames, 1009 frame too large). docs/websocket.md lists them for client authors.
+const (
+	CloseTokenExpired websocket.StatusCode = 4001 // the access token expired: refresh it and reconnect
+	ClosePingTimeout  websocket.StatusCode = 4002 // no pong to the server's ping in time
+	CloseTooSlow      websocket.StatusCode = 4008 // the send queue overflowed: reconnect and resync
+	CloseRateLimited  websocket.StatusCode = 4029 // kept sending over the frame rate limit
+)
+
+const (
+	numShards = 32
+	// maxBadFrames bad frames in quick succession (one is forgiven per second) close the connection.
+	maxBadFrames = 10
+	// closeTimeout bounds how long a closing connection may take to flush and hand over its close
+	// frame before its socket is dropped.
+	closeTimeout = 5 * time.Second
+	// presenceLookupTimeout bounds one PresenceAudience call.
+	presenceLookupTimeout = 5 * time.Second
+)
+
+// Options configures New.
+type Options struct {
+	// Config supplies the limits: WSMaxFrameBytes, WSFramesPerSecond (ignored when RateLimits is
+	// off), WSSendQueue, WSPingInterval, PresenceGrace and CORSOrigins (the origins allowed to open
+	// the socket from a browser; "*" allows any).
+	Config       config.Config
+	Authenticate Authenticator
+	Logger       *slog.Logger
+	// Registerer receives the hub's metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	// Audience says who sees whose presence; nil sends no presence events (see SetAudience).
+	Audience PresenceAudience
+	// Bus carries publications between nodes; nil is the in-process LocalBus.
+	Bus Bus
+}
+
+// Hub owns this node's WebSocket connections: it authenticates and upgrades them, dispatches
+// their frames to the registered commands and delivers published events. See doc.go for the
+// concurrency model.
+type Hub struct {
+	log          *slog.Logger
+	auth         Authenticator
+	bus          Bus
+	unsubscribe  func()
+	audience     atomic.Pointer[audienceBox]
+	handlers     map[string]CommandFunc
+	serving      atomic.Bool
+	closed       atomic.Bool
+	maxFrame     int64
+	framesPerSec int // 0: unlimited
+	queueSize    int
+	pingInterval time.Duration
+	accept       websocket.AcceptOptions
+	now          func() time.Time
+
+	seed       shardSeed
+	users      [numShards]userShard
+	topics     [numShards]topicShard
+	announceMu [numShards]sync.Mutex
+	presence   presenceTracker
+	memory     *memoryPresence
+	metrics    *metrics
+}
+
+type audienceBox struct{ PresenceAudience }
+
+// userShard holds the connections of the users whose id hashes to it.
+type userShard struct {
+	mu    sync.RWMutex
+	conns map[string][]*conn
+}
+
+// topicShard holds the members of the topics whose name hashes to it.
+type topicShard struct {
+	mu     sync.RWMutex
+	topics map[string]map[*conn]struct{}
+}
+
+// shardSeed picks a shard for a key.
+type shardSeed struct{ seed maphash.Seed }
+
+func newShardSeed() shardSeed { return shardSeed{seed: maphash.MakeSeed()} }
+
+func (s shardSeed) index(key string) int { return int(maphash.String(s.seed, key) % numShards) }
+
+// New builds a hub. It fails only when its metrics cannot be registered.
+func New(o Options) (*Hub, error) {
+	cfg := o.Config
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Bus == nil {
+		o.Bus = NewLocalBus()
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{
+		log:          o.Logger,
+		auth:         o.Authenticate,
+		bus:          o.Bus,
+		handlers:     map[string]CommandFunc{},
+		maxFrame:     cfg.WSMaxFrameBytes,
+		queueSize:    cfg.WSSendQueue,
+		pingInterval: cfg.WSPingInterval,
+		now:          time.Now,
+		seed:         newShardSeed(),
+		metrics:      m,
+	}
+	if h.maxFrame <= 0 {
+		h.maxFrame = 64 << 10
+	}
+	if h.queueSize <= 0 {
+		h.queueSize = 1024
+	}
+	if h.pingInterval <= 0 {
+		h.pingInterval = 25 * time.Second
+	}
+	if cfg.RateLimits && cfg.WSFramesPerSecond > 0 {
+		h.framesPerSec = cfg.WSFramesPerSecond
+	}
+	grace := cfg.PresenceGrace
+	if grace <= 0 {
+		grace = 5 * time.Second
+	}
+	h.accept = acceptOptions(cfg.CORSOrigins)
+	for i := range h.users {
+		h.users[i].conns = map[string][]*conn{}
+		h.topics[i].topics = map[string]map[*conn]struct{}{}
+	}
+	h.memory = newMemoryPresence(grace, h.wentOffline)
+	h.presence = h.memory
+	h.SetAudience(o.Audience)
+	h.unsubscribe = h.bus.Subscribe(h.deliver)
+	return h, nil
+}
+
+// acceptOptions turns the CORS origins into the upgrade's origin check. The socket is
+// authenticated with a bearer token, never a cookie, so a cross-origin page gains nothing it
+// could not do with the token itself; the check only keeps unlisted sites out.
+func acceptOptions(origins []string) websocket.AcceptOptions {
+	var o websocket.AcceptOptions
+	for _, orig := range origins {
+		if orig == "*" {
+			return websocket.AcceptOptions{InsecureSkipVerify: true}
+		}
+		o.OriginPatterns = append(o.OriginPatterns, strings.TrimRight(orig, "/"))
+	}
+	return o
+}
+
+// Handle registers the command for client frames of type typ. Call it while wiring, before the
+// hub serves its first connection; registering twice, after serving, or the built-in "ping" is a
+// programming error and panics.
+func (h *Hub) Handle(typ string, fn CommandFunc) {
+	switch {
+	case h.serving.Load():
+		panic("realtime: Handle(" + typ + ") after the hub started serving")
+	case !validType(typ) || fn == nil:
+		panic(fmt.Sprintf("realtime: Handle(%q): invalid type or nil handler", typ))
+	case typ == "ping":
+		panic("realtime: ping is built in")
+	case h.handlers[typ] != nil:
+		panic("realtime: Handle(" + typ + ") registered twice")
+	}
+	h.handlers[typ] = fn
+}
+
+// SetAudience sets who sees whose presence, for wiring where the audience is built after the hub.
+func (h *Hub) SetAudience(a PresenceAudience) {
+	h.audience.Store(&audienceBox{a})
+}
+
+// PublishUsers delivers {"type":typ,"data":data} to every open connection of each user, on every
+// node. The frame is encoded once and shared; delivery never blocks (a connection whose queue is
+// full is closed as too slow). Frames published by one goroutine reach each connection in order.
+func (h *Hub) PublishUsers(ctx context.Context, userIDs []string, typ string, data any) {
+	if len(userIDs) == 0 {
+		return
+	}
+	frame, err := encodeFrame(typ, "", data)
+	if err != nil {
+		h.log.ErrorContext(ctx, "realtime: publish", "type", typ, "err", err)
+		return
+	}
+	h.publish(ctx, Message{Kind: KindUsers, Users: userIDs, Frame: frame})
+}
+
+// PublishTopic delivers {"type":typ,"data":data} to the connections that joined topic
+// (Client.Join), on every node, except the connections of exceptUserID (none when empty).
+func (h *Hub) PublishTopic(ctx context.Context, topic, typ string, data any, exceptUserID string) {
+	frame, err := encodeFrame(typ, "", data)
+	if err != nil {
+		h.log.ErrorContext(ctx, "realtime: publish", "type", typ, "topic", topic, "err", err)
+		return
+	}
+	h.publish(ctx, Message{Kind: KindTopic, Topic: topic, ExceptUser: exceptUserID, Frame: frame})
+}
+
+// LeaveTopicUser makes every connection of userID, on every node, leave topic at once (a member
+// removed from a chat stops receiving its ephemeral events).
+func (h *Hub) LeaveTopicUser(ctx context.Context, topic, userID string) {
+	h.publish(ctx, Message{Kind: KindLeaveTopic, Topic: topic, Users: []string{userID}})
+}
+
+// Online reports whether userID is online: a connection is open, or the last one closed less than
+// the presence grace period ago (what the user's contacts have been told).
+func (h *Hub) Online(userID string) bool {
+	online, _ := h.presence.Status(userID)
+	return online
+}
+
+func (h *Hub) publish(ctx context.Context, m Message) {
+	if err := h.bus.Publish(ctx, m); err != nil {
+		h.log.ErrorContext(ctx, "realtime: bus publish failed", "kind", m.Kind, "err", err)
+	}
+}
+
+// deliver hands a bus message to this node's connections. It never blocks on a connection.
+func (h *Hub) deliver(m Message) {
+	switch m.Kind {
+	case KindUsers:
+		for _, u := range m.Users {
+			s := &h.users[h.seed.index(u)]
+			s.mu.RLock()
+			for _, c := range s.conns[u] {
+				c.enqueue(m.Frame)
+			}
+			s.mu.RUnlock()
+		}
+	case KindTopic:
+		s := &h.topics[h.seed.index(m.Topic)]
+		s.mu.RLock()
+		for c := range s.topics[m.Topic] {
+			if m.ExceptUser == "" || c.user != m.ExceptUser {
+				c.enqueue(m.Frame)
+			}
+		}
+		s.mu.RUnlock()
+	case KindLeaveTopic:
+		for _, u := range m.Users {
+			h.leaveTopicLocal(m.Topic, u)
+		}
+	}
+}
+
+// register adds c to its user's shard; false once the hub is shut down.
+func (h *Hub) register(c *conn) bool {
+	s := &h.users[h.seed.index(c.user)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h.closed.Load() {
+		return false
+	}
+	s.conns[c.user] = append(s.conns[c.user], c)
+	return true
+}
+
+// unregister removes c from its user's shard and from every topic it joined.
+func (h *Hub) unregister(c *conn) {
+	c.mu.Lock()
+	c.gone = true
+	topics := c.topics
+	c.topics = nil
+	c.mu.Unlock()
+	for t := range topics {
+		h.removeFromTopic(t, c)
+	}
+	s := &h.users[h.seed.index(c.user)]
+	s.mu.Lock()
+	list := s.conns[c.user]
+	for i, x := range list {
+		if x == c {
+			last := len(list) - 1
+			list[i] = list[last]
+			list[last] = nil
+			list = list[:last]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.conns, c.user)
+	} else {
+		s.conns[c.user] = list
+	}
+	s.mu.Unlock()
+}
+
+// join adds c to topic. Lock order: conn.mu, then the topic shard.
+func (h *Hub) join(c *conn, topic string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gone {
+		return
+	}
+	if _, ok := c.topics[topic]; ok {
+		return
+	}
+	if c.topics == nil {
+		c.topics = map[string]struct{}{}
+	}
+	c.topics[topic] = struct{}{}
+	s := &h.topics[h.seed.index(topic)]
+	s.mu.Lock()
+	set := s.topics[topic]
+	if set == nil {
+		set = map[*conn]struct{}{}
+		s.topics[topic] = set
+	}
+	set[c] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (h *Hub) leave(c *conn, topic string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.topics[topic]; !ok {
+		return
+	}
+	delete(c.topics, topic)
+	h.removeFromTopic(topic, c)
+}
+
+func (h *Hub) removeFromTopic(topic string, c *conn) {
+	s := &h.topics[h.seed.index(topic)]
+	s.mu.Lock()
+	if set := s.topics[topic]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(s.topics, topic)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// leaveTopicLocal removes every local connection of userID from topic under one lock, so no event
+// published to the topic afterwards reaches any of them; then it forgets the topic in each
+// connection (unless the connection has joined again meanwhile).
+func (h *Hub) leaveTopicLocal(topic, userID string) {
+	s := &h.topics[h.seed.index(topic)]
+	var left []*conn
+	s.mu.Lock()
+	if set := s.topics[topic]; set != nil {
+		for c := range set {
+			if c.user == userID {
+				delete(set, c)
+				left = append(left, c)
+			}
+		}
+		if len(set) == 0 {
+			delete(s.topics, topic)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range left {
+		c.mu.Lock()
+		s.mu.RLock()
+		_, rejoined := s.topics[topic][c]
+		s.mu.RUnlock()
+		if !rejoined {
+			delete(c.topics, topic)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Shutdown closes every connection with 1001 "going away" after flushing what is queued for it,
+// and waits for them to end; when ctx ends first, the remaining sockets are dropped. The hub
+// accepts no connection afterwards.
+func (h *Hub) Shutdown(ctx context.Context) {
+	if !h.closed.CompareAndSwap(false, true) {
+		return
+	}
+	h.unsubscribe()
+	h.memory.stop()
+	var all []*conn
+	for i := range h.users {
+		s := &h.users[i]
+		s.mu.RLock()
+		for _, list := range s.conns {
+			all = append(all, list...)
+		}
+		s.mu.RUnlock()
+	}
+	for _, c := range all {
+		c.close(causeGoingAway)
+	}
+	for i, c := range all {
+		select {
+		case <-c.finished:
+		case <-ctx.Done():
+			for _, rest := range all[i:] {
+				_ = rest.ws.CloseNow() // the handler goroutine then cleans up
+			}
+			return
+		}
+	}
+}

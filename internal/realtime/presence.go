@@ -1,0 +1,212 @@
+package realtime
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// PresenceAudience tells who may see a user's presence: the users who share a chat with them.
+// The chat package implements it.
+type PresenceAudience interface {
+	Contacts(ctx context.Context, userID string) ([]string, error)
+}
+
+// PresenceData is the data of a "presence" event.
+type PresenceData struct {
+	UserID   string     `json:"user_id"`
+	Online   bool       `json:"online"`
+	LastSeen *time.Time `json:"last_seen"` // when the last connection closed; null while online
+}
+
+// presenceTracker records connections and answers who is online. The in-memory tracker covers one
+// node; a shared one (Redis) will count connections across nodes behind the same methods.
+type presenceTracker interface {
+	// Connected records an opened connection of userID and reports whether the user came online
+	// (false when another connection is open or the user is within the grace period).
+	Connected(userID string) (cameOnline bool)
+	// Disconnected records a closed connection. When the last one closes, the user stays online
+	// for the grace period and then goes offline (the tracker then calls its offline callback).
+	Disconnected(userID string)
+	// Status reports whether userID is online and when they were last seen (zero if never, or
+	// while online).
+	Status(userID string) (online bool, lastSeen time.Time)
+}
+
+// memoryPresence is the single-node presenceTracker, sharded by user.
+type memoryPresence struct {
+	grace     time.Duration
+	now       func() time.Time
+	onOffline func(userID string) // called, without locks held, when a user goes offline
+	shards    [numShards]presenceShard
+	seed      shardSeed
+}
+
+type presenceShard struct {
+	mu    sync.Mutex
+	users map[string]*presenceState
+}
+
+type presenceState struct {
+	conns    int
+	online   bool
+	lastSeen time.Time
+	timer    *time.Timer
+	gen      uint64 // invalidates a grace timer that fired while a reconnect held the lock
+}
+
+func newMemoryPresence(grace time.Duration, onOffline func(string)) *memoryPresence {
+	p := &memoryPresence{grace: grace, now: time.Now, onOffline: onOffline, seed: newShardSeed()}
+	for i := range p.shards {
+		p.shards[i].users = map[string]*presenceState{}
+	}
+	return p
+}
+
+func (p *memoryPresence) shard(userID string) *presenceShard { return &p.shards[p.seed.index(userID)] }
+
+func (p *memoryPresence) Connected(userID string) bool {
+	s := p.shard(userID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.users[userID]
+	if st == nil {
+		st = &presenceState{}
+		s.users[userID] = st
+	}
+	st.conns++
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+		st.gen++
+	}
+	if st.online {
+		return false
+	}
+	st.online = true
+	return true
+}
+
+func (p *memoryPresence) Disconnected(userID string) {
+	s := p.shard(userID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.users[userID]
+	if st == nil || st.conns == 0 {
+		return
+	}
+	st.conns--
+	if st.conns > 0 {
+		return
+	}
+	st.lastSeen = p.now().UTC()
+	st.gen++
+	gen := st.gen
+	st.timer = time.AfterFunc(p.grace, func() {
+		s.mu.Lock()
+		if st.gen != gen || st.conns > 0 || !st.online {
+			s.mu.Unlock()
+			return
+		}
+		st.online = false
+		st.timer = nil
+		s.mu.Unlock()
+		if p.onOffline != nil {
+			p.onOffline(userID)
+		}
+	})
+}
+
+func (p *memoryPresence) Status(userID string) (bool, time.Time) {
+	s := p.shard(userID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.users[userID]
+	if st == nil {
+		return false, time.Time{}
+	}
+	if st.online {
+		return true, time.Time{}
+	}
+	return false, st.lastSeen
+}
+
+// stop cancels the pending grace timers (the hub is shutting down).
+func (p *memoryPresence) stop() {
+	for i := range p.shards {
+		s := &p.shards[i]
+		s.mu.Lock()
+		for _, st := range s.users {
+			if st.timer != nil {
+				st.timer.Stop()
+				st.timer = nil
+				st.gen++
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// presenceFrame encodes the presence event of userID as the tracker sees it now.
+func presenceFrame(userID string, online bool, lastSeen time.Time) []byte {
+	d := PresenceData{UserID: userID, Online: online}
+	if !online && !lastSeen.IsZero() {
+		d.LastSeen = &lastSeen
+	}
+	b, err := encodeFrame("presence", "", d)
+	if err != nil { // strings, a bool and a time: cannot happen
+		panic(err)
+	}
+	return b
+}
+
+// announce tells userID's contacts the user's current presence. Announcements and the snapshots
+// sent to new connections read the status and enqueue under the user's announce lock, so every
+// connection sees a user's presence changes in the order they happened, ending with the current one.
+func (h *Hub) announce(ctx context.Context, userID string, contacts []string) {
+	if len(contacts) == 0 || h.closed.Load() {
+		return
+	}
+	mu := &h.announceMu[h.seed.index(userID)]
+	mu.Lock()
+	defer mu.Unlock()
+	online, lastSeen := h.presence.Status(userID)
+	h.publish(ctx, Message{Kind: KindUsers, Users: contacts, Frame: presenceFrame(userID, online, lastSeen)})
+}
+
+// sendSnapshot queues, for the new connection c, one presence frame per contact who is online.
+func (h *Hub) sendSnapshot(c *conn, contacts []string) {
+	for _, u := range contacts {
+		mu := &h.announceMu[h.seed.index(u)]
+		mu.Lock()
+		if online, _ := h.presence.Status(u); online {
+			c.enqueue(presenceFrame(u, true, time.Time{}))
+		}
+		mu.Unlock()
+	}
+}
+
+// contacts asks the audience who may see userID's presence; failures are logged and give nobody.
+func (h *Hub) contacts(ctx context.Context, userID string) []string {
+	a := h.audience.Load()
+	if a == nil || a.PresenceAudience == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, presenceLookupTimeout)
+	defer cancel()
+	list, err := a.Contacts(ctx, userID)
+	if err != nil {
+		h.log.WarnContext(ctx, "realtime: presence audience lookup failed", "user_id", userID, "err", err)
+		return nil
+	}
+	return list
+}
+
+// wentOffline is the tracker's callback after a user's grace period.
+func (h *Hub) wentOffline(userID string) {
+	if h.closed.Load() {
+		return
+	}
+	ctx := context.Background()
+	h.announce(ctx, userID, h.contacts(ctx, userID))
+}
