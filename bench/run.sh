@@ -20,6 +20,8 @@
 #   -out FILE             result file (default bench/results/<date>.json)
 #   -perf                 record the server's CPU profile with perf during each scenario
 #                         (bench/results/<date>-<scenario>-perf.txt)
+#   -pprof                run the server with NERUTALK_PPROF=on and an admin account, and have the tool
+#                         save Go profiles (CPU per step, heap per idle level) in bench/results/<date>-pprof/
 #   -- ARGS               passed to nerutalk-bench as they are (they override the defaults above)
 #
 # Scenarios idle, fanout and chat run the server with cheap argon2 parameters
@@ -28,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PG=0 FULL=0 PERF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth"
+PG=0 FULL=0 PERF=0 PPROF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth"
 SERVER_CPUS="" BENCH_CPUS="" SERVER_GMP="" BENCH_GMP=""
 EXTRA=()
 while [ $# -gt 0 ]; do
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
     -pg) PG=1 ;;
     -full) FULL=1 ;;
     -perf) PERF=1 ;;
+    -pprof) PPROF=1 ;;
     -scenarios) SCENARIOS="$2"; shift ;;
     -server-cpus) SERVER_CPUS="$2"; shift ;;
     -bench-cpus) BENCH_CPUS="$2"; shift ;;
@@ -90,23 +93,25 @@ go build -o "$BIN/nerutalk-bench" ./cmd/nerutalk-bench
 # start_server cheap|default — a fresh server on a fresh database; sets SERVER_PID.
 start_server() {
   local argon=$1 data=$WORK/data-$RANDOM
-  local -a env=(NERUTALK_ADDR="$ADDR" NERUTALK_DATA_DIR="$data" NERUTALK_RATE_LIMITS=off
+  SERVER_ENV=(NERUTALK_ADDR="$ADDR" NERUTALK_DATA_DIR="$data" NERUTALK_RATE_LIMITS=off
     NERUTALK_LOG_LEVEL=warn NERUTALK_ACCESS_TOKEN_TTL=4h NERUTALK_MAX_GROUP_MEMBERS=10000)
-  if [ "$argon" = cheap ]; then env+=(NERUTALK_ARGON2_MEMORY_KIB=8 NERUTALK_ARGON2_TIME=1); fi
+  if [ "$argon" = cheap ]; then SERVER_ENV+=(NERUTALK_ARGON2_MEMORY_KIB=8 NERUTALK_ARGON2_TIME=1); fi
   if [ $PG = 1 ]; then
     DB_NAME="nerutalk_bench_$(date +%s)_$RANDOM"
     psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $DB_NAME" >/dev/null
-    env+=(NERUTALK_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME?sslmode=disable"
+    SERVER_ENV+=(NERUTALK_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME?sslmode=disable"
       NERUTALK_REDIS_URL="redis://127.0.0.1:6379/0")
   fi
-  if [ -n "$SERVER_GMP" ]; then env+=(GOMAXPROCS="$SERVER_GMP"); fi
+  if [ -n "$SERVER_GMP" ]; then SERVER_ENV+=(GOMAXPROCS="$SERVER_GMP"); fi
+  if [ $PPROF = 1 ]; then SERVER_ENV+=(NERUTALK_PPROF=on); fi
   local -a pin=()
   if [ -n "$SERVER_CPUS" ]; then pin=(taskset -c "$SERVER_CPUS"); fi
-  env "${env[@]}" "${pin[@]}" "$BIN/nerutalk" serve >"$WORK/server.log" 2>&1 &
+  env "${SERVER_ENV[@]}" "${pin[@]}" "$BIN/nerutalk" serve >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 150); do
     if curl -fsS "http://$ADDR/healthz" >/dev/null 2>&1; then
       log "server pid $SERVER_PID on $ADDR ($([ $PG = 1 ] && echo "PostgreSQL $DB_NAME + Redis" || echo SQLite), argon2 $argon)"
+      if [ $PPROF = 1 ]; then make_admin; fi
       return 0
     fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
@@ -115,6 +120,14 @@ start_server() {
   echo "run.sh: the server did not come up; its log:" >&2
   tail -n 30 "$WORK/server.log" >&2
   exit 1
+}
+
+# make_admin registers benchadmin and grants it the admin role, for /debug/pprof/.
+ADMIN_PASSWORD="bench-admin-$RANDOM$RANDOM"
+make_admin() {
+  curl -fsS -o /dev/null -H 'Content-Type: application/json' "http://$ADDR/api/v1/auth/register" \
+    -d "{\"username\":\"benchadmin\",\"email\":\"benchadmin@bench.nerutalk.test\",\"password\":\"$ADMIN_PASSWORD\"}"
+  env "${SERVER_ENV[@]}" "$BIN/nerutalk" admin grant benchadmin >/dev/null
 }
 
 # Quick defaults keep a run to a few minutes on a shared 2-core machine; -full uses the tool's
@@ -132,6 +145,10 @@ else
   )
 fi
 BENCH_PIN=()
+if [ $PPROF = 1 ]; then
+  PROF_DIR=${OUT%.json}-pprof
+  COMMON+=(-profile-dir "$PROF_DIR" -admin "benchadmin:$ADMIN_PASSWORD")
+fi
 if [ -n "$BENCH_CPUS" ]; then BENCH_PIN=(taskset -c "$BENCH_CPUS"); fi
 if [ -n "$BENCH_GMP" ]; then COMMON+=(-gomaxprocs "$BENCH_GMP"); fi
 GIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)

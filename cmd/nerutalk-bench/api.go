@@ -203,10 +203,11 @@ type messagePage struct {
 	NextCursor string          `json:"next_cursor"`
 }
 
-// history is GET /chats/{id}/messages with after_seq (when > 0) and limit.
+// history is GET /chats/{id}/messages?after_seq=&limit=: the limit messages after afterSeq
+// (0 reads from the first), or the latest limit when afterSeq is negative (no bound).
 func (c *apiClient) history(ctx context.Context, u *user, chatID string, afterSeq int64, limit int) (messagePage, error) {
 	q := url.Values{"limit": {strconv.Itoa(limit)}}
-	if afterSeq > 0 {
+	if afterSeq >= 0 {
 		q.Set("after_seq", strconv.FormatInt(afterSeq, 10))
 	}
 	var p messagePage

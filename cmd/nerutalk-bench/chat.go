@@ -60,11 +60,12 @@ func (r *runner) chat(ctx context.Context, res *result) error {
 	ro := r.runOpts()
 	ro.historyRate = o.historyRate
 	r.logf("chat: %d users, %d groups of %d, %d senders, rates %v msg/s", n, len(chats), o.chatGroupSize, senders, o.chatRates)
-	out.Steps = t.stepRates(ctx, specs, o.chatRates, ro, o.runs, o.keepGoing, o.chatGroupSize)
+	out.Steps = t.stepRates(ctx, "chat", specs, o.chatRates, ro, o.runs, o.keepGoing, o.chatGroupSize)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	out.Best = bestStep(out.Steps, e2eTarget)
+	t.quiesce(ctx, backlogLimit)
 	out.Delivery = t.checkDeliveries()
 	r.logf("verifying storage of %d groups", len(chats))
 	out.Storage = t.verifyStorage(ctx)

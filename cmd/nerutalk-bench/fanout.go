@@ -118,7 +118,7 @@ func (r *runner) fanout(ctx context.Context, res *result) error {
 			rates[j] = d / float64(fs.Members)
 		}
 		r.logf("fanout to %d members: %v deliveries/s", fs.Members, o.fanoutRates)
-		fs.Steps = t.stepRates(ctx, senders, rates, ro, o.runs, o.keepGoing, fs.Members)
+		fs.Steps = t.stepRates(ctx, fmt.Sprintf("fanout-%d", fs.Members), senders, rates, ro, o.runs, o.keepGoing, fs.Members)
 		if b := bestStep(fs.Steps, e2eTarget); b != nil {
 			fs.BestDeliveriesPerS, fs.BestE2EP99MS = b.DeliveriesPerS.Median, b.E2EP99MS.Median
 		}
@@ -126,6 +126,7 @@ func (r *runner) fanout(ctx context.Context, res *result) error {
 			return ctx.Err()
 		}
 	}
+	t.quiesce(ctx, backlogLimit)
 	out.Delivery = t.checkDeliveries()
 	r.logf("verifying storage")
 	out.Storage = t.verifyStorage(ctx)

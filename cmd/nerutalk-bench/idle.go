@@ -19,6 +19,7 @@ type idleLevel struct {
 	Goroutines        spread         `json:"goroutines"`
 	RSSPerConn        spread         `json:"rss_bytes_per_conn"`
 	HeapPerConn       spread         `json:"heap_inuse_bytes_per_conn"`
+	StackPerConn      spread         `json:"stack_inuse_bytes_per_conn"`
 	GoroutinesPerConn spread         `json:"goroutines_per_conn"`
 	AliveChecked      int            `json:"alive_checked"`
 	Alive             int            `json:"alive"`
@@ -125,15 +126,18 @@ func (r *runner) idle(ctx context.Context, res *result) error {
 		lv.Goroutines = spreadBy(lv.Samples, func(s serverSample) float64 { return s.Goroutines })
 		lv.RSSPerConn = per(func(s serverSample) float64 { return s.RSSBytes })
 		lv.HeapPerConn = per(func(s serverSample) float64 { return s.HeapInuseBytes })
+		lv.StackPerConn = per(func(s serverSample) float64 { return s.StackInuse })
 		lv.GoroutinesPerConn = per(func(s serverSample) float64 { return s.Goroutines })
 		lv.AliveChecked, lv.Alive = pings.check(ctx, conns[:opened], 50)
+		r.prof.heap(ctx, fmt.Sprintf("idle-%d", opened), r.logf)
 		for _, c := range conns[:opened] {
 			if c.closed() {
 				lv.Closed++
 			}
 		}
-		r.logf("%d connections: RSS %.1f KiB/conn, heap %.1f KiB/conn, %.2f goroutines/conn, %d/%d answered a ping, %d closed",
-			opened, lv.RSSPerConn.Median/1024, lv.HeapPerConn.Median/1024, lv.GoroutinesPerConn.Median, lv.Alive, lv.AliveChecked, lv.Closed)
+		r.logf("%d connections: RSS %.1f KiB/conn, heap %.1f KiB/conn, stacks %.1f KiB/conn, %.2f goroutines/conn, %d/%d answered a ping, %d closed",
+			opened, lv.RSSPerConn.Median/1024, lv.HeapPerConn.Median/1024, lv.StackPerConn.Median/1024, lv.GoroutinesPerConn.Median,
+			lv.Alive, lv.AliveChecked, lv.Closed)
 		out.Levels = append(out.Levels, lv)
 		res.check(lv.Closed == 0, "%d of %d idle connections were closed by the server", lv.Closed, opened)
 		res.check(lv.Alive == lv.AliveChecked, "%d of %d sampled idle connections did not answer a ping", lv.AliveChecked-lv.Alive, lv.AliveChecked)
@@ -146,9 +150,9 @@ func (r *runner) idle(ctx context.Context, res *result) error {
 	top := out.Levels[len(out.Levels)-1]
 	res.Generator.Connections, res.Generator.SourceIPs = top.Conns, len(r.dialer.clients)
 	for _, lv := range out.Levels {
-		res.say("%6d conns: RSS %7.1f MiB (%5.1f KiB/conn), heap %6.1f MiB (%5.1f KiB/conn), %.2f goroutines/conn",
+		res.say("%6d conns: RSS %7.1f MiB (%5.1f KiB/conn), heap %6.1f MiB (%5.1f KiB/conn), stacks %5.1f KiB/conn, %.2f goroutines/conn",
 			lv.Conns, lv.RSSBytes.Median/(1<<20), lv.RSSPerConn.Median/1024, lv.HeapInuseBytes.Median/(1<<20),
-			lv.HeapPerConn.Median/1024, lv.GoroutinesPerConn.Median)
+			lv.HeapPerConn.Median/1024, lv.StackPerConn.Median/1024, lv.GoroutinesPerConn.Median)
 	}
 	res.target(fmt.Sprintf("idle RSS per connection at %d", top.Conns), "<= 25 KiB",
 		fmt.Sprintf("%.1f KiB", top.RSSPerConn.Median/1024), top.RSSPerConn.Median <= 25*1024)

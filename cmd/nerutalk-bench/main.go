@@ -47,6 +47,8 @@ type options struct {
 	cpuProfile string
 	keepGoing  bool
 	password   string
+	profileDir string
+	admin      string
 
 	setupWorkers int
 	dialWorkers  int
@@ -91,6 +93,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.maxTime, "max-duration", time.Hour, "hard limit on the whole run")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the generator's CPU profile to this file")
 	fs.BoolVar(&o.keepGoing, "keep-going", false, "measure every rate step even after one saturates")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "save the server's CPU profiles (first run of each step) and heap profiles (idle) here; needs NERUTALK_PPROF=on and -admin")
+	fs.StringVar(&o.admin, "admin", "", "login:password of a server admin, for -profile-dir")
 	fs.StringVar(&o.password, "password", "bench-password-1234", "password of the accounts the tool registers")
 	fs.IntVar(&o.setupWorkers, "setup-workers", 16, "concurrent REST calls while setting up")
 	fs.IntVar(&o.dialWorkers, "dial-workers", 32, "concurrent WebSocket dials")
@@ -181,6 +185,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if o.chatGroupSize > o.chatUsers {
 		return nil, errors.New("-chat-group-size cannot exceed -chat-users")
 	}
+	if (o.profileDir == "") != (o.admin == "") {
+		return nil, errors.New("-profile-dir and -admin go together")
+	}
 	if o.window <= 0 || o.warmup < 0 || o.drain <= 0 {
 		return nil, errors.New("-window and -drain must be positive, -warmup not negative")
 	}
@@ -260,6 +267,7 @@ type runner struct {
 	probe   *probe
 	dialer  *wsDialer
 	connCtx context.Context // lives as long as the WebSockets
+	prof    *profiler       // nil unless -profile-dir
 	stderr  io.Writer
 	start   time.Time
 	warns   []string
@@ -327,6 +335,13 @@ func runScenario(ctx context.Context, o *options, scenario string, stderr io.Wri
 	r := &runner{opt: o, api: newAPIClient(o.base, max(o.setupWorkers, 64)), connCtx: connCtx, stderr: stderr, start: time.Now()}
 	r.probe = &probe{base: o.base, hc: r.api.hc, pid: o.pid}
 	res := newResult(r, scenario)
+	if o.profileDir != "" {
+		p, err := newProfiler(ctx, r.api, o.profileDir, o.admin)
+		if err != nil {
+			return nil, err
+		}
+		r.prof = p
+	}
 	var err error
 	switch scenario {
 	case "idle":
@@ -338,6 +353,7 @@ func runScenario(ctx context.Context, o *options, scenario string, stderr io.Wri
 	case "auth":
 		err = r.auth(ctx, res)
 	}
+	r.prof.wait()
 	if err != nil {
 		return nil, err
 	}

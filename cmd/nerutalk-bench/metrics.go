@@ -114,6 +114,7 @@ type serverSample struct {
 	RSSSource      string    `json:"rss_source"` // "proc" (/proc/<pid>/status) or "metrics"
 	Goroutines     float64   `json:"goroutines"`
 	HeapInuseBytes float64   `json:"heap_inuse_bytes"`
+	StackInuse     float64   `json:"stack_inuse_bytes"`
 	GoVersion      string    `json:"go_version,omitempty"`
 	GOMAXPROCS     float64   `json:"gomaxprocs,omitempty"`
 }
@@ -149,6 +150,8 @@ func (p *probe) sample(ctx context.Context) (serverSample, error) {
 			s.Goroutines = m.Value
 		case "go_memstats_heap_inuse_bytes":
 			s.HeapInuseBytes = m.Value
+		case "go_memstats_stack_inuse_bytes":
+			s.StackInuse = m.Value
 		case "process_resident_memory_bytes":
 			s.RSSBytes, s.RSSSource = m.Value, "metrics"
 		case "go_info":

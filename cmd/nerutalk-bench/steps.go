@@ -60,7 +60,7 @@ func summarizeStep(target float64, runs []trafficRun, slo time.Duration) stepRes
 // stepRates measures each rate in turn (runs times each) and stops after the first saturated
 // step unless keepGoing. perMessage is how many deliveries one message makes (for the
 // deliveries/s target of a step; 0 to leave it out).
-func (t *traffic) stepRates(ctx context.Context, senders []senderSpec, rates []float64, o runOpts, runs int, keepGoing bool, perMessage int) []stepResult {
+func (t *traffic) stepRates(ctx context.Context, name string, senders []senderSpec, rates []float64, o runOpts, runs int, keepGoing bool, perMessage int) []stepResult {
 	var steps []stepResult
 	for _, rate := range rates {
 		o.rate = rate
@@ -68,6 +68,10 @@ func (t *traffic) stepRates(ctx context.Context, senders []senderSpec, rates []f
 		for i := range runs {
 			if ctx.Err() != nil {
 				break
+			}
+			o.profile = ""
+			if i == 0 {
+				o.profile = fmt.Sprintf("%s-%.0f", name, rate)
 			}
 			r := t.run(ctx, senders, o)
 			t.r.logf("  rate %.0f msg/s run %d/%d: acked %.0f/s, deliveries %.0f/s, ack p99 %.1f ms, e2e p50 %.1f p99 %.1f ms, missing %d, cpu server %s gen %s%s",

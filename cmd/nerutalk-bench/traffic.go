@@ -134,6 +134,7 @@ type runOpts struct {
 	size        int     // payload bytes
 	drain       time.Duration
 	slo         time.Duration // ack p99 above this marks the run saturated
+	profile     string        // when not empty (and -profile-dir), the name of a CPU profile of the window
 }
 
 // trafficRun is the outcome of one measured run.
@@ -157,8 +158,39 @@ type trafficRun struct {
 	verdict
 }
 
+// quiet reports whether every send has been answered and every promised delivery has arrived.
+func (t *traffic) quiet() bool {
+	return t.inflight.Load() <= 0 && t.unique.Load() >= t.expected.Load()
+}
+
+// quiesce waits (at most limit) until the server has worked off its backlog, so that a run does
+// not start on, and the final checks do not read, a server still busy with earlier messages.
+func (t *traffic) quiesce(ctx context.Context, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	next := time.Now().Add(5 * time.Second)
+	for !t.quiet() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.r.warn("the server still had %d sends unanswered and %d deliveries outstanding after %v",
+				t.inflight.Load(), int64(t.expected.Load())-int64(t.unique.Load()), limit)
+			return false
+		}
+		if time.Now().After(next) {
+			t.r.logf("  waiting for the server's backlog: %d sends unanswered, %d deliveries outstanding",
+				t.inflight.Load(), int64(t.expected.Load())-int64(t.unique.Load()))
+			next = time.Now().Add(5 * time.Second)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// backlogLimit bounds quiesce: generous, since a saturated step can leave senders×max-inflight
+// messages queued in the server.
+const backlogLimit = 3 * time.Minute
+
 // run drives senders at o.rate for warm-up plus window, then waits for every ack and delivery.
 func (t *traffic) run(ctx context.Context, senders []senderSpec, o runOpts) trafficRun {
+	t.quiesce(ctx, backlogLimit)
 	st := &trafficStep{}
 	start := time.Now().Add(50 * time.Millisecond)
 	ws := start.Add(o.warmup)
@@ -176,6 +208,9 @@ func (t *traffic) run(ctx context.Context, senders []senderSpec, o runOpts) traf
 			return
 		}
 		m := startCPU(t.r.opt.pid)
+		if o.profile != "" {
+			t.r.prof.cpu(ctx, o.profile, o.window, t.r.logf)
+		}
 		if sleepUntil(ctx, we) {
 			cpu = m.stop()
 		}
@@ -198,10 +233,7 @@ func (t *traffic) run(ctx context.Context, senders []senderSpec, o runOpts) traf
 
 	// Drain: every send answered and every promised delivery arrived, or the drain time is up.
 	deadline := time.Now().Add(o.drain)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if t.inflight.Load() <= 0 && t.unique.Load()-uniq0 >= t.expected.Load()-exp0 {
-			break
-		}
+	for time.Now().Before(deadline) && ctx.Err() == nil && !t.quiet() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	secs := o.window.Seconds()
@@ -293,7 +325,7 @@ func (t *traffic) historyLoad(ctx context.Context, st *trafficStep, from, to tim
 			defer wg.Done()
 			defer func() { <-sem }()
 			t0 := time.Now()
-			_, err := t.r.api.history(ctx, s.conn.u, s.chat.id, 0, 50)
+			_, err := t.r.api.history(ctx, s.conn.u, s.chat.id, -1, 50)
 			if err != nil {
 				st.historyErrs.Add(1)
 				return
@@ -356,7 +388,7 @@ func (t *traffic) checkDeliveries() deliveryCheck {
 }
 
 // verifyStorage reads every chat's history back through the API (as its first member) and
-// checks it against the acks.
+// checks it against the acks. Call it after quiesce.
 func (t *traffic) verifyStorage(ctx context.Context) storageCheck {
 	var mu sync.Mutex
 	var out storageCheck
@@ -367,10 +399,13 @@ func (t *traffic) verifyStorage(ctx context.Context) storageCheck {
 	_ = parallel(ctx, len(chats), t.r.opt.setupWorkers, func(ctx context.Context, i int) error {
 		ch := chats[i]
 		u := t.users[ch.members[0]]
-		msgs, err := t.r.api.allMessages(ctx, u, ch.id)
-		var info chatAnswer
+		// Acks first, then last_seq, then the history: whatever was acked or counted before the
+		// read must be in it, even if the server is still storing later messages.
+		acks := ch.acks()
+		info, err := t.r.api.getChat(ctx, u, ch.id)
+		var msgs []storedMessage
 		if err == nil {
-			info, err = t.r.api.getChat(ctx, u, ch.id)
+			msgs, err = t.r.api.allMessages(ctx, u, ch.id)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -378,7 +413,7 @@ func (t *traffic) verifyStorage(ctx context.Context) storageCheck {
 			out.fail(ch.id, err)
 			return nil
 		}
-		out.add(ch.id, checkChat(ch.acks(), msgs, info.LastSeq))
+		out.add(ch.id, checkChat(acks, msgs, info.LastSeq))
 		return nil
 	}, nil)
 	return out

@@ -68,18 +68,19 @@ type chatCheck struct {
 	SeqGaps     int   `json:"seq_gaps"`     // seq numbers absent between 1 and the highest
 	SeqRepeats  int   `json:"seq_repeats"`  // a seq seen twice, or the list not ascending
 	Unacked     int   `json:"unacked"`      // the tool's messages stored without an ack reaching it (timeouts)
-	LastSeq     int64 `json:"last_seq"`     // the chat's last_seq as GET /chats/{id} reports it
+	LastSeq     int64 `json:"last_seq"`     // the chat's last_seq as GET /chats/{id} reported it before the read
 	MaxSeq      int64 `json:"max_seq"`      // the highest seq read back
 }
 
-// ok is true when every acked message is stored exactly once under its seq and seq is gapless.
+// ok is true when every acked message is stored exactly once under its seq, seq is gapless and
+// every seq up to the chat's last_seq is stored (a later message may have landed since).
 func (c chatCheck) ok() bool {
 	return c.Missing == 0 && c.Duplicates == 0 && c.SeqMismatch == 0 && c.SeqGaps == 0 &&
-		c.SeqRepeats == 0 && (c.LastSeq == 0 || c.LastSeq == c.MaxSeq)
+		c.SeqRepeats == 0 && c.LastSeq <= c.MaxSeq
 }
 
-// checkChat compares a chat's history (in the order the API returned it) with the acks.
-// lastSeq is the chat's last_seq (0 if unknown).
+// checkChat compares a chat's history (in the order the API returned it) with the acks, all
+// taken before the history was read. lastSeq is the chat's last_seq read before the history.
 func checkChat(acked []ackRecord, stored []storedMessage, lastSeq int64) chatCheck {
 	c := chatCheck{Acked: len(acked), Stored: len(stored), LastSeq: lastSeq}
 	seen := map[int64]bool{}

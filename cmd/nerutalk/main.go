@@ -2,6 +2,8 @@
 //
 //	nerutalk [serve] [flags]   run the server (the default)
 //	nerutalk migrate [flags]   apply database migrations and exit
+//	nerutalk admin grant|revoke <username> [flags]
+//	                           make a user an admin, or a plain user again
 //	nerutalk version           print the version
 //
 // Every flag also reads a NERUTALK_* environment variable; `nerutalk serve -help` lists them.
@@ -18,6 +20,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nerutalk/nerutalk/internal/auth"
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/server"
 )
@@ -33,15 +36,23 @@ func main() {
 	}
 }
 
-// errorLine is the one line that a failed start prints: causes from drivers sometimes span lines.
+// errorLine is the one line that a failed start prints: causes from drivers sometimes span lines
+// (pgx lists each connection attempt on a line of its own).
 func errorLine(err error) string {
-	msg := strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
-	return "nerutalk: " + msg
+	var parts []string
+	for line := range strings.Lines(err.Error()) {
+		if line = strings.TrimSpace(line); line != "" {
+			parts = append(parts, line)
+		}
+	}
+	return "nerutalk: " + strings.ReplaceAll(strings.Join(parts, "; "), ":; ", ": ")
 }
 
 const usage = `Usage:
   nerutalk [serve] [flags]   run the server (the default)
   nerutalk migrate [flags]   apply database migrations and exit
+  nerutalk admin grant|revoke <username> [flags]
+                             make a user an admin, or a plain user again
   nerutalk version           print the version
 
 Every flag also reads a NERUTALK_* environment variable; "nerutalk serve -help" lists them.
@@ -59,9 +70,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "admin":
+		return runAdmin(args, getenv, stdout)
 	case "serve", "migrate":
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, version or help)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, admin, version or help)", cmd)
 	}
 	cfg, err := config.Load(args, getenv, stdout)
 	if err != nil {
@@ -88,6 +101,35 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) er
 		return err
 	}
 	return srv.Run(ctx, nil)
+}
+
+// runAdmin is `nerutalk admin grant|revoke <username> [flags]`: it opens and migrates the
+// configured database, sets the user's role and prints one line. Running nodes see the change
+// within auth.DefaultSessionCacheTTL.
+func runAdmin(args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) < 2 || strings.HasPrefix(args[1], "-") {
+		return errors.New("usage: nerutalk admin grant|revoke <username> [flags]")
+	}
+	cfg, err := config.Load(args[2:], getenv, stdout)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	db, err := server.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	line, err := auth.AdminCommand(ctx, db, args[0], args[1])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, line)
+	return nil
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

@@ -354,7 +354,7 @@ func TestErrorLine(t *testing.T) {
 	t.Parallel()
 	err := fmt.Errorf("NERUTALK_DATABASE_URL: %w", errors.New("failed to connect:\n\t[::1]:1: refused\n\t127.0.0.1:1: refused"))
 	got := errorLine(err)
-	if want := "nerutalk: NERUTALK_DATABASE_URL: failed to connect:; [::1]:1: refused; 127.0.0.1:1: refused"; got != want {
+	if want := "nerutalk: NERUTALK_DATABASE_URL: failed to connect: [::1]:1: refused; 127.0.0.1:1: refused"; got != want {
 		t.Errorf("errorLine = %q, want %q", got, want)
 	}
 }

@@ -20,6 +20,7 @@ type sessionCache struct {
 type cachedSession struct {
 	sessionState
 	fetched time.Time
+	killed  bool // revoked by this node: a concurrent read of older state must not replace it
 }
 
 func newSessionCache(ttl time.Duration, max int) *sessionCache {
@@ -48,7 +49,11 @@ func (c *sessionCache) put(id string, st sessionState, now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[id]; !ok && len(c.entries) >= c.max {
+	old, ok := c.entries[id]
+	if ok && old.killed && now.Sub(old.fetched) < c.ttl {
+		return
+	}
+	if !ok && len(c.entries) >= c.max {
 		for k, e := range c.entries {
 			if now.Sub(e.fetched) >= c.ttl {
 				delete(c.entries, k)
@@ -64,7 +69,9 @@ func (c *sessionCache) put(id string, st sessionState, now time.Time) {
 	c.entries[id] = cachedSession{sessionState: st, fetched: now}
 }
 
-// kill records that these sessions were revoked by this node.
+// kill records that these sessions were revoked by this node. The entry is written even for a
+// session not cached yet, so that an Authenticate that read the session just before the
+// revocation committed cannot cache it as live afterwards.
 func (c *sessionCache) kill(now time.Time, ids ...string) {
 	if c.ttl <= 0 {
 		return
@@ -72,10 +79,8 @@ func (c *sessionCache) kill(now time.Time, ids ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range ids {
-		if e, ok := c.entries[id]; ok {
-			e.live = false
-			e.fetched = now
-			c.entries[id] = e
-		}
+		e := c.entries[id]
+		e.live, e.killed, e.fetched = false, true, now
+		c.entries[id] = e
 	}
 }

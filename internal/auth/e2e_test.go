@@ -1,6 +1,9 @@
 package auth_test
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -696,4 +699,55 @@ func TestRateLimits(t *testing.T) {
 		resp, _ = h.login(t, "ghost", password, nil)
 		wantProblem(t, resp, http.StatusTooManyRequests, "rate_limited")
 	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestLogsCarryNoSecrets(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	h := newLoggedHarness(t, store.SQLite, nil, &logs)
+	pair := h.register(t, "quiet")
+	h.login(t, "quiet", "wrong password 1", nil)
+	_, second := h.login(t, "quiet@example.com", password, nil)
+	_, rotated := h.refresh(t, second.RefreshToken)
+	h.refresh(t, second.RefreshToken) // reuse: logged as a warning
+	h.Do(t, http.MethodPut, "/api/v1/users/me/password", pair.AccessToken,
+		map[string]string{"current_password": password, "new_password": "new secret words"}, nil)
+	h.Do(t, http.MethodPost, "/api/v1/auth/logout", "", map[string]string{"refresh_token": pair.RefreshToken}, nil)
+
+	out := logs.String()
+	if !strings.Contains(out, "refresh token reuse") {
+		t.Fatalf("the reuse warning is missing; is the log captured? %q", out)
+	}
+	for name, secret := range map[string]string{
+		"password": password, "wrong password": "wrong password 1", "new password": "new secret words",
+		"access token": pair.AccessToken, "refresh token": pair.RefreshToken, "rotated refresh token": rotated.RefreshToken,
+		"reused refresh token": second.RefreshToken, "refresh token hash": sha256Hex(second.RefreshToken),
+	} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log contains the %s", name)
+		}
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

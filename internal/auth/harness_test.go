@@ -64,8 +64,14 @@ func testOptions(clk *clock) auth.Options {
 // newHarness builds a harness on engine d; mutate adjusts the options first.
 func newHarness(t testing.TB, d store.Dialect, mutate func(*auth.Options)) *harness {
 	t.Helper()
+	return newLoggedHarness(t, d, mutate, io.Discard)
+}
+
+// newLoggedHarness is newHarness with the server's log (debug level) written to logs.
+func newLoggedHarness(t testing.TB, d store.Dialect, mutate func(*auth.Options), logs io.Writer) *harness {
+	t.Helper()
 	db := storetest.Open(t, d)
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	clk := &clock{t: time.Now()}
 	o := testOptions(clk)
 	if mutate != nil {
 		mutate(&o)
@@ -75,7 +81,7 @@ func newHarness(t testing.TB, d store.Dialect, mutate func(*auth.Options)) *harn
 		t.Fatalf("auth.New: %v", err)
 	}
 	api := httpapi.New(httpapi.Options{
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:       slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version:      "test",
 		MaxBodyBytes: 1 << 20,
 		Authenticate: svc.Authenticate,

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -248,7 +249,7 @@ func (s *Service) register(ctx context.Context, in registerRequest, cl client) (
 	if a.PasswordHash, err = s.hasher.hash(ctx, in.Password); err != nil {
 		return nil, err
 	}
-	now := s.now()
+	now := store.Time(store.Millis(s.now())) // as stored, so this answer matches later reads
 	a.ID = uuid.Must(uuid.NewV7()).String()
 	a.Role = RoleUser
 	a.CreatedAt, a.UpdatedAt = now, now
@@ -549,4 +550,25 @@ func SetRole(ctx context.Context, db *store.DB, username string, admin bool) err
 		return err
 	}
 	return nil
+}
+
+// AdminCommand runs `nerutalk admin grant|revoke <username>` against db and returns the one line
+// to print.
+func AdminCommand(ctx context.Context, db *store.DB, verb, username string) (string, error) {
+	var grant bool
+	switch verb {
+	case "grant":
+		grant = true
+	case "revoke":
+	default:
+		return "", fmt.Errorf("unknown admin command %q (want grant or revoke)", verb)
+	}
+	if err := SetRole(ctx, db, username, grant); err != nil {
+		return "", err
+	}
+	name := strings.ToLower(username)
+	if grant {
+		return name + " is now an admin", nil
+	}
+	return name + " is no longer an admin", nil
 }

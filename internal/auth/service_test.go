@@ -151,6 +151,18 @@ func TestSessionCacheIsBounded(t *testing.T) {
 	if st, ok := c.get("s999", now); !ok || st.live {
 		t.Fatalf("killed entry = %+v, %v", st, ok)
 	}
+	// A read that raced with the revocation cannot bring the session back to life...
+	c.kill(now, "fresh")
+	c.put("fresh", sessionState{live: true}, now)
+	if st, ok := c.get("fresh", now); !ok || st.live {
+		t.Fatalf("a stale put overwrote a kill: %+v, %v", st, ok)
+	}
+	// ...but once the TTL has passed, state read from the database counts again.
+	later := now.Add(time.Second)
+	c.put("fresh", sessionState{live: false, userID: "u"}, later)
+	if st, ok := c.get("fresh", later); !ok || st.userID != "u" {
+		t.Fatalf("entry after the TTL = %+v, %v", st, ok)
+	}
 }
 
 func TestAuthenticateRecordsUse(t *testing.T) {
@@ -303,5 +315,24 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 	if _, err := New(db, good); err != nil {
 		t.Fatalf("good options: %v", err)
+	}
+}
+
+// BenchmarkAuthenticateCached is the per-request cost of the Authenticator when the session's
+// state is cached: token verification plus a map lookup.
+func BenchmarkAuthenticateCached(b *testing.B) {
+	db := storetest.Open(b, store.SQLite)
+	clk := &testClock{t: time.Now()}
+	s := newTestService(b, db, clk, nil)
+	pair := mustRegister(b, s, "bencher")
+	ctx := context.Background()
+	if _, err := s.Authenticate(ctx, pair.AccessToken); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Authenticate(ctx, pair.AccessToken); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

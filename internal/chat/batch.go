@@ -3,10 +3,10 @@ package chat
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
@@ -61,10 +61,14 @@ type pairKey struct{ a, b string }
 func (s *Service) commitOps(ctx context.Context, ops []*op, now int64) ([]opResult, []event, error) {
 	res := make([]opResult, len(ops))
 	var evs []event
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+	err := s.db.Tx(ctx, func(sqltx *sql.Tx) error {
+		tx := newBtx(sqltx, s.db.Dialect)
 		evs = evs[:0]
 		for i := range res {
 			res[i] = opResult{}
+		}
+		if err := lockChats(ctx, tx, ops); err != nil {
+			return err
 		}
 		sends, err := s.prepareSends(ctx, tx, ops, res)
 		if err != nil {
@@ -86,10 +90,31 @@ func (s *Service) commitOps(ctx context.Context, ops []*op, now int64) ([]opResu
 	return res, evs, nil
 }
 
+// lockChats locks, on PostgreSQL, the chats rows of every op in id order before the batch touches
+// any chat_members row, the order every transaction that changes a chat follows, so that
+// transactions never wait on each other in a cycle. SQLite serializes writers instead.
+func lockChats(ctx context.Context, tx *btx, ops []*op) error {
+	if !tx.pg {
+		return nil
+	}
+	chats := map[string]bool{}
+	for _, o := range ops {
+		if o.send != nil {
+			chats[o.send.msg.ChatID] = true
+		} else {
+			chats[o.mark.chatID] = true
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT id FROM chats WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, sortedKeys(chats)); err != nil {
+		return fmt.Errorf("lock chats: %w", err)
+	}
+	return nil
+}
+
 // prepareSends settles which send ops are new messages: it answers retries (the same sender and
 // client_id) with the stored original, refuses senders who are not members, and returns the
 // indexes of the ops that need a seq.
-func (s *Service) prepareSends(ctx context.Context, tx *sql.Tx, ops []*op, res []opResult) ([]int, error) {
+func (s *Service) prepareSends(ctx context.Context, tx *btx, ops []*op, res []opResult) ([]int, error) {
 	first := map[pairKey]int{}
 	var candidates []int
 	var pairs []pairKey
@@ -125,24 +150,12 @@ func (s *Service) prepareSends(ctx context.Context, tx *sql.Tx, ops []*op, res [
 		fresh = append(fresh, i)
 	}
 
-	// Lock the chats (PostgreSQL; SQLite serializes writers) in id order, then check membership:
-	// a member removed by a transaction that committed first cannot send.
-	chats := map[string]bool{}
+	// Membership against the database: a member removed by a transaction that committed first
+	// cannot send, whatever this node's cache says.
 	var memberPairs []pairKey
 	for _, i := range fresh {
 		m := ops[i].send.msg
-		chats[m.ChatID] = true
 		memberPairs = append(memberPairs, pairKey{m.ChatID, m.SenderID})
-	}
-	if s.db.Dialect == store.Postgres && len(chats) > 0 {
-		ids := sortedKeys(chats)
-		args := make([]any, len(ids))
-		for i, id := range ids {
-			args[i] = id
-		}
-		if _, err := tx.ExecContext(ctx, `SELECT id FROM chats WHERE id IN (`+placeholders(1, len(ids))+`) ORDER BY id FOR UPDATE`, args...); err != nil {
-			return nil, fmt.Errorf("lock chats: %w", err)
-		}
 	}
 	members, err := existingMembers(ctx, tx, memberPairs)
 	if err != nil {
@@ -171,34 +184,32 @@ func answerRetry(orig Message, chatID string) opResult {
 // insertSends reserves the seqs of the new messages chat by chat and inserts them in one
 // statement, then moves each sender's own marks up to their message: a sender has read what
 // they wrote.
-func (s *Service) insertSends(ctx context.Context, tx *sql.Tx, ops []*op, res []opResult, sends []int, now int64) error {
+func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opResult, sends []int, now int64) error {
 	if len(sends) > 0 {
 		byChat := map[string][]int{}
 		for _, i := range sends {
 			c := ops[i].send.msg.ChatID
 			byChat[c] = append(byChat[c], i)
 		}
-		ids := make([]string, 0, len(byChat))
-		for id := range byChat {
-			ids = append(ids, id)
+		counts := make(map[string]int64, len(byChat))
+		for id, idx := range byChat {
+			counts[id] = int64(len(idx))
 		}
-		sort.Strings(ids)
+		tops, err := reserveSeqs(ctx, tx, counts, now)
+		if err != nil {
+			return err
+		}
 		created := store.Time(now)
 		var inserted []int
 		senderTop := map[pairKey]int64{}
-		for _, chatID := range ids {
+		for _, chatID := range sortedKeys(counts) {
 			idx := byChat[chatID]
-			var top int64
-			err := tx.QueryRowContext(ctx, `UPDATE chats SET last_seq = last_seq + $2, last_message_at = $3
-				WHERE id = $1 RETURNING last_seq`, chatID, int64(len(idx)), now).Scan(&top)
-			if errors.Is(err, sql.ErrNoRows) {
+			top, ok := tops[chatID]
+			if !ok { // deleted meanwhile
 				for _, i := range idx {
 					res[i].err = apperr.NotFound("chat")
 				}
 				continue
-			}
-			if err != nil {
-				return fmt.Errorf("reserve seqs: %w", err)
 			}
 			seq := top - int64(len(idx))
 			for _, i := range idx {
@@ -213,12 +224,8 @@ func (s *Service) insertSends(ctx context.Context, tx *sql.Tx, ops []*op, res []
 		if err := insertMessages(ctx, tx, res, inserted, now); err != nil {
 			return err
 		}
-		for _, k := range sortedPairs(senderTop) {
-			if _, err := tx.ExecContext(ctx, `UPDATE chat_members SET read_seq = $3,
-				delivered_seq = CASE WHEN delivered_seq < $3 THEN $3 ELSE delivered_seq END
-				WHERE chat_id = $1 AND user_id = $2 AND read_seq < $3`, k.a, k.b, senderTop[k]); err != nil {
-				return fmt.Errorf("sender marks: %w", err)
-			}
+		if err := raiseSenderMarks(ctx, tx, senderTop); err != nil {
+			return err
 		}
 	}
 	// Retries inside the batch get the first one's answer.
@@ -242,37 +249,131 @@ func (s *Service) insertSends(ctx context.Context, tx *sql.Tx, ops []*op, res []
 	return nil
 }
 
-// insertMessages writes the messages of res[idx] with one multi-row INSERT per chunk.
-func insertMessages(ctx context.Context, tx *sql.Tx, res []opResult, idx []int, now int64) error {
-	const cols = 9
-	const chunk = 500 // 4,500 parameters: below the limits of both engines
-	for start := 0; start < len(idx); start += chunk {
-		part := idx[start:min(start+chunk, len(idx))]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO messages (id, chat_id, seq, sender_id, client_id, kind, text, reply_to, created_at) VALUES `)
-		args := make([]any, 0, len(part)*cols)
-		for n, i := range part {
-			if n > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(" + placeholders(len(args)+1, cols) + ")")
-			m := res[i].msg
-			var reply sql.NullString
-			if m.ReplyTo != nil {
-				reply = sql.NullString{String: *m.ReplyTo, Valid: true}
-			}
-			args = append(args, m.ID, m.ChatID, m.Seq, m.SenderID, m.ClientID, string(m.Kind), m.Text, reply, now)
+// reserveSeqs raises each chat's last_seq by its count of new messages, in one statement
+// (UPDATE chats SET last_seq = last_seq + n ... RETURNING last_seq, with each chat's own n), and
+// returns the new last_seq of each chat; the range (last_seq - n, last_seq] is the batch's.
+// A chat that no longer exists is missing from the answer.
+func reserveSeqs(ctx context.Context, tx *btx, counts map[string]int64, now int64) (map[string]int64, error) {
+	ids := sortedKeys(counts)
+	var rows *sql.Rows
+	var err error
+	if tx.pg {
+		ns := make([]int64, len(ids))
+		for i, id := range ids {
+			ns[i] = counts[id]
 		}
-		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		rows, err = tx.QueryContext(ctx, `UPDATE chats AS c SET last_seq = c.last_seq + u.n, last_message_at = $3
+			FROM unnest($1::text[], $2::bigint[]) AS u (id, n) WHERE c.id = u.id RETURNING c.id, c.last_seq`, ids, ns, now)
+	} else {
+		list := make([][2]any, len(ids))
+		for i, id := range ids {
+			list[i] = [2]any{id, counts[id]}
+		}
+		data, _ := json.Marshal(list) // strings and integers: cannot fail
+		rows, err = tx.queryRepeated(ctx, `UPDATE chats SET last_seq = last_seq + u.n, last_message_at = $2
+			FROM (SELECT value->>0 AS id, value->>1 AS n FROM json_each($1)) AS u
+			WHERE chats.id = u.id RETURNING id, last_seq`, string(data), now)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reserve seqs: %w", err)
+	}
+	defer rows.Close()
+	tops := make(map[string]int64, len(ids))
+	for rows.Next() {
+		var id string
+		var top int64
+		if err := rows.Scan(&id, &top); err != nil {
+			return nil, fmt.Errorf("reserve seqs: %w", err)
+		}
+		tops[id] = top
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reserve seqs: %w", err)
+	}
+	return tops, nil
+}
+
+// raiseSenderMarks moves each sender's read and delivered marks up to their last new message, in
+// one statement: a sender has read what they wrote.
+func raiseSenderMarks(ctx context.Context, tx *btx, tops map[pairKey]int64) error {
+	keys := sortedPairs(tops)
+	var err error
+	if tx.pg {
+		chats, users := splitPairs(keys)
+		seqs := make([]int64, len(keys))
+		for i, k := range keys {
+			seqs[i] = tops[k]
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE chat_members AS m SET read_seq = u.seq, delivered_seq = GREATEST(m.delivered_seq, u.seq)
+			FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u (chat_id, user_id, seq)
+			WHERE m.chat_id = u.chat_id AND m.user_id = u.user_id AND m.read_seq < u.seq`, chats, users, seqs)
+	} else {
+		list := make([][3]any, len(keys))
+		for i, k := range keys {
+			list[i] = [3]any{k.a, k.b, tops[k]}
+		}
+		data, _ := json.Marshal(list) // strings and integers: cannot fail
+		_, err = tx.execRepeated(ctx, `UPDATE chat_members SET read_seq = u.seq, delivered_seq = max(delivered_seq, u.seq)
+			FROM (SELECT value->>0 AS chat_id, value->>1 AS user_id, value->>2 AS seq FROM json_each($1)) AS u
+			WHERE chat_members.chat_id = u.chat_id AND chat_members.user_id = u.user_id AND chat_members.read_seq < u.seq`, string(data))
+	}
+	if err != nil {
+		return fmt.Errorf("sender marks: %w", err)
+	}
+	return nil
+}
+
+// insertMessages writes the messages of res[idx].
+func insertMessages(ctx context.Context, b *btx, res []opResult, idx []int, now int64) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	if b.pg {
+		n := len(idx)
+		ids, chats, senders, clients, kinds, texts, replies := make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		seqs := make([]int64, n)
+		for k, i := range idx {
+			m := res[i].msg
+			ids[k], chats[k], seqs[k], senders[k], clients[k], kinds[k], texts[k] = m.ID, m.ChatID, m.Seq, m.SenderID, m.ClientID, string(m.Kind), m.Text
+			if m.ReplyTo != nil {
+				replies[k] = *m.ReplyTo
+			}
+		}
+		_, err := b.ExecContext(ctx, `INSERT INTO messages (id, chat_id, seq, sender_id, client_id, kind, text, reply_to, created_at)
+			SELECT u.id, u.chat_id, u.seq, u.sender_id, u.client_id, u.kind, u.text, NULLIF(u.reply_to, ''), $9
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+				AS u (id, chat_id, seq, sender_id, client_id, kind, text, reply_to)`,
+			ids, chats, seqs, senders, clients, kinds, texts, replies, now)
+		if err != nil {
 			return fmt.Errorf("insert messages: %w", err)
 		}
+		return nil
+	}
+	rows := make([][8]any, len(idx))
+	for k, i := range idx {
+		m := res[i].msg
+		var reply any
+		if m.ReplyTo != nil {
+			reply = *m.ReplyTo
+		}
+		rows[k] = [8]any{m.ID, m.ChatID, m.Seq, m.SenderID, m.ClientID, string(m.Kind), m.Text, reply}
+	}
+	data, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	if _, err := b.execRepeated(ctx, `INSERT INTO messages (id, chat_id, seq, sender_id, client_id, kind, text, reply_to, created_at)
+		SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, $2 FROM json_each($1)`,
+		string(data), now); err != nil {
+		return fmt.Errorf("insert messages: %w", err)
 	}
 	return nil
 }
 
 // applyMarks raises read and delivered marks. Marks of one member in one batch collapse into the
 // highest that lies within the chat; the lower ones share its answer.
-func (s *Service) applyMarks(ctx context.Context, tx *sql.Tx, ops []*op, res []opResult, evs *[]event) error {
+func (s *Service) applyMarks(ctx context.Context, tx *btx, ops []*op, res []opResult, evs *[]event) error {
 	type markKey struct {
 		chat, user string
 		read       bool
@@ -315,7 +416,7 @@ func (s *Service) applyMarks(ctx context.Context, tx *sql.Tx, ops []*op, res []o
 }
 
 // applyMark raises one mark and records its answer (and event, when it moved) in r.
-func applyMark(ctx context.Context, tx *sql.Tx, m *markOp, r *opResult, evs *[]event) error {
+func applyMark(ctx context.Context, tx *btx, m *markOp, r *opResult, evs *[]event) error {
 	q := `UPDATE chat_members SET delivered_seq = $3 WHERE chat_id = $1 AND user_id = $2 AND delivered_seq < $3
 		AND $3 <= (SELECT last_seq FROM chats WHERE id = $1) RETURNING user_id`
 	typ := EventMessageDelivered
@@ -326,7 +427,7 @@ func applyMark(ctx context.Context, tx *sql.Tx, m *markOp, r *opResult, evs *[]e
 		typ = EventMessageRead
 	}
 	var u string
-	err := tx.QueryRowContext(ctx, q, m.chatID, m.userID, m.seq).Scan(&u)
+	err := tx.scanRepeated(ctx, q, []any{m.chatID, m.userID, m.seq}, &u)
 	if err == nil {
 		r.advanced = true
 		*evs = append(*evs, event{chatID: m.chatID, typ: typ, data: ReceiptEvent{ChatID: m.chatID, UserID: m.userID, Seq: m.seq}})
@@ -351,19 +452,84 @@ func applyMark(ctx context.Context, tx *sql.Tx, m *markOp, r *opResult, evs *[]e
 	return nil
 }
 
+// btx is a write transaction of the group commit. Rows of a batch travel in one statement: as
+// arrays with unnest on PostgreSQL, as one JSON array with json_each on SQLite (where parsing a
+// statement with hundreds of $n parameters is quadratic). On SQLite the statements are prepared
+// once per transaction; on PostgreSQL pgx caches them by their text.
+type btx struct {
+	*sql.Tx
+	pg    bool
+	stmts map[string]*sql.Stmt
+}
+
+func newBtx(tx *sql.Tx, d store.Dialect) *btx {
+	return &btx{Tx: tx, pg: d == store.Postgres, stmts: map[string]*sql.Stmt{}}
+}
+
+// prepared returns q prepared in the transaction (SQLite); the transaction's end closes it.
+func (b *btx) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := b.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := b.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	b.stmts[q] = st
+	return st, nil
+}
+
+// execRepeated runs q (prepared on SQLite) once.
+func (b *btx) execRepeated(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if b.pg {
+		return b.ExecContext(ctx, q, args...)
+	}
+	st, err := b.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// queryRepeated runs q (prepared on SQLite).
+func (b *btx) queryRepeated(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if b.pg {
+		return b.QueryContext(ctx, q, args...)
+	}
+	st, err := b.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// scanRepeated runs the one-row query q (prepared on SQLite) and scans its row.
+func (b *btx) scanRepeated(ctx context.Context, q string, args []any, dest ...any) error {
+	if b.pg {
+		return b.QueryRowContext(ctx, q, args...).Scan(dest...)
+	}
+	st, err := b.prepared(ctx, q)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
+}
+
+func splitPairs(pairs []pairKey) (as, bs []string) {
+	as, bs = make([]string, len(pairs)), make([]string, len(pairs))
+	for i, p := range pairs {
+		as[i], bs[i] = p.a, p.b
+	}
+	return as, bs
+}
+
 // findByClientIDs returns the stored messages with the given (sender_id, client_id) pairs.
-func findByClientIDs(ctx context.Context, q querier, pairs []pairKey) (map[pairKey]Message, error) {
+func findByClientIDs(ctx context.Context, b *btx, pairs []pairKey) (map[pairKey]Message, error) {
 	out := map[pairKey]Message{}
-	const chunk = 400
-	for start := 0; start < len(pairs); start += chunk {
-		part := pairs[start:min(start+chunk, len(pairs))]
-		conds := make([]string, len(part))
-		args := make([]any, 0, 2*len(part))
-		for i, p := range part {
-			conds[i] = fmt.Sprintf("(sender_id = $%d AND client_id = $%d)", len(args)+1, len(args)+2)
-			args = append(args, p.a, p.b)
-		}
-		rows, err := q.QueryContext(ctx, `SELECT `+msgCols+` FROM messages WHERE `+strings.Join(conds, " OR "), args...)
+	if b.pg {
+		senders, clients := splitPairs(pairs)
+		rows, err := b.QueryContext(ctx, `SELECT `+msgCols+` FROM messages
+			WHERE (sender_id, client_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, senders, clients)
 		if err != nil {
 			return nil, fmt.Errorf("find client ids: %w", err)
 		}
@@ -374,44 +540,76 @@ func findByClientIDs(ctx context.Context, q querier, pairs []pairKey) (map[pairK
 		for _, m := range msgs {
 			out[pairKey{m.SenderID, m.ClientID}] = m
 		}
+		return out, nil
+	}
+	rows, err := b.queryRepeated(ctx, `SELECT `+msgCols+` FROM messages
+		WHERE (sender_id, client_id) IN (SELECT value->>0, value->>1 FROM json_each($1))`, pairsJSON(pairs))
+	if err != nil {
+		return nil, fmt.Errorf("find client ids: %w", err)
+	}
+	msgs, err := scanMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("find client ids: %w", err)
+	}
+	for _, m := range msgs {
+		out[pairKey{m.SenderID, m.ClientID}] = m
 	}
 	return out, nil
 }
 
+// pairsJSON encodes pairs as [["a","b"],...] for json_each (SQLite).
+func pairsJSON(pairs []pairKey) string {
+	rows := make([][2]string, len(pairs))
+	for i, p := range pairs {
+		rows[i] = [2]string{p.a, p.b}
+	}
+	b, _ := json.Marshal(rows) // strings only: cannot fail
+	return string(b)
+}
+
 // existingMembers returns which (chat_id, user_id) pairs are memberships.
-func existingMembers(ctx context.Context, q querier, pairs []pairKey) (map[pairKey]bool, error) {
+func existingMembers(ctx context.Context, b *btx, pairs []pairKey) (map[pairKey]bool, error) {
 	out := map[pairKey]bool{}
-	const chunk = 400
-	for start := 0; start < len(pairs); start += chunk {
-		part := pairs[start:min(start+chunk, len(pairs))]
-		conds := make([]string, len(part))
-		args := make([]any, 0, 2*len(part))
-		for i, p := range part {
-			conds[i] = fmt.Sprintf("(chat_id = $%d AND user_id = $%d)", len(args)+1, len(args)+2)
-			args = append(args, p.a, p.b)
-		}
-		rows, err := q.QueryContext(ctx, `SELECT chat_id, user_id FROM chat_members WHERE `+strings.Join(conds, " OR "), args...)
+	if b.pg {
+		chats, users := splitPairs(pairs)
+		rows, err := b.QueryContext(ctx, `SELECT chat_id, user_id FROM chat_members
+			WHERE (chat_id, user_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, chats, users)
 		if err != nil {
 			return nil, fmt.Errorf("check members: %w", err)
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var k pairKey
 			if err := rows.Scan(&k.a, &k.b); err != nil {
-				rows.Close()
 				return nil, fmt.Errorf("check members: %w", err)
 			}
 			out[k] = true
 		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
+		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("check members: %w", err)
 		}
+		return out, nil
+	}
+	rows, err := b.queryRepeated(ctx, `SELECT chat_id, user_id FROM chat_members
+		WHERE (chat_id, user_id) IN (SELECT value->>0, value->>1 FROM json_each($1))`, pairsJSON(pairs))
+	if err != nil {
+		return nil, fmt.Errorf("check members: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k pairKey
+		if err := rows.Scan(&k.a, &k.b); err != nil {
+			return nil, fmt.Errorf("check members: %w", err)
+		}
+		out[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check members: %w", err)
 	}
 	return out, nil
 }
 
-func sortedKeys(m map[string]bool) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

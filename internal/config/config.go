@@ -62,6 +62,7 @@ type Config struct {
 	S3SecretKey        string
 	S3PathStyle        bool
 	GiphyAPIKey        string // empty = only the built-in stickers and GIFs
+	GiphyURL           string // Giphy API base URL
 	MediaSearchPerMin  int    // GIF/sticker searches per user per minute
 }
 
@@ -190,6 +191,13 @@ func settings() []Setting {
 			return err
 		}},
 		{"giphy-api-key", "NERUTALK_GIPHY_API_KEY", "", "Giphy API key for GIF and sticker search; empty = built-in set only", func(c *Config, v string) error { c.GiphyAPIKey = v; return nil }},
+		{"giphy-url", "NERUTALK_GIPHY_URL", "https://api.giphy.com", "Giphy API base URL (a proxy, or a fake in tests)", func(c *Config, v string) error {
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("want http(s)://host[:port]")
+			}
+			c.GiphyURL = strings.TrimRight(v, "/")
+			return nil
+		}},
 		{"media-search-per-minute", "NERUTALK_MEDIA_SEARCH_PER_MINUTE", "60", "GIF and sticker searches per user per minute; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.MediaSearchPerMin }, 1)},
 	}
 }
@@ -254,9 +262,9 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	return c, nil
 }
 
-// redact hides what must not reach a log or a terminal: the signing secret and URL passwords.
+// redact hides what must not reach a log or a terminal: secrets, keys and URL passwords.
 func redact(s Setting, v string) string {
-	if s.Env == "NERUTALK_JWT_SECRET" {
+	if strings.Contains(s.Env, "SECRET") || strings.HasSuffix(s.Env, "_KEY") {
 		return "(hidden)"
 	}
 	if u, err := url.Parse(v); err == nil && u.User != nil {

@@ -23,33 +23,32 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// The foundation's settings; each feature's tests check its own.
 func TestDefault(t *testing.T) {
 	t.Parallel()
-	want := config.Config{
-		Addr:              "127.0.0.1:8080",
-		DataDir:           "./data",
-		RateLimits:        true,
-		LogLevel:          slog.LevelInfo,
-		LogFormat:         "text",
-		AccessTokenTTL:    15 * time.Minute,
-		RefreshTokenTTL:   720 * time.Hour,
-		Argon2MemoryKiB:   19456,
-		Argon2Time:        2,
-		Argon2Threads:     1,
-		MaxBodyBytes:      1 << 20,
-		ShutdownTimeout:   4 * time.Second,
-		MaxGroupMembers:   1000,
-		WSMaxFrameBytes:   65536,
-		WSMaxTextChars:    4096,
-		WSFramesPerSecond: 50,
-		WSSendQueue:       1024,
-		WSPingInterval:    25 * time.Second,
-		PresenceGrace:     5 * time.Second,
-		AvatarMaxBytes:    5 << 20,
-		ImageMaxPixels:    40_000_000,
+	type foundation struct {
+		Addr, DataDir, DatabaseURL, RedisURL, LogFormat, JWTSecret string
+		RateLimits, Pprof                                          bool
+		LogLevel                                                   slog.Level
+		CORSOrigins                                                []string
+		MaxBodyBytes                                               int64
+		ShutdownTimeout                                            time.Duration
 	}
-	if diff := cmp.Diff(want, config.Default()); diff != "" {
+	want := foundation{Addr: "127.0.0.1:8080", DataDir: "./data", LogFormat: "text", RateLimits: true,
+		LogLevel: slog.LevelInfo, MaxBodyBytes: 1 << 20, ShutdownTimeout: 4 * time.Second}
+	c := config.Default()
+	got := foundation{c.Addr, c.DataDir, c.DatabaseURL, c.RedisURL, c.LogFormat, c.JWTSecret, c.RateLimits, c.Pprof,
+		c.LogLevel, c.CORSOrigins, c.MaxBodyBytes, c.ShutdownTimeout}
+	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Default() mismatch (-want +got):\n%s", diff)
+	}
+	// Every default is valid and Load without input gives Default.
+	loaded, err := config.Load(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatalf("Load(): %v", err)
+	}
+	if diff := cmp.Diff(config.Default(), loaded); diff != "" {
+		t.Errorf("Load() != Default() (-default +load):\n%s", diff)
 	}
 }
 

@@ -4,6 +4,11 @@
 //
 // Features register their operations on the huma APIs that New returns: Public (no credentials),
 // Authed (a valid access token; the caller is in identity.From(ctx)) and Admin (an admin's token).
+//
+// Concurrency: register every operation before the router serves its first request (neither chi
+// nor huma allow registration concurrently with serving; the /docs page is rendered once, on its
+// first request). After that the API is safe for concurrent use: the middleware keeps no state
+// besides the Prometheus collectors.
 package httpapi
 
 import (

@@ -175,12 +175,14 @@ type blobOutput struct {
 // Register mounts GET /avatars/{id} and GET /avatars/{id}/thumbnail (public: avatars are shown
 // to anyone who can see the profile, and the id is unguessable).
 func (a *Avatars) Register(api *httpapi.API) {
-	for _, v := range []struct{ id, path, summary, variant string }{
-		{"get-avatar", "/avatars/{id}", fmt.Sprintf("An avatar, %d x %d JPEG", AvatarSize, AvatarSize), ""},
-		{"get-avatar-thumbnail", "/avatars/{id}/thumbnail", fmt.Sprintf("An avatar's thumbnail, %d x %d JPEG", AvatarThumbSize, AvatarThumbSize), thumbVariant},
+	for _, v := range []struct{ id, method, path, summary, variant string }{
+		{"get-avatar", http.MethodGet, "/avatars/{id}", fmt.Sprintf("An avatar, %d x %d JPEG", AvatarSize, AvatarSize), ""},
+		{"head-avatar", http.MethodHead, "/avatars/{id}", "An avatar's headers only", ""},
+		{"get-avatar-thumbnail", http.MethodGet, "/avatars/{id}/thumbnail", fmt.Sprintf("An avatar's thumbnail, %d x %d JPEG", AvatarThumbSize, AvatarThumbSize), thumbVariant},
+		{"head-avatar-thumbnail", http.MethodHead, "/avatars/{id}/thumbnail", "An avatar thumbnail's headers only", thumbVariant},
 	} {
 		huma.Register(api.Public, huma.Operation{
-			OperationID: v.id, Method: http.MethodGet, Path: v.path, Tags: []string{"Media"}, Summary: v.summary,
+			OperationID: v.id, Method: v.method, Path: v.path, Tags: []string{"Media"}, Summary: v.summary,
 			Description: "Immutable: a new avatar gets a new URL, so the answer may be cached for a year. " +
 				"Supports Range and If-None-Match.",
 			Responses: binaryResponses("image/jpeg"),

@@ -26,7 +26,8 @@ func multipartBody(t testing.TB, field, filename, contentType string, data []byt
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	h := make(map[string][]string)
-	h["Content-Disposition"] = []string{`form-data; name="` + field + `"; filename="` + filename + `"`}
+	quote := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace
+	h["Content-Disposition"] = []string{`form-data; name="` + quote(field) + `"; filename="` + quote(filename) + `"`}
 	h["Content-Type"] = []string{contentType}
 	w, err := mw.CreatePart(h)
 	if err != nil {

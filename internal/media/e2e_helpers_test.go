@@ -7,6 +7,9 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"strconv"
+
+	"github.com/nerutalk/nerutalk/internal/server/servertest"
 )
 
 func pngEncode(w io.Writer, img image.Image) error { return png.Encode(w, img) }
@@ -25,3 +28,7 @@ func hugePNGHeader() []byte {
 	binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(append([]byte("IHDR"), ihdr...)))
 	return b.Bytes()
 }
+
+type servertestNode = servertest.Node
+
+func strconvItoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -40,7 +40,7 @@ var (
 	errNotMultipart = apperr.New(apperr.KindUnsupportedType, "unsupported_media_type",
 		`send the file as multipart/form-data in the field "file"`)
 	errBadMultipart = apperr.New(apperr.KindBadRequest, "bad_request", "the multipart body cannot be read")
-	wwwAuthenticate = http.Header{"WWW-Authenticate": {`Bearer realm="nerutalk"`}}
+	wwwAuthenticate = http.Header{"Www-Authenticate": {`Bearer realm="nerutalk"`}}
 )
 
 // Register mounts the files routes. authenticate checks access tokens (the accounts package's).
@@ -50,17 +50,19 @@ func (f *Files) Register(api *httpapi.API, authenticate httpapi.Authenticator) {
 	f.documentUpload(api)
 
 	for _, v := range []struct {
-		id, path, summary string
-		thumb             bool
+		id, method, path, summary string
+		thumb                     bool
 	}{
-		{"download-file", "/files/{id}", "Download a file", false},
-		{"download-file-thumbnail", "/files/{id}/thumbnail", "Download an image's thumbnail (fits in 320 x 320; a still for animated GIFs)", true},
+		{"download-file", http.MethodGet, "/files/{id}", "Download a file", false},
+		{"head-file", http.MethodHead, "/files/{id}", "A download's headers only", false},
+		{"download-file-thumbnail", http.MethodGet, "/files/{id}/thumbnail", "Download an image's thumbnail (fits in 320 x 320; a still for animated GIFs)", true},
+		{"head-file-thumbnail", http.MethodHead, "/files/{id}/thumbnail", "A thumbnail's headers only", true},
 	} {
 		huma.Register(api.Public, huma.Operation{
-			OperationID: v.id, Method: http.MethodGet, Path: v.path, Tags: []string{"Media"}, Summary: v.summary,
+			OperationID: v.id, Method: v.method, Path: v.path, Tags: []string{"Media"}, Summary: v.summary,
 			Description: "For the owner and for members of a chat where the file was sent; anyone else gets 404. " +
 				"Authenticate with the Authorization header, or with `?token=` where a header cannot be sent (img and video tags). " +
-				"Supports Range (206), If-None-Match (304) and HEAD. Images, audio and video are served inline; " +
+				"Supports Range (206) and If-None-Match (304). Images, audio and video are served inline; " +
 				"everything else as an attachment, always with nosniff and a sandboxing Content-Security-Policy.",
 			Security:  []map[string][]string{{"bearer": {}}},
 			Responses: binaryResponses("application/octet-stream"),

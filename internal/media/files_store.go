@@ -243,7 +243,7 @@ func (s *fileStore) orphans(ctx context.Context, cutoff time.Time, limit int) ([
 // with their owner's account) created before cutoff.
 func (s *fileStore) unreferencedContents(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
 	rows, err := s.db.R.QueryContext(ctx, `SELECT b.source_sha256 FROM media_blobs b
-		WHERE b.created_at < $1 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.source_sha256 = b.source_sha256)
+		WHERE b.created_at <= $1 AND NOT EXISTS (SELECT 1 FROM files f WHERE f.source_sha256 = b.source_sha256)
 		LIMIT $2`, store.Millis(cutoff), limit)
 	if err != nil {
 		return nil, fmt.Errorf("media: list unreferenced contents: %w", err)

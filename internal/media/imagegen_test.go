@@ -199,3 +199,7 @@ func abs(x int) int {
 	}
 	return x
 }
+
+type imageRGBA = image.RGBA
+
+func newRGBA(w, h int) *image.RGBA { return image.NewRGBA(image.Rect(0, 0, w, h)) }

@@ -69,6 +69,9 @@ const maxNameBytes = 200
 func sanitizeName(name, storedMIME string) string {
 	name = strings.ReplaceAll(name, `\`, "/")
 	name = filepath.Base("/" + name)
+	if name == "/" {
+		name = ""
+	}
 	var b strings.Builder
 	for _, r := range name {
 		switch {

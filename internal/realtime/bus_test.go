@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -67,5 +68,33 @@ func TestHubPublishesThroughTheBus(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, bus.got); diff != "" {
 		t.Errorf("published (-want +got):\n%s", diff)
+	}
+}
+
+// failingBus refuses every publication, like a Redis bus whose server is down.
+type failingBus struct{ calls int }
+
+func (f *failingBus) Publish(context.Context, Message) error {
+	f.calls++
+	return errors.New("bus down")
+}
+func (f *failingBus) Subscribe(func(Message)) func() { return func() {} }
+
+func TestPublishFailuresAreContained(t *testing.T) {
+	t.Parallel()
+	bus := &failingBus{}
+	h, err := New(Options{Config: testConfig(), Bus: bus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	h.PublishUsers(ctx, []string{"a"}, "x", map[string]any{"bad": make(chan int)}) // cannot encode: dropped
+	h.PublishTopic(ctx, "t", "x", make(chan int), "")                              // cannot encode: dropped
+	if bus.calls != 0 {
+		t.Errorf("unencodable events reached the bus %d times", bus.calls)
+	}
+	h.PublishUsers(ctx, []string{"a"}, "x", nil) // the bus fails: logged, no panic
+	if bus.calls != 1 {
+		t.Errorf("bus calls = %d, want 1", bus.calls)
 	}
 }

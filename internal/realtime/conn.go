@@ -94,7 +94,7 @@ func (c *conn) close(cause closeCause) {
 		c.cause = cause
 		c.q.shut()
 		c.cancel()
-		c.watchdog = time.AfterFunc(closeTimeout, func() { _ = c.ws.CloseNow() })
+		c.watchdog = time.AfterFunc(c.hub.closeTimeout, func() { _ = c.ws.CloseNow() })
 		c.hub.metrics.closes.WithLabelValues(cause.label).Inc()
 		if cause == causeSlow {
 			c.hub.metrics.slow.Inc()

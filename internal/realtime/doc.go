@@ -30,8 +30,8 @@
 //     events their command published.
 //   - Connections are indexed in 32 user shards and topic memberships in 32 topic shards, each
 //     behind its own RWMutex; delivery holds a shard's read lock only while it queues frames.
-//     Lock order: conn.mu, then a topic shard; a user shard is never held while taking another lock
-//     except a connection's queue lock.
+//     Lock order: a presence announce lock, then a user or topic shard, then a connection's queue
+//     lock; conn.mu (a connection's topic set), then a topic shard.
 //   - Closing is idempotent (close records the first cause and signals the writer, which flushes
 //     when the cause allows and performs the close handshake). A watchdog drops the socket if the
 //     close has not completed within closeTimeout, so a stalled peer cannot hold a goroutine.

@@ -106,6 +106,17 @@ func (e *testEnv) dial(t testing.TB, userID string) *client {
 	return e.dialToken(t, e.token(userID, time.Time{}))
 }
 
+// dialReady connects as userID and waits until the server has finished setting the connection up
+// (presence recorded, snapshot queued): the read loop answers a ping only after that.
+func (e *testEnv) dialReady(t testing.TB, userID string) *client {
+	t.Helper()
+	c := e.dial(t, userID)
+	if f := c.call("ping", "ready", nil); f.Type != "ack" {
+		t.Fatalf("ping: %+v", f)
+	}
+	return c
+}
+
 func (e *testEnv) dialToken(t testing.TB, token string) *client {
 	t.Helper()
 	return e.dialWith(t, token, nil)
@@ -208,17 +219,23 @@ func (c *client) call(typ, id string, data any) Frame {
 // read before.
 func (c *client) expectClose(code websocket.StatusCode) []Frame {
 	c.t.Helper()
+	frames, err := c.readUntilClose()
+	if got := websocket.CloseStatus(err); got != code {
+		c.t.Fatalf("close status = %d (%v), want %d", got, err, code)
+	}
+	return frames
+}
+
+// readUntilClose reads frames until the connection ends (or 10 seconds pass without a frame) and
+// returns them with the error that ended the reading. It may run on any goroutine.
+func (c *client) readUntilClose() ([]Frame, error) {
 	var frames []Frame
 	for {
 		f, err := c.tryRead(10 * time.Second)
-		if err == nil {
-			frames = append(frames, f)
-			continue
+		if err != nil {
+			return frames, err
 		}
-		if got := websocket.CloseStatus(err); got != code {
-			c.t.Fatalf("close status = %d (%v), want %d", got, err, code)
-		}
-		return frames
+		frames = append(frames, f)
 	}
 }
 
@@ -277,6 +294,9 @@ func registerTestCommands(h *Hub) {
 	})
 	h.Handle("boom", func(context.Context, Client, json.RawMessage) (any, error) {
 		return nil, errors.New("database exploded")
+	})
+	h.Handle("unencodable", func(context.Context, Client, json.RawMessage) (any, error) {
+		return map[string]any{"ch": make(chan int)}, nil
 	})
 	h.Handle("panic", func(context.Context, Client, json.RawMessage) (any, error) {
 		panic("handler bug")

@@ -72,6 +72,7 @@ type Hub struct {
 	framesPerSec int // 0: unlimited
 	queueSize    int
 	pingInterval time.Duration
+	closeTimeout time.Duration
 	accept       websocket.AcceptOptions
 	now          func() time.Time
 
@@ -126,6 +127,7 @@ func New(o Options) (*Hub, error) {
 		maxFrame:     cfg.WSMaxFrameBytes,
 		queueSize:    cfg.WSSendQueue,
 		pingInterval: cfg.WSPingInterval,
+		closeTimeout: closeTimeout,
 		now:          time.Now,
 		seed:         newShardSeed(),
 		metrics:      m,

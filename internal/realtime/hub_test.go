@@ -154,6 +154,7 @@ func TestCommands(t *testing.T) {
 		{"forbidden", `{"type":"forbidden","id":"h"}`, Frame{Type: "error", ID: "h", Data: json.RawMessage(`{"code":"forbidden","detail":"not a member of this chat"}`)}},
 		{"plain error", `{"type":"boom","id":"i"}`, Frame{Type: "error", ID: "i", Data: json.RawMessage(`{"code":"internal","detail":"internal error"}`)}},
 		{"panic", `{"type":"panic","id":"j"}`, Frame{Type: "error", ID: "j", Data: json.RawMessage(`{"code":"internal","detail":"internal error"}`)}},
+		{"unencodable result", `{"type":"unencodable","id":"k"}`, Frame{Type: "error", ID: "k", Data: json.RawMessage(`{"code":"internal","detail":"internal error"}`)}},
 		{"failure without id", `{"type":"forbidden"}`, Frame{Type: "error", Data: json.RawMessage(`{"code":"forbidden","detail":"not a member of this chat"}`)}},
 	}
 	for _, tt := range tests {
@@ -448,7 +449,8 @@ func TestRateLimit(t *testing.T) {
 func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *config.Config) { c.WSSendQueue = 8 }, nil)
-	slow := e.dialSmallBuffer(t, "slow") // never reads until the end
+	e.hub.closeTimeout = time.Minute     // the slow client must get to read the close frame on a loaded machine
+	slow := e.dialSmallBuffer(t, "slow") // never reads until the overflow
 	fast := e.dial(t, "fast")
 	waitFor(t, "connections", func() bool { return e.hub.connCount("slow") == 1 && e.hub.connCount("fast") == 1 })
 
@@ -465,12 +467,22 @@ func TestSlowConsumer(t *testing.T) {
 		}
 		published++
 	}
-	// The others keep receiving.
+	// The slow client reads what was written before its close; the others keep receiving.
+	var frames []Frame
+	var slowErr error
+	slowDone := make(chan struct{})
+	go func() {
+		defer close(slowDone)
+		frames, slowErr = slow.readUntilClose()
+	}()
 	for i := range 20 {
 		e.hub.PublishUsers(ctx, []string{"fast", "slow"}, "after", map[string]int{"i": i})
 		fast.expectNext("after")
 	}
-	frames := slow.expectClose(CloseTooSlow)
+	<-slowDone
+	if got := websocket.CloseStatus(slowErr); got != CloseTooSlow {
+		t.Fatalf("slow client: close status %d (%v), want %d", got, slowErr, CloseTooSlow)
+	}
 	t.Logf("slow consumer dropped after %d frames", published)
 	if len(frames) >= published {
 		t.Errorf("slow consumer got %d of %d frames, want fewer", len(frames), published)

@@ -39,9 +39,8 @@ func TestPresenceOnlineOffline(t *testing.T) {
 	t.Parallel()
 	e := presenceEnv(t)
 	ctx := context.Background()
-	bob := e.dial(t, "bob")
-	carol := e.dial(t, "carol")
-	waitFor(t, "bob and carol", func() bool { return e.hub.connCount("bob") == 1 && e.hub.connCount("carol") == 1 })
+	bob := e.dialReady(t, "bob")
+	carol := e.dialReady(t, "carol")
 
 	alice := e.dial(t, "alice")
 	expectPresence(t, bob, "alice", true)
@@ -70,7 +69,7 @@ func TestPresenceOnlineOffline(t *testing.T) {
 func TestPresenceQuickReconnectDoesNotFlap(t *testing.T) {
 	t.Parallel()
 	e := presenceEnv(t)
-	bob := e.dial(t, "bob")
+	bob := e.dialReady(t, "bob")
 	alice := e.dial(t, "alice")
 	expectPresence(t, bob, "alice", true)
 
@@ -92,7 +91,7 @@ func TestPresenceQuickReconnectDoesNotFlap(t *testing.T) {
 func TestPresenceSecondConnectionIsSilent(t *testing.T) {
 	t.Parallel()
 	e := presenceEnv(t)
-	bob := e.dial(t, "bob")
+	bob := e.dialReady(t, "bob")
 	e.dial(t, "alice")
 	expectPresence(t, bob, "alice", true)
 	a2 := e.dial(t, "alice")

@@ -102,7 +102,7 @@ func (s *Server) build(ctx context.Context) error {
 		return err
 	}
 	ready := []httpapi.Check{{Name: "database", Check: s.DB.Ping}}
-	ready = append(ready, httpapi.Check{Name: "media storage", Check: mediaSvc.Ping})
+	ready = append(ready, httpapi.Check{Name: "media", Check: mediaSvc.Ping})
 	if s.cfg.RedisURL != "" {
 		if err := s.openRedis(ctx); err != nil {
 			return err
