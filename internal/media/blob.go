@@ -70,8 +70,8 @@ func blobKey(namespace, id, variant string) string {
 	return namespace + "/" + id
 }
 
-// rangeArgs checks Get's off and n.
-func rangeArgs(off, n int64) error {
+// checkOffset checks Get's off.
+func checkOffset(off int64) error {
 	if off < 0 {
 		return errNegativeRangeOffset
 	}

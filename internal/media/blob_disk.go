@@ -113,7 +113,7 @@ func (d *DiskStore) Open(ctx context.Context, key string) (ReadSeekCloser, error
 
 // Get opens the object and positions it at off.
 func (d *DiskStore) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	if err := rangeArgs(off, n); err != nil {
+	if err := checkOffset(off); err != nil {
 		return nil, err
 	}
 	p, err := d.path(key)

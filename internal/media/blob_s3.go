@@ -152,7 +152,7 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, r io.Reader, buf
 
 // Get downloads the object, or the range of it, in one GET.
 func (s *S3Store) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
-	if err := rangeArgs(off, n); err != nil {
+	if err := checkOffset(off); err != nil {
 		return nil, err
 	}
 	if !validKey(key) {

@@ -1,5 +1,6 @@
 // Package media is NeruTalk's media capability: blob storage, the image pipeline, avatars,
-// uploaded files (attachments) and GIF/sticker search.
+// uploaded files (attachments) and GIF/sticker search. Media (media.go) assembles it for the
+// server; docs/media.md describes the behaviour for API users and operators.
 //
 // # Storage
 //
@@ -13,13 +14,30 @@
 //
 // Every image is checked and re-encoded before it is stored: the type comes from the bytes
 // (JPEG, PNG, GIF, WebP), the dimensions from the header are checked against ImageMaxPixels before
-// any pixel is decoded (for GIFs, the sum of every frame's area), the EXIF orientation of JPEGs is
-// applied, and the pixels are encoded again, so EXIF (GPS included), XMP, comments and anything
-// hidden in or appended to the file (polyglots) are gone. Thumbnails are scaled with Catmull-Rom.
+// any pixel is decoded (for GIFs, the sum of every frame's area, read by a block walker), the EXIF
+// orientation of JPEGs is applied (exif.go parses it), and the pixels are encoded again, so EXIF
+// (GPS included), XMP, comments and anything hidden in or appended to the file (polyglots) are
+// gone. Thumbnails are a box-filter shrink followed by Catmull-Rom.
+//
+// # Files
+//
+// Files (files.go) stores uploads: the type is detected from the first bytes and checked against
+// per-kind allow-lists, the kind's size limit is enforced while the body streams to storage,
+// images are re-encoded with a thumbnail, and identical contents are stored once (media_blobs,
+// keyed by the SHA-256 of the upload) while every upload keeps its own row (files) with its owner.
+// A content is referenced by its files rows; it is deleted with the last of them. The chat
+// package uses Get, Attach and Release, and answers Access for members of chats.
 //
 // # Concurrency
 //
-// Every type here is safe for concurrent use. The image pipeline decodes at most GOMAXPROCS images
-// at once (a semaphore; waiting honours the request's context), which bounds the memory that
-// decoding takes whatever the number of concurrent uploads. Stores hold no locks across I/O.
+// Every exported type is safe for concurrent use. The image pipeline decodes at most GOMAXPROCS
+// images at once (a semaphore; waiting honours the request's context), which bounds the memory
+// that decoding takes whatever the number of concurrent uploads; avatars and files share it.
+// Stores hold no locks across I/O. Concurrent uploads of the same bytes race on an
+// INSERT ... ON CONFLICT DO NOTHING: one content row wins, the others delete their own objects;
+// on PostgreSQL an upload that shares a content and the deletion of that content's last file can
+// cross, and the loser's transaction fails on a foreign key and is retried. Files.StartCleanup
+// runs the orphan sweep in one goroutine until its stop function is called (the server does so in
+// Shutdown). Search keeps its cache in a map under a mutex that is never held across a call to
+// the provider; the built-in stickers are drawn once, in parallel, on first use.
 package media

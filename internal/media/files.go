@@ -171,15 +171,17 @@ func (f *Files) storeImage(ctx context.Context, data []byte, sourceSum string) (
 		release()
 		return nil, err
 	}
+	// The encoders refuse a few oddities that the decoders accept: the client's image, not the
+	// server, is at fault.
 	full, err := reencode(d)
 	if err != nil {
 		release()
-		return nil, err
+		return nil, invalidImage(err)
 	}
 	thumb, err := thumbnail(d, ThumbnailSize)
 	release()
 	if err != nil {
-		return nil, err
+		return nil, invalidImage(err)
 	}
 	id := newBlobID()
 	sum := sha256.Sum256(full.data)

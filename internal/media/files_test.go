@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -556,8 +558,6 @@ func TestContentDisposition(t *testing.T) {
 	}
 }
 
-
-
 func TestStartCleanupSweepsAndStops(t *testing.T) {
 	t.Parallel()
 	db := storetest.Open(t, store.SQLite)
@@ -586,4 +586,32 @@ func TestStartCleanupSweepsAndStops(t *testing.T) {
 	if sctx.Err() != nil {
 		t.Fatal("stop did not return")
 	}
+}
+
+// FuzzSanitizeName: whatever a client sends as a file name, the stored name is one valid UTF-8
+// path element of bounded length, without control, format or quoting characters, with the
+// stored type's extension.
+func FuzzSanitizeName(f *testing.F) {
+	for _, s := range []string{"report.pdf", "../../etc/passwd", `C:\x\y.docx`, "evil\u202etxt.exe", "a\"b\r\n.txt", "", "\xff\xfe", strings.Repeat("é", 300)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		for _, typ := range []string{mimeJPEG, "application/pdf", "text/plain"} {
+			got := sanitizeName(name, typ)
+			if !utf8.ValidString(got) || len(got) > maxNameBytes || got == "" {
+				t.Fatalf("sanitizeName(%q) = %q: invalid or too long", name, got)
+			}
+			if strings.ContainsAny(got, "/\\\"\x00\r\n") || got[0] == '.' || got[0] == ' ' {
+				t.Fatalf("sanitizeName(%q) = %q: unsafe characters", name, got)
+			}
+			for _, r := range got {
+				if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+					t.Fatalf("sanitizeName(%q) = %q: control or format character %U", name, got, r)
+				}
+			}
+			if ext := extensions[typ]; !strings.HasSuffix(strings.ToLower(got), ext) && !(ext == ".jpg" && strings.HasSuffix(strings.ToLower(got), ".jpeg")) {
+				t.Fatalf("sanitizeName(%q, %s) = %q: wrong extension", name, typ, got)
+			}
+		}
+	})
 }

@@ -114,7 +114,11 @@ func (g *Giphy) Search(ctx context.Context, q SearchQuery) (SearchPage, error) {
 	return page, nil
 }
 
+// rendition converts a Giphy rendition; a URL that is not http(s) is dropped.
 func rendition(i giphyImage) Rendition {
+	if u, err := url.Parse(i.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return Rendition{}
+	}
 	w, _ := strconv.Atoi(i.Width)
 	h, _ := strconv.Atoi(i.Height)
 	return Rendition{URL: i.URL, Width: w, Height: h}

@@ -284,6 +284,10 @@ func scale(img image.Image, orientation int, src image.Rectangle, tw, th int) *i
 	if orientation >= 5 {
 		tw, th = th, tw
 	}
+	if k := min(src.Dx()/tw, src.Dy()/th) / 2; k >= 2 {
+		img = shrink(img, src, k)
+		src = img.Bounds()
+	}
 	dst := image.NewRGBA(image.Rect(0, 0, tw, th))
 	xdraw.CatmullRom.Scale(dst, dst.Bounds(), img, src, xdraw.Src, nil)
 	return orient(dst, orientation)

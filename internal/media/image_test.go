@@ -351,3 +351,35 @@ func FuzzDecodeImage(f *testing.F) {
 		}
 	})
 }
+
+// TestShrinkYCbCrMatchesRGBA checks the Y'CbCr fast path of shrink against the RGBA path on the
+// same picture, for every chroma subsampling, an image whose bounds do not start at the origin
+// and a source rectangle inside it.
+func TestShrinkYCbCrMatchesRGBA(t *testing.T) {
+	t.Parallel()
+	for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410} {
+		yc := image.NewYCbCr(image.Rect(3, 5, 203, 125), ratio)
+		for y := yc.Rect.Min.Y; y < yc.Rect.Max.Y; y++ {
+			for x := yc.Rect.Min.X; x < yc.Rect.Max.X; x++ {
+				// Values whose RGB needs no clamping: averaging then converting is then the same
+				// as converting then averaging.
+				yc.Y[yc.YOffset(x, y)] = uint8(40 + (x+y)/3)
+				ci := yc.COffset(x, y)
+				yc.Cb[ci], yc.Cr[ci] = uint8(110+x/10), uint8(140-y/10)
+			}
+		}
+		rgba := image.NewRGBA(yc.Rect)
+		xdrawDraw(rgba, yc)
+		src := image.Rect(10, 9, 190, 120)
+		a, b := shrink(yc, src, 3), shrink(rgba, src, 3)
+		if a.Rect != b.Rect || a.Rect.Dx() != 60 || a.Rect.Dy() != 37 {
+			t.Fatalf("%v: sizes %v and %v", ratio, a.Rect, b.Rect)
+		}
+		for i := range a.Pix {
+			if abs(int(a.Pix[i])-int(b.Pix[i])) > 6 {
+				t.Fatalf("%v: byte %d: %d vs %d", ratio, i, a.Pix[i], b.Pix[i])
+			}
+		}
+	}
+}

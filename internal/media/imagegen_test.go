@@ -11,6 +11,8 @@ import (
 	"image/jpeg"
 	"image/png"
 	"testing"
+
+	xdraw "golang.org/x/image/draw"
 )
 
 // Quadrant colours of the test pattern: orientation tests check where each one ends up.
@@ -203,3 +205,7 @@ func abs(x int) int {
 type imageRGBA = image.RGBA
 
 func newRGBA(w, h int) *image.RGBA { return image.NewRGBA(image.Rect(0, 0, w, h)) }
+
+func xdrawDraw(dst *image.RGBA, src image.Image) {
+	xdraw.Draw(dst, dst.Rect, src, src.Bounds().Min, xdraw.Src)
+}

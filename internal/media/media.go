@@ -7,6 +7,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -15,6 +16,8 @@ type Media struct {
 	Blobs   BlobStore
 	Avatars *Avatars // for the accounts package
 	Files   *Files   // Get, Attach, Release and SetAccess for the chat package
+	Search  *Search  // GIFs and stickers
+	builtin *Builtin
 	cfg     config.Config
 }
 
@@ -26,10 +29,21 @@ func New(db *store.DB, cfg config.Config, log *slog.Logger) (*Media, error) {
 		return nil, err
 	}
 	pipe := newPipeline(cfg.ImageMaxPixels)
+	builtin := &Builtin{}
+	var provider Provider = builtin
+	if cfg.GiphyAPIKey != "" {
+		provider = NewGiphy(cfg.GiphyURL, cfg.GiphyAPIKey)
+	}
+	var limiter Limiter = ratelimit.Noop{}
+	if cfg.RateLimits {
+		limiter = ratelimit.NewMemory(ratelimit.PerMinute(cfg.MediaSearchPerMin))
+	}
 	return &Media{
 		Blobs:   blobs,
 		Avatars: &Avatars{blobs: blobs, pipe: pipe, maxBytes: cfg.AvatarMaxBytes},
 		Files:   newFiles(db, blobs, cfg, log, pipe),
+		Search:  NewSearch(provider, limiter),
+		builtin: builtin,
 		cfg:     cfg,
 	}, nil
 }
@@ -46,6 +60,7 @@ func (m *Media) Ping(ctx context.Context) error {
 func (m *Media) Register(api *httpapi.API, authenticate httpapi.Authenticator) {
 	m.Avatars.Register(api)
 	m.Files.Register(api, authenticate)
+	m.Search.Register(api, m.builtin)
 }
 
 // CleanupInterval is how often the orphan sweep runs.

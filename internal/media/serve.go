@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 )
 
@@ -37,6 +38,10 @@ func serveBlob(w http.ResponseWriter, r *http.Request, st BlobStore, d download)
 	var content ReadSeekCloser
 	if so, ok := st.(seekOpener); ok {
 		f, err := so.Open(r.Context(), d.key)
+		if errors.Is(err, ErrBlobNotFound) { // deleted since the row was read
+			httpapi.WriteError(w, r, apperr.NotFound("file"))
+			return
+		}
 		if err != nil {
 			httpapi.WriteError(w, r, fmt.Errorf("media: open %s: %w", d.key, err))
 			return
