@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
@@ -62,7 +63,7 @@ func (s *Service) commitOps(ctx context.Context, ops []*op, now int64) ([]opResu
 	res := make([]opResult, len(ops))
 	var evs []event
 	err := s.db.Tx(ctx, func(sqltx *sql.Tx) error {
-		tx := newBtx(sqltx, s.db.Dialect)
+		tx := s.newBtx(sqltx)
 		evs = evs[:0]
 		for i := range res {
 			res[i] = opResult{}
@@ -455,28 +456,72 @@ func applyMark(ctx context.Context, tx *btx, m *markOp, r *opResult, evs *[]even
 // btx is a write transaction of the group commit. Rows of a batch travel in one statement: as
 // arrays with unnest on PostgreSQL, as one JSON array with json_each on SQLite (where parsing a
 // statement with hundreds of $n parameters is quadratic). On SQLite the statements are prepared
-// once per transaction; on PostgreSQL pgx caches them by their text.
+// once on the write connection (stmtCache); on PostgreSQL pgx caches them by their text.
 type btx struct {
 	*sql.Tx
 	pg    bool
-	stmts map[string]*sql.Stmt
+	cache *stmtCache
 }
 
-func newBtx(tx *sql.Tx, d store.Dialect) *btx {
-	return &btx{Tx: tx, pg: d == store.Postgres, stmts: map[string]*sql.Stmt{}}
+func (s *Service) newBtx(tx *sql.Tx) *btx {
+	return &btx{Tx: tx, pg: s.db.Dialect == store.Postgres, cache: s.stmts}
 }
 
-// prepared returns q prepared in the transaction (SQLite); the transaction's end closes it.
+// prepared returns q prepared for the transaction (SQLite): the cached statement when there is
+// one, else a statement of this transaction only, and q is prepared for the next ones.
 func (b *btx) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := b.stmts[q]; ok {
-		return st, nil
+	if st := b.cache.lookup(q); st != nil {
+		return b.StmtContext(ctx, st), nil
 	}
-	st, err := b.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
+	return b.PrepareContext(ctx, q)
+}
+
+// stmtCache keeps the statements of the group commit prepared on SQLite's single write
+// connection, so that a batch parses nothing (Tx.StmtContext reuses a statement prepared on the
+// transaction's connection). A statement can only be prepared on the connection while no
+// transaction holds it: lookup notes what is missing and flush, called before a transaction
+// begins, prepares it.
+type stmtCache struct {
+	db      *sql.DB
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt
+	missing map[string]bool
+}
+
+func newStmtCache(db *sql.DB) *stmtCache {
+	return &stmtCache{db: db, stmts: map[string]*sql.Stmt{}, missing: map[string]bool{}}
+}
+
+func (c *stmtCache) lookup(q string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.stmts[q]
+	if !ok {
+		c.missing[q] = true
 	}
-	b.stmts[q] = st
-	return st, nil
+	return st
+}
+
+// flush prepares the statements that were missing; the caller holds no connection of db. A
+// statement that fails to prepare is left to the transactions (which report the error).
+func (c *stmtCache) flush(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q := range c.missing {
+		if st, err := c.db.PrepareContext(ctx, q); err == nil {
+			c.stmts[q] = st
+		}
+		delete(c.missing, q)
+	}
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, st := range c.stmts {
+		st.Close()
+		delete(c.stmts, q)
+	}
 }
 
 // execRepeated runs q (prepared on SQLite) once.

@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"os"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -37,6 +37,7 @@ func newOnlineHub(users []string, lat *latencies) *onlineHub {
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
+			var mine []time.Duration // merged at the end: no lock per delivery
 			for frame := range ch {
 				// A light client: it finds the send time that the benchmark put in text.
 				if !bytes.HasPrefix(frame, []byte(`{"type":"message_new"`)) {
@@ -47,11 +48,14 @@ func newOnlineHub(users []string, lat *latencies) *onlineHub {
 					rest := frame[i+8:]
 					if j := bytes.IndexByte(rest, '"'); j > 0 {
 						if start, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
-							h.lat.add(time.Since(time.Unix(0, start)))
+							mine = append(mine, time.Since(time.Unix(0, start)))
 						}
 					}
 				}
 			}
+			h.lat.mu.Lock()
+			h.lat.d = append(h.lat.d, mine...)
+			h.lat.mu.Unlock()
 		}()
 	}
 	return h
@@ -75,7 +79,7 @@ func (h *onlineHub) PublishUsers(_ context.Context, users []string, typ string, 
 }
 
 func (h *onlineHub) PublishTopic(context.Context, string, string, any, string) {}
-func (h *onlineHub) LeaveTopicUser(context.Context, string, string)           {}
+func (h *onlineHub) LeaveTopicUser(context.Context, string, string)            {}
 
 func (h *onlineHub) close() {
 	for _, ch := range h.conns {
@@ -113,7 +117,9 @@ func (l *latencies) percentile(p float64) time.Duration {
 // before sending again), and the latency from send to ack and from send to delivery.
 //
 //	go test -run '^$' -bench BenchmarkSendGroups -benchtime 20000x ./internal/chat/ [-args -chat.senders 200]
-//	(NERUTALK_TEST_POSTGRES_URL set for the PostgreSQL half)
+//
+// NERUTALK_TEST_POSTGRES_URL set runs the PostgreSQL half too. CHAT_BENCH_PRAGMA, when set, is
+// run on the SQLite write connection first (e.g. "PRAGMA cache_size=-65536"), to try settings.
 func BenchmarkSendGroups(b *testing.B) {
 	const groups, size = 100, 10
 	senders := *benchSenders
@@ -211,4 +217,3 @@ func fmtNames(g, n int) []string {
 	}
 	return out
 }
-

@@ -448,7 +448,7 @@ func (s *Service) AddMembers(ctx context.Context, userID, chatID string, in AddM
 		if err != nil {
 			return nil, err
 		}
-		if already, err := existingMembers(ctx, newBtx(tx, s.db.Dialect), pairsOf(chatID, add)); err != nil {
+		if already, err := existingMembers(ctx, s.newBtx(tx), pairsOf(chatID, add)); err != nil {
 			return nil, err
 		} else if n+len(add)-len(already) > s.opts.MaxGroupMembers {
 			return nil, invalid("too_many_members", "body.user_ids", fmt.Sprintf("a group has at most %d members", s.opts.MaxGroupMembers))

@@ -1,7 +1,9 @@
 package chat
 
 import (
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestCursorsRoundTrip(t *testing.T) {
@@ -51,6 +53,29 @@ func FuzzCursors(f *testing.F) {
 			if again, err := parseSeqCursor(c.String()); err != nil || again != c {
 				t.Fatalf("round trip of %+v: %+v %v", c, again, err)
 			}
+		}
+	})
+}
+
+// FuzzSendCommand feeds untrusted send_message data to the decoding and validation of the
+// WebSocket command: they never panic, and what they accept is within the limits.
+func FuzzSendCommand(f *testing.F) {
+	f.Add([]byte(`{"chat_id":"c","client_id":"k","text":"hi"}`))
+	f.Add([]byte(`{"chat_id":"c","client_id":"k","kind":"sticker","text":"s","reply_to":"m"}`))
+	f.Add([]byte(`{"chat_id":"c","client_id":"","attachment_ids":["a"]}`))
+	f.Add([]byte(`{"chat_id":5}`))
+	s := &Service{opts: Options{MaxTextChars: 16}}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var in SendCommand
+		if err := decode(data, &in, &in.ChatID); err != nil {
+			return
+		}
+		if err := s.validate(&in.SendInput); err != nil {
+			return
+		}
+		if !validClientID(in.ClientID) || !in.Kind.clientKind() || in.Kind.needsAttachment() ||
+			len(in.AttachmentIDs) > 0 || utf8.RuneCountInString(in.Text) > 16 || strings.TrimSpace(in.Text) == "" {
+			t.Fatalf("accepted %+v", in)
 		}
 	})
 }

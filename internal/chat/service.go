@@ -38,6 +38,7 @@ type Service struct {
 	contacts *lazyCache[[]string] // user id -> users sharing a chat with them
 
 	writer *writer
+	stmts  *stmtCache
 	events pipeline
 	typing *typing
 
@@ -68,9 +69,11 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 		db: db, pub: pub, opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
 		writer: &writer{in: make(chan *op, 4*o.MaxBatch), maxBatch: o.MaxBatch, done: make(chan struct{})},
 		events: pipeline{ch: make(chan event, 4096), done: make(chan struct{})},
+		stmts:  newStmtCache(db.W),
 	}
 	s.rosters = newLazyCache(100_000, s.loadRoster)
-	s.contacts = newLazyCache(100_000, func(ctx context.Context, userID string) ([]string, error) {
+	// Contacts lists can be long (a member of big groups): keep fewer of them.
+	s.contacts = newLazyCache(10_000, func(ctx context.Context, userID string) ([]string, error) {
 		return contacts(ctx, s.db.R, userID)
 	})
 	s.typing = newTyping(o.Clock, func(chatID, userID string, on bool) {
@@ -88,6 +91,7 @@ func (s *Service) Close(ctx context.Context) error {
 	if !s.closed {
 		s.closed = true
 		close(s.events.ch)
+		s.stmts.close() // no transaction runs any more: write refuses, the writer is done
 	}
 	s.orderMu.Unlock()
 	s.typing.stop()
@@ -173,6 +177,7 @@ func (s *Service) write(ctx context.Context, fn func(tx *sql.Tx) ([]event, error
 	if s.closed {
 		return errClosed
 	}
+	s.stmts.flush(ctx)
 	var evs []event
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
@@ -187,7 +192,8 @@ func (s *Service) write(ctx context.Context, fn func(tx *sql.Tx) ([]event, error
 }
 
 // Contacts returns the distinct users who share a chat with userID: the audience of their
-// presence. It is cached and dropped whenever a chat of theirs changes members.
+// presence. It is cached and dropped whenever a chat of theirs changes members; the caller must
+// not modify the slice.
 func (s *Service) Contacts(ctx context.Context, userID string) ([]string, error) {
 	ids, err := s.contacts.get(ctx, userID)
 	if err != nil {

@@ -77,6 +77,7 @@ func (s *Service) commit(batch []*op) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s.orderMu.Lock()
+	s.stmts.flush(ctx)
 	res, evs, err := s.commitOps(ctx, batch, s.now())
 	if err == nil {
 		for i, o := range batch {
