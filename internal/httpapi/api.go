@@ -173,6 +173,15 @@ func BearerToken(h string) string {
 	return ""
 }
 
+// BearerChallenge is the WWW-Authenticate value of a 401: RFC 6750 section 3.1 adds
+// error="invalid_token" when a token was sent but is not acceptable.
+func BearerChallenge(tokenSent bool) string {
+	if tokenSent {
+		return `Bearer realm="nerutalk", error="invalid_token"`
+	}
+	return `Bearer realm="nerutalk"`
+}
+
 var errNoToken = apperr.New(apperr.KindUnauthenticated, "unauthenticated", "missing bearer access token")
 
 func requireAuth(api huma.API, authenticate Authenticator, admin bool) func(huma.Context, func(huma.Context)) {
@@ -190,11 +199,7 @@ func requireAuth(api huma.API, authenticate Authenticator, admin bool) func(huma
 				return
 			}
 			if apperr.KindOf(err) == apperr.KindUnauthenticated {
-				challenge := `Bearer realm="nerutalk"`
-				if token != "" { // RFC 6750 section 3.1: a token was sent but is not acceptable
-					challenge += `, error="invalid_token"`
-				}
-				ctx.SetHeader("WWW-Authenticate", challenge)
+				ctx.SetHeader("WWW-Authenticate", BearerChallenge(token != ""))
 			}
 			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "unauthenticated", err)
 			return

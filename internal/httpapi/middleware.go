@@ -95,7 +95,9 @@ func observe(m *Metrics) func(http.Handler) http.Handler {
 				}
 				elapsed := time.Since(start)
 				m.requests.WithLabelValues(r.Method, route, strconv.Itoa(status)).Inc()
-				m.latency.WithLabelValues(r.Method, route).Observe(elapsed.Seconds())
+				if status != http.StatusSwitchingProtocols { // a WebSocket's lifetime is no latency
+					m.latency.WithLabelValues(r.Method, route).Observe(elapsed.Seconds())
+				}
 				level := slog.LevelInfo
 				if status >= 500 {
 					level = slog.LevelError

@@ -17,11 +17,15 @@ func mountPprof(r chi.Router, authenticate Authenticator) {
 			return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 				token := BearerToken(req.Header.Get("Authorization"))
 				if token == "" || authenticate == nil {
+					w.Header().Set("WWW-Authenticate", BearerChallenge(false))
 					WriteError(w, req, errNoToken)
 					return
 				}
 				p, err := authenticate(req.Context(), token)
 				if err != nil {
+					if apperr.KindOf(err) == apperr.KindUnauthenticated {
+						w.Header().Set("WWW-Authenticate", BearerChallenge(true))
+					}
 					WriteError(w, req, err)
 					return
 				}
