@@ -109,8 +109,11 @@ func ProblemFor(ctx context.Context, status int, msg string, errs ...error) *Pro
 			p.Errors = append(p.Errors, apperr.FieldError{Message: err.Error()})
 		}
 	}
-	if status == http.StatusUnprocessableEntity && len(p.Errors) > 0 {
+	switch {
+	case status == http.StatusUnprocessableEntity && len(p.Errors) > 0:
 		p.Detail = "validation failed: " + p.Errors[0].Location + ": " + p.Errors[0].Message
+	case status == http.StatusBadRequest && len(p.Errors) > 0:
+		p.Detail = "malformed request: " + p.Errors[0].Message // e.g. JSON that does not parse
 	}
 	if status >= 500 {
 		logInternal(ctx, errors.Join(append([]error{errors.New(msg)}, errs...)...))
