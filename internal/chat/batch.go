@@ -75,6 +75,9 @@ func (s *Service) commitOps(ctx context.Context, ops []*op, now int64) ([]opResu
 		if err != nil {
 			return err
 		}
+		if sends, err = s.attachSends(ctx, tx, ops, res, sends); err != nil {
+			return err
+		}
 		if err := s.insertSends(ctx, tx, ops, res, sends, now); err != nil {
 			return err
 		}
@@ -136,6 +139,19 @@ func (s *Service) prepareSends(ctx context.Context, tx *btx, ops []*op, res []op
 	stored, err := findByClientIDs(ctx, tx, pairs)
 	if err != nil {
 		return nil, err
+	}
+	if len(stored) > 0 { // retries answer the original with its attachments
+		keys := sortedPairs(stored)
+		msgs := make([]Message, len(keys))
+		for n, k := range keys {
+			msgs[n] = stored[k]
+		}
+		if err := loadPageAttachments(ctx, tx, msgs); err != nil {
+			return nil, err
+		}
+		for n, k := range keys {
+			stored[k] = msgs[n]
+		}
 	}
 	var fresh []int
 	for _, i := range candidates {
@@ -223,6 +239,9 @@ func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opR
 			}
 		}
 		if err := insertMessages(ctx, tx, res, inserted, now); err != nil {
+			return err
+		}
+		if err := insertAttachments(ctx, tx, res, inserted); err != nil {
 			return err
 		}
 		if err := raiseSenderMarks(ctx, tx, senderTop); err != nil {

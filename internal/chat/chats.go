@@ -265,7 +265,9 @@ func (s *Service) change(ctx context.Context, chatID, actor string, fn func(tx *
 		return err
 	}
 	var done chan struct{}
+	var released []string
 	err := s.write(ctx, func(tx *sql.Tx) ([]event, error) {
+		released = nil
 		c, err := lockChat(ctx, tx, chatID, s.now())
 		if err != nil {
 			return nil, err
@@ -288,7 +290,7 @@ func (s *Service) change(ctx context.Context, chatID, actor string, fn func(tx *
 				return nil, err
 			}
 			if n == 0 {
-				if err := deleteChat(ctx, tx, chatID); err != nil {
+				if released, err = deleteChat(ctx, tx, chatID); err != nil {
 					return nil, err
 				}
 			}
@@ -303,6 +305,7 @@ func (s *Service) change(ctx context.Context, chatID, actor string, fn func(tx *
 	if err != nil {
 		return s.internal("change chat", err)
 	}
+	s.release(ctx, released)
 	<-done
 	return nil
 }
@@ -318,6 +321,9 @@ func (s *Service) Get(ctx context.Context, userID, chatID string) (ChatView, err
 		return ChatView{}, apperr.NotFound("chat")
 	}
 	if err != nil {
+		return ChatView{}, s.internal("get chat", err)
+	}
+	if err := loadAttachments(ctx, s.db.R, []*Message{v.lastMsg}); err != nil {
 		return ChatView{}, s.internal("get chat", err)
 	}
 	return makeView(v, r), nil
@@ -349,6 +355,13 @@ func (s *Service) List(ctx context.Context, userID string, limit int, cursor str
 	}
 	rows, err := listViews(ctx, s.db.R, userID, after, limit+1)
 	if err != nil {
+		return nil, "", s.internal("list chats", err)
+	}
+	last := make([]*Message, len(rows))
+	for i := range rows {
+		last[i] = rows[i].lastMsg
+	}
+	if err := loadAttachments(ctx, s.db.R, last); err != nil {
 		return nil, "", s.internal("list chats", err)
 	}
 	next := ""

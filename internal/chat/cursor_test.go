@@ -70,7 +70,7 @@ func FuzzSendCommand(f *testing.F) {
 		if err := decode(data, &in, &in.ChatID); err != nil {
 			return
 		}
-		if err := s.validate(&in.SendInput); err != nil {
+		if _, err := s.validate(t.Context(), "u", &in.SendInput); err != nil { // no Files: every attachment is refused
 			return
 		}
 		if !validClientID(in.ClientID) || !in.Kind.clientKind() || in.Kind.needsAttachment() ||

@@ -11,6 +11,21 @@
 // A sender's ack (the REST answer, the WebSocket ack) is sent only after that commit. A send is
 // idempotent on (sender, client_id): a retry answers the original message and stores nothing.
 //
+// # Attachments
+//
+// A message's attachment_ids are checked before the op enters the group commit (the sender's own
+// files, through the Files interface that *media.Files implements). The batch's transaction then
+// attaches them (Files.AttachTx: media's attach counts live in the same database, and the
+// files' rows are locked, so a concurrent file delete either wins and the send alone fails with
+// invalid_attachment, or finds the file attached) and inserts the message_attachments rows with
+// the message: a crash cannot leave a message pointing at a file that the orphan sweep deletes,
+// and a retry (same client_id) attaches nothing. Attachment metadata is read with one query per
+// page (joined with media's files and media_blobs tables); the events carry what the send
+// validated, so fan-out queries nothing. Deleting a message for everyone (or a chat) removes its
+// rows in its transaction and releases the files after the commit; a crash in between leaves a
+// file counted as attached (kept, never lost). CanRead is media's Access: a current member of a
+// chat where a message that is not deleted carries the file may download it.
+//
 // # Concurrency model
 //
 //   - The writer goroutine is a group commit. Send and Mark queue an op and wait for it; the

@@ -830,7 +830,7 @@ func TestE2EChatManagement(t *testing.T) {
 			{"owner", http.MethodPatch, base + "/members/" + e.id("ann"), map[string]any{"role": "king"}, http.StatusUnprocessableEntity, "validation_failed"},
 			{"owner", http.MethodPatch, base + "/members/" + e.id("owner"), map[string]any{"role": "member"}, http.StatusConflict, "owner_required"},
 			{"owner", http.MethodDelete, base + "/members/" + e.id("owner") + "x", nil, http.StatusNotFound, "not_found"},
-			{"owner", http.MethodPost, base + "/messages", map[string]any{"client_id": "x", "text": "x", "attachment_ids": []string{"f"}}, http.StatusUnprocessableEntity, "attachments_unavailable"},
+			{"owner", http.MethodPost, base + "/messages", map[string]any{"client_id": "x", "text": "x", "attachment_ids": []string{"f"}}, http.StatusUnprocessableEntity, "invalid_attachment"},
 			{"owner", http.MethodPost, base + "/messages", map[string]any{"text": "x"}, http.StatusUnprocessableEntity, "validation_failed"},
 			{"owner", http.MethodPost, base + "/messages", map[string]any{"client_id": "x", "text": strings.Repeat("é", 4097)}, http.StatusUnprocessableEntity, "text_too_long"},
 			{"owner", http.MethodPost, base + "/messages", map[string]any{"client_id": "x", "text": "x", "reply_to": "nope"}, http.StatusUnprocessableEntity, "reply_not_found"},

@@ -97,7 +97,9 @@ func (s *Service) Mount(api *httpapi.API) {
 		Summary: "Send a message",
 		Description: "201 with the stored message (with its seq) once it is committed. The same client_id from the same " +
 			"sender again answers 200 with the original message and stores nothing; a client_id already used in " +
-			"another chat is 409 client_id_reused. Every member receives message_new on every connection.",
+			"another chat is 409 client_id_reused. attachment_ids are files of the sender's from POST /files (at most 10, " +
+			"no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's " +
+			"members may download them. Every member receives message_new on every connection.",
 		DefaultStatus: http.StatusCreated,
 		Errors:        errs(nf, http.StatusConflict),
 	}, s.handleSend)
@@ -111,14 +113,15 @@ func (s *Service) Mount(api *httpapi.API) {
 	}, s.handleHistory)
 	huma.Register(a, huma.Operation{
 		OperationID: "editMessage", Method: http.MethodPatch, Path: "/chats/{id}/messages/{msg_id}", Tags: tags,
-		Summary: "Edit a message (its sender only)", Description: "Sets edited_at; members receive message_updated.",
+		Summary: "Edit a message (its sender only)", Description: "Sets edited_at; members receive message_updated. " +
+			"Attachments stay; the caption of a file message may become empty.",
 		Errors: errs(http.StatusForbidden, nf, http.StatusConflict),
 	}, s.handleEdit)
 	huma.Register(a, huma.Operation{
 		OperationID: "deleteMessage", Method: http.MethodDelete, Path: "/chats/{id}/messages/{msg_id}", Tags: tags,
 		Summary: "Delete a message for everyone (its sender, or a group's owner or admin)",
-		Description: "Text and attachments are removed; the message stays as a tombstone (deleted: true) so seq keeps " +
-			"no gap. Members receive message_deleted. Deleting a tombstone again changes nothing.",
+		Description: "Text and attachments are removed (the files are released: a file no message carries any more is " +
+			"deleted); the message stays as a tombstone (deleted: true) so seq keeps no gap. Members receive message_deleted. Deleting a tombstone again changes nothing.",
 		DefaultStatus: http.StatusNoContent,
 		Errors:        errs(http.StatusForbidden, nf),
 	}, s.handleDelete)

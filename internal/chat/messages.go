@@ -17,14 +17,11 @@ import (
 // chat_id added.
 type SendInput struct {
 	ClientID      string   `json:"client_id" minLength:"1" maxLength:"64" doc:"The sender's idempotency key (1-64 characters): sending the same client_id again returns the original message"`
-	Kind          Kind     `json:"kind,omitempty" enum:"text,image,video,audio,file,sticker,gif,location" doc:"Default text. image, video, audio and file need attachments, which this server does not accept yet"`
+	Kind          Kind     `json:"kind,omitempty" enum:"text,image,video,audio,file,sticker,gif,location" doc:"Default: the kind of the first attachment's file when there are attachments, else text. image, video, audio and file carry at least one attachment, sticker and gif at most one, text and location none"`
 	Text          string   `json:"text,omitempty" maxLength:"65536" doc:"The text (at most NERUTALK_WS_MAX_TEXT_CHARS characters, 4,096 by default); required for text, sticker, gif and location"`
-	AttachmentIDs []string `json:"attachment_ids,omitempty" maxItems:"10" doc:"Files from POST /files; refused with attachments_unavailable until media is wired"`
+	AttachmentIDs []string `json:"attachment_ids,omitempty" maxItems:"10" doc:"Files of the sender's from POST /files (at most 10, no repeats); anything else is 422 invalid_attachment. The chat's members may then download them"`
 	ReplyTo       string   `json:"reply_to,omitempty" maxLength:"64" doc:"id of a message of the same chat that this one answers"`
 }
-
-var errAttachmentsUnavailable = apperr.New(apperr.KindInvalid, "attachments_unavailable",
-	"this server does not accept attachments yet")
 
 // validClientID reports whether id is 1-64 printable characters.
 func validClientID(id string) bool {
@@ -55,38 +52,43 @@ func (s *Service) checkText(text string, required bool) error {
 	return nil
 }
 
-// validate checks a new message and fills in the default kind.
-func (s *Service) validate(in *SendInput) error {
+// validate checks a new message of sender's, fills in the default kind and returns the metadata
+// of its attachments.
+func (s *Service) validate(ctx context.Context, sender string, in *SendInput) ([]Attachment, error) {
 	if !validClientID(in.ClientID) {
-		return apperr.Invalid("body.client_id", "1 to 64 printable characters")
+		return nil, apperr.Invalid("body.client_id", "1 to 64 printable characters")
 	}
-	if in.Kind == "" {
-		in.Kind = KindText
-	}
-	if !in.Kind.clientKind() {
-		return apperr.Invalid("body.kind", "want text, image, video, audio, file, sticker, gif or location")
-	}
-	if len(in.AttachmentIDs) > 0 || in.Kind.needsAttachment() {
-		return errAttachmentsUnavailable
+	if in.Kind != "" && !in.Kind.clientKind() {
+		return nil, apperr.Invalid("body.kind", "want text, image, video, audio, file, sticker, gif or location")
 	}
 	if len(in.ReplyTo) > 64 {
-		return apperr.Invalid("body.reply_to", "not a message id")
+		return nil, apperr.Invalid("body.reply_to", "not a message id")
 	}
-	return s.checkText(in.Text, true)
+	// The cheap checks first: the text, before any file is looked up.
+	if err := s.checkText(in.Text, false); err != nil {
+		return nil, err
+	}
+	atts, err := s.checkAttachments(ctx, sender, in)
+	if err != nil {
+		return nil, err
+	}
+	// A caption is optional; a message without files needs its text.
+	return atts, s.checkText(in.Text, len(atts) == 0)
 }
 
 // Send stores a message and returns it once it is committed; existed is true when the sender used
 // this client_id before, and the message is then the original (nothing is stored or published).
 func (s *Service) Send(ctx context.Context, userID, chatID string, in SendInput) (Message, bool, error) {
-	if err := s.validate(&in); err != nil {
+	if _, _, err := s.member(ctx, chatID, userID); err != nil {
 		return Message{}, false, err
 	}
-	if _, _, err := s.member(ctx, chatID, userID); err != nil {
+	atts, err := s.validate(ctx, userID, &in)
+	if err != nil {
 		return Message{}, false, err
 	}
 	m := Message{
 		ID: newID(), ChatID: chatID, SenderID: userID, ClientID: in.ClientID, Kind: in.Kind, Text: in.Text,
-		Attachments: []Attachment{},
+		Attachments: atts,
 	}
 	if in.ReplyTo != "" {
 		if _, err := getMessage(ctx, s.db.R, chatID, in.ReplyTo); errors.Is(err, store.ErrNotFound) {
@@ -108,9 +110,10 @@ type EditInput struct {
 	Text string `json:"text" maxLength:"65536" doc:"The new text"`
 }
 
-// Edit replaces the text of the caller's own message and publishes message_updated.
+// Edit replaces the text of the caller's own message and publishes message_updated. The
+// attachments stay; the caption of a file message may become empty.
 func (s *Service) Edit(ctx context.Context, userID, chatID, msgID string, in EditInput) (Message, error) {
-	if err := s.checkText(in.Text, true); err != nil {
+	if err := s.checkText(in.Text, false); err != nil {
 		return Message{}, err
 	}
 	if _, _, err := s.member(ctx, chatID, userID); err != nil {
@@ -131,7 +134,13 @@ func (s *Service) Edit(ctx context.Context, userID, chatID, msgID string, in Edi
 		if m.Deleted {
 			return nil, apperr.New(apperr.KindConflict, "message_deleted", "the message was deleted")
 		}
+		if err := s.checkText(in.Text, !m.Kind.needsAttachment()); err != nil {
+			return nil, err
+		}
 		if out, err = editMessage(ctx, tx, chatID, msgID, in.Text, s.now()); err != nil {
+			return nil, err
+		}
+		if err := loadAttachments(ctx, tx, []*Message{&out}); err != nil {
 			return nil, err
 		}
 		return []event{{chatID: chatID, typ: EventMessageUpdated, data: out}}, nil
@@ -144,12 +153,16 @@ func (s *Service) Edit(ctx context.Context, userID, chatID, msgID string, in Edi
 
 // Delete deletes a message for everyone: the sender may, and so may a group's owner and admins.
 // The row stays as a tombstone (deleted, no text, no attachments) so seq keeps no gap; deleting it
-// again does nothing.
+// again does nothing. Its attachments are removed in the same transaction and their files
+// released after the commit (a crash in between leaves a file counted as attached: stored, never
+// lost).
 func (s *Service) Delete(ctx context.Context, userID, chatID, msgID string) error {
 	if _, _, err := s.member(ctx, chatID, userID); err != nil {
 		return err
 	}
+	var released []string
 	err := s.write(ctx, func(tx *sql.Tx) ([]event, error) {
+		released = nil
 		m, err := getMessage(ctx, tx, chatID, msgID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, apperr.NotFound("message")
@@ -180,11 +193,15 @@ func (s *Service) Delete(ctx context.Context, userID, chatID, msgID string) erro
 		if err != nil {
 			return nil, err
 		}
+		if released, err = detachMessages(ctx, tx, `id = $1`, msgID); err != nil {
+			return nil, err
+		}
 		return []event{{chatID: chatID, typ: EventMessageDeleted, data: out}}, nil
 	})
 	if err != nil {
 		return s.internal("delete", err)
 	}
+	s.release(ctx, released)
 	return nil
 }
 
@@ -249,6 +266,9 @@ func (s *Service) History(ctx context.Context, userID, chatID string, q HistoryQ
 	var err error
 	p.Items, p.HasMore, err = history(ctx, s.db.R, chatID, q.After, q.Before, q.Limit)
 	if err != nil {
+		return Page{}, s.internal("history", err)
+	}
+	if err := loadPageAttachments(ctx, s.db.R, p.Items); err != nil {
 		return Page{}, s.internal("history", err)
 	}
 	// Read after the page (no read transaction: on SQLite it would take the write lock), so

@@ -31,8 +31,9 @@ func (r Role) manages() bool { return r == Owner || r == Admin }
 // Kind is the kind of a message.
 type Kind string
 
-// The message kinds. Until media is wired, sticker, gif and location carry their reference in
-// text; image, video, audio and file need attachments and are refused (attachments_unavailable).
+// The message kinds. image, video, audio and file carry at least one attachment (and an optional
+// caption in text); sticker and gif carry one attachment, or their reference in text; location
+// carries its reference in text.
 const (
 	KindText     Kind = "text"
 	KindImage    Kind = "image"
@@ -85,16 +86,17 @@ type ChatView struct {
 	LastMessage  *Message `json:"last_message" doc:"The chat's last message, null when it has none"`
 }
 
-// Attachment is a file attached to a message: the file object of POST /files. Messages carry an
-// empty list until media is wired (a message_attachments table joins messages and files then).
+// Attachment is a file attached to a message: the metadata and URLs of the file from POST /files.
 type Attachment struct {
-	ID           string `json:"id"`
-	URL          string `json:"url"`
-	MimeType     string `json:"mime_type"`
-	Size         int64  `json:"size"`
-	Width        int    `json:"width,omitempty"`
-	Height       int    `json:"height,omitempty"`
-	ThumbnailURL string `json:"thumbnail_url,omitempty"`
+	ID           string `json:"id" doc:"The file's id"`
+	Kind         string `json:"kind" enum:"image,video,audio,file" doc:"What the content is"`
+	MimeType     string `json:"mime_type" doc:"The type of the stored bytes"`
+	Size         int64  `json:"size" doc:"Size of the stored bytes"`
+	Name         string `json:"name" doc:"The sanitized file name"`
+	Width        int    `json:"width,omitempty" doc:"Images: width in pixels"`
+	Height       int    `json:"height,omitempty" doc:"Images: height in pixels"`
+	URL          string `json:"url" doc:"Where members of the chat download it (bearer token, or ?token=)"`
+	ThumbnailURL string `json:"thumbnail_url,omitempty" doc:"Images: a preview that fits in 320 x 320"`
 }
 
 // Message is one message of a chat (the data of message_new, message_updated and message_deleted).
@@ -106,7 +108,7 @@ type Message struct {
 	ClientID    string       `json:"client_id" doc:"The sender's idempotency key"`
 	Kind        Kind         `json:"kind" enum:"text,image,video,audio,file,sticker,gif,location,system"`
 	Text        string       `json:"text"`
-	Attachments []Attachment `json:"attachments"`
+	Attachments []Attachment `json:"attachments" doc:"The files it carries, in the order sent"`
 	ReplyTo     *string      `json:"reply_to" doc:"id of the message this one answers, null when none"`
 	CreatedAt   time.Time    `json:"created_at"`
 	EditedAt    *time.Time   `json:"edited_at" doc:"null until the message is edited"`

@@ -23,6 +23,7 @@ type Options struct {
 	Clock           Clock
 	Logger          *slog.Logger
 	Registerer      prometheus.Registerer // where the chat metrics go; nil = nowhere
+	Files           Files                 // the media uploads messages attach; nil = every attachment_id is refused
 }
 
 // Service is the chat domain: chats, members, messages, receipts and typing, over REST and over
@@ -30,6 +31,7 @@ type Options struct {
 type Service struct {
 	db      *store.DB
 	pub     Publisher
+	files   Files
 	opts    Options
 	log     *slog.Logger
 	metrics *metrics
@@ -66,7 +68,7 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		db: db, pub: pub, opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
+		db: db, pub: pub, files: o.Files, opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
 		writer: &writer{in: make(chan *op, 4*o.MaxBatch), maxBatch: o.MaxBatch, done: make(chan struct{})},
 		events: pipeline{ch: make(chan event, 4096), done: make(chan struct{})},
 		stmts:  newStmtCache(db.W),

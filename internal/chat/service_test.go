@@ -338,8 +338,8 @@ func TestSendValidation(t *testing.T) {
 		{"text too long", SendInput{ClientID: "a", Text: "ééééééééééé"}, "text_too_long"},
 		{"system kind", SendInput{ClientID: "a", Kind: KindSystem, Text: "x"}, "validation_failed"},
 		{"unknown kind", SendInput{ClientID: "a", Kind: "poll", Text: "x"}, "validation_failed"},
-		{"attachments", SendInput{ClientID: "a", Text: "x", AttachmentIDs: []string{"f1"}}, "attachments_unavailable"},
-		{"image without attachment", SendInput{ClientID: "a", Kind: KindImage}, "attachments_unavailable"},
+		{"unknown attachment", SendInput{ClientID: "a", Text: "x", AttachmentIDs: []string{"f1"}}, "invalid_attachment"},
+		{"image without attachment", SendInput{ClientID: "a", Kind: KindImage}, "validation_failed"},
 		{"reply to nothing", SendInput{ClientID: "a", Text: "x", ReplyTo: "nope"}, "reply_not_found"},
 		{"reply to another chat", SendInput{ClientID: "a", Text: "x", ReplyTo: foreign.ID}, "reply_not_found"},
 	}

@@ -234,19 +234,25 @@ func successor(ctx context.Context, tx *sql.Tx, chatID, leaver string) (string, 
 	return id, err
 }
 
-func deleteChat(ctx context.Context, tx *sql.Tx, chatID string) error {
+// deleteChat deletes a chat with its members and messages and returns the files its messages
+// carried, to release once the transaction has committed.
+func deleteChat(ctx context.Context, tx *sql.Tx, chatID string) ([]string, error) {
 	// Children first: the schema cascades, but explicit deletes do not depend on SQLite's
 	// foreign_keys pragma being on for the connection.
+	released, err := detachMessages(ctx, tx, `chat_id = $1`, chatID)
+	if err != nil {
+		return nil, err
+	}
 	for _, q := range []string{
 		`DELETE FROM messages WHERE chat_id = $1`,
 		`DELETE FROM chat_members WHERE chat_id = $1`,
 		`DELETE FROM chats WHERE id = $1`,
 	} {
 		if _, err := tx.ExecContext(ctx, q, chatID); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return released, nil
 }
 
 func setTitle(ctx context.Context, tx *sql.Tx, chatID, title string) error {

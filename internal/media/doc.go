@@ -26,7 +26,8 @@
 // images are re-encoded with a thumbnail, and identical contents are stored once (media_blobs,
 // keyed by the SHA-256 of the upload) while every upload keeps its own row (files) with its owner.
 // A content is referenced by its files rows; it is deleted with the last of them. The chat
-// package uses Get, Attach and Release, and answers Access for members of chats.
+// package uses Get, AttachTx (in the transaction that stores a message) and Release, and answers
+// Access for members of chats.
 //
 // # Concurrency
 //

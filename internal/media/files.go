@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -345,6 +347,42 @@ func (f *Files) Attach(ctx context.Context, id string) error {
 		return errFileNotFound
 	}
 	return err
+}
+
+// AttachTx attaches the files ids, which must all exist and belong to ownerID, inside tx: a
+// transaction of the chat package on the same database, so that the message that carries them
+// and the attach counts commit together (no crash can leave a message pointing at a file that the
+// orphan sweep or its owner then deletes). It locks the files' rows first (PostgreSQL), so a
+// concurrent Delete either comes first (and ok is false) or finds the file attached. It returns
+// ok false, changing nothing, when one of the files is missing or someone else's. ids must not
+// repeat.
+func (f *Files) AttachTx(ctx context.Context, tx *sql.Tx, ownerID string, ids []string) (ok bool, err error) {
+	if len(ids) == 0 {
+		return true, nil
+	}
+	for _, id := range ids {
+		if _, err := uuid.Parse(id); err != nil {
+			return false, nil
+		}
+	}
+	sorted := slices.Sorted(slices.Values(ids))
+	if n, err := f.st.lockOwned(ctx, tx, ownerID, sorted); err != nil || n != len(ids) {
+		return false, err
+	}
+	if err := f.st.attachMany(ctx, tx, sorted, f.now()); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// FileURL is the download URL of file id, and thumbURL its thumbnail's when it has one: the URL
+// shapes of File, for the chat package, which reads attachment metadata in its own queries.
+func FileURL(id string, hasThumb bool) (url, thumbURL string) {
+	url = filesPrefix + id
+	if hasThumb {
+		thumbURL = url + "/thumbnail"
+	}
+	return url, thumbURL
 }
 
 // Release records that a message referencing the file is gone; after the last one the file is

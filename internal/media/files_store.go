@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -189,6 +190,54 @@ func (s *fileStore) attach(ctx context.Context, id string, now time.Time) error 
 		return fmt.Errorf("media: attach %s: %w", id, store.ErrNotFound)
 	}
 	return nil
+}
+
+// lockOwned counts which of ids (sorted) exist and belong to ownerID, locking their rows on
+// PostgreSQL (in id order) until tx ends.
+func (s *fileStore) lockOwned(ctx context.Context, tx *sql.Tx, ownerID string, ids []string) (int, error) {
+	var rows *sql.Rows
+	var err error
+	if s.db.Dialect == store.Postgres {
+		rows, err = tx.QueryContext(ctx, `SELECT id FROM files WHERE id = ANY($1::text[]) AND owner_id = $2
+			ORDER BY id FOR UPDATE`, ids, ownerID)
+	} else {
+		rows, err = tx.QueryContext(ctx, `SELECT id FROM files WHERE id IN (SELECT value FROM json_each($1))
+			AND owner_id = $2`, jsonList(ids), ownerID)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("media: lock files: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("media: lock files: %w", err)
+	}
+	return n, nil
+}
+
+// attachMany counts one more message referencing each of ids, in tx.
+func (s *fileStore) attachMany(ctx context.Context, tx *sql.Tx, ids []string, now time.Time) error {
+	var err error
+	if s.db.Dialect == store.Postgres {
+		_, err = tx.ExecContext(ctx, `UPDATE files SET attach_count = attach_count + 1,
+			attached_at = COALESCE(attached_at, $2) WHERE id = ANY($1::text[])`, ids, store.Millis(now))
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE files SET attach_count = attach_count + 1,
+			attached_at = COALESCE(attached_at, $2) WHERE id IN (SELECT value FROM json_each($1))`, jsonList(ids), store.Millis(now))
+	}
+	if err != nil {
+		return fmt.Errorf("media: attach files: %w", err)
+	}
+	return nil
+}
+
+// jsonList encodes strings as a JSON array for json_each (SQLite).
+func jsonList(ids []string) string {
+	b, _ := json.Marshal(ids) // strings only: cannot fail
+	return string(b)
 }
 
 // release counts one message less; at zero the file is deleted (in the same transaction, so a

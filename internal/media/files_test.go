@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -612,6 +613,85 @@ func FuzzSanitizeName(f *testing.F) {
 			if ext := extensions[typ]; !strings.HasSuffix(strings.ToLower(got), ext) && !(ext == ".jpg" && strings.HasSuffix(strings.ToLower(got), ".jpeg")) {
 				t.Fatalf("sanitizeName(%q, %s) = %q: wrong extension", name, typ, got)
 			}
+		}
+	})
+}
+
+// attachCount reads a file's attach_count.
+func (e *filesEnv) attachCount(t *testing.T, id string) int {
+	t.Helper()
+	var n int
+	if err := e.db.R.QueryRowContext(context.Background(), `SELECT attach_count FROM files WHERE id = $1`, id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestAttachTx(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		e := diskEnv(t, db, nil)
+		owner, other := createUser(t, db), createUser(t, db)
+		ctx := context.Background()
+		upload := func(user, text string) string {
+			f, err := e.files.Upload(ctx, user, "n.txt", strings.NewReader(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f.ID
+		}
+		a, b, theirs := upload(owner, "a"), upload(owner, "b"), upload(other, "c")
+		attach := func(ids ...string) bool {
+			t.Helper()
+			var ok bool
+			err := db.Tx(ctx, func(tx *sql.Tx) error {
+				var err error
+				ok, err = e.files.AttachTx(ctx, tx, owner, ids)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		tests := []struct {
+			name string
+			ids  []string
+			ok   bool
+		}{
+			{"someone else's", []string{a, theirs}, false},
+			{"unknown", []string{b, uuid.Must(uuid.NewV7()).String()}, false},
+			{"not an id", []string{"x"}, false},
+			{"none", nil, true},
+			{"own files", []string{b, a}, true},
+		}
+		for _, tc := range tests { // in order: the counts add up
+			if got := attach(tc.ids...); got != tc.ok {
+				t.Errorf("%s: ok = %v, want %v", tc.name, got, tc.ok)
+			}
+		}
+		for id, want := range map[string]int{a: 1, b: 1, theirs: 0} {
+			if got := e.attachCount(t, id); got != want {
+				t.Errorf("attach_count of %s = %d, want %d", id, got, want)
+			}
+		}
+		// Attached: never an orphan, not deletable by its owner until released.
+		e.clock.advance(25 * time.Hour)
+		if n, err := e.files.CleanupOrphans(ctx, 24*time.Hour); err != nil || n != 1 {
+			t.Fatalf("CleanupOrphans = %d, %v; want 1 (theirs)", n, err)
+		}
+		if err := e.files.Delete(ctx, owner, a); !isCode(err, "file_in_use") {
+			t.Errorf("delete attached: %v", err)
+		}
+		if err := e.files.Release(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.files.Get(ctx, a); !isCode(err, "not_found") {
+			t.Errorf("after the last release: %v, want not_found", err)
+		}
+		if url, thumb := FileURL(b, false); url != "/api/v1/files/"+b || thumb != "" {
+			t.Errorf("FileURL = %q %q", url, thumb)
 		}
 	})
 }

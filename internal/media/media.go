@@ -15,7 +15,7 @@ import (
 type Media struct {
 	Blobs   BlobStore
 	Avatars *Avatars // for the accounts package
-	Files   *Files   // Get, Attach, Release and SetAccess for the chat package
+	Files   *Files   // Get, AttachTx, Release and SetAccess for the chat package
 	Search  *Search  // GIFs and stickers
 	builtin *Builtin
 	cfg     config.Config
