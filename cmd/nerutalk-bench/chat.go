@@ -14,6 +14,9 @@ type chatResults struct {
 	Best      *stepResult   `json:"best,omitempty"` // the fastest step that kept up, lost nothing, e2e p99 < 50 ms
 	Delivery  deliveryCheck `json:"delivery"`
 	Storage   storageCheck  `json:"storage"`
+	// SetupFrames is what the users received while coming online (presence, mostly).
+	SetupFrames map[string]uint64 `json:"setup_frames"`
+	Frames      map[string]uint64 `json:"frames_received"`
 }
 
 // chat puts U users online in G groups of S and has M of them post at stepped total rates, with
@@ -50,13 +53,17 @@ func (r *runner) chat(ctx context.Context, res *result) error {
 		return err
 	}
 	res.Generator.Connections, res.Generator.SourceIPs = n, len(r.dialer.clients)
+	setupFrames, closed := r.settleSetup(conns, nil)
+	if closed > 0 {
+		return fmt.Errorf("the server closed %d connections while the users came online", closed)
+	}
 	// Sender k posts into group k mod G as that group's member (k / G) mod S.
 	specs := make([]senderSpec, senders)
 	for k := range specs {
 		ch := chats[k%len(chats)]
 		specs[k] = senderSpec{conn: conns[ch.members[(k/len(chats))%len(ch.members)]], chat: ch}
 	}
-	out := &chatResults{Users: n, Groups: len(chats), GroupSize: o.chatGroupSize, Senders: senders}
+	out := &chatResults{Users: n, Groups: len(chats), GroupSize: o.chatGroupSize, Senders: senders, SetupFrames: setupFrames}
 	ro := r.runOpts()
 	ro.historyRate = o.historyRate
 	r.logf("chat: %d users, %d groups of %d, %d senders, rates %v msg/s", n, len(chats), o.chatGroupSize, senders, o.chatRates)
@@ -69,10 +76,11 @@ func (r *runner) chat(ctx context.Context, res *result) error {
 	out.Delivery = t.checkDeliveries()
 	r.logf("verifying storage of %d groups", len(chats))
 	out.Storage = t.verifyStorage(ctx)
+	out.Frames = r.frames.snapshot()
 	res.Results = out
 
-	res.check(out.Delivery.OK, "delivery: %d missing, %d duplicate, %d connections closed %v",
-		out.Delivery.Missing, out.Delivery.Duplicates, out.Delivery.Closed, out.Delivery.CloseWhy)
+	res.check(out.Delivery.OK, "delivery: %d acked, %d sends never answered, %d deliveries missing, %d duplicate, %d connections closed %v",
+		out.Delivery.Acked, out.Delivery.Unanswered, out.Delivery.Missing, out.Delivery.Duplicates, out.Delivery.Closed, out.Delivery.CloseWhy)
 	res.check(out.Storage.OK, "storage: %+v", out.Storage)
 	for _, s := range out.Steps {
 		hist := 0.0

@@ -25,9 +25,10 @@ type fakeServer struct {
 	chats    map[string]*fakeChat
 	conns    map[string][]*websocket.Conn // user id → connections
 	nextID   int
-	dropTo   int // drop every dropTo-th delivery (0 = never)
-	dupTo    int // deliver every dupTo-th delivery twice (0 = never)
-	skipSeq  int // skip this seq number once (a gap), 0 = never
+	dropTo   int  // drop every dropTo-th delivery (0 = never)
+	dupTo    int  // deliver every dupTo-th delivery twice (0 = never)
+	skipSeq  int  // skip this seq number once (a gap), 0 = never
+	silent   bool // never answer send_message
 	deliverN int
 }
 
@@ -207,6 +208,10 @@ func (f *fakeServer) serveWS(ctx context.Context, me string, ws *websocket.Conn)
 			write(ws, map[string]any{"type": "ack", "id": env.ID, "data": map[string]any{}})
 		case "send_message":
 			f.mu.Lock()
+			if f.silent {
+				f.mu.Unlock()
+				continue
+			}
 			c := f.chats[env.Data.ChatID]
 			c.seq++
 			if f.skipSeq > 0 && c.seq == int64(f.skipSeq) {
@@ -273,6 +278,7 @@ func TestChatScenarioAgainstFake(t *testing.T) {
 		{"loses deliveries", func(f *fakeServer) { f.dropTo = 37 }, false, "missing"},
 		{"duplicates deliveries", func(f *fakeServer) { f.dupTo = 41 }, false, "duplicate"},
 		{"leaves a seq gap", func(f *fakeServer) { f.skipSeq = 3 }, false, "storage"},
+		{"never answers", func(f *fakeServer) { f.silent = true }, false, "never answered"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -295,6 +301,9 @@ func TestChatScenarioAgainstFake(t *testing.T) {
 			steps := r["steps"].([]any)
 			if len(steps) == 0 {
 				t.Fatal("no steps")
+			}
+			if f.silent {
+				return
 			}
 			s0 := steps[0].(map[string]any)
 			acked := s0["acked_per_s"].(map[string]any)["median"].(float64)

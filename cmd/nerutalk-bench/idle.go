@@ -28,12 +28,13 @@ type idleLevel struct {
 }
 
 type idleResults struct {
-	Users       int          `json:"users"`
-	DirectChats int          `json:"direct_chats"`
-	Groups      int          `json:"groups"`
-	GroupSize   int          `json:"group_size"`
-	Baseline    serverSample `json:"baseline"`
-	Levels      []idleLevel  `json:"levels"`
+	Users       int               `json:"users"`
+	DirectChats int               `json:"direct_chats"`
+	Groups      int               `json:"groups"`
+	GroupSize   int               `json:"group_size"`
+	Baseline    serverSample      `json:"baseline"`
+	Levels      []idleLevel       `json:"levels"`
+	Frames      map[string]uint64 `json:"frames_received"` // what the quiet connections received (presence)
 }
 
 // idle opens N quiet, authenticated WebSockets (each user in a direct chat and a group) and
@@ -142,6 +143,7 @@ func (r *runner) idle(ctx context.Context, res *result) error {
 		res.check(lv.Closed == 0, "%d of %d idle connections were closed by the server", lv.Closed, opened)
 		res.check(lv.Alive == lv.AliveChecked, "%d of %d sampled idle connections did not answer a ping", lv.AliveChecked-lv.Alive, lv.AliveChecked)
 	}
+	out.Frames = r.frames.snapshot()
 	res.Results = out
 	if len(out.Levels) == 0 {
 		res.check(false, "no connection level was reached")

@@ -268,6 +268,7 @@ type runner struct {
 	dialer  *wsDialer
 	connCtx context.Context // lives as long as the WebSockets
 	prof    *profiler       // nil unless -profile-dir
+	frames  frameCounter    // every frame every connection received, by type
 	stderr  io.Writer
 	start   time.Time
 	warns   []string

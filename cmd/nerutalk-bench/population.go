@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,6 +162,12 @@ func (r *runner) createGroups(ctx context.Context, users []*user, count, size in
 // connectAll opens one WebSocket per user (users[from:to]), starting each read loop with h.
 func (r *runner) connectAll(ctx context.Context, users []*user, conns []*conn, from, to int, h frameHandler) error {
 	start := time.Now()
+	counted := func(c *conn, recv time.Time, f *inFrame) {
+		r.frames.add(f.Type)
+		if h != nil {
+			h(c, recv, f)
+		}
+	}
 	err := parallel(ctx, to-from, r.opt.dialWorkers, func(ctx context.Context, k int) error {
 		i := from + k
 		c, err := r.dialer.dial(ctx, i, users[i])
@@ -168,7 +175,7 @@ func (r *runner) connectAll(ctx context.Context, users []*user, conns []*conn, f
 			return err
 		}
 		conns[i] = c
-		go c.readLoop(r.connCtx, h)
+		go c.readLoop(r.connCtx, counted)
 		return nil
 	}, func(done int) { r.logf("connected %d/%d", from+done, to) })
 	if err != nil {
@@ -176,6 +183,40 @@ func (r *runner) connectAll(ctx context.Context, users []*user, conns []*conn, f
 	}
 	r.logf("opened %d WebSockets in %v", to-from, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// settleSetup waits for the frames that setting up caused (presence, chat_updated...) to stop,
+// reports them, and reports connections the server closed meanwhile. It returns the frames by
+// type and how many connections were closed.
+func (r *runner) settleSetup(conns []*conn, before map[string]uint64) (map[string]uint64, int) {
+	waited, quiet := r.frames.waitQuiet(2*time.Second, 5*time.Minute)
+	got := r.frames.since(before)
+	r.logf("setup traffic: %s (%v%s)", describeCounts(got), waited.Round(100*time.Millisecond),
+		map[bool]string{true: "", false: ", still arriving"}[quiet])
+	closed, why := closedConns(conns)
+	if closed > 0 {
+		r.warn("the server closed %d connections while the scenario was set up: %s", closed, strings.Join(why, "; "))
+	}
+	return got, closed
+}
+
+// closedConns counts the connections whose read loop ended, with the reasons (most common first).
+func closedConns(conns []*conn) (int, []string) {
+	counts := map[string]uint64{}
+	n := 0
+	for _, c := range conns {
+		if c != nil && c.closed() {
+			n++
+			counts[closeError(c.readErr)]++
+		}
+	}
+	var why []string
+	for _, part := range strings.Split(describeCounts(counts), ", ") {
+		if part != "none" && len(why) < 8 {
+			why = append(why, part)
+		}
+	}
+	return n, why
 }
 
 // closeAll closes every open connection.

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,20 +161,26 @@ func (t *traffic) quiet() bool {
 	return t.inflight.Load() <= 0 && t.unique.Load() >= t.expected.Load()
 }
 
-// quiesce waits (at most limit) until the server has worked off its backlog, so that a run does
-// not start on, and the final checks do not read, a server still busy with earlier messages.
+// quiesce waits until the server has worked off its backlog, so that a run does not start on,
+// and the final checks do not read, a server still busy with earlier messages. It gives up after
+// limit, or once nothing has moved for -drain (what has not arrived by then is lost).
 func (t *traffic) quiesce(ctx context.Context, limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
 	next := time.Now().Add(5 * time.Second)
+	lastMove, lastIn, lastUniq := time.Now(), t.inflight.Load(), t.unique.Load()
 	for !t.quiet() {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.r.warn("the server still had %d sends unanswered and %d deliveries outstanding after %v",
-				t.inflight.Load(), int64(t.expected.Load())-int64(t.unique.Load()), limit)
+		in, uniq := t.inflight.Load(), t.unique.Load()
+		if in != lastIn || uniq != lastUniq {
+			lastMove, lastIn, lastUniq = time.Now(), in, uniq
+		}
+		if time.Now().After(deadline) || time.Since(lastMove) > t.r.opt.drain || ctx.Err() != nil {
+			t.r.warn("the server left %d sends unanswered and %d deliveries outstanding (waited %v)",
+				in, int64(t.expected.Load())-int64(uniq), time.Since(deadline.Add(-limit)).Round(time.Second))
 			return false
 		}
 		if time.Now().After(next) {
 			t.r.logf("  waiting for the server's backlog: %d sends unanswered, %d deliveries outstanding",
-				t.inflight.Load(), int64(t.expected.Load())-int64(t.unique.Load()))
+				in, int64(t.expected.Load())-int64(uniq))
 			next = time.Now().Add(5 * time.Second)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -271,6 +275,7 @@ func (t *traffic) sendLoop(ctx context.Context, st *trafficStep, s senderSpec, s
 		}
 		if s.conn.closed() {
 			st.sendErrs.Add(1)
+			t.countError("sender_connection_closed")
 			continue
 		}
 		if s.conn.inflight.Load() >= o.maxInflight {
@@ -339,6 +344,7 @@ func (t *traffic) historyLoad(ctx context.Context, st *trafficStep, from, to tim
 // received. It runs after the last drain.
 type deliveryCheck struct {
 	Acked      uint64         `json:"acked"`
+	Unanswered int64          `json:"unanswered"` // sends that got neither an ack nor an error
 	Expected   uint64         `json:"expected"`
 	Missing    uint64         `json:"missing"`
 	Duplicates uint64         `json:"duplicates"`
@@ -350,7 +356,7 @@ type deliveryCheck struct {
 }
 
 func (t *traffic) checkDeliveries() deliveryCheck {
-	d := deliveryCheck{Duplicates: t.dups.Load(), Foreign: t.foreign.Load()}
+	d := deliveryCheck{Duplicates: t.dups.Load(), Foreign: t.foreign.Load(), Unanswered: t.inflight.Load()}
 	for _, ch := range t.chats {
 		acks := ch.acks()
 		d.Acked += uint64(len(acks))
@@ -364,17 +370,7 @@ func (t *traffic) checkDeliveries() deliveryCheck {
 			}
 		}
 	}
-	why := map[string]int{}
-	for _, c := range t.conns {
-		if c != nil && c.closed() {
-			d.Closed++
-			why[closeError(c.readErr)]++
-		}
-	}
-	for w, n := range why {
-		d.CloseWhy = append(d.CloseWhy, fmt.Sprintf("%d× %s", n, w))
-	}
-	sort.Strings(d.CloseWhy)
+	d.Closed, d.CloseWhy = closedConns(t.conns)
 	t.errMu.Lock()
 	if len(t.errCodes) > 0 {
 		d.ErrorCodes = map[string]int{}
@@ -383,7 +379,7 @@ func (t *traffic) checkDeliveries() deliveryCheck {
 		}
 	}
 	t.errMu.Unlock()
-	d.OK = d.Missing == 0 && d.Duplicates == 0 && d.Closed == 0
+	d.OK = d.Acked > 0 && d.Unanswered == 0 && d.Missing == 0 && d.Duplicates == 0 && d.Closed == 0
 	return d
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,7 +180,10 @@ func (c *conn) close() {
 	}
 }
 
-// closeError describes why a connection ended, for the report.
+var tcpAddrs = regexp.MustCompile(`tcp [0-9a-f.:\[\]]+->[0-9a-f.:\[\]]+`)
+
+// closeError describes why a connection ended, for the report (addresses left out, so that
+// equal causes count together).
 func closeError(err error) string {
 	if err == nil {
 		return "open"
@@ -191,5 +195,5 @@ func closeError(err error) string {
 		}
 		return fmt.Sprintf("closed by server: %d", s)
 	}
-	return err.Error()
+	return tcpAddrs.ReplaceAllString(err.Error(), "tcp")
 }
