@@ -174,16 +174,44 @@ func (h *Hub) announce(ctx context.Context, userID string, contacts []string) {
 	h.publish(ctx, Message{Kind: KindUsers, Users: contacts, Frame: presenceFrame(userID, online, lastSeen)})
 }
 
-// sendSnapshot queues, for the new connection c, one presence frame per contact who is online.
+// PresenceSnapshot is the data of the presence_snapshot frame: the contacts online right now.
+type PresenceSnapshot struct {
+	Items []PresenceData `json:"items"`
+}
+
+// sendSnapshot queues, for the new connection c, ONE presence_snapshot frame listing the contacts
+// who are online (nothing when none is), so that a user with many contacts cannot overflow their
+// own send queue on connect. The announce locks of every contact's shard are held, in shard order,
+// while the statuses are read and the frame is queued: a later announcement of any of them is
+// queued after the snapshot, so the last word about a user is always the current one.
 func (h *Hub) sendSnapshot(c *conn, contacts []string) {
-	for _, u := range contacts {
-		mu := &h.announceMu[h.seed.index(u)]
-		mu.Lock()
-		if online, _ := h.presence.Status(u); online {
-			c.enqueue(presenceFrame(u, true, time.Time{}))
-		}
-		mu.Unlock()
+	if len(contacts) == 0 {
+		return
 	}
+	var shards [numShards]bool
+	for _, u := range contacts {
+		shards[h.seed.index(u)] = true
+	}
+	for i := range shards {
+		if shards[i] {
+			h.announceMu[i].Lock()
+			defer h.announceMu[i].Unlock()
+		}
+	}
+	var snap PresenceSnapshot
+	for _, u := range contacts {
+		if online, _ := h.presence.Status(u); online {
+			snap.Items = append(snap.Items, PresenceData{UserID: u, Online: true})
+		}
+	}
+	if len(snap.Items) == 0 {
+		return
+	}
+	b, err := encodeFrame("presence_snapshot", "", snap)
+	if err != nil { // strings and bools: cannot happen
+		panic(err)
+	}
+	c.enqueue(b)
 }
 
 // contacts asks the audience who may see userID's presence; failures are logged and give nobody.

@@ -2,6 +2,8 @@ package realtime
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +37,23 @@ func expectPresence(t *testing.T, c *client, user string, online bool) PresenceD
 	return d
 }
 
+// expectSnapshot reads the presence_snapshot frame of a new connection and checks that it lists
+// exactly the given users, online.
+func expectSnapshot(t *testing.T, c *client, users ...string) {
+	t.Helper()
+	snap := decodeData[PresenceSnapshot](t, c.expectNext("presence_snapshot"))
+	var got []string
+	for _, d := range snap.Items {
+		if !d.Online || d.LastSeen != nil {
+			t.Fatalf("presence_snapshot item %+v: want online with last_seen null", d)
+		}
+		got = append(got, d.UserID)
+	}
+	if strings.Join(got, ",") != strings.Join(users, ",") {
+		t.Fatalf("presence_snapshot users = %v, want %v", got, users)
+	}
+}
+
 func TestPresenceOnlineOffline(t *testing.T) {
 	t.Parallel()
 	e := presenceEnv(t)
@@ -44,7 +63,7 @@ func TestPresenceOnlineOffline(t *testing.T) {
 
 	alice := e.dial(t, "alice")
 	expectPresence(t, bob, "alice", true)
-	expectPresence(t, alice, "bob", true) // the snapshot of alice's online contacts
+	expectSnapshot(t, alice, "bob") // alice's online contacts
 	if !e.hub.Online("alice") {
 		t.Error("Online(alice) = false")
 	}
@@ -79,7 +98,7 @@ func TestPresenceQuickReconnectDoesNotFlap(t *testing.T) {
 		t.Error("Online(alice) = false within the grace period")
 	}
 	again := e.dial(t, "alice")
-	expectPresence(t, again, "bob", true)
+	expectSnapshot(t, again, "bob")
 	time.Sleep(2 * testGrace)
 	if !e.hub.Online("alice") {
 		t.Error("Online(alice) = false after reconnecting")
@@ -95,7 +114,7 @@ func TestPresenceSecondConnectionIsSilent(t *testing.T) {
 	e.dial(t, "alice")
 	expectPresence(t, bob, "alice", true)
 	a2 := e.dial(t, "alice")
-	expectPresence(t, a2, "bob", true)
+	expectSnapshot(t, a2, "bob")
 	a2.ws.Close(websocket.StatusNormalClosure, "")
 	waitFor(t, "one alice connection", func() bool { return e.hub.connCount("alice") == 1 })
 	time.Sleep(2 * testGrace)
@@ -147,4 +166,27 @@ func TestMemoryPresence(t *testing.T) {
 	if online, ls := p.Status("never"); online || !ls.IsZero() {
 		t.Error("unknown user must be offline with no last_seen")
 	}
+}
+
+// A user with more online contacts than their send queue holds gets them all in one snapshot
+// frame and stays connected (one frame per contact would overflow the queue and drop them).
+func TestPresenceSnapshotLargerThanTheSendQueue(t *testing.T) {
+	t.Parallel()
+	const contacts = 40
+	audience := fakeAudience{}
+	var names []string
+	for i := 0; i < contacts; i++ {
+		name := fmt.Sprintf("c%02d", i)
+		names = append(names, name)
+		audience[name] = []string{"many"}
+	}
+	audience["many"] = names
+	e := newEnv(t, func(c *config.Config) { c.PresenceGrace = testGrace; c.WSSendQueue = 8 }, audience)
+	for _, n := range names {
+		e.dialReady(t, n)
+	}
+	many := e.dial(t, "many")
+	expectSnapshot(t, many, names...)
+	many.send("ping", "p1", nil)
+	many.expectNext("ack")
 }
