@@ -72,7 +72,7 @@ func (r *runner) chat(ctx context.Context, res *result) error {
 		return ctx.Err()
 	}
 	out.Best = bestStep(out.Steps, e2eTarget)
-	t.quiesce(ctx, backlogLimit)
+	t.quiesce(ctx, r.opt.backlog)
 	out.Delivery = t.checkDeliveries()
 	r.logf("verifying storage of %d groups", len(chats))
 	out.Storage = t.verifyStorage(ctx)

@@ -264,7 +264,7 @@ func runTool(t *testing.T, args ...string) (*result, map[string]any, error) {
 	return &res, raw, err
 }
 
-var quick = []string{"-warmup", "200ms", "-window", "700ms", "-runs", "1", "-drain", "3s", "-setup-workers", "4", "-dial-workers", "4"}
+var quick = []string{"-warmup", "200ms", "-window", "700ms", "-runs", "1", "-drain", "3s", "-backlog-limit", "15s", "-setup-workers", "4", "-dial-workers", "4"}
 
 func TestChatScenarioAgainstFake(t *testing.T) {
 	t.Parallel()

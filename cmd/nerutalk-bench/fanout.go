@@ -136,7 +136,7 @@ func (r *runner) fanout(ctx context.Context, res *result) error {
 		if b := bestStep(fs.Steps, e2eTarget); b != nil {
 			fs.BestDeliveriesPerS, fs.BestE2EP99MS = b.DeliveriesPerS.Median, b.E2EP99MS.Median
 		}
-		t.quiesce(ctx, backlogLimit)
+		t.quiesce(ctx, r.opt.backlog)
 		fs.Delivery = t.checkDeliveries()
 		fs.Storage = t.verifyStorage(ctx)
 		res.check(fs.Delivery.OK, "fanout to %d members: delivery: %d acked, %d sends never answered, %d deliveries missing, %d duplicate, %d connections closed %v",

@@ -37,6 +37,7 @@ type options struct {
 	window     time.Duration
 	runs       int
 	drain      time.Duration
+	backlog    time.Duration // longest wait for the server to work off a backlog between runs
 	slo        time.Duration
 	size       int
 	inflight   int
@@ -84,6 +85,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.window, "window", 30*time.Second, "measured window")
 	fs.IntVar(&o.runs, "runs", 3, "measured runs per step; results give the median and spread")
 	fs.DurationVar(&o.drain, "drain", 15*time.Second, "longest wait after a run for outstanding acks and deliveries")
+	fs.DurationVar(&o.backlog, "backlog-limit", 3*time.Minute, "longest wait for the server to work off its backlog between runs (a saturated step can leave senders x max-inflight messages queued)")
 	fs.DurationVar(&o.slo, "slo", time.Second, "ack p99 above this marks a step saturated")
 	fs.IntVar(&o.size, "size", 100, "message text size in bytes (carries the send timestamp)")
 	fs.IntVar(&o.inflight, "max-inflight", 64, "unacknowledged messages one sender may have before it skips sends")
@@ -188,7 +190,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if (o.profileDir == "") != (o.admin == "") {
 		return nil, errors.New("-profile-dir and -admin go together")
 	}
-	if o.window <= 0 || o.warmup < 0 || o.drain <= 0 {
+	if o.window <= 0 || o.warmup < 0 || o.drain <= 0 || o.backlog <= 0 {
 		return nil, errors.New("-window and -drain must be positive, -warmup not negative")
 	}
 	return o, nil

@@ -188,13 +188,9 @@ func (t *traffic) quiesce(ctx context.Context, limit time.Duration) bool {
 	return true
 }
 
-// backlogLimit bounds quiesce: generous, since a saturated step can leave senders×max-inflight
-// messages queued in the server.
-const backlogLimit = 3 * time.Minute
-
 // run drives senders at o.rate for warm-up plus window, then waits for every ack and delivery.
 func (t *traffic) run(ctx context.Context, senders []senderSpec, o runOpts) trafficRun {
-	t.quiesce(ctx, backlogLimit)
+	t.quiesce(ctx, t.r.opt.backlog)
 	st := &trafficStep{}
 	start := time.Now().Add(50 * time.Millisecond)
 	ws := start.Add(o.warmup)
