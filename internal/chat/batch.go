@@ -633,33 +633,21 @@ func pairsJSON(pairs []pairKey) string {
 
 // existingMembers returns which (chat_id, user_id) pairs are memberships.
 func existingMembers(ctx context.Context, b *btx, pairs []pairKey) (map[pairKey]bool, error) {
-	out := map[pairKey]bool{}
+	var rows *sql.Rows
+	var err error
 	if b.pg {
 		chats, users := splitPairs(pairs)
-		rows, err := b.QueryContext(ctx, `SELECT chat_id, user_id FROM chat_members
+		rows, err = b.QueryContext(ctx, `SELECT chat_id, user_id FROM chat_members
 			WHERE (chat_id, user_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, chats, users)
-		if err != nil {
-			return nil, fmt.Errorf("check members: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k pairKey
-			if err := rows.Scan(&k.a, &k.b); err != nil {
-				return nil, fmt.Errorf("check members: %w", err)
-			}
-			out[k] = true
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("check members: %w", err)
-		}
-		return out, nil
+	} else {
+		rows, err = b.queryRepeated(ctx, `SELECT chat_id, user_id FROM chat_members
+			WHERE (chat_id, user_id) IN (SELECT value->>0, value->>1 FROM json_each($1))`, pairsJSON(pairs))
 	}
-	rows, err := b.queryRepeated(ctx, `SELECT chat_id, user_id FROM chat_members
-		WHERE (chat_id, user_id) IN (SELECT value->>0, value->>1 FROM json_each($1))`, pairsJSON(pairs))
 	if err != nil {
 		return nil, fmt.Errorf("check members: %w", err)
 	}
 	defer rows.Close()
+	out := map[pairKey]bool{}
 	for rows.Next() {
 		var k pairKey
 		if err := rows.Scan(&k.a, &k.b); err != nil {
