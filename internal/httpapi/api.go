@@ -127,7 +127,14 @@ func New(o Options) *API {
 		documentError(op, http.StatusUnauthorized)
 		next(op)
 	}
-	a.Public = huma.NewGroup(a.Root, BasePath)
+	public := huma.NewGroup(a.Root, BasePath)
+	public.UseModifier(func(op *huma.Operation, next func(*huma.Operation)) {
+		if op.Security == nil {
+			op.Security = anonymous
+		}
+		next(op)
+	})
+	a.Public = public
 
 	authed := huma.NewGroup(a.Root, BasePath)
 	authed.UseModifier(secured)
@@ -182,6 +189,10 @@ func BearerChallenge(tokenSent bool) string {
 	return `Bearer realm="nerutalk"`
 }
 
+// anonymous is the security requirement of operations that need no credentials: one empty
+// requirement object says so explicitly in the OpenAPI document.
+var anonymous = []map[string][]string{{}}
+
 var errNoToken = apperr.New(apperr.KindUnauthenticated, "unauthenticated", "missing bearer access token")
 
 func requireAuth(api huma.API, authenticate Authenticator, admin bool) func(huma.Context, func(huma.Context)) {
@@ -221,7 +232,7 @@ type healthOutput struct {
 
 func (a *API) registerOps(o Options) {
 	huma.Register(a.Root, huma.Operation{
-		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz", Tags: []string{"Operations"},
+		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz", Tags: []string{"Operations"}, Security: anonymous,
 		Summary: "Liveness: the process is up",
 	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
 		out := &healthOutput{}
@@ -229,7 +240,7 @@ func (a *API) registerOps(o Options) {
 		return out, nil
 	})
 	huma.Register(a.Root, huma.Operation{
-		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz", Tags: []string{"Operations"},
+		OperationID: "readyz", Method: http.MethodGet, Path: "/readyz", Tags: []string{"Operations"}, Security: anonymous,
 		Summary: "Readiness: every dependency (database, Redis) answers", Errors: []int{http.StatusServiceUnavailable},
 	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
 		out := &healthOutput{}

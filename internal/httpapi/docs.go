@@ -89,6 +89,17 @@ func schemaType(s *huma.Schema) string {
 	return t
 }
 
+// needsCredentials reports whether a security requirement list asks for any credential; an empty
+// requirement object ({}) means the operation is open to anonymous callers.
+func needsCredentials(reqs []map[string][]string) bool {
+	for _, r := range reqs {
+		if len(r) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func contentSchema(content map[string]*huma.MediaType) string {
 	var parts []string
 	for ct, mt := range content {
@@ -110,7 +121,7 @@ func buildDocPage(oapi *huma.OpenAPI) docPage {
 				continue
 			}
 			d := docOp{Method: mo.m, Path: path, ID: mo.op.OperationID, Summary: mo.op.Summary,
-				Description: mo.op.Description, Secured: len(mo.op.Security) > 0}
+				Description: mo.op.Description, Secured: needsCredentials(mo.op.Security)}
 			for _, p := range mo.op.Parameters {
 				d.Params = append(d.Params, docField{Name: p.Name, In: p.In, Type: schemaType(p.Schema), Description: p.Description, Required: p.Required})
 			}
