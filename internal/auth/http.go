@@ -221,22 +221,6 @@ func (s *Service) handleLogout(ctx context.Context, in *refreshTokenInput) (*str
 	return nil, s.logout(ctx, in.Body.RefreshToken)
 }
 
-// PageParams are the limit and cursor of list operations (exported for the same reason as
-// ClientInfo).
-type PageParams struct {
-	Limit  int    `query:"limit" default:"50" minimum:"1" maximum:"200" doc:"Page size"`
-	Cursor string `query:"cursor" maxLength:"512" doc:"next_cursor of the previous page"`
-}
-
-type page[T any] struct {
-	Items      []T    `json:"items"`
-	NextCursor string `json:"next_cursor" doc:"Cursor of the next page; empty at the end"`
-}
-
-type pageOutput[T any] struct {
-	Body page[T]
-}
-
 // caller returns the authenticated caller; the Authed group guarantees there is one.
 func caller(ctx context.Context) (identity.Principal, error) {
 	p, ok := identity.From(ctx)
@@ -246,7 +230,7 @@ func caller(ctx context.Context) (identity.Principal, error) {
 	return p, nil
 }
 
-func (s *Service) handleListSessions(ctx context.Context, in *PageParams) (*pageOutput[Session], error) {
+func (s *Service) handleListSessions(ctx context.Context, in *httpapi.PageParams) (*httpapi.PageOutput[Session], error) {
 	p, err := caller(ctx)
 	if err != nil {
 		return nil, err
@@ -259,7 +243,7 @@ func (s *Service) handleListSessions(ctx context.Context, in *PageParams) (*page
 	if err != nil {
 		return nil, err
 	}
-	out := &pageOutput[Session]{}
+	out := &httpapi.PageOutput[Session]{}
 	if len(list) > in.Limit {
 		list = list[:in.Limit]
 		out.Body.NextCursor = encodeCursor("s", list[len(list)-1].ID)
@@ -432,10 +416,10 @@ func (s *Service) handleGetUser(ctx context.Context, in *idInput) (*publicUserOu
 
 type searchInput struct {
 	Q string `query:"q" required:"true" minLength:"1" maxLength:"64" doc:"Prefix of a username or display name (case-insensitive)"`
-	PageParams
+	httpapi.PageParams
 }
 
-func (s *Service) handleSearchUsers(ctx context.Context, in *searchInput) (*pageOutput[PublicUser], error) {
+func (s *Service) handleSearchUsers(ctx context.Context, in *searchInput) (*httpapi.PageOutput[PublicUser], error) {
 	after, err := decodeCursor("u", in.Cursor)
 	if err != nil {
 		return nil, err
@@ -444,7 +428,7 @@ func (s *Service) handleSearchUsers(ctx context.Context, in *searchInput) (*page
 	if err != nil {
 		return nil, err
 	}
-	out := &pageOutput[PublicUser]{}
+	out := &httpapi.PageOutput[PublicUser]{}
 	out.Body.Items = []PublicUser{}
 	if len(list) > in.Limit {
 		list = list[:in.Limit]
@@ -456,7 +440,7 @@ func (s *Service) handleSearchUsers(ctx context.Context, in *searchInput) (*page
 	return out, nil
 }
 
-func (s *Service) handleAdminListUsers(ctx context.Context, in *PageParams) (*pageOutput[AdminUser], error) {
+func (s *Service) handleAdminListUsers(ctx context.Context, in *httpapi.PageParams) (*httpapi.PageOutput[AdminUser], error) {
 	after, err := decodeCursor("a", in.Cursor)
 	if err != nil {
 		return nil, err
@@ -465,7 +449,7 @@ func (s *Service) handleAdminListUsers(ctx context.Context, in *PageParams) (*pa
 	if err != nil {
 		return nil, err
 	}
-	out := &pageOutput[AdminUser]{}
+	out := &httpapi.PageOutput[AdminUser]{}
 	out.Body.Items = []AdminUser{}
 	if len(list) > in.Limit {
 		list = list[:in.Limit]

@@ -182,24 +182,12 @@ func (s *Service) handleCreate(ctx context.Context, in *createInput) (*chatOutpu
 	return out, nil
 }
 
-type listInput struct {
-	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"Page size"`
-	Cursor string `query:"cursor" maxLength:"256" doc:"next_cursor of the previous page"`
-}
-
-type listOutput struct {
-	Body struct {
-		Items      []ChatView `json:"items"`
-		NextCursor string     `json:"next_cursor,omitempty" doc:"Empty on the last page"`
-	}
-}
-
-func (s *Service) handleList(ctx context.Context, in *listInput) (*listOutput, error) {
+func (s *Service) handleList(ctx context.Context, in *httpapi.PageParams) (*httpapi.PageOutput[ChatView], error) {
 	items, next, err := s.List(ctx, identity.UserID(ctx), in.Limit, in.Cursor)
 	if err != nil {
 		return nil, err
 	}
-	out := &listOutput{}
+	out := &httpapi.PageOutput[ChatView]{}
 	out.Body.Items, out.Body.NextCursor = items, next
 	return out, nil
 }
