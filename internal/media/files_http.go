@@ -40,7 +40,7 @@ var (
 	errNotMultipart = apperr.New(apperr.KindUnsupportedType, "unsupported_media_type",
 		`send the file as multipart/form-data in the field "file"`)
 	errBadMultipart = apperr.New(apperr.KindBadRequest, "bad_request", "the multipart body cannot be read")
-	wwwAuthenticate = http.Header{"Www-Authenticate": {`Bearer realm="nerutalk"`}}
+	wwwAuthenticate = http.Header{"Www-Authenticate": {httpapi.BearerChallenge(false)}}
 )
 
 // Register mounts the files routes. authenticate checks access tokens (the accounts package's).

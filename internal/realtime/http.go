@@ -33,7 +33,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, err := h.authenticate(r)
 	if err != nil {
 		if apperr.KindOf(err) == apperr.KindUnauthenticated {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="nerutalk"`)
+			tokenSent := r.Header.Get("Authorization") != "" || r.URL.Query().Has("token")
+			w.Header().Set("WWW-Authenticate", httpapi.BearerChallenge(tokenSent))
 		}
 		httpapi.WriteError(w, r, err)
 		return
