@@ -46,7 +46,18 @@ type DB struct {
 	W       *sql.DB // writes (and reads that must see them)
 	R       *sql.DB // reads
 	Dialect Dialect
+
+	stopCheckpoints func() // SQLite: stops the background checkpointer and waits for it
 }
+
+// SQLite checkpoints: a background goroutine copies the write-ahead log into the database file
+// every checkpointInterval (PASSIVE: it never waits for, nor blocks, the writer or readers), so the
+// writer's commits do not pay for it. The writer still checkpoints by itself past
+// writerCheckpointPages pages, a backstop should the background checkpoints fall behind.
+const (
+	checkpointInterval    = 200 * time.Millisecond
+	writerCheckpointPages = 16384 // 64 MiB of 4 KiB pages
+)
 
 // Open connects to databaseURL, or to the SQLite file nerutalk.db in dataDir when databaseURL is
 // empty, and checks the connection.
@@ -61,9 +72,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: data folder: %w", err)
 	}
+	// temp_store(MEMORY) keeps statement journals (which a multi-row INSERT ... SELECT needs inside
+	// a transaction) in memory instead of temporary files.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_txlock=immediate"
-	w, err := sql.Open("sqlite", dsn)
+		"&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn+fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)", writerCheckpointPages))
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
@@ -80,7 +93,43 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &DB{W: w, R: r, Dialect: SQLite}, nil
+	ck, err := sql.Open("sqlite", dsn+"&_pragma=wal_autocheckpoint(0)")
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	ck.SetMaxOpenConns(1)
+	return &DB{W: w, R: r, Dialect: SQLite, stopCheckpoints: startCheckpoints(ck)}, nil
+}
+
+// startCheckpoints runs PASSIVE checkpoints on their own connection every checkpointInterval
+// until the returned function is called; that function runs a last checkpoint and closes the
+// connection.
+func startCheckpoints(ck *sql.DB) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(checkpointInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				// A failed checkpoint is retried at the next tick; the writer's own backstop
+				// bounds the log meanwhile.
+				_, _ = ck.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		_, _ = ck.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+		ck.Close()
+	}
 }
 
 func openPostgres(ctx context.Context, url string) (*DB, error) {
@@ -102,6 +151,10 @@ func openPostgres(ctx context.Context, url string) (*DB, error) {
 
 // Close closes the connections.
 func (db *DB) Close() error {
+	if db.stopCheckpoints != nil {
+		db.stopCheckpoints()
+		db.stopCheckpoints = nil
+	}
 	err := db.W.Close()
 	if db.R != db.W {
 		err = errors.Join(err, db.R.Close())

@@ -202,6 +202,7 @@ func TestSQLiteConnections(t *testing.T) {
 	for name, conn := range map[string]*sql.DB{"W": db.W, "R": db.R} {
 		for _, c := range []struct{ pragma, want string }{
 			{"journal_mode", "wal"}, {"foreign_keys", "1"}, {"busy_timeout", "10000"}, {"synchronous", "1"},
+			{"temp_store", "2"},
 		} {
 			var got string
 			if err := conn.QueryRowContext(ctx, "PRAGMA "+c.pragma).Scan(&got); err != nil {
@@ -220,6 +221,47 @@ func TestSQLiteConnections(t *testing.T) {
 	}
 	if _, err := db.R.ExecContext(ctx, `INSERT INTO server_settings (name, value) VALUES ('r', 'r')`); err == nil {
 		t.Error("a write through R succeeded; R must be read-only")
+	}
+}
+
+// The background checkpointer copies committed pages from the write-ahead log into the database
+// file without the writer's help (its own automatic checkpoints start only past 64 MiB of log).
+func TestSQLiteBackgroundCheckpoints(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := store.Open(ctx, "", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var pages int
+	if err := db.W.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&pages); err != nil || pages != 16384 {
+		t.Fatalf("writer wal_autocheckpoint = %d, %v; want 16384", pages, err)
+	}
+	path := filepath.Join(dir, "nerutalk.db")
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	if _, err := db.W.ExecContext(ctx, `CREATE TABLE filler (b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 64; i++ {
+		if _, err := db.W.ExecContext(ctx, `INSERT INTO filler (b) VALUES (randomblob(4096))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for size() < before+64*4096 {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes (was %d): the log was not checkpointed", size(), before)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
