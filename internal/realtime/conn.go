@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/nerutalk/nerutalk/internal/realtime/rfc6455"
 	"golang.org/x/time/rate"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
@@ -21,29 +21,32 @@ import (
 // closeCause is why a connection ends: the close frame's code and reason, the metric label, and
 // whether what is already queued is written before the close frame.
 type closeCause struct {
-	code   websocket.StatusCode
+	code   rfc6455.StatusCode
 	reason string
 	label  string
 	flush  bool
 }
 
 var (
-	causeGoingAway   = closeCause{websocket.StatusGoingAway, "going away", "going_away", true}
+	causeGoingAway   = closeCause{rfc6455.StatusGoingAway, "going away", "going_away", true}
 	causeExpired     = closeCause{CloseTokenExpired, "token expired", "token_expired", true}
 	causeSlow        = closeCause{CloseTooSlow, "too slow", "too_slow", false}
 	causePingTimeout = closeCause{ClosePingTimeout, "ping timeout", "ping_timeout", false}
-	causeBadFrames   = closeCause{websocket.StatusPolicyViolation, "too many bad frames", "bad_frames", true}
+	causeBadFrames   = closeCause{rfc6455.StatusPolicyViolation, "too many bad frames", "bad_frames", true}
 	causeRateLimited = closeCause{CloseRateLimited, "rate limit exceeded", "rate_limited", true}
-	causeTooLarge    = closeCause{websocket.StatusMessageTooBig, "frame too large", "too_large", false}
-	causePeer        = closeCause{websocket.StatusNormalClosure, "", "client", false}
-	causeError       = closeCause{websocket.StatusInternalError, "connection error", "error", false}
+	causeTooLarge    = closeCause{rfc6455.StatusMessageTooBig, "frame too large", "too_large", false}
+	causeProtocol    = closeCause{rfc6455.StatusProtocolError, "protocol error", "protocol_error", false}
+	causeBadText     = closeCause{rfc6455.StatusInvalidPayload, "text is not valid UTF-8", "invalid_payload", false}
+	causePeer        = closeCause{rfc6455.StatusNormalClosure, "", "client", false}
+	causeError       = closeCause{rfc6455.StatusInternalError, "connection error", "error", false}
 )
 
-// conn is one WebSocket connection. Its read loop runs on the HTTP handler's goroutine; its writer
-// is the only goroutine that writes data frames (see doc.go).
+// conn is one WebSocket connection. Its read loop runs on a goroutine of its own; its writer is a
+// goroutine started when there is something to write and ended when there is nothing left, so an
+// idle connection holds one goroutine (see doc.go).
 type conn struct {
 	hub  *Hub
-	ws   *websocket.Conn
+	ws   *rfc6455.Conn
 	id   string
 	user string
 	log  *slog.Logger
@@ -58,9 +61,13 @@ type conn struct {
 	cause      closeCause
 	cancel     context.CancelFunc // ends the context of running commands
 	watchdog   *time.Timer        // drops the socket if the close stalls
-	writerDone chan struct{}
-	finished   chan struct{} // the handler has cleaned up
-	pinging    atomic.Bool
+	writerDone chan struct{}      // closed once the close frame was written (or could not be)
+	finished   chan struct{}      // the connection has cleaned up
+
+	writing      atomic.Bool // a writer goroutine is running
+	pingDue      atomic.Bool // the writer owes a ping
+	awaitingPong atomic.Bool // a ping went out and no pong came back yet
+	spare        [][]byte    // the writer's batch slice, reused (only the running writer touches it)
 
 	mu     sync.Mutex // guards topics and gone
 	topics map[string]struct{}
@@ -84,6 +91,15 @@ func (c *conn) Leave(topic string) { c.hub.leave(c, topic) }
 func (c *conn) enqueue(frame []byte) {
 	if !c.q.push(frame) {
 		c.close(causeSlow)
+		return
+	}
+	c.wake()
+}
+
+// wake makes sure a writer runs.
+func (c *conn) wake() {
+	if c.writing.CompareAndSwap(false, true) {
+		go c.writeLoop()
 	}
 }
 
@@ -94,12 +110,13 @@ func (c *conn) close(cause closeCause) {
 		c.cause = cause
 		c.q.shut()
 		c.cancel()
-		c.watchdog = time.AfterFunc(c.hub.closeTimeout, func() { _ = c.ws.CloseNow() })
+		c.watchdog = time.AfterFunc(c.hub.closeTimeout, func() { _ = c.ws.Close() })
 		c.hub.metrics.closes.WithLabelValues(cause.label).Inc()
 		if cause == causeSlow {
 			c.hub.metrics.slow.Inc()
 		}
 		close(c.closing)
+		c.wake()
 	})
 }
 
@@ -112,53 +129,86 @@ func (c *conn) isClosing() bool {
 	}
 }
 
-// writeLoop is the connection's only data writer: it drains the queue in batches, pings, and on
-// close flushes (when the cause asks for it) and performs the close handshake.
+// pingTick is the hub's ping round for this connection: a connection that has not answered the
+// previous round's ping is closed with 4002; the others get a new ping.
+func (c *conn) pingTick() {
+	if c.isClosing() {
+		return
+	}
+	if c.awaitingPong.Swap(true) {
+		c.close(causePingTimeout)
+		return
+	}
+	c.pingDue.Store(true)
+	c.wake()
+}
+
+// writeLoop is the connection's only data writer while it runs: it writes everything queued (and
+// a ping when one is due) until nothing is left, then ends. Once the connection is closing it
+// flushes (when the cause asks for it), sends the close frame and ends for good.
 func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	ticker := time.NewTicker(c.hub.pingInterval)
-	defer ticker.Stop()
-	var batch [][]byte
 	for {
-		select {
-		case <-c.q.ready:
-			batch = c.q.take(batch)
-			if err := c.writeBatch(batch); err != nil {
-				c.close(causeError)
-			}
-			batch = recycle(batch)
-		case <-ticker.C:
-			c.ping()
-		case <-c.closing:
-			if c.cause.flush {
-				batch = c.q.take(batch)
-				_ = c.writeBatch(batch)
-			}
-			err := c.ws.Close(c.cause.code, c.cause.reason)
-			if err != nil && !errors.Is(err, net.ErrClosed) {
-				c.log.Debug("realtime: close handshake", "err", err)
-			}
+		if c.isClosing() {
+			c.finishClose()
 			return
 		}
+		batch := c.q.take(c.spare)
+		ping := c.pingDue.Swap(false)
+		if len(batch) == 0 && !ping {
+			c.spare = batch
+			c.writing.Store(false)
+			// Something queued (or a close or ping) between take and Store is not lost: either
+			// its wake started another writer, or this one carries on.
+			if !c.q.pending() && !c.pingDue.Load() && !c.isClosing() {
+				return
+			}
+			if !c.writing.CompareAndSwap(false, true) {
+				return
+			}
+			continue
+		}
+		if ping {
+			if err := c.ws.WritePing(); err != nil {
+				c.close(causeError)
+			}
+		}
+		if err := c.writeBatch(batch); err != nil {
+			c.close(causeError)
+		}
+		c.spare = recycle(batch)
 	}
 }
 
-// writeBatch writes the frames back to back, one WebSocket message each. Unless the close cause
-// asks for a flush, it stops as soon as the connection is closing.
-func (c *conn) writeBatch(batch [][]byte) error {
-	n := 0
-	defer func() { c.hub.metrics.framesOut.Add(float64(n)) }()
-	for _, f := range batch {
-		if c.isClosing() && !c.cause.flush {
-			return nil
-		}
-		// No deadline here: a stalled write ends when a ping times out or the close watchdog
-		// drops the socket.
-		if err := c.ws.Write(context.Background(), websocket.MessageText, f); err != nil {
-			return fmt.Errorf("realtime: write: %w", err)
-		}
-		n++
+// finishClose writes what the cause allows and the close frame, once.
+func (c *conn) finishClose() {
+	select {
+	case <-c.writerDone:
+		return
+	default:
 	}
+	if c.cause.flush {
+		batch := c.q.take(c.spare)
+		_ = c.writeBatch(batch)
+		c.spare = recycle(batch)
+	}
+	err := c.ws.WriteClose(c.cause.code, c.cause.reason)
+	if err != nil && !errors.Is(err, rfc6455.ErrClosed) && !errors.Is(err, net.ErrClosed) {
+		c.log.Debug("realtime: close frame", "err", err)
+	}
+	close(c.writerDone)
+}
+
+// writeBatch writes the frames, one WebSocket message each, in one system call.
+func (c *conn) writeBatch(batch [][]byte) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	// No deadline here: a stalled write ends when a ping times out or the close watchdog drops
+	// the socket.
+	if err := c.ws.WriteTexts(batch); err != nil {
+		return fmt.Errorf("realtime: write: %w", err)
+	}
+	c.hub.metrics.framesOut.Add(float64(len(batch)))
 	return nil
 }
 
@@ -171,46 +221,41 @@ func recycle(batch [][]byte) [][]byte {
 	return batch[:0]
 }
 
-// ping sends a WebSocket ping and closes the connection when no pong comes back within one ping
-// interval. At most one ping is outstanding.
-func (c *conn) ping() {
-	if !c.pinging.CompareAndSwap(false, true) {
-		return
-	}
-	go func() {
-		defer c.pinging.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), c.hub.pingInterval)
-		defer cancel()
-		if err := c.ws.Ping(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
-			c.close(causePingTimeout)
-		}
-	}()
-}
-
-// readLoop reads and handles client frames until the connection closes. readCtx must never be
-// cancelled (cancelling a read drops the socket); cmdCtx is the commands' context.
-func (c *conn) readLoop(readCtx, cmdCtx context.Context) {
-	for !c.isClosing() {
-		typ, b, err := c.ws.Read(readCtx)
+// readLoop reads and handles client frames until the connection ends, and reports whether it
+// ended with the close handshake complete. Once the connection is closing it keeps reading (and
+// ignores data) until the peer answers the close frame.
+func (c *conn) readLoop(ctx context.Context) (handshake bool) {
+	for {
+		op, b, err := c.ws.ReadMessage()
 		if err != nil {
+			var ce *rfc6455.CloseError
+			var pe *rfc6455.ProtocolError
 			switch {
-			case errors.Is(err, websocket.ErrMessageTooBig):
-				c.close(causeTooLarge) // the library has sent the 1009 close frame
-			case websocket.CloseStatus(err) != -1:
+			case errors.As(err, &ce):
 				c.close(causePeer)
+				return true
+			case errors.Is(err, rfc6455.ErrMessageTooBig):
+				c.close(causeTooLarge)
+			case errors.As(err, &pe) && pe.Code == rfc6455.StatusInvalidPayload:
+				c.close(causeBadText)
+			case errors.As(err, &pe):
+				c.close(causeProtocol)
 			default:
 				c.close(causeError)
 			}
-			return
+			return false
+		}
+		if c.isClosing() {
+			continue
 		}
 		c.hub.metrics.framesIn.Inc()
-		c.handle(cmdCtx, typ, b)
+		c.handle(ctx, op, b)
 	}
 }
 
 // handle processes one client frame: decode, rate limit, dispatch, answer.
-func (c *conn) handle(ctx context.Context, typ websocket.MessageType, b []byte) {
-	if typ != websocket.MessageText {
+func (c *conn) handle(ctx context.Context, op rfc6455.Opcode, b []byte) {
+	if op != rfc6455.OpText {
 		c.rejectBad("", badFrame("frames must be text messages carrying JSON"))
 		return
 	}
@@ -296,11 +341,10 @@ type sendQueue struct {
 	frames [][]byte
 	max    int
 	closed bool
-	ready  chan struct{} // signalled when the queue turns non-empty
 }
 
 func newSendQueue(max int) sendQueue {
-	return sendQueue{max: max, ready: make(chan struct{}, 1)}
+	return sendQueue{max: max}
 }
 
 // push appends f, reporting false when the queue is full. After shut it drops f.
@@ -314,15 +358,8 @@ func (q *sendQueue) push(f []byte) bool {
 		q.mu.Unlock()
 		return false
 	}
-	wasEmpty := len(q.frames) == 0
 	q.frames = append(q.frames, f)
 	q.mu.Unlock()
-	if wasEmpty {
-		select {
-		case q.ready <- struct{}{}:
-		default:
-		}
-	}
 	return true
 }
 
@@ -333,6 +370,13 @@ func (q *sendQueue) take(spare [][]byte) [][]byte {
 	q.frames = spare[:0]
 	q.mu.Unlock()
 	return out
+}
+
+// pending reports whether frames are queued.
+func (q *sendQueue) pending() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames) > 0
 }
 
 // shut makes the queue drop further frames; what is queued stays for a flush.

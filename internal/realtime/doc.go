@@ -7,20 +7,27 @@
 // # Lifecycle of a connection
 //
 // ServeHTTP authenticates the access token (Authorization header or ?token=) before upgrading, so
-// a bad token is a plain 401 problem document. After the upgrade the handler's goroutine
-// registers the connection, starts its writer, records presence, and then becomes the read loop
-// until the connection closes; it then unregisters the connection and returns. A connection ends
-// when the client closes it, when its access token expires (4001), when a ping gets no pong (4002),
-// when its send queue overflows (4008), when it abuses the rate limit (4029) or keeps sending bad
-// frames (1008), when a frame exceeds the size limit (1009), or at Shutdown (1001).
+// a bad token is a plain 401 problem document. The WebSocket protocol itself (handshake, frames,
+// control frames, close handshake) is the small server-side implementation in package rfc6455.
+// After the upgrade the connection gets a goroutine of its own (the handler's goroutine, with its
+// deep net/http stack, ends): it registers the connection, records presence, and then becomes the
+// read loop until the connection closes; it then unregisters the connection and returns. A
+// connection ends when the client closes it, when its access token expires (4001), when a ping
+// gets no pong (4002), when its send queue overflows (4008), when it abuses the rate limit (4029)
+// or keeps sending bad frames (1008), when a frame exceeds the size limit (1009), when it breaks
+// the protocol (1002, or 1007 for text that is not UTF-8), or at Shutdown (1001).
 //
 // # Concurrency model
 //
-//   - Per connection there are two long-lived goroutines. The read loop (the HTTP handler's
-//     goroutine) decodes frames and runs command handlers one at a time, in order. The writer is
-//     the only goroutine that writes data frames: it drains the whole send queue at each wake-up
-//     and writes the frames back to back, one WebSocket message per envelope. A short-lived
-//     goroutine sends each server ping and waits for its pong.
+//   - Per connection there is one long-lived goroutine, the read loop: it decodes frames and runs
+//     command handlers one at a time, in order, and answers the client's pings. The writer is a
+//     goroutine that exists only while there is something to write: queueing a frame starts it
+//     when none runs; it drains the whole send queue at each pass, writes all the frames in one
+//     writev(2) (one WebSocket message per envelope, headers built in place, payloads not
+//     copied), and ends when the queue is empty. So an idle connection costs one parked goroutine.
+//   - Pings come from one goroutine per hub, which visits one user shard per 1/32 of the ping
+//     interval: a connection still owing the pong of the previous round is closed with 4002, the
+//     others get a ping (written by their writer).
 //   - Every outgoing frame (events, acks, errors) goes through the connection's bounded send queue.
 //     Enqueueing never blocks: when the queue is full the connection is closed as too slow, and the
 //     others keep receiving. Memory follows the backlog, not the limit.
@@ -32,9 +39,10 @@
 //     behind its own RWMutex; delivery holds a shard's read lock only while it queues frames.
 //     Lock order: a presence announce lock, then a user or topic shard, then a connection's queue
 //     lock; conn.mu (a connection's topic set), then a topic shard.
-//   - Closing is idempotent (close records the first cause and signals the writer, which flushes
-//     when the cause allows and performs the close handshake). A watchdog drops the socket if the
-//     close has not completed within closeTimeout, so a stalled peer cannot hold a goroutine.
+//   - Closing is idempotent (close records the first cause and starts the writer, which flushes
+//     when the cause allows and sends the close frame; the read loop keeps reading until the peer
+//     answers it). A watchdog drops the socket if the close has not completed within
+//     closeTimeout, so a stalled peer cannot hold a goroutine.
 //   - Presence is tracked per node behind a small interface (presenceTracker). A user is online
 //     while a connection is open and for PresenceGrace after the last one closes, so a quick
 //     reconnect produces no events. Presence events go only to the user's contacts

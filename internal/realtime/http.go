@@ -4,10 +4,8 @@ import (
 	"context"
 	"net/http"
 	"reflect"
-	"strings"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
@@ -15,6 +13,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/identity"
+	"github.com/nerutalk/nerutalk/internal/realtime/rfc6455"
 )
 
 // Path is where the socket is served, under the API's base path.
@@ -51,12 +50,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	ws, err := websocket.Accept(w, r, &h.accept)
-	if err != nil { // Accept has answered (403 for a foreign origin)
+	ws, err := rfc6455.Upgrade(w, r, h.upgrade)
+	if err != nil { // Upgrade has answered (403 for a foreign origin)
 		httpapi.Logger(r.Context()).DebugContext(r.Context(), "realtime: upgrade refused", "err", err)
 		return
 	}
-	h.serve(r, ws, p)
+	// The connection lives on a goroutine of its own, so that the handler's goroutine (and its
+	// deep net/http stack) ends now.
+	go h.serve(r.Context(), ws, p)
 }
 
 // authenticate reads the access token from the Authorization header or the token query parameter.
@@ -82,28 +83,14 @@ func (h *Hub) authenticate(r *http.Request) (identity.Principal, error) {
 }
 
 func isUpgrade(r *http.Request) bool {
-	return headerHas(r.Header, "Connection", "upgrade") && headerHas(r.Header, "Upgrade", "websocket")
+	return rfc6455.HeaderHasToken(r.Header, "Connection", "upgrade") && rfc6455.HeaderHasToken(r.Header, "Upgrade", "websocket")
 }
 
-func headerHas(h http.Header, key, token string) bool {
-	for _, v := range h.Values(key) {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// serve runs one upgraded connection on the handler's goroutine: register, start the writer,
-// presence, read loop, then clean up.
-func (h *Hub) serve(r *http.Request, ws *websocket.Conn, p identity.Principal) {
-	// The request's context ends when the handler returns; keep its values (logger, request id)
-	// without its cancellation. Reads use a context that is never cancelled: cancelling a read
-	// drops the socket.
-	readCtx := identity.With(context.WithoutCancel(r.Context()), p)
-	cmdCtx, cancel := context.WithCancel(readCtx)
+// serve runs one upgraded connection: register, presence, read loop, then clean up. reqCtx is
+// the upgrade request's context, kept for its values (logger, request id) but not its
+// cancellation, which comes when the handler returns.
+func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Principal) {
+	ctx, cancel := context.WithCancel(identity.With(context.WithoutCancel(reqCtx), p))
 	ws.SetReadLimit(h.maxFrame)
 	c := &conn{
 		hub:        h,
@@ -117,7 +104,8 @@ func (h *Hub) serve(r *http.Request, ws *websocket.Conn, p identity.Principal) {
 		writerDone: make(chan struct{}),
 		finished:   make(chan struct{}),
 	}
-	c.log = httpapi.Logger(readCtx).With("conn_id", c.id, "user_id", c.user)
+	ws.OnPong(func() { c.awaitingPong.Store(false) })
+	c.log = httpapi.Logger(ctx).With("conn_id", c.id, "user_id", c.user)
 	if h.framesPerSec > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.framesPerSec), 2*h.framesPerSec)
 		c.abuse = rate.NewLimiter(rate.Every(time.Second), h.framesPerSec)
@@ -125,11 +113,11 @@ func (h *Hub) serve(r *http.Request, ws *websocket.Conn, p identity.Principal) {
 	defer close(c.finished)
 	if !h.register(c) {
 		cancel()
-		_ = ws.Close(websocket.StatusGoingAway, causeGoingAway.reason)
+		_ = ws.WriteClose(causeGoingAway.code, causeGoingAway.reason)
+		ws.Linger(time.Second)
 		return
 	}
 	h.metrics.connections.Inc()
-	go c.writeLoop()
 
 	var expiry *time.Timer
 	if !p.ExpiresAt.IsZero() {
@@ -137,18 +125,23 @@ func (h *Hub) serve(r *http.Request, ws *websocket.Conn, p identity.Principal) {
 	}
 
 	cameOnline := h.presence.Connected(c.user)
-	contacts := h.contacts(cmdCtx, c.user)
+	contacts := h.contacts(ctx, c.user)
 	contacts = without(contacts, c.user)
 	if cameOnline {
-		h.announce(cmdCtx, c.user, contacts)
+		h.announce(ctx, c.user, contacts)
 	}
 	h.sendSnapshot(c, contacts)
 
-	c.readLoop(readCtx, cmdCtx)
+	handshake := c.readLoop(ctx)
 
 	c.close(causeError) // no-op when a cause is already set
 	<-c.writerDone
 	c.watchdog.Stop()
+	if handshake {
+		_ = ws.Close()
+	} else {
+		ws.Linger(time.Second) // the stream broke: let the close frame reach the peer
+	}
 	if expiry != nil {
 		expiry.Stop()
 	}

@@ -10,11 +10,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/realtime/rfc6455"
 )
 
 // Authenticator checks an access token and returns the caller (the accounts package supplies it).
@@ -23,10 +23,10 @@ type Authenticator = httpapi.Authenticator
 // Close codes the server sends besides the standard ones (1001 going away, 1008 too many bad
 // frames, 1009 frame too large). docs/websocket.md lists them for client authors.
 const (
-	CloseTokenExpired websocket.StatusCode = 4001 // the access token expired: refresh it and reconnect
-	ClosePingTimeout  websocket.StatusCode = 4002 // no pong to the server's ping in time
-	CloseTooSlow      websocket.StatusCode = 4008 // the send queue overflowed: reconnect and resync
-	CloseRateLimited  websocket.StatusCode = 4029 // kept sending over the frame rate limit
+	CloseTokenExpired rfc6455.StatusCode = 4001 // the access token expired: refresh it and reconnect
+	ClosePingTimeout  rfc6455.StatusCode = 4002 // no pong to the server's ping in time
+	CloseTooSlow      rfc6455.StatusCode = 4008 // the send queue overflowed: reconnect and resync
+	CloseRateLimited  rfc6455.StatusCode = 4029 // kept sending over the frame rate limit
 )
 
 const (
@@ -73,7 +73,8 @@ type Hub struct {
 	queueSize    int
 	pingInterval time.Duration
 	closeTimeout time.Duration
-	accept       websocket.AcceptOptions
+	upgrade      rfc6455.Options
+	stopPings    chan struct{}
 	now          func() time.Time
 
 	seed       shardSeed
@@ -148,7 +149,7 @@ func New(o Options) (*Hub, error) {
 	if grace <= 0 {
 		grace = 5 * time.Second
 	}
-	h.accept = acceptOptions(cfg.CORSOrigins)
+	h.upgrade = upgradeOptions(cfg.CORSOrigins)
 	for i := range h.users {
 		h.users[i].conns = map[string][]*conn{}
 		h.topics[i].topics = map[string]map[*conn]struct{}{}
@@ -157,21 +158,51 @@ func New(o Options) (*Hub, error) {
 	h.presence = h.memory
 	h.SetAudience(o.Audience)
 	h.unsubscribe = h.bus.Subscribe(h.deliver)
+	h.stopPings = make(chan struct{})
+	go h.pingLoop()
 	return h, nil
 }
 
-// acceptOptions turns the CORS origins into the upgrade's origin check. The socket is
+// upgradeOptions turns the CORS origins into the upgrade's origin check. The socket is
 // authenticated with a bearer token, never a cookie, so a cross-origin page gains nothing it
 // could not do with the token itself; the check only keeps unlisted sites out.
-func acceptOptions(origins []string) websocket.AcceptOptions {
-	var o websocket.AcceptOptions
+func upgradeOptions(origins []string) rfc6455.Options {
+	var o rfc6455.Options
 	for _, orig := range origins {
 		if orig == "*" {
-			return websocket.AcceptOptions{InsecureSkipVerify: true}
+			return rfc6455.Options{AnyOrigin: true}
 		}
 		o.OriginPatterns = append(o.OriginPatterns, strings.TrimRight(orig, "/"))
 	}
 	return o
+}
+
+// pingLoop pings every connection once per ping interval, one user shard at a time spread over
+// the interval (so that the writers the pings start do not all run at once); a connection that
+// has not answered the previous ping is closed with 4002.
+func (h *Hub) pingLoop() {
+	step := max(h.pingInterval/numShards, time.Millisecond)
+	t := time.NewTicker(step)
+	defer t.Stop()
+	var conns []*conn
+	for shard := 0; ; shard = (shard + 1) % numShards {
+		select {
+		case <-t.C:
+		case <-h.stopPings:
+			return
+		}
+		s := &h.users[shard]
+		s.mu.RLock()
+		for _, list := range s.conns {
+			conns = append(conns, list...)
+		}
+		s.mu.RUnlock()
+		for _, c := range conns {
+			c.pingTick()
+		}
+		clear(conns)
+		conns = conns[:0]
+	}
 }
 
 // Handle registers the command for client frames of type typ. Call it while wiring, before the
@@ -398,6 +429,7 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	}
 	h.unsubscribe()
 	h.memory.stop()
+	close(h.stopPings)
 	var all []*conn
 	for i := range h.users {
 		s := &h.users[i]
@@ -415,7 +447,7 @@ func (h *Hub) Shutdown(ctx context.Context) {
 		case <-c.finished:
 		case <-ctx.Done():
 			for _, rest := range all[i:] {
-				_ = rest.ws.CloseNow() // the handler goroutine then cleans up
+				_ = rest.ws.Close() // its goroutine then cleans up
 			}
 			return
 		}

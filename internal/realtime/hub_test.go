@@ -247,7 +247,7 @@ func TestServerPings(t *testing.T) {
 	waitFor(t, "the ping timeout", func() bool {
 		return metricValue(e.hub.metrics.closes.WithLabelValues(causePingTimeout.label)) == 1
 	})
-	dead.expectClose(ClosePingTimeout)
+	dead.expectClose(websocket.StatusCode(ClosePingTimeout))
 	time.Sleep(time.Second) // several more ping rounds for the live client
 
 	live.send("ping", "still-there", nil)
@@ -413,7 +413,7 @@ func TestRateLimit(t *testing.T) {
 		for i := range 40 {
 			c.send("ping", fmt.Sprint(i), nil)
 		}
-		frames := c.expectClose(CloseRateLimited)
+		frames := c.expectClose(websocket.StatusCode(CloseRateLimited))
 		acks, limited := 0, 0
 		for _, f := range frames {
 			switch {
@@ -480,7 +480,7 @@ func TestSlowConsumer(t *testing.T) {
 		fast.expectNext("after")
 	}
 	<-slowDone
-	if got := websocket.CloseStatus(slowErr); got != CloseTooSlow {
+	if got := websocket.CloseStatus(slowErr); got != websocket.StatusCode(CloseTooSlow) {
 		t.Fatalf("slow client: close status %d (%v), want %d", got, slowErr, CloseTooSlow)
 	}
 	t.Logf("slow consumer dropped after %d frames", published)
@@ -502,7 +502,7 @@ func TestTokenExpiry(t *testing.T) {
 	if f := c.call("ping", "before", nil); f.Type != "ack" {
 		t.Fatalf("got %+v", f)
 	}
-	c.expectClose(CloseTokenExpired)
+	c.expectClose(websocket.StatusCode(CloseTokenExpired))
 }
 
 func TestShutdown(t *testing.T) {
