@@ -49,7 +49,9 @@ type conn struct {
 	ws   *rfc6455.Conn
 	id   string
 	user string
-	log  *slog.Logger
+	// reqLog is the upgrade request's logger; logger() adds the connection's attributes when
+	// something is logged, which is rare, instead of keeping a formatted copy per connection.
+	reqLog *slog.Logger
 
 	q         sendQueue
 	limiter   *rate.Limiter // client frames per second; nil when rate limits are off
@@ -73,6 +75,8 @@ type conn struct {
 	topics map[string]struct{}
 	gone   bool
 }
+
+func (c *conn) logger() *slog.Logger { return c.reqLog.With("conn_id", c.id, "user_id", c.user) }
 
 // UserID implements Client.
 func (c *conn) UserID() string { return c.user }
@@ -193,7 +197,7 @@ func (c *conn) finishClose() {
 	}
 	err := c.ws.WriteClose(c.cause.code, c.cause.reason)
 	if err != nil && !errors.Is(err, rfc6455.ErrClosed) && !errors.Is(err, net.ErrClosed) {
-		c.log.Debug("realtime: close frame", "err", err)
+		c.logger().Debug("realtime: close frame", "err", err)
 	}
 	close(c.writerDone)
 }
@@ -221,10 +225,11 @@ func recycle(batch [][]byte) [][]byte {
 	return batch[:0]
 }
 
-// readLoop reads and handles client frames until the connection ends, and reports whether it
-// ended with the close handshake complete. Once the connection is closing it keeps reading (and
-// ignores data) until the peer answers the close frame.
-func (c *conn) readLoop(ctx context.Context) (handshake bool) {
+// readLoop reads and handles client frames (the first one once setup is closed) until the
+// connection ends, and reports whether it ended with the close handshake complete. Once the
+// connection is closing it keeps reading (and ignores data) until the peer answers the close
+// frame.
+func (c *conn) readLoop(ctx context.Context, setup <-chan struct{}) (handshake bool) {
 	for {
 		op, b, err := c.ws.ReadMessage()
 		if err != nil {
@@ -247,6 +252,10 @@ func (c *conn) readLoop(ctx context.Context) (handshake bool) {
 		}
 		if c.isClosing() {
 			continue
+		}
+		if setup != nil {
+			<-setup
+			setup = nil
 		}
 		c.hub.metrics.framesIn.Inc()
 		c.handle(ctx, op, b)
@@ -294,7 +303,7 @@ func (c *conn) handle(ctx context.Context, op rfc6455.Opcode, b []byte) {
 func (c *conn) run(ctx context.Context, fn CommandFunc, data json.RawMessage) (res any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.ErrorContext(ctx, "realtime: command panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.logger().ErrorContext(ctx, "realtime: command panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			res, err = nil, errors.New("realtime: command panicked")
 		}
 	}()
@@ -308,7 +317,7 @@ func (c *conn) errorData(ctx context.Context, typ string, err error) ErrorData {
 		return ErrorData{Code: ae.Code, Detail: ae.Detail, Errors: ae.Fields}
 	}
 	if ctx.Err() == nil { // not merely the connection closing under the command
-		c.log.ErrorContext(ctx, "realtime: command failed", "type", typ, "err", err)
+		c.logger().ErrorContext(ctx, "realtime: command failed", "type", typ, "err", err)
 	}
 	return ErrorData{Code: CodeInternal, Detail: "internal error"}
 }
@@ -327,7 +336,7 @@ func (c *conn) sendError(id string, d ErrorData) { c.enqueue(errorFrame(id, d)) 
 func (c *conn) reply(id string, data any) {
 	b, err := encodeFrame("ack", id, data)
 	if err != nil {
-		c.log.Error("realtime: encode ack", "err", err)
+		c.logger().Error("realtime: encode ack", "err", err)
 		c.sendError(id, ErrorData{Code: CodeInternal, Detail: "internal error"})
 		return
 	}

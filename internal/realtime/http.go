@@ -105,7 +105,7 @@ func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Princip
 		finished:   make(chan struct{}),
 	}
 	ws.OnPong(func() { c.awaitingPong.Store(false) })
-	c.log = httpapi.Logger(ctx).With("conn_id", c.id, "user_id", c.user)
+	c.reqLog = httpapi.Logger(ctx)
 	if h.framesPerSec > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(h.framesPerSec), 2*h.framesPerSec)
 		c.abuse = rate.NewLimiter(rate.Every(time.Second), h.framesPerSec)
@@ -124,15 +124,22 @@ func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Princip
 		expiry = time.AfterFunc(p.ExpiresAt.Sub(h.now()), func() { c.close(causeExpired) })
 	}
 
-	cameOnline := h.presence.Connected(c.user)
-	contacts := h.contacts(ctx, c.user)
-	contacts = without(contacts, c.user)
-	if cameOnline {
-		h.announce(ctx, c.user, contacts)
-	}
-	h.sendSnapshot(c, contacts)
+	// Presence and the snapshot run on a short-lived goroutine: the lookups they make (the
+	// database, on a cache miss) need a deep stack, which the long-lived read loop would otherwise
+	// keep. The read loop handles no frame before they are done, so the snapshot comes first.
+	setup := make(chan struct{})
+	go func() {
+		defer close(setup)
+		cameOnline := h.presence.Connected(c.user)
+		contacts := without(h.contacts(ctx, c.user), c.user)
+		if cameOnline {
+			h.announce(ctx, c.user, contacts)
+		}
+		h.sendSnapshot(c, contacts)
+	}()
 
-	handshake := c.readLoop(ctx)
+	handshake := c.readLoop(ctx, setup)
+	<-setup
 
 	c.close(causeError) // no-op when a cause is already set
 	<-c.writerDone
