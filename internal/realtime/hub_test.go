@@ -1,10 +1,13 @@
 package realtime
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -626,5 +629,75 @@ func TestServerTimeoutsDoNotCutTheSocket(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	if f := c.call("ping", "late", nil); f.Type != "ack" {
 		t.Fatalf("got %+v", f)
+	}
+}
+
+// Clients that break the WebSocket protocol get the close code of RFC 6455 and lose the
+// connection; the server counts the cause.
+func TestProtocolViolations(t *testing.T) {
+	t.Parallel()
+	mask := func(op byte, payload []byte) []byte {
+		f := []byte{0x80 | op, 0x80 | byte(len(payload)), 1, 2, 3, 4}
+		for i, b := range payload {
+			f = append(f, b^[]byte{1, 2, 3, 4}[i&3])
+		}
+		return f
+	}
+	tests := []struct {
+		name  string
+		frame []byte
+		code  uint16
+		label string
+	}{
+		{"unmasked frame", []byte{0x81, 0x02, '{', '}'}, 1002, causeProtocol.label},
+		{"unknown opcode", mask(0x3, []byte("{}")), 1002, causeProtocol.label},
+		{"text that is not utf-8", mask(0x1, []byte{'"', 0xff, '"'}), 1007, causeBadText.label},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, nil, nil)
+			nc, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			req := "GET " + Path + " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+				"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+				"Authorization: Bearer " + e.token("mallory", time.Time{}) + "\r\n\r\n"
+			if _, err := nc.Write([]byte(req)); err != nil {
+				t.Fatal(err)
+			}
+			_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(nc)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("handshake: %v %v", resp, err)
+			}
+			if _, err := nc.Write(tt.frame); err != nil {
+				t.Fatal(err)
+			}
+			// Frames until the close frame (the server has nothing else to say here).
+			for {
+				var h [2]byte
+				if _, err := io.ReadFull(br, h[:]); err != nil {
+					t.Fatalf("no close frame: %v", err)
+				}
+				payload := make([]byte, h[1]&0x7F)
+				if _, err := io.ReadFull(br, payload); err != nil {
+					t.Fatal(err)
+				}
+				if h[0]&0x0F != 0x8 {
+					continue
+				}
+				if len(payload) < 2 || binary.BigEndian.Uint16(payload) != tt.code {
+					t.Fatalf("close payload % x, want code %d", payload, tt.code)
+				}
+				break
+			}
+			waitFor(t, "the close to be counted", func() bool {
+				return metricValue(e.hub.metrics.closes.WithLabelValues(tt.label)) == 1
+			})
+		})
 	}
 }
