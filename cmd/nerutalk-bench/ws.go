@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,14 +13,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/nerutalk/nerutalk/internal/realtime/rfc6455"
 )
 
 // wsDialer opens WebSocket connections to /api/v1/ws, spreading them over several loopback source
 // addresses when there are more than one address's ephemeral ports can hold.
 type wsDialer struct {
-	url     string         // ws://host:port/api/v1/ws
-	clients []*http.Client // one per source address
+	url     string        // ws://host:port/api/v1/ws
+	clients []*net.Dialer // one per source address (with it as LocalAddr)
 	perIP   int
 }
 
@@ -35,12 +34,7 @@ func newWSDialer(base string, srcIPs []net.IP, perIP int) *wsDialer {
 		if ip != nil {
 			nd.LocalAddr = &net.TCPAddr{IP: ip}
 		}
-		d.clients = append(d.clients, &http.Client{Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         nd.DialContext,
-			MaxIdleConnsPerHost: 1,
-			IdleConnTimeout:     time.Second,
-		}})
+		d.clients = append(d.clients, nd)
 	}
 	return d
 }
@@ -61,10 +55,10 @@ type inFrame struct {
 }
 
 // conn is one user's WebSocket. One goroutine (readLoop) reads it and hands every frame to the
-// handler; writes may come from any goroutine (the library serialises them).
+// handler; writes may come from any goroutine (the rfc6455.Conn serialises them).
 type conn struct {
 	u  *user
-	ws *websocket.Conn
+	ws *rfc6455.Conn
 
 	inflight atomic.Int64 // messages sent on this connection and not yet acked or refused
 
@@ -78,14 +72,10 @@ type conn struct {
 
 // dial connects connection number i as u.
 func (d *wsDialer) dial(ctx context.Context, i int, u *user) (*conn, error) {
-	hc := d.clients[min(i/max(d.perIP, 1), len(d.clients)-1)]
+	nd := d.clients[min(i/max(d.perIP, 1), len(d.clients)-1)]
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, d.url, &websocket.DialOptions{
-		HTTPClient:      hc,
-		HTTPHeader:      http.Header{"Authorization": {"Bearer " + u.token()}},
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	ws, resp, err := rfc6455.Dial(ctx, d.url, http.Header{"Authorization": {"Bearer " + u.token()}}, nd)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("ws dial as %s: status %d: %w", u.username, resp.StatusCode, err)
@@ -100,27 +90,26 @@ func (d *wsDialer) dial(ctx context.Context, i int, u *user) (*conn, error) {
 // goroutine and must not block.
 type frameHandler func(c *conn, recv time.Time, f *inFrame)
 
-// readLoop reads frames until the connection closes or ctx ends.
+// readLoop reads frames until the connection closes or fails, or ctx ends (which closes it).
 func (c *conn) readLoop(ctx context.Context, h frameHandler) {
 	defer close(c.done)
-	var buf bytes.Buffer
+	stop := context.AfterFunc(ctx, func() { _ = c.ws.Close() })
+	defer stop()
 	var f inFrame
 	for {
-		typ, r, err := c.ws.Reader(ctx)
+		op, msg, err := c.ws.ReadMessage()
 		if err != nil {
-			c.readErr = err
-			return
-		}
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
+			if ctx.Err() != nil && errors.Is(err, net.ErrClosed) {
+				err = ctx.Err() // closed by the AfterFunc above
+			}
 			c.readErr = err
 			return
 		}
 		recv := time.Now()
-		if typ != websocket.MessageText || h == nil {
+		if op != rfc6455.OpText || h == nil {
 			continue
 		}
-		if err := decodeFrame(buf.Bytes(), &f); err != nil && f.Type == "" {
+		if err := decodeFrame(msg, &f); err != nil && f.Type == "" {
 			continue // not an envelope; the handler has nothing to read
 		}
 		h(c, recv, &f)
@@ -137,9 +126,20 @@ func (c *conn) send(ctx context.Context, typ, id string, data any) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return c.ws.Write(ctx, websocket.MessageText, b)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// A write the server does not take within 10 s fails; the frame may be cut, so the
+	// connection is closed (its read loop then ends). The deadline is cleared afterwards: it
+	// would fail the read loop's pongs once it passed.
+	nc := c.ws.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	err = c.ws.WriteTexts([][]byte{b})
+	_ = nc.SetWriteDeadline(time.Time{})
+	if err != nil && !errors.Is(err, rfc6455.ErrClosed) {
+		_ = c.ws.Close()
+	}
+	return err
 }
 
 // markSeen records a message_new of chat at seq and reports whether it was the first time.
@@ -170,14 +170,19 @@ func (c *conn) closed() bool {
 	}
 }
 
-// close says goodbye and waits (briefly) for the read loop.
+// close says goodbye, waits (briefly) for the read loop to see the server's answer, and closes
+// the socket.
 func (c *conn) close() {
-	_ = c.ws.Close(websocket.StatusNormalClosure, "bench done")
-	select {
-	case <-c.done:
-	case <-time.After(5 * time.Second):
-		_ = c.ws.CloseNow()
+	_ = c.ws.NetConn().SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := c.ws.WriteClose(rfc6455.StatusNormalClosure, "bench done"); err == nil {
+		t := time.NewTimer(5 * time.Second)
+		select {
+		case <-c.done:
+		case <-t.C:
+		}
+		t.Stop()
 	}
+	_ = c.ws.Close()
 }
 
 var tcpAddrs = regexp.MustCompile(`tcp [0-9a-f.:\[\]]+->[0-9a-f.:\[\]]+`)
@@ -188,12 +193,9 @@ func closeError(err error) string {
 	if err == nil {
 		return "open"
 	}
-	if s := websocket.CloseStatus(err); s != -1 {
-		var ce websocket.CloseError
-		if errors.As(err, &ce) {
-			return fmt.Sprintf("closed by server: %d %s", s, ce.Reason)
-		}
-		return fmt.Sprintf("closed by server: %d", s)
+	var ce *rfc6455.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("closed by server: %d %s", ce.Code, ce.Reason)
 	}
 	return tcpAddrs.ReplaceAllString(err.Error(), "tcp")
 }

@@ -1,7 +1,8 @@
 // Package rfc6455 is the server side of the WebSocket protocol (RFC 6455), cut to what NeruTalk's
 // socket needs and built for its fan-out: no extensions (no compression), no subprotocols, and a
 // write path that sends any number of queued messages in one writev(2), header and payload
-// side by side without copying the payload.
+// side by side without copying the payload. Dial (client.go) gives the client role, for tools
+// such as the load generator: its frames are masked, so its writes copy the payload.
 //
 // A Conn has one reader (ReadMessage, which also answers pings and the peer's close frame) and
 // any number of writers, serialized by the Conn. Deadlines are the net.Conn's.
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"time"
@@ -77,12 +79,13 @@ var ErrMessageTooBig = errors.New("rfc6455: message too big")
 // ErrClosed is returned by writes after the close frame was sent.
 var ErrClosed = errors.New("rfc6455: close frame already sent")
 
-// Conn is an upgraded server-side WebSocket connection.
+// Conn is a WebSocket connection: an upgraded server-side one (Upgrade), or a client one (Dial).
 type Conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	maxMsg int64
 	onPong func()
+	client bool // the client role: reads unmasked frames, masks what it writes
 
 	// Reader state: only ReadMessage touches it.
 	hdr    [14]byte
@@ -92,6 +95,7 @@ type Conn struct {
 	closeSent bool       // guarded by wmu
 	wbufs     net.Buffers
 	whdrs     []byte
+	wmasked   []byte // client role: the masked copy of what WriteTexts sends
 }
 
 // DefaultReadLimit is the longest message ReadMessage accepts unless SetReadLimit says otherwise.
@@ -208,7 +212,7 @@ func protocolError(reason string) *ProtocolError {
 	return &ProtocolError{Code: StatusProtocolError, Reason: reason}
 }
 
-// readHeader reads and checks one frame header from the client.
+// readHeader reads and checks one frame header from the peer.
 func (c *Conn) readHeader() (frameHeader, error) {
 	var f frameHeader
 	b := c.hdr[:2]
@@ -225,7 +229,13 @@ func (c *Conn) readHeader() (frameHeader, error) {
 	default:
 		return f, protocolError(fmt.Sprintf("unknown opcode %#x", byte(f.op)))
 	}
-	if b[1]&0x80 == 0 {
+	keyLen := 4
+	switch masked := b[1]&0x80 != 0; {
+	case c.client && masked:
+		return f, protocolError("server frames must not be masked")
+	case c.client:
+		keyLen = 0
+	case !masked:
 		return f, protocolError("client frames must be masked")
 	}
 	n := int64(b[1] & 0x7F)
@@ -236,7 +246,7 @@ func (c *Conn) readHeader() (frameHeader, error) {
 	case 127:
 		ext = 8
 	}
-	rest := c.hdr[2 : 2+ext+4]
+	rest := c.hdr[2 : 2+ext+keyLen]
 	if _, err := io.ReadFull(c.br, rest); err != nil {
 		return f, err
 	}
@@ -263,7 +273,8 @@ func (c *Conn) readHeader() (frameHeader, error) {
 	return f, nil
 }
 
-// readPayload reads len(p) bytes and unmasks them.
+// readPayload reads len(p) bytes and unmasks them (a server conn's frames are masked, a client
+// conn's are not: readHeader checked).
 func (c *Conn) readPayload(p []byte, key [4]byte) error {
 	if _, err := io.ReadFull(c.br, p); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -271,7 +282,9 @@ func (c *Conn) readPayload(p []byte, key [4]byte) error {
 		}
 		return err
 	}
-	mask(p, key)
+	if !c.client {
+		mask(p, key)
+	}
 	return nil
 }
 
@@ -339,7 +352,8 @@ func validCloseCode(code StatusCode) bool {
 }
 
 // WriteTexts writes each payload as one unfragmented text message, all of them in one writev(2).
-// The payloads are not copied; they must stay unchanged until it returns.
+// The payloads are not copied (a client conn masks a copy); they must stay unchanged until it
+// returns.
 func (c *Conn) WriteTexts(payloads [][]byte) error {
 	if len(payloads) == 0 {
 		return nil
@@ -348,6 +362,9 @@ func (c *Conn) WriteTexts(payloads [][]byte) error {
 	defer c.wmu.Unlock()
 	if c.closeSent {
 		return ErrClosed
+	}
+	if c.client {
+		return c.writeMaskedTexts(payloads)
 	}
 	need := len(payloads) * maxHeader
 	if cap(c.whdrs) < need {
@@ -402,8 +419,13 @@ func (c *Conn) writeFrame(op Opcode, payload []byte) error {
 	if op == OpClose {
 		c.closeSent = true
 	}
-	b := appendHeader(make([]byte, 0, maxHeader+len(payload)), op, len(payload))
-	b = append(b, payload...)
+	var b []byte
+	if c.client {
+		b = appendMaskedFrame(make([]byte, 0, maxClientHeader+len(payload)), op, payload)
+	} else {
+		b = appendHeader(make([]byte, 0, maxHeader+len(payload)), op, len(payload))
+		b = append(b, payload...)
+	}
 	_, err := c.nc.Write(b)
 	return err
 }
@@ -422,6 +444,46 @@ func appendHeader(b []byte, op Opcode, n int) []byte {
 	default:
 		return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
 	}
+}
+
+// maxClientHeader is the longest header of a client frame (with its masking key).
+const maxClientHeader = maxHeader + 4
+
+// appendMaskedFrame appends a final client frame: the header with a fresh random masking key
+// (RFC 6455 section 5.3), then a masked copy of payload.
+func appendMaskedFrame(b []byte, op Opcode, payload []byte) []byte {
+	start := len(b)
+	b = appendHeader(b, op, len(payload))
+	b[start+1] |= 0x80 // the MASK bit
+	var key [4]byte
+	binary.LittleEndian.PutUint32(key[:], rand.Uint32())
+	b = append(b, key[:]...)
+	p := len(b)
+	b = append(b, payload...)
+	mask(b[p:], key)
+	return b
+}
+
+// writeMaskedTexts is WriteTexts for a client conn (wmu held): the frames, masked copies of the
+// payloads, are built in one buffer and sent in one write.
+func (c *Conn) writeMaskedTexts(payloads [][]byte) error {
+	n := 0
+	for _, p := range payloads {
+		n += maxClientHeader + len(p)
+	}
+	b := c.wmasked[:0]
+	if cap(b) < n {
+		b = make([]byte, 0, n)
+	}
+	for _, p := range payloads {
+		b = appendMaskedFrame(b, OpText, p)
+	}
+	_, err := c.nc.Write(b)
+	c.wmasked = b[:0]
+	if cap(b) > 16<<10 {
+		c.wmasked = nil // a large message made it large
+	}
+	return err
 }
 
 // Linger ends a connection whose close frame was sent: it shuts the write side and reads (and
