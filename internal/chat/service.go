@@ -20,10 +20,15 @@ type Options struct {
 	MaxGroupMembers int // most members of a group (config MaxGroupMembers)
 	MaxTextChars    int // longest message text in characters (config WSMaxTextChars)
 	MaxBatch        int // most ops per group-commit transaction; 0 = 256
-	Clock           Clock
-	Logger          *slog.Logger
-	Registerer      prometheus.Registerer // where the chat metrics go; nil = nowhere
-	Files           Files                 // the media uploads messages attach; nil = every attachment_id is refused
+	// CommitEvery is the least time between the starts of two group commits (config
+	// ChatCommitEvery): under load, ops that arrive meanwhile join the next batch, so there are
+	// fewer and larger transactions; an op that finds the writer idle for longer than this is
+	// committed at once. 0 commits as soon as the previous commit ends.
+	CommitEvery time.Duration
+	Clock       Clock
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer // where the chat metrics go; nil = nowhere
+	Files       Files                 // the media uploads messages attach; nil = every attachment_id is refused
 }
 
 // Service is the chat domain: chats, members, messages, receipts and typing, over REST and over
@@ -69,7 +74,7 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 	}
 	s := &Service{
 		db: db, pub: pub, files: o.Files, opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
-		writer: &writer{in: make(chan *op, 4*o.MaxBatch), maxBatch: o.MaxBatch, done: make(chan struct{})},
+		writer: &writer{in: make(chan *op, 4*o.MaxBatch), maxBatch: o.MaxBatch, every: o.CommitEvery, done: make(chan struct{})},
 		events: pipeline{ch: make(chan event, 4096), done: make(chan struct{})},
 		stmts:  newStmtCache(db.W),
 	}

@@ -8,8 +8,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
@@ -824,4 +827,45 @@ func TestClosedServiceRefusesWork(t *testing.T) {
 	if _, err := s.Update(context.Background(), u[0], c.ID, UpdateInput{Title: "z"}); !errors.Is(err, errClosed) {
 		t.Fatalf("update after close: %v", err)
 	}
+}
+
+// With CommitEvery, ops that arrive within the interval after a commit wait for one shared
+// commit, and a full batch is committed without waiting; a lone op after a quiet spell waits for
+// nothing (here the interval is an hour, so any wait would hang the test).
+func TestWriterPacing(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s, _ := newTestService(t, db, func(o *Options) {
+			o.CommitEvery = time.Hour
+			o.MaxBatch = 8
+			o.Registerer = prometheus.NewRegistry()
+		})
+		u := addUsers(t, db, "alice", "bob")
+		c := mustGroup(t, s, u[0], u[1])
+		batches := func() (count uint64, ops float64) {
+			var m dto.Metric
+			if err := s.metrics.batchSize.Write(&m); err != nil {
+				t.Fatal(err)
+			}
+			return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+		}
+
+		mustSend(t, s, u[0], c.ID, "first") // the writer was idle: committed at once
+		if n, ops := batches(); n != 1 || ops != 1 {
+			t.Fatalf("after the first send: %d batches of %v ops, want 1 of 1", n, ops)
+		}
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				if _, _, err := s.Send(context.Background(), u[i%2], c.ID, SendInput{ClientID: fmt.Sprintf("burst-%d", i), Text: "t"}); err != nil {
+					t.Errorf("send %d: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		if n, ops := batches(); n != 2 || ops != 9 {
+			t.Fatalf("after the burst: %d batches of %v ops in all, want 2 batches of 9 (one full batch of 8)", n, ops)
+		}
+	})
 }

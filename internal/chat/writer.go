@@ -13,12 +13,16 @@ var errClosed = apperr.New(apperr.KindUnavailable, "shutting_down", "the server 
 
 // writer is the group commit: one goroutine takes every pending send and mark, commits them in
 // one transaction, queues their events and then answers the callers. While it commits, new work
-// piles up in the queue and becomes the next batch, so batches grow with the load and a lone
-// message waits for nothing but its own commit.
+// piles up in the queue and becomes the next batch, so batches grow with the load. A
+// transaction has a fixed cost (several statements and the commit) that small batches pay per
+// message, so the writer also paces itself: a batch that starts less than `every` after the
+// previous one waits out the rest of the interval, gathering what arrives. A lone message, which
+// finds the previous commit long past, waits for nothing but its own commit.
 type writer struct {
 	in       chan *op
 	maxBatch int
-	mu       sync.RWMutex // guards closed against submits racing Close
+	every    time.Duration // least time between the starts of two commits
+	mu       sync.RWMutex  // guards closed against submits racing Close
 	closed   bool
 	done     chan struct{}
 }
@@ -52,10 +56,36 @@ func (s *Service) runWriter() {
 	w := s.writer
 	defer close(w.done)
 	batch := make([]*op, 0, w.maxBatch)
+	pace := time.NewTimer(0)
+	<-pace.C
+	var last time.Time // start of the previous commit
 	for o := range w.in {
 		batch = append(batch[:0], o)
+		open := true
+		if wait := w.every - time.Since(last); wait > 0 {
+			pace.Reset(wait)
+		gather:
+			for len(batch) < w.maxBatch {
+				select {
+				case o, ok := <-w.in:
+					if !ok {
+						open = false
+						break gather
+					}
+					batch = append(batch, o)
+				case <-pace.C:
+					break gather
+				}
+			}
+			if !pace.Stop() {
+				select { // drain a tick that fired while the batch filled up
+				case <-pace.C:
+				default:
+				}
+			}
+		}
 	fill:
-		for len(batch) < w.maxBatch {
+		for open && len(batch) < w.maxBatch {
 			select {
 			case o, ok := <-w.in:
 				if !ok {
@@ -66,6 +96,7 @@ func (s *Service) runWriter() {
 				break fill
 			}
 		}
+		last = time.Now()
 		s.commit(batch)
 		s.metrics.observeBatch(len(batch))
 	}

@@ -40,6 +40,7 @@ type Config struct {
 	Pprof           bool
 
 	MaxGroupMembers   int
+	ChatCommitEvery   time.Duration // least time between two chat group commits under load (0: none)
 	WSMaxFrameBytes   int64
 	WSMaxTextChars    int
 	WSFramesPerSecond int
@@ -159,6 +160,7 @@ func settings() []Setting {
 			return err
 		}},
 		{"max-group-members", "NERUTALK_MAX_GROUP_MEMBERS", "1000", "most members a group chat may have", intSetter(func(c *Config) *int { return &c.MaxGroupMembers }, 2)},
+		{"chat-commit-interval", "NERUTALK_CHAT_COMMIT_INTERVAL", "5ms", "least time between two group commits of chat messages: under load, messages that arrive meanwhile join the next commit (fewer, larger transactions for at most this much latency); a lone message never waits; 0s commits as soon as the previous commit ends", durationSetterFrom(true, func(c *Config) *time.Duration { return &c.ChatCommitEvery })},
 		{"ws-max-frame-bytes", "NERUTALK_WS_MAX_FRAME_BYTES", "65536", "largest WebSocket frame a client may send", int64Setter(func(c *Config) *int64 { return &c.WSMaxFrameBytes }, 1024)},
 		{"ws-max-text-chars", "NERUTALK_WS_MAX_TEXT_CHARS", "4096", "longest message text, in characters", intSetter(func(c *Config) *int { return &c.WSMaxTextChars }, 1)},
 		{"ws-frames-per-second", "NERUTALK_WS_FRAMES_PER_SECOND", "50", "frames per second a connection may send (burst twice that); ignored with rate limits off", intSetter(func(c *Config) *int { return &c.WSFramesPerSecond }, 1)},
@@ -301,13 +303,22 @@ func onOff(v string) (bool, error) {
 	return false, errors.New("want on or off")
 }
 
+// durationSetter accepts positive durations.
 func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
+	return durationSetterFrom(false, field)
+}
+
+// durationSetterFrom accepts positive durations, and zero too when zeroOK.
+func durationSetterFrom(zeroOK bool, field func(*Config) *time.Duration) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return errors.New("want a duration such as 15m or 30s")
 		}
-		if d <= 0 {
+		switch {
+		case d < 0 && zeroOK:
+			return errors.New("must not be negative")
+		case d <= 0 && !zeroOK:
 			return errors.New("must be positive")
 		}
 		*field(c) = d
