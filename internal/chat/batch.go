@@ -31,8 +31,9 @@ type op struct {
 	send *sendOp
 	mark *markOp
 
-	done chan struct{}
-	res  opResult
+	done     chan struct{}
+	res      opResult
+	answered chan struct{} // optional: closed by the event pipeline after the batch's events
 }
 
 // opResult is what a committed (or refused) op answers.

@@ -392,6 +392,47 @@ func TestE2EOrdering(t *testing.T) {
 	})
 }
 
+// TestE2EPipelinedAnswersInFrameOrder: sends do not hold up the frames after them (their answers
+// wait for the commit, the connection does not), yet every answer comes in the order of the
+// frames, and the sender's own message_new comes before the ack of its send_message.
+func TestE2EPipelinedAnswersInFrameOrder(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, d store.Dialect) {
+		e := newEnv(t, d, "alice", "bob")
+		g := e.group("alice", "bob")
+		c := dial(t, e.n, e.users["alice"], "phone")
+		var want []string // ids in frame order
+		for i := range 10 {
+			want = append(want, c.send(chat.CmdSendMessage, map[string]any{"chat_id": g.ID, "client_id": fmt.Sprint("p", i), "text": fmt.Sprint(i)}))
+			if i == 4 {
+				want = append(want, c.send("ping", nil))
+				// refused at once, but answered after the sends before it
+				want = append(want, c.send(chat.CmdSendMessage, map[string]any{"chat_id": g.ID, "client_id": "bad", "text": ""}))
+			}
+		}
+		var got []string
+		newSeen := map[int64]bool{}
+		for len(got) < len(want) {
+			f := c.recv()
+			switch f.Type {
+			case chat.EventMessageNew:
+				var m chat.Message
+				decodeInto(t, f, &m)
+				newSeen[m.Seq] = true
+			case "ack", "error":
+				got = append(got, f.ID)
+				var m chat.Message
+				if f.Type == "ack" && json.Unmarshal(f.Data, &m) == nil && m.Seq > 0 && !newSeen[m.Seq] {
+					t.Errorf("the ack of seq %d came before its message_new", m.Seq)
+				}
+			}
+		}
+		if !slices.Equal(want, got) {
+			t.Errorf("answers in the order %v, want the frame order %v", got, want)
+		}
+	})
+}
+
 // TestE2EIdempotentRetry: retries over WebSocket and REST answer the original, and nothing is
 // published twice.
 func TestE2EIdempotentRetry(t *testing.T) {

@@ -79,12 +79,40 @@ func (s *Service) validate(ctx context.Context, sender string, in *SendInput) ([
 // Send stores a message and returns it once it is committed; existed is true when the sender used
 // this client_id before, and the message is then the original (nothing is stored or published).
 func (s *Service) Send(ctx context.Context, userID, chatID string, in SendInput) (Message, bool, error) {
-	if _, _, err := s.member(ctx, chatID, userID); err != nil {
+	o, err := s.sendOp(ctx, userID, chatID, in)
+	if err != nil {
 		return Message{}, false, err
+	}
+	res, err := s.submit(ctx, o)
+	if err != nil {
+		return Message{}, false, err
+	}
+	return res.msg, res.existed, nil
+}
+
+// startSend checks and queues a send like Send but does not wait for its commit: the returned
+// op's answered channel is closed once its result is set and the events of its batch (its own
+// message_new among them) are published.
+func (s *Service) startSend(ctx context.Context, userID, chatID string, in SendInput) (*op, error) {
+	o, err := s.sendOp(ctx, userID, chatID, in)
+	if err != nil {
+		return nil, err
+	}
+	o.answered = make(chan struct{})
+	if err := s.queueOp(ctx, o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// sendOp checks a send (membership, input, attachments, reply) and builds its op.
+func (s *Service) sendOp(ctx context.Context, userID, chatID string, in SendInput) (*op, error) {
+	if _, _, err := s.member(ctx, chatID, userID); err != nil {
+		return nil, err
 	}
 	atts, err := s.validate(ctx, userID, &in)
 	if err != nil {
-		return Message{}, false, err
+		return nil, err
 	}
 	m := Message{
 		ID: newID(), ChatID: chatID, SenderID: userID, ClientID: in.ClientID, Kind: in.Kind, Text: in.Text,
@@ -92,17 +120,13 @@ func (s *Service) Send(ctx context.Context, userID, chatID string, in SendInput)
 	}
 	if in.ReplyTo != "" {
 		if _, err := getMessage(ctx, s.db.R, chatID, in.ReplyTo); errors.Is(err, store.ErrNotFound) {
-			return Message{}, false, invalid("reply_not_found", "body.reply_to", "no such message in this chat")
+			return nil, invalid("reply_not_found", "body.reply_to", "no such message in this chat")
 		} else if err != nil {
-			return Message{}, false, s.internal("send", err)
+			return nil, s.internal("send", err)
 		}
 		m.ReplyTo = &in.ReplyTo
 	}
-	res, err := s.submit(ctx, &op{send: &sendOp{msg: m}})
-	if err != nil {
-		return Message{}, false, err
-	}
-	return res.msg, res.existed, nil
+	return &op{send: &sendOp{msg: m}}, nil
 }
 
 // EditInput is the body of PATCH /chats/{id}/messages/{msg_id}.

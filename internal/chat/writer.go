@@ -30,25 +30,32 @@ type writer struct {
 // submit queues o and waits until it is committed or refused. When ctx ends first the op may
 // still commit; a send retried with the same client_id then returns it.
 func (s *Service) submit(ctx context.Context, o *op) (opResult, error) {
-	o.done = make(chan struct{})
-	w := s.writer
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
-		return opResult{}, errClosed
-	}
-	select {
-	case w.in <- o:
-		w.mu.RUnlock()
-	case <-ctx.Done():
-		w.mu.RUnlock()
-		return opResult{}, ctx.Err()
+	if err := s.queueOp(ctx, o); err != nil {
+		return opResult{}, err
 	}
 	select {
 	case <-o.done:
 		return o.res, o.res.err
 	case <-ctx.Done():
 		return opResult{}, ctx.Err()
+	}
+}
+
+// queueOp hands o to the writer without waiting for its commit; o.done is closed once o.res is
+// set (and o.answered, when set, once the events of o's batch are published).
+func (s *Service) queueOp(ctx context.Context, o *op) error {
+	o.done = make(chan struct{})
+	w := s.writer
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return errClosed
+	}
+	select {
+	case w.in <- o:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -127,6 +134,13 @@ func (s *Service) commit(batch []*op) {
 			}
 			o.res = res[0]
 			s.enqueue(evs...)
+		}
+	}
+	// Deferred answers (WebSocket sends) go out after the batch's events: the sender's own
+	// message_new comes before its ack.
+	for _, o := range batch {
+		if o.answered != nil {
+			s.enqueue(event{done: o.answered})
 		}
 	}
 	s.orderMu.Unlock()

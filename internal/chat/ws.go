@@ -54,17 +54,25 @@ type SendCommand struct {
 	SendInput
 }
 
-// cmdSend answers with the stored message, the same one again for a retried client_id.
+// cmdSend answers with the stored message, the same one again for a retried client_id. The
+// answer is deferred (realtime.Later): the connection handles its next frames while the message
+// waits for its commit, so a client that sends in a burst gets its messages into one commit
+// instead of one commit each.
 func (s *Service) cmdSend(ctx context.Context, c realtime.Client, data json.RawMessage) (any, error) {
 	var in SendCommand
 	if err := decode(data, &in, &in.ChatID); err != nil {
 		return nil, err
 	}
-	m, _, err := s.Send(ctx, c.UserID(), in.ChatID, in.SendInput)
+	o, err := s.startSend(ctx, c.UserID(), in.ChatID, in.SendInput)
 	if err != nil {
 		return nil, err
 	}
-	return m, nil
+	return &realtime.Later{Ready: o.answered, Result: func() (any, error) {
+		if o.res.err != nil {
+			return nil, o.res.err
+		}
+		return o.res.msg, nil
+	}}, nil
 }
 
 // ChatRef is the data of join_chat and leave_chat.

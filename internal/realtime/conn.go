@@ -71,9 +71,26 @@ type conn struct {
 	awaitingPong atomic.Bool // a ping went out and no pong came back yet
 	spare        [][]byte    // the writer's batch slice, reused (only the running writer touches it)
 
+	// Answers that must wait for an earlier Later, in frame order; a goroutine started on demand
+	// (drainAnswers) queues them as they become ready. pending bounds the Laters in flight.
+	amu       sync.Mutex
+	answers   []answer
+	answering bool
+	pending   chan struct{}
+
 	mu     sync.Mutex // guards topics and gone
 	topics map[string]struct{}
 	gone   bool
+}
+
+// maxPendingAnswers is how many deferred answers (Later) a connection may have in flight.
+const maxPendingAnswers = 256
+
+// answer is the answer to one frame: a frame ready to queue, or a Later to wait for.
+type answer struct {
+	id, typ string
+	later   *Later
+	frame   []byte
 }
 
 func (c *conn) logger() *slog.Logger { return c.reqLog.With("conn_id", c.id, "user_id", c.user) }
@@ -290,6 +307,15 @@ func (c *conn) handle(ctx context.Context, op rfc6455.Opcode, b []byte) {
 		return
 	}
 	res, err := c.run(ctx, fn, env.Data)
+	if l, ok := res.(*Later); ok && err == nil {
+		select {
+		case c.pending <- struct{}{}:
+		case <-c.closing:
+			return
+		}
+		c.answerLater(answer{id: env.ID, typ: env.Type, later: l})
+		return
+	}
 	if err != nil {
 		c.sendError(env.ID, c.errorData(ctx, env.Type, err))
 		return
@@ -297,6 +323,80 @@ func (c *conn) handle(ctx context.Context, op rfc6455.Opcode, b []byte) {
 	if env.ID != "" {
 		c.reply(env.ID, res)
 	}
+}
+
+// answerFrame queues the answer f, after the deferred answers of earlier frames if there are any.
+func (c *conn) answerFrame(f []byte) {
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	if len(c.answers) > 0 {
+		c.answers = append(c.answers, answer{frame: f})
+		return
+	}
+	c.enqueue(f)
+}
+
+// answerLater adds a deferred answer and makes sure a goroutine waits for it.
+func (c *conn) answerLater(a answer) {
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	c.answers = append(c.answers, a)
+	if !c.answering {
+		c.answering = true
+		go c.drainAnswers()
+	}
+}
+
+// drainAnswers queues the waiting answers in order, each once it is ready, and ends when none is
+// left. Answers are queued under amu, so that an answer of a later frame (answerFrame) can never
+// overtake them.
+func (c *conn) drainAnswers() {
+	for {
+		c.amu.Lock()
+		if len(c.answers) == 0 {
+			c.answering = false
+			c.amu.Unlock()
+			return
+		}
+		a := c.answers[0]
+		c.amu.Unlock()
+		f := a.frame
+		if a.later != nil {
+			<-a.later.Ready // commands finish (the chat's writer commits or fails every op)
+			f = c.laterFrame(a)
+		}
+		c.amu.Lock()
+		if f != nil {
+			c.enqueue(f)
+		}
+		c.answers[0] = answer{}
+		c.answers = c.answers[1:]
+		if len(c.answers) == 0 {
+			c.answers = nil
+		}
+		c.amu.Unlock()
+		if a.later != nil {
+			<-c.pending
+		}
+	}
+}
+
+// laterFrame is the ack or error frame of a ready Later (nil when the frame had no id and
+// succeeded).
+func (c *conn) laterFrame(a answer) []byte {
+	res, err := a.later.Result()
+	if err != nil {
+		return errorFrame(a.id, c.errorData(context.Background(), a.typ, err))
+	}
+	if a.id == "" {
+		return nil
+	}
+	b, err := encodeFrame("ack", a.id, res)
+	if err != nil {
+		c.logger().Error("realtime: encode ack", "err", err)
+		return errorFrame(a.id, ErrorData{Code: CodeInternal, Detail: "internal error"})
+	}
+	return b
 }
 
 // run calls a command, turning a panic into an internal error.
@@ -330,7 +430,7 @@ func (c *conn) rejectBad(id string, e *frameError) {
 	}
 }
 
-func (c *conn) sendError(id string, d ErrorData) { c.enqueue(errorFrame(id, d)) }
+func (c *conn) sendError(id string, d ErrorData) { c.answerFrame(errorFrame(id, d)) }
 
 // reply queues the ack of frame id.
 func (c *conn) reply(id string, data any) {
@@ -340,7 +440,7 @@ func (c *conn) reply(id string, data any) {
 		c.sendError(id, ErrorData{Code: CodeInternal, Detail: "internal error"})
 		return
 	}
-	c.enqueue(b)
+	c.answerFrame(b)
 }
 
 // sendQueue is a connection's bounded queue of encoded frames. Memory grows with the backlog,

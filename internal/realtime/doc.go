@@ -20,7 +20,10 @@
 // # Concurrency model
 //
 //   - Per connection there is one long-lived goroutine, the read loop: it decodes frames and runs
-//     command handlers one at a time, in order, and answers the client's pings. The writer is a
+//     command handlers one at a time, in order, and answers the client's pings. A command whose
+//     answer must wait (a message waiting for its commit) returns a Later: the read loop goes on,
+//     and a goroutine that exists while such answers are pending queues them as they become
+//     ready; answers of later frames wait behind them, so every answer goes out in frame order. The writer is a
 //     goroutine that exists only while there is something to write: queueing a frame starts it
 //     when none runs; it drains the whole send queue at each pass, writes all the frames in one
 //     writev(2) (one WebSocket message per envelope, headers built in place, payloads not

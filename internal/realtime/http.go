@@ -103,6 +103,7 @@ func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Princip
 		cancel:     cancel,
 		writerDone: make(chan struct{}),
 		finished:   make(chan struct{}),
+		pending:    make(chan struct{}, maxPendingAnswers),
 	}
 	ws.OnPong(func() { c.awaitingPong.Store(false) })
 	c.reqLog = httpapi.Logger(ctx)
