@@ -172,6 +172,6 @@ func (r *runner) fanout(ctx context.Context, res *result) error {
 
 func (r *runner) runOpts() runOpts {
 	o := r.opt
-	return runOpts{warmup: o.warmup, window: o.window, maxInflight: int64(o.inflight), size: o.size,
+	return runOpts{warmup: o.warmup, window: o.window, maxInflight: int64(o.inflight), size: o.size, timeOrdered: o.clientIDs == "v7",
 		drain: o.drain, slo: o.slo}
 }

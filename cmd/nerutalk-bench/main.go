@@ -41,6 +41,7 @@ type options struct {
 	slo        time.Duration
 	size       int
 	inflight   int
+	clientIDs  string
 	gomaxprocs int
 	label      string
 	note       string
@@ -89,6 +90,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.slo, "slo", time.Second, "ack p99 above this marks a step saturated")
 	fs.IntVar(&o.size, "size", 100, "message text size in bytes (carries the send timestamp)")
 	fs.IntVar(&o.inflight, "max-inflight", 64, "unacknowledged messages one sender may have before it skips sends")
+	fs.StringVar(&o.clientIDs, "client-ids", "v4", "client_id of each message: v4 (random UUIDs, what most apps send) or v7 (time-ordered UUIDs)")
 	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the generator (0 = Go's default)")
 	fs.StringVar(&o.label, "label", "", "free label stored with the results (a commit, say)")
 	fs.StringVar(&o.note, "note", "", "free note stored with the results")
@@ -163,6 +165,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.chatRates, err = parseList(crates); err != nil {
 		return nil, fmt.Errorf("-chat-rates: %w", err)
+	}
+	if o.clientIDs != "v4" && o.clientIDs != "v7" {
+		return nil, fmt.Errorf("-client-ids must be v4 or v7, not %q", o.clientIDs)
 	}
 	for _, f := range []struct {
 		name string

@@ -36,6 +36,7 @@ type methodInfo struct {
 	DrainS       float64 `json:"drain_s"`
 	SLOMS        float64 `json:"saturation_ack_p99_ms"`
 	MaxInflight  int     `json:"max_inflight_per_sender"`
+	ClientIDs    string  `json:"client_ids"`
 	Statistic    string  `json:"statistic"`
 }
 
@@ -54,7 +55,7 @@ func newResult(r *runner, scenario string) *result {
 		Machine: readMachine(), Generator: readGenerator(),
 		Method: methodInfo{
 			WarmupS: o.warmup.Seconds(), WindowS: o.window.Seconds(), Runs: o.runs, PayloadBytes: o.size,
-			DrainS: o.drain.Seconds(), SLOMS: float64(o.slo.Milliseconds()), MaxInflight: o.inflight,
+			DrainS: o.drain.Seconds(), SLOMS: float64(o.slo.Milliseconds()), MaxInflight: o.inflight, ClientIDs: o.clientIDs,
 			Statistic: "median over runs, with min, max and spread_pct = (max-min)/median",
 		},
 		Server: serverInfo{URL: o.base, PID: o.pid, Database: "unknown", Redis: "unknown",

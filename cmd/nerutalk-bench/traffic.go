@@ -129,6 +129,7 @@ type runOpts struct {
 	window      time.Duration
 	historyRate float64 // GET /chats/{id}/messages?limit=50 per second during the window (0 = none)
 	maxInflight int64   // per sender
+	timeOrdered bool    // client ids are UUIDv7 instead of random UUIDv4
 	size        int     // payload bytes
 	drain       time.Duration
 	slo         time.Duration // ack p99 above this marks the run saturated
@@ -282,8 +283,12 @@ func (t *traffic) sendLoop(ctx context.Context, st *trafficStep, s senderSpec, s
 		now := time.Now()
 		s.conn.inflight.Add(1)
 		t.inflight.Add(1)
+		clientID := uuid.NewString()
+		if o.timeOrdered {
+			clientID = uuid.Must(uuid.NewV7()).String()
+		}
 		err := s.conn.send(ctx, "send_message", "m"+strconv.FormatUint(no, 10), map[string]string{
-			"chat_id": s.chat.id, "client_id": uuid.NewString(), "text": makePayload(now, no, o.size),
+			"chat_id": s.chat.id, "client_id": clientID, "text": makePayload(now, no, o.size),
 		})
 		if err != nil {
 			s.conn.inflight.Add(-1)
