@@ -66,10 +66,11 @@ type conn struct {
 	writerDone chan struct{}      // closed once the close frame was written (or could not be)
 	finished   chan struct{}      // the connection has cleaned up
 
-	writing      atomic.Bool // a writer goroutine is running
-	pingDue      atomic.Bool // the writer owes a ping
-	awaitingPong atomic.Bool // a ping went out and no pong came back yet
-	spare        [][]byte    // the writer's batch slice, reused (only the running writer touches it)
+	writing      atomic.Bool  // a writer goroutine is running
+	pingDue      atomic.Bool  // the writer owes a ping
+	awaitingPong atomic.Bool  // a ping is due or out, and no pong came back yet
+	pingSent     atomic.Int64 // when that ping was written (Unix ns); 0 while it is not
+	spare        [][]byte     // the writer's batch slice, reused (only the running writer touches it)
 
 	// Answers that must wait for an earlier Later, in frame order; a goroutine started on demand
 	// (drainAnswers) queues them as they become ready. pending bounds the Laters in flight.
@@ -150,16 +151,21 @@ func (c *conn) isClosing() bool {
 	}
 }
 
-// pingTick is the hub's ping round for this connection: a connection that has not answered the
-// previous round's ping is closed with 4002; the others get a new ping.
+// pingTick is the hub's ping round for this connection: a connection that has not answered a
+// ping written at least one ping interval ago is closed with 4002; one whose ping is still waiting
+// for its writer (a busy node) is given until the next round; the others get a new ping.
 func (c *conn) pingTick() {
 	if c.isClosing() {
 		return
 	}
-	if c.awaitingPong.Swap(true) {
-		c.close(causePingTimeout)
+	if c.awaitingPong.Load() {
+		if sent := c.pingSent.Load(); sent != 0 && c.hub.now().UnixNano()-sent >= int64(c.hub.pingInterval) {
+			c.close(causePingTimeout)
+		}
 		return
 	}
+	c.pingSent.Store(0)
+	c.awaitingPong.Store(true)
 	c.pingDue.Store(true)
 	c.wake()
 }
@@ -192,6 +198,7 @@ func (c *conn) writeLoop() {
 			if err := c.ws.WritePing(); err != nil {
 				c.close(causeError)
 			}
+			c.pingSent.Store(c.hub.now().UnixNano())
 		}
 		if err := c.writeBatch(batch); err != nil {
 			c.close(causeError)

@@ -29,8 +29,9 @@
 //     writev(2) (one WebSocket message per envelope, headers built in place, payloads not
 //     copied), and ends when the queue is empty. So an idle connection costs one parked goroutine.
 //   - Pings come from one goroutine per hub, which visits one user shard per 1/32 of the ping
-//     interval: a connection still owing the pong of the previous round is closed with 4002, the
-//     others get a ping (written by their writer).
+//     interval: a connection that has not answered a ping written at least one interval ago is
+//     closed with 4002 (a ping its writer has not written yet, on a busy node, does not count),
+//     the others get a ping (written by their writer).
 //   - Every outgoing frame (events, acks, errors) goes through the connection's bounded send queue.
 //     Enqueueing never blocks: when the queue is full the connection is closed as too slow, and the
 //     others keep receiving. Memory follows the backlog, not the limit.
