@@ -28,14 +28,17 @@
 //
 // # Concurrency model
 //
-//   - The writer goroutine is a group commit. Send and Mark queue an op and wait for it; the
-//     writer takes everything queued (up to Options.MaxBatch), commits it in one transaction and
-//     answers each op. While it commits, the next batch accumulates, so batches grow with the
-//     load; and it paces itself (Options.CommitEvery): a batch that would start sooner than that
-//     after the previous one gathers what arrives until then, so moderate loads commit in fewer,
-//     larger transactions instead of paying a transaction's fixed cost per message. Ops that fail on their own (not a member, client_id used in another chat, seq beyond
-//     the last message) are answered without failing the batch; if the transaction itself fails,
-//     each op is retried in its own transaction so that one bad op cannot fail the others.
+//   - The writer goroutine is a group commit. Send and Mark queue an op and wait for it (the
+//     WebSocket's send_message queues it without waiting: startSend, answered through a
+//     realtime.Later once the events of its batch are published). The writer takes everything
+//     queued (up to Options.MaxBatch), commits it in one transaction and answers each op. While
+//     it commits, the next batch accumulates, so batches grow with the load; and it paces itself
+//     (Options.CommitEvery): a batch that would start sooner than that after the previous one
+//     gathers what arrives until then, so moderate loads commit in fewer, larger transactions
+//     instead of paying a transaction's fixed cost per message. Ops that fail on their own (not a
+//     member, client_id used in another chat, seq beyond the last message) are answered without
+//     failing the batch; if the transaction itself fails, each op is retried in its own
+//     transaction so that one bad op cannot fail the others.
 //   - Other writes (chat and member changes, edits, deletes) run their own transaction.
 //   - orderMu is held from the start of every write transaction until its events are queued, so
 //     the event queue is in commit order. The pipeline goroutine publishes the queue one event at

@@ -94,6 +94,16 @@ type userShard struct {
 	conns map[string][]*conn
 }
 
+// appendConns appends the shard's connections to dst.
+func (s *userShard) appendConns(dst []*conn) []*conn {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, list := range s.conns {
+		dst = append(dst, list...)
+	}
+	return dst
+}
+
 // topicShard holds the members of the topics whose name hashes to it.
 type topicShard struct {
 	mu     sync.RWMutex
@@ -191,12 +201,7 @@ func (h *Hub) pingLoop() {
 		case <-h.stopPings:
 			return
 		}
-		s := &h.users[shard]
-		s.mu.RLock()
-		for _, list := range s.conns {
-			conns = append(conns, list...)
-		}
-		s.mu.RUnlock()
+		conns = h.users[shard].appendConns(conns)
 		for _, c := range conns {
 			c.pingTick()
 		}
@@ -432,12 +437,7 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	close(h.stopPings)
 	var all []*conn
 	for i := range h.users {
-		s := &h.users[i]
-		s.mu.RLock()
-		for _, list := range s.conns {
-			all = append(all, list...)
-		}
-		s.mu.RUnlock()
+		all = h.users[i].appendConns(all)
 	}
 	for _, c := range all {
 		c.close(causeGoingAway)
