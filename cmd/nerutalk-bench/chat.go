@@ -87,9 +87,9 @@ func (r *runner) chat(ctx context.Context, res *result) error {
 		if s.HistoryP99MS != nil {
 			hist = s.HistoryP99MS.Median
 		}
-		res.say("%7.0f msg/s target  %8.0f acked/s  %8.0f deliv/s  ack p99 %6.1f  e2e p50 %6.1f p99 %7.1f ms  history p99 %6.1f ms  cpu srv %s gen %s%s",
+		res.say("%7.0f msg/s target  %8.0f acked/s  %8.0f deliv/s  ack p99 %6.1f  e2e p50 %6.1f p99 %7.1f ms  history p99 %6.1f ms  cpu srv %s gen %s stolen %s%s",
 			s.TargetRate, s.AckedPerS.Median, s.DeliveriesPerS.Median, s.AckP99MS.Median, s.E2EP50MS.Median,
-			s.E2EP99MS.Median, hist, cores(s.ServerCores.Median), cores(s.GeneratorCores.Median), satNote(s.verdict))
+			s.E2EP99MS.Median, hist, cores(s.ServerCores.Median), cores(s.GeneratorCores.Median), cores(s.StolenCores.Median), satNote(s.verdict))
 	}
 	res.say("storage: %d chats, %d acked, %d stored, missing %d, duplicates %d, seq gaps %d, unacked-but-stored %d",
 		out.Storage.Chats, out.Storage.Acked, out.Storage.Stored, out.Storage.Missing, out.Storage.Duplicates,

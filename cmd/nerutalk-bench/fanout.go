@@ -153,9 +153,9 @@ func (r *runner) fanout(ctx context.Context, res *result) error {
 			res.say("%5d members: NOT MEASURED: %s", fs.Members, fs.Skipped)
 		}
 		for _, s := range fs.Steps {
-			res.say("%5d members  %7.0f deliv/s target  %8.0f deliv/s  (%6.1f msg/s)  e2e p50 %6.1f p99 %7.1f max %7.1f ms  missing %d  cpu srv %s gen %s%s",
+			res.say("%5d members  %7.0f deliv/s target  %8.0f deliv/s  (%6.1f msg/s)  e2e p50 %6.1f p99 %7.1f max %7.1f ms  missing %d  cpu srv %s gen %s stolen %s%s",
 				fs.Members, s.TargetDeliveries, s.DeliveriesPerS.Median, s.AckedPerS.Median, s.E2EP50MS.Median,
-				s.E2EP99MS.Median, s.E2EMaxMS.Median, s.Missing, cores(s.ServerCores.Median), cores(s.GeneratorCores.Median), satNote(s.verdict))
+				s.E2EP99MS.Median, s.E2EMaxMS.Median, s.Missing, cores(s.ServerCores.Median), cores(s.GeneratorCores.Median), cores(s.StolenCores.Median), satNote(s.verdict))
 		}
 		if len(fs.Steps) > 0 {
 			res.say("%5d members: delivery check: %d acked, %d deliveries expected, %d missing, %d duplicate; storage: %d stored, gaps %d, duplicates %d",

@@ -282,11 +282,37 @@ func parseCPUSeconds(stat string, hz float64) (float64, error) {
 	return float64(ut+st) / hz, nil
 }
 
-// cpuMeter measures how many cores the server and the generator used over an interval.
+// machineSteal is the machine's CPU time stolen by the hypervisor so far, in seconds (all CPUs
+// together), from the "cpu" line of /proc/stat.
+func machineSteal() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseSteal(string(b), 100)
+}
+
+func parseSteal(stat string, hz float64) (float64, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, errors.New("malformed /proc/stat: no cpu line with a steal column")
+	}
+	v, err := strconv.ParseUint(f[8], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("malformed /proc/stat: %w", err)
+	}
+	return float64(v) / hz, nil
+}
+
+// cpuMeter measures how many cores the server and the generator used over an interval, and how
+// much CPU the hypervisor took from the machine meanwhile.
 type cpuMeter struct {
 	serverPID      int
 	start          time.Time
 	server, client float64
+	steal          float64
 }
 
 func startCPU(serverPID int) *cpuMeter {
@@ -295,18 +321,25 @@ func startCPU(serverPID int) *cpuMeter {
 	if serverPID > 0 {
 		m.server, _ = cpuSeconds(strconv.Itoa(serverPID))
 	}
+	m.steal, _ = machineSteal()
 	return m
 }
 
-// cpuUse is the average number of cores busy over an interval (-1 when unknown).
+// cpuUse is the average number of cores busy over an interval (-1 when unknown). StolenCores is
+// the CPU the hypervisor took from this (virtual) machine meanwhile, in cores: other tenants'
+// work, which makes the same run slower and figures taken hours apart incomparable.
 type cpuUse struct {
 	ServerCores    float64 `json:"server_cores"`
 	GeneratorCores float64 `json:"generator_cores"`
+	StolenCores    float64 `json:"stolen_cores"`
 }
 
 func (m *cpuMeter) stop() cpuUse {
 	el := time.Since(m.start).Seconds()
-	u := cpuUse{ServerCores: -1, GeneratorCores: -1}
+	u := cpuUse{ServerCores: -1, GeneratorCores: -1, StolenCores: -1}
+	if c, err := machineSteal(); err == nil && el > 0 {
+		u.StolenCores = round3((c - m.steal) / el)
+	}
 	if c, err := cpuSeconds("self"); err == nil && el > 0 {
 		u.GeneratorCores = round3((c - m.client) / el)
 	}

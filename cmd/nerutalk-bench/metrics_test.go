@@ -117,3 +117,19 @@ func TestParseCPUSeconds(t *testing.T) {
 		t.Errorf("cpuSeconds(self) = %v, %v", v, err)
 	}
 }
+
+func TestParseSteal(t *testing.T) {
+	t.Parallel()
+	got, err := parseSteal("cpu  515301 0 234748 2256758 6489 0 80116 15861 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n", 100)
+	if err != nil || got != 158.61 {
+		t.Errorf("parseSteal = %v, %v; want 158.61", got, err)
+	}
+	for _, bad := range []string{"", "cpu 1 2 3", "intr 1 2 3 4 5 6 7 8 9", "cpu 1 2 3 4 5 6 7 x"} {
+		if _, err := parseSteal(bad, 100); err == nil {
+			t.Errorf("parseSteal(%q) accepted", bad)
+		}
+	}
+	if v, err := machineSteal(); err != nil || v < 0 {
+		t.Errorf("machineSteal() = %v, %v", v, err)
+	}
+}

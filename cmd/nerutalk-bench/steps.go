@@ -20,6 +20,7 @@ type stepResult struct {
 	HistoryP99MS     *spread      `json:"history_p99_ms,omitempty"`
 	ServerCores      spread       `json:"server_cores"`
 	GeneratorCores   spread       `json:"generator_cores"`
+	StolenCores      spread       `json:"stolen_cores"`
 	Missing          uint64       `json:"deliveries_missing"`
 	Duplicates       uint64       `json:"deliveries_duplicate"`
 	Errors           uint64       `json:"errors"`
@@ -40,6 +41,7 @@ func summarizeStep(target float64, runs []trafficRun, slo time.Duration) stepRes
 		E2EMaxMS:       spreadBy(runs, func(r trafficRun) float64 { return r.E2E.MaxMS }),
 		ServerCores:    spreadBy(runs, func(r trafficRun) float64 { return r.CPU.ServerCores }),
 		GeneratorCores: spreadBy(runs, func(r trafficRun) float64 { return r.CPU.GeneratorCores }),
+		StolenCores:    spreadBy(runs, func(r trafficRun) float64 { return r.CPU.StolenCores }),
 		Runs:           runs,
 	}
 	if len(runs) > 0 && runs[0].History != nil {
@@ -74,9 +76,9 @@ func (t *traffic) stepRates(ctx context.Context, name string, senders []senderSp
 				o.profile = fmt.Sprintf("%s-%.0f", name, rate)
 			}
 			r := t.run(ctx, senders, o)
-			t.r.logf("  rate %.0f msg/s run %d/%d: acked %.0f/s, deliveries %.0f/s, ack p99 %.1f ms, e2e p50 %.1f p99 %.1f ms, missing %d, cpu server %s gen %s%s",
+			t.r.logf("  rate %.0f msg/s run %d/%d: acked %.0f/s, deliveries %.0f/s, ack p99 %.1f ms, e2e p50 %.1f p99 %.1f ms, missing %d, cpu server %s gen %s stolen %s%s",
 				rate, i+1, runs, r.AckedPerS, r.DeliveriesPerS, r.Ack.P99MS, r.E2E.P50MS, r.E2E.P99MS, r.Missing,
-				cores(r.CPU.ServerCores), cores(r.CPU.GeneratorCores), satNote(r.verdict))
+				cores(r.CPU.ServerCores), cores(r.CPU.GeneratorCores), cores(r.CPU.StolenCores), satNote(r.verdict))
 			rr = append(rr, r)
 		}
 		if len(rr) == 0 {
