@@ -79,7 +79,7 @@ func (s *Service) validate(ctx context.Context, sender string, in *SendInput) ([
 // Send stores a message and returns it once it is committed; existed is true when the sender used
 // this client_id before, and the message is then the original (nothing is stored or published).
 func (s *Service) Send(ctx context.Context, userID, chatID string, in SendInput) (Message, bool, error) {
-	o, err := s.sendOp(ctx, userID, chatID, in)
+	o, err := s.checkSend(ctx, userID, chatID, in)
 	if err != nil {
 		return Message{}, false, err
 	}
@@ -94,7 +94,7 @@ func (s *Service) Send(ctx context.Context, userID, chatID string, in SendInput)
 // op's answered channel is closed once its result is set and the events of its batch (its own
 // message_new among them) are published.
 func (s *Service) startSend(ctx context.Context, userID, chatID string, in SendInput) (*op, error) {
-	o, err := s.sendOp(ctx, userID, chatID, in)
+	o, err := s.checkSend(ctx, userID, chatID, in)
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +105,8 @@ func (s *Service) startSend(ctx context.Context, userID, chatID string, in SendI
 	return o, nil
 }
 
-// sendOp checks a send (membership, input, attachments, reply) and builds its op.
-func (s *Service) sendOp(ctx context.Context, userID, chatID string, in SendInput) (*op, error) {
+// checkSend checks a send (membership, input, attachments, reply) and builds its op.
+func (s *Service) checkSend(ctx context.Context, userID, chatID string, in SendInput) (*op, error) {
 	if _, _, err := s.member(ctx, chatID, userID); err != nil {
 		return nil, err
 	}

@@ -63,50 +63,49 @@ func (s *Service) runWriter() {
 	w := s.writer
 	defer close(w.done)
 	batch := make([]*op, 0, w.maxBatch)
-	pace := time.NewTimer(0)
-	<-pace.C
+	pace := time.NewTimer(time.Hour)
+	pace.Stop()
 	var last time.Time // start of the previous commit
 	for o := range w.in {
-		batch = append(batch[:0], o)
-		open := true
-		if wait := w.every - time.Since(last); wait > 0 {
-			pace.Reset(wait)
-		gather:
-			for len(batch) < w.maxBatch {
-				select {
-				case o, ok := <-w.in:
-					if !ok {
-						open = false
-						break gather
-					}
-					batch = append(batch, o)
-				case <-pace.C:
-					break gather
-				}
-			}
-			if !pace.Stop() {
-				select { // drain a tick that fired while the batch filled up
-				case <-pace.C:
-				default:
-				}
-			}
-		}
-	fill:
-		for open && len(batch) < w.maxBatch {
-			select {
-			case o, ok := <-w.in:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, o)
-			default:
-				break fill
-			}
-		}
+		batch = w.gather(append(batch[:0], o), pace, w.every-time.Since(last))
 		last = time.Now()
 		s.commit(batch)
 		s.metrics.observeBatch(len(batch))
 	}
+}
+
+// gather adds queued ops to batch, up to maxBatch: for wait (when positive) it waits for more to
+// arrive, then it takes only what is already queued.
+func (w *writer) gather(batch []*op, pace *time.Timer, wait time.Duration) []*op {
+	var tick <-chan time.Time
+	if wait > 0 {
+		pace.Reset(wait)
+		defer pace.Stop() // Go 1.23 timers: nothing stale is left to receive after Stop
+		tick = pace.C
+	}
+	for len(batch) < w.maxBatch {
+		var o *op
+		ok := true
+		if tick != nil {
+			select {
+			case o, ok = <-w.in:
+			case <-tick:
+				tick = nil
+				continue
+			}
+		} else {
+			select {
+			case o, ok = <-w.in:
+			default:
+				return batch
+			}
+		}
+		if !ok { // closed: Close waits for what is queued
+			return batch
+		}
+		batch = append(batch, o)
+	}
+	return batch
 }
 
 // commit commits a batch and answers its ops. If the transaction fails, every op is retried in a
