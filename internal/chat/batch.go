@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -33,7 +34,7 @@ type op struct {
 
 	done     chan struct{}
 	res      opResult
-	answered chan struct{} // optional: closed by the event pipeline after the batch's events
+	answered *realtime.Later // optional: made Done by the event pipeline after the batch's events
 }
 
 // opResult is what a committed (or refused) op answers.

@@ -30,7 +30,7 @@
 //
 //   - The writer goroutine is a group commit. Send and Mark queue an op and wait for it (the
 //     WebSocket's send_message queues it without waiting: startSend, answered through a
-//     realtime.Later once the events of its batch are published). The writer takes everything
+//     realtime.Later that the pipeline makes Done once the events of its batch are published). The writer takes everything
 //     queued (up to Options.MaxBatch), commits it in one transaction and answers each op. While
 //     it commits, the next batch accumulates, so batches grow with the load; and it paces itself
 //     (Options.CommitEvery): a batch that would start sooner than that after the previous one
@@ -42,7 +42,10 @@
 //   - Other writes (chat and member changes, edits, deletes) run their own transaction.
 //   - orderMu is held from the start of every write transaction until its events are queued, so
 //     the event queue is in commit order. The pipeline goroutine publishes the queue one event at
-//     a time: each chat's message_new events go out by ascending seq, after their commit.
+//     a time: each chat's message_new events go out by ascending seq, after their commit. It
+//     publishes whatever is queued (up to 64 items) under one realtime.WakeBatch, so the
+//     connections written to start writing once, after the run: a sender's message_new and its
+//     ack leave in one write.
 //   - Membership lives in a read-through cache (chat id -> roster) so that checking a sender and
 //     finding the audience of an event query nothing. A membership change queues an item that
 //     invalidates the cache entries, makes removed users leave the chat's topic

@@ -1,6 +1,10 @@
 package chat
 
-import "context"
+import (
+	"context"
+
+	"github.com/nerutalk/nerutalk/internal/realtime"
+)
 
 // The server events this package publishes.
 const (
@@ -39,6 +43,8 @@ type event struct {
 	apply func(ctx context.Context)
 	// done, when not nil, is closed once the item has been handled.
 	done chan struct{}
+	// answer, when not nil, is made Done once the item has been handled (a WebSocket send's ack).
+	answer *realtime.Later
 }
 
 // pipeline publishes events one at a time in the order they were queued. Writers queue under
@@ -52,29 +58,56 @@ type pipeline struct {
 
 func (s *Service) runPipeline() {
 	defer close(s.events.done)
-	ctx := context.Background()
 	for ev := range s.events.ch {
-		if ev.apply != nil {
-			ev.apply(ctx)
-		}
-		if ev.typ != "" {
-			users := ev.users
-			if users == nil {
-				r, err := s.rosters.get(ctx, ev.chatID)
-				if err != nil && !isNotFound(err) {
-					s.log.Error("chat: event audience", "chat_id", ev.chatID, "type", ev.typ, "err", err)
+		// Everything already queued is published under one WakeBatch (at most maxWakeBatch
+		// items): a connection that gets several frames of it — a message and its ack, or the
+		// messages of several chats — writes them at once.
+		ctx, wb := realtime.WithWakeBatch(context.Background())
+		s.publish(ctx, ev)
+	more:
+		for n := 1; n < maxWakeBatch; n++ {
+			select {
+			case next, ok := <-s.events.ch:
+				if !ok {
+					break more
 				}
-				if r != nil {
-					users = r.ids
-				}
-			}
-			if len(users) > 0 {
-				s.pub.PublishUsers(ctx, users, ev.typ, ev.data)
+				s.publish(ctx, next)
+			default:
+				break more
 			}
 		}
-		if ev.done != nil {
-			close(ev.done)
+		wb.Flush()
+	}
+}
+
+// maxWakeBatch bounds how many pipeline items may hold back the writers' start.
+const maxWakeBatch = 64
+
+// publish handles one pipeline item.
+func (s *Service) publish(ctx context.Context, ev event) {
+	if ev.apply != nil {
+		ev.apply(ctx)
+	}
+	if ev.typ != "" {
+		users := ev.users
+		if users == nil {
+			r, err := s.rosters.get(ctx, ev.chatID)
+			if err != nil && !isNotFound(err) {
+				s.log.Error("chat: event audience", "chat_id", ev.chatID, "type", ev.typ, "err", err)
+			}
+			if r != nil {
+				users = r.ids
+			}
 		}
+		if len(users) > 0 {
+			s.pub.PublishUsers(ctx, users, ev.typ, ev.data)
+		}
+	}
+	if ev.done != nil {
+		close(ev.done)
+	}
+	if ev.answer != nil {
+		ev.answer.Done(ctx)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -91,14 +92,19 @@ func (s *Service) Send(ctx context.Context, userID, chatID string, in SendInput)
 }
 
 // startSend checks and queues a send like Send but does not wait for its commit: the returned
-// op's answered channel is closed once its result is set and the events of its batch (its own
+// op's answered Later is done once its result is set and the events of its batch (its own
 // message_new among them) are published.
 func (s *Service) startSend(ctx context.Context, userID, chatID string, in SendInput) (*op, error) {
 	o, err := s.checkSend(ctx, userID, chatID, in)
 	if err != nil {
 		return nil, err
 	}
-	o.answered = make(chan struct{})
+	o.answered = realtime.NewLater(func() (any, error) {
+		if o.res.err != nil {
+			return nil, o.res.err
+		}
+		return o.res.msg, nil
+	})
 	if err := s.queueOp(ctx, o); err != nil {
 		return nil, err
 	}

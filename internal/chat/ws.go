@@ -67,12 +67,7 @@ func (s *Service) cmdSend(ctx context.Context, c realtime.Client, data json.RawM
 	if err != nil {
 		return nil, err
 	}
-	return &realtime.Later{Ready: o.answered, Result: func() (any, error) {
-		if o.res.err != nil {
-			return nil, o.res.err
-		}
-		return o.res.msg, nil
-	}}, nil
+	return o.answered, nil
 }
 
 // ChatRef is the data of join_chat and leave_chat.

@@ -35,9 +35,10 @@ type Bus interface {
 	// that orders presence events.
 	Publish(ctx context.Context, m Message) error
 	// Subscribe makes deliver receive every message published from now on, on this node, in the
-	// order each publisher published them. deliver does not block. The returned function ends
-	// the subscription.
-	Subscribe(deliver func(Message)) (cancel func())
+	// order each publisher published them. deliver does not block. Its context is the publisher's
+	// when the message never left the process (LocalBus), else the bus's own. The returned
+	// function ends the subscription.
+	Subscribe(deliver func(context.Context, Message)) (cancel func())
 }
 
 // LocalBus is the in-process Bus: Publish hands the message to the subscribers synchronously,
@@ -45,24 +46,24 @@ type Bus interface {
 type LocalBus struct {
 	mu   sync.RWMutex
 	next int
-	subs map[int]func(Message)
+	subs map[int]func(context.Context, Message)
 }
 
 // NewLocalBus returns an in-process bus.
-func NewLocalBus() *LocalBus { return &LocalBus{subs: map[int]func(Message){}} }
+func NewLocalBus() *LocalBus { return &LocalBus{subs: map[int]func(context.Context, Message){}} }
 
-// Publish delivers m to every subscriber before returning.
-func (b *LocalBus) Publish(_ context.Context, m Message) error {
+// Publish delivers m to every subscriber, with ctx, before returning.
+func (b *LocalBus) Publish(ctx context.Context, m Message) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	for _, deliver := range b.subs {
-		deliver(m)
+		deliver(ctx, m)
 	}
 	return nil
 }
 
 // Subscribe adds a subscriber.
-func (b *LocalBus) Subscribe(deliver func(Message)) (cancel func()) {
+func (b *LocalBus) Subscribe(deliver func(context.Context, Message)) (cancel func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	id := b.next

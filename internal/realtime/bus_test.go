@@ -12,8 +12,8 @@ func TestLocalBus(t *testing.T) {
 	t.Parallel()
 	b := NewLocalBus()
 	var first, second []Message
-	cancel1 := b.Subscribe(func(m Message) { first = append(first, m) })
-	b.Subscribe(func(m Message) { second = append(second, m) })
+	cancel1 := b.Subscribe(func(_ context.Context, m Message) { first = append(first, m) })
+	b.Subscribe(func(_ context.Context, m Message) { second = append(second, m) })
 
 	msgs := []Message{
 		{Kind: KindUsers, Users: []string{"a", "b"}, Frame: []byte(`{"type":"x","data":{}}`)},
@@ -78,7 +78,7 @@ func (f *failingBus) Publish(context.Context, Message) error {
 	f.calls++
 	return errors.New("bus down")
 }
-func (f *failingBus) Subscribe(func(Message)) func() { return func() {} }
+func (f *failingBus) Subscribe(func(context.Context, Message)) func() { return func() {} }
 
 func TestPublishFailuresAreContained(t *testing.T) {
 	t.Parallel()

@@ -72,12 +72,11 @@ type conn struct {
 	pingSent     atomic.Int64 // when that ping was written (Unix ns); 0 while it is not
 	spare        [][]byte     // the writer's batch slice, reused (only the running writer touches it)
 
-	// Answers that must wait for an earlier Later, in frame order; a goroutine started on demand
-	// (drainAnswers) queues them as they become ready. pending bounds the Laters in flight.
-	amu       sync.Mutex
-	answers   []answer
-	answering bool
-	pending   chan struct{}
+	// Answers that must wait for an earlier Later, in frame order; each Later's Done queues
+	// what became ready (flushAnswers). pending bounds the Laters in flight.
+	amu     sync.Mutex
+	answers []answer
+	pending chan struct{}
 
 	mu     sync.Mutex // guards topics and gone
 	topics map[string]struct{}
@@ -109,10 +108,14 @@ func (c *conn) Join(topic string) { c.hub.join(c, topic) }
 func (c *conn) Leave(topic string) { c.hub.leave(c, topic) }
 
 // enqueue queues an encoded frame for the writer without blocking; a full queue closes the
-// connection as too slow.
-func (c *conn) enqueue(frame []byte) {
+// connection as too slow. The writer starts at once, or at wb's Flush when wb is not nil.
+func (c *conn) enqueue(frame []byte, wb *WakeBatch) {
 	if !c.q.push(frame) {
 		c.close(causeSlow)
+		return
+	}
+	if wb != nil {
+		wb.conns = append(wb.conns, c)
 		return
 	}
 	c.wake()
@@ -237,6 +240,7 @@ func (c *conn) writeBatch(batch [][]byte) error {
 		return fmt.Errorf("realtime: write: %w", err)
 	}
 	c.hub.metrics.framesOut.Add(float64(len(batch)))
+	c.hub.metrics.writes.Inc()
 	return nil
 }
 
@@ -340,58 +344,53 @@ func (c *conn) answerFrame(f []byte) {
 		c.answers = append(c.answers, answer{frame: f})
 		return
 	}
-	c.enqueue(f)
+	c.enqueue(f, nil)
 }
 
-// answerLater adds a deferred answer and makes sure a goroutine waits for it.
+// answerLater adds a deferred answer; its Later's Done queues it (flushAnswers).
 func (c *conn) answerLater(a answer) {
 	c.amu.Lock()
-	defer c.amu.Unlock()
 	c.answers = append(c.answers, a)
-	if !c.answering {
-		c.answering = true
-		go c.drainAnswers()
+	c.amu.Unlock()
+	// Registered outside amu: Done may run flushAnswers right away, on another goroutine.
+	if a.later.onDone(c.flushAnswers) {
+		c.flushAnswers(context.Background())
 	}
 }
 
-// drainAnswers queues the waiting answers in order, each once it is ready, and ends when none is
-// left. Answers are queued under amu, so that an answer of a later frame (answerFrame) can never
-// overtake them.
-func (c *conn) drainAnswers() {
-	for {
-		c.amu.Lock()
-		if len(c.answers) == 0 {
-			c.answering = false
-			c.amu.Unlock()
-			return
-		}
-		a := c.answers[0]
-		c.amu.Unlock()
+// flushAnswers queues, in frame order, the waiting answers that are ready: those before the
+// first Later that is not done yet. It runs on the goroutine of a Later's Done (the chat's event
+// pipeline), so an ack joins the events published with the same WakeBatch in one write.
+func (c *conn) flushAnswers(ctx context.Context) {
+	wb := wakeBatchFrom(ctx)
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	n := 0
+	for ; n < len(c.answers); n++ {
+		a := c.answers[n]
 		f := a.frame
 		if a.later != nil {
-			<-a.later.Ready // commands finish (the chat's writer commits or fails every op)
+			if !a.later.isDone() {
+				break
+			}
 			f = c.laterFrame(a)
-		}
-		c.amu.Lock()
-		if f != nil {
-			c.enqueue(f)
-		}
-		c.answers[0] = answer{}
-		c.answers = c.answers[1:]
-		if len(c.answers) == 0 {
-			c.answers = nil
-		}
-		c.amu.Unlock()
-		if a.later != nil {
 			<-c.pending
 		}
+		if f != nil {
+			c.enqueue(f, wb)
+		}
+		c.answers[n] = answer{}
+	}
+	c.answers = c.answers[n:]
+	if len(c.answers) == 0 {
+		c.answers = nil
 	}
 }
 
 // laterFrame is the ack or error frame of a ready Later (nil when the frame had no id and
 // succeeded).
 func (c *conn) laterFrame(a answer) []byte {
-	res, err := a.later.Result()
+	res, err := a.later.result()
 	if err != nil {
 		return errorFrame(a.id, c.errorData(context.Background(), a.typ, err))
 	}

@@ -33,6 +33,8 @@ type testEnv struct {
 	mu     sync.Mutex
 	next   int
 	tokens map[string]identity.Principal
+
+	laters chan *Later // the Laters the "later" command returned, in the order it ran
 }
 
 type fakeAudience map[string][]string
@@ -54,12 +56,18 @@ func newEnv(t testing.TB, mutate func(*config.Config), audience PresenceAudience
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	e := &testEnv{reg: prometheus.NewRegistry(), tokens: map[string]identity.Principal{}}
+	e := &testEnv{reg: prometheus.NewRegistry(), tokens: map[string]identity.Principal{}, laters: make(chan *Later, 64)}
 	h, err := New(Options{Config: cfg, Authenticate: e.authenticate, Registerer: e.reg, Audience: audience})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	registerTestCommands(h)
+	h.Handle("later", func(_ context.Context, _ Client, data json.RawMessage) (any, error) {
+		// Answered when the test calls Done, with the frame's own data.
+		l := NewLater(func() (any, error) { return data, nil })
+		e.laters <- l
+		return l, nil
+	})
 	api := httpapi.New(httpapi.Options{CORSOrigins: cfg.CORSOrigins, MaxBodyBytes: cfg.MaxBodyBytes})
 	h.Mount(api)
 	e.hub = h
@@ -301,6 +309,18 @@ func registerTestCommands(h *Hub) {
 	h.Handle("panic", func(context.Context, Client, json.RawMessage) (any, error) {
 		panic("handler bug")
 	})
+}
+
+// connOf returns userID's only connection on the hub.
+func (h *Hub) connOf(t testing.TB, userID string) *conn {
+	t.Helper()
+	s := &h.users[h.seed.index(userID)]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(s.conns[userID]) != 1 {
+		t.Fatalf("%s has %d connections, want 1", userID, len(s.conns[userID]))
+	}
+	return s.conns[userID][0]
 }
 
 // connCount is how many connections userID has on the hub.

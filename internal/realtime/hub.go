@@ -277,15 +277,17 @@ func (h *Hub) publish(ctx context.Context, m Message) {
 	}
 }
 
-// deliver hands a bus message to this node's connections. It never blocks on a connection.
-func (h *Hub) deliver(m Message) {
+// deliver hands a bus message to this node's connections. It never blocks on a connection. A
+// WakeBatch in ctx (the publisher's, on the in-process bus) defers the writers' start.
+func (h *Hub) deliver(ctx context.Context, m Message) {
+	wb := wakeBatchFrom(ctx)
 	switch m.Kind {
 	case KindUsers:
 		for _, u := range m.Users {
 			s := &h.users[h.seed.index(u)]
 			s.mu.RLock()
 			for _, c := range s.conns[u] {
-				c.enqueue(m.Frame)
+				c.enqueue(m.Frame, wb)
 			}
 			s.mu.RUnlock()
 		}
@@ -294,7 +296,7 @@ func (h *Hub) deliver(m Message) {
 		s.mu.RLock()
 		for c := range s.topics[m.Topic] {
 			if m.ExceptUser == "" || c.user != m.ExceptUser {
-				c.enqueue(m.Frame)
+				c.enqueue(m.Frame, wb)
 			}
 		}
 		s.mu.RUnlock()

@@ -11,6 +11,7 @@ type metrics struct {
 	connections prometheus.Gauge
 	framesIn    prometheus.Counter
 	framesOut   prometheus.Counter
+	writes      prometheus.Counter
 	slow        prometheus.Counter
 	closes      *prometheus.CounterVec
 }
@@ -26,6 +27,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		framesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nerutalk_ws_frames_out_total", Help: "WebSocket frames written to clients.",
 		}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nerutalk_ws_writes_total",
+			Help: "Socket writes (writev system calls) that carried frames to clients; frames_out / writes is the frames per write.",
+		}),
 		slow: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nerutalk_ws_slow_consumer_disconnects_total", Help: "Connections closed because their send queue overflowed (close code 4008).",
 		}),
@@ -36,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.framesIn, m.framesOut, m.slow, m.closes} {
+	for _, c := range []prometheus.Collector{m.connections, m.framesIn, m.framesOut, m.writes, m.slow, m.closes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("realtime: register metrics: %w", err)
 		}

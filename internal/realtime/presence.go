@@ -211,7 +211,7 @@ func (h *Hub) sendSnapshot(c *conn, contacts []string) {
 	if err != nil { // strings and bools: cannot happen
 		panic(err)
 	}
-	c.enqueue(b)
+	c.enqueue(b, nil)
 }
 
 // contacts asks the audience who may see userID's presence; failures are logged and give nobody.
