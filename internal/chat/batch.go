@@ -372,23 +372,24 @@ func insertMessages(ctx context.Context, b *btx, res []opResult, idx []int, now 
 		}
 		return nil
 	}
-	rows := make([][8]any, len(idx))
-	for k, i := range idx {
+	// One prepared single-row INSERT per message: cheaper on SQLite than one statement that
+	// unpacks a JSON array (json_each parses every row's value once per column).
+	st, err := b.prepared(ctx, `INSERT INTO messages (id, chat_id, seq, sender_id, client_id, client_key, kind, text, reply_to, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`)
+	if err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	defer st.Close()
+	for _, i := range idx {
 		m := res[i].msg
 		var reply any
 		if m.ReplyTo != nil {
 			reply = *m.ReplyTo
 		}
-		rows[k] = [8]any{m.ID, m.ChatID, m.Seq, m.SenderID, m.ClientID, string(m.Kind), m.Text, reply}
-	}
-	data, err := json.Marshal(rows)
-	if err != nil {
-		return fmt.Errorf("insert messages: %w", err)
-	}
-	if _, err := b.execRepeated(ctx, `INSERT INTO messages (id, chat_id, seq, sender_id, client_id, kind, text, reply_to, created_at)
-		SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, $2 FROM json_each($1)`,
-		string(data), now); err != nil {
-		return fmt.Errorf("insert messages: %w", err)
+		if _, err := st.ExecContext(ctx, m.ID, m.ChatID, m.Seq, m.SenderID, m.ClientID, store.ClientKey(m.SenderID, m.ClientID),
+			string(m.Kind), m.Text, reply, now); err != nil {
+			return fmt.Errorf("insert messages: %w", err)
+		}
 	}
 	return nil
 }
@@ -608,8 +609,17 @@ func findByClientIDs(ctx context.Context, b *btx, pairs []pairKey) (map[pairKey]
 		}
 		return out, nil
 	}
+	// SQLite indexes the pairs by store.ClientKey: rows with one of the keys, then the pairs
+	// themselves (distinct pairs may share a key).
+	keys := make([]int64, len(pairs))
+	want := make(map[pairKey]bool, len(pairs))
+	for i, p := range pairs {
+		keys[i] = store.ClientKey(p.a, p.b)
+		want[p] = true
+	}
+	data, _ := json.Marshal(keys) // integers: cannot fail
 	rows, err := b.queryRepeated(ctx, `SELECT `+msgCols+` FROM messages
-		WHERE (sender_id, client_id) IN (SELECT value->>0, value->>1 FROM json_each($1))`, pairsJSON(pairs))
+		WHERE client_key IN (SELECT value FROM json_each($1))`, string(data))
 	if err != nil {
 		return nil, fmt.Errorf("find client ids: %w", err)
 	}
@@ -618,7 +628,9 @@ func findByClientIDs(ctx context.Context, b *btx, pairs []pairKey) (map[pairKey]
 		return nil, fmt.Errorf("find client ids: %w", err)
 	}
 	for _, m := range msgs {
-		out[pairKey{m.SenderID, m.ClientID}] = m
+		if k := (pairKey{m.SenderID, m.ClientID}); want[k] {
+			out[k] = m
+		}
 	}
 	return out, nil
 }

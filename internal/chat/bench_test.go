@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/nerutalk/nerutalk/internal/store"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
@@ -88,7 +90,10 @@ func (h *onlineHub) close() {
 	h.wg.Wait()
 }
 
-var benchSenders = flag.Int("chat.senders", 200, "BenchmarkSendGroups: concurrent senders, each waiting for its ack")
+var (
+	benchSenders   = flag.Int("chat.senders", 200, "BenchmarkSendGroups: concurrent senders, each waiting for its ack")
+	benchClientIDs = flag.String("chat.client-ids", "v4", "BenchmarkSendGroups: client_id of each message: v4 (random UUIDs, as most apps send) or seq (sender-ordered)")
+)
 
 // latencies collects durations for percentiles.
 type latencies struct {
@@ -163,9 +168,13 @@ func BenchmarkSendGroups(b *testing.B) {
 						}
 						g := (w + int(i)) % groups
 						sender := users[g*size+int(i)%size]
+						clientID := fmt.Sprintf("%d-%d", w, i)
+						if *benchClientIDs == "v4" {
+							clientID = uuid.NewString()
+						}
 						t0 := time.Now()
 						_, _, err := s.Send(context.Background(), sender, chats[g], SendInput{
-							ClientID: fmt.Sprintf("%d-%d", w, i), Text: strconv.FormatInt(t0.UnixNano(), 10)})
+							ClientID: clientID, Text: strconv.FormatInt(t0.UnixNano(), 10)})
 						if err != nil {
 							b.Error(err)
 							return

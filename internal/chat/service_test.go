@@ -166,6 +166,33 @@ func TestIdempotentSend(t *testing.T) {
 	})
 }
 
+// On SQLite the idempotency index holds store.ClientKey, which distinct pairs may share: a stored
+// message whose key matches but whose pair does not is not taken for the original.
+func TestClientKeyCollisionIsNotARetry(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	ctx := context.Background()
+	s, _ := newTestService(t, db, nil)
+	u := addUsers(t, db, "alice", "bob")
+	c := mustGroup(t, s, u[0], u[1])
+	decoy, _, err := s.Send(ctx, u[1], c.ID, SendInput{ClientID: "decoy", Text: "bob's"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Make bob's message collide with the key alice's next send will use.
+	if _, err := db.W.ExecContext(ctx, `UPDATE messages SET client_key = $1 WHERE id = $2`, store.ClientKey(u[0], "k1"), decoy.ID); err != nil {
+		t.Fatal(err)
+	}
+	m, existed, err := s.Send(ctx, u[0], c.ID, SendInput{ClientID: "k1", Text: "alice's"})
+	if err != nil || existed || m.ID == decoy.ID || m.Seq != 2 {
+		t.Fatalf("send = %+v existed=%v err=%v: a key collision was taken for a retry", m, existed, err)
+	}
+	again, existed, err := s.Send(ctx, u[0], c.ID, SendInput{ClientID: "k1", Text: "retry"})
+	if err != nil || !existed || again.ID != m.ID {
+		t.Fatalf("retry = %+v existed=%v err=%v, want the original %s", again, existed, err, m.ID)
+	}
+}
+
 // TestBadOpDoesNotFailItsBatch commits a batch in which one message violates a constraint: the
 // others are stored with contiguous seqs and the bad one alone fails.
 func TestBadOpDoesNotFailItsBatch(t *testing.T) {

@@ -169,7 +169,10 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Migrate applies every embedded migration that has not been applied yet. It is idempotent and
 // safe to run from several nodes at once on PostgreSQL (goose takes an advisory lock).
-func (db *DB) Migrate(ctx context.Context) error {
+func (db *DB) Migrate(ctx context.Context) error { return db.migrateTo(ctx, 0) }
+
+// migrateTo applies the migrations up to version (all of them when version is 0).
+func (db *DB) migrateTo(ctx context.Context, version int64) error {
 	dialect := goose.DialectSQLite3
 	var opts []goose.ProviderOption
 	if db.Dialect == Postgres {
@@ -192,11 +195,23 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
 	}
+	opts = append(opts, goose.WithGoMigrations(clientKeyMigration(db.Dialect)))
+	if db.Dialect == SQLite {
+		// goose holds a connection while it runs a Go migration on another one: the single
+		// write connection gets a second for the duration.
+		db.W.SetMaxOpenConns(2)
+		defer db.W.SetMaxOpenConns(1)
+	}
 	p, err := goose.NewProvider(dialect, db.W, sub, opts...)
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	if version > 0 {
+		_, err = p.UpTo(ctx, version)
+	} else {
+		_, err = p.Up(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
