@@ -2,7 +2,7 @@
 // public API exactly as apps do — REST for accounts, chats and history, one WebSocket per user
 // for sending and receiving — and reports what the server sustains.
 //
-//	nerutalk-bench -scenario idle|fanout|chat|auth [-addr http://127.0.0.1:8080] [-pid PID] [flags]
+//	nerutalk-bench -scenario idle|fanout|chat|auth|loopback [-addr http://127.0.0.1:8080] [-pid PID] [flags]
 //
 // Scenarios (each prints one JSON line on stdout and a human summary on stderr):
 //

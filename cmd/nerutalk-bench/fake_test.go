@@ -444,3 +444,30 @@ func TestRefusesMissingEndpoints(t *testing.T) {
 		t.Errorf("err = %v, want a missing-endpoint error", err)
 	}
 }
+
+func TestLoopbackScenario(t *testing.T) {
+	t.Parallel()
+	// No server: both ends of the connections are the tool's own.
+	args := append([]string{"-scenario", "loopback", "-addr", "127.0.0.1:1", "-loopback-conns", "20",
+		"-loopback-rates", "500,1k", "-loopback-frame", "64"}, quick...)
+	res, raw, err := runTool(t, args...)
+	if err != nil || !res.OK {
+		t.Fatalf("err %v, result %+v", err, res)
+	}
+	r := raw["results"].(map[string]any)
+	if r["conns"].(float64) != 20 || r["frame_bytes"].(float64) != 64 {
+		t.Errorf("results %v", r)
+	}
+	steps := r["steps"].([]any)
+	if len(steps) != 2 {
+		t.Fatalf("%d steps, want 2", len(steps))
+	}
+	for _, s := range steps {
+		st := s.(map[string]any)
+		for _, k := range []string{"frames_per_s", "cores", "cpu_us_per_frame"} {
+			if got := st[k].(map[string]any)["median"].(float64); got <= 0 {
+				t.Errorf("step %v: %s = %v", st["target_frames_per_s"], k, got)
+			}
+		}
+	}
+}

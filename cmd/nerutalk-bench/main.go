@@ -70,16 +70,19 @@ type options struct {
 	historyRate                                       float64
 
 	authUsers, authWorkers int
+
+	loopbackConns, loopbackFrame int
+	loopbackRates                []float64
 }
 
-var allScenarios = []string{"idle", "fanout", "chat", "auth"}
+var allScenarios = []string{"idle", "fanout", "chat", "auth", "loopback"}
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("nerutalk-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var scenarios, addr, idle, fsizes, frates, crates, src string
-	fs.StringVar(&scenarios, "scenario", "", "scenarios to run, comma-separated: idle, fanout, chat, auth (required)")
+	var scenarios, addr, idle, fsizes, frates, crates, lrates, src string
+	fs.StringVar(&scenarios, "scenario", "", "scenarios to run, comma-separated: idle, fanout, chat, auth, loopback (required)")
 	fs.StringVar(&addr, "addr", "http://127.0.0.1:8080", "server base URL (loopback only)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id: RSS from /proc/<pid>/status, CPU use, open-file limit and the server's configuration")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "warm-up before each measured window")
@@ -118,8 +121,11 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.historyRate, "history-rate", 20, "chat: GET /chats/{id}/messages?limit=50 per second during the window")
 	fs.IntVar(&o.authUsers, "auth-users", 8, "auth: accounts to log in as")
 	fs.IntVar(&o.authWorkers, "auth-workers", 4, "auth: concurrent clients")
+	fs.IntVar(&o.loopbackConns, "loopback-conns", 2000, "loopback: TCP connections (no server: both ends in this process)")
+	fs.IntVar(&o.loopbackFrame, "loopback-frame", 400, "loopback: bytes per frame (a message_new of a 100-byte text is about 400)")
+	fs.StringVar(&lrates, "loopback-rates", "25k,50k", "loopback: frames per second, stepped")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: nerutalk-bench -scenario idle|fanout|chat|auth [flags]\n\n"+
+		fmt.Fprintf(stderr, "Usage: nerutalk-bench -scenario idle|fanout|chat|auth|loopback [flags]\n\n"+
 			"Drives a running NeruTalk server over its public REST and WebSocket API and prints one JSON line\n"+
 			"of results per scenario on stdout (a human summary goes to stderr). See docs/BENCHMARKS.md.\n\n")
 		fs.PrintDefaults()
@@ -166,6 +172,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if o.chatRates, err = parseList(crates); err != nil {
 		return nil, fmt.Errorf("-chat-rates: %w", err)
 	}
+	if o.loopbackRates, err = parseList(lrates); err != nil {
+		return nil, fmt.Errorf("-loopback-rates: %w", err)
+	}
 	if o.clientIDs != "v4" && o.clientIDs != "v7" {
 		return nil, fmt.Errorf("-client-ids must be v4 or v7, not %q", o.clientIDs)
 	}
@@ -178,7 +187,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		{"dial-workers", o.dialWorkers, 1}, {"conns-per-ip", o.perIP, 1}, {"idle-group-size", o.groupSize, 2},
 		{"fanout-senders", o.fanoutSenders, 1}, {"chat-users", o.chatUsers, 2}, {"chat-groups", o.chatGroups, 1},
 		{"chat-group-size", o.chatGroupSize, 2}, {"chat-senders", o.chatSenders, 1}, {"auth-users", o.authUsers, 1},
-		{"auth-workers", o.authWorkers, 1},
+		{"auth-workers", o.authWorkers, 1}, {"loopback-conns", o.loopbackConns, 1}, {"loopback-frame", o.loopbackFrame, 1},
 	} {
 		if f.v < f.min {
 			return nil, fmt.Errorf("-%s must be at least %d", f.name, f.min)
@@ -360,6 +369,8 @@ func runScenario(ctx context.Context, o *options, scenario string, stderr io.Wri
 		err = r.chat(ctx, res)
 	case "auth":
 		err = r.auth(ctx, res)
+	case "loopback":
+		err = r.loopback(ctx, res)
 	}
 	r.prof.wait()
 	if err != nil {
