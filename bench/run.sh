@@ -11,7 +11,8 @@
 # Options:
 #   -pg                   PostgreSQL: a database created with psql on postgres://postgres@127.0.0.1:5432
 #                         (dropped afterwards), and NERUTALK_REDIS_URL=redis://127.0.0.1:6379/0
-#   -scenarios LIST       comma-separated: idle,fanout,chat,auth (default: all four)
+#   -scenarios LIST       comma-separated: idle,fanout,chat,auth,loopback (default: all five; loopback
+#                         needs no server: it measures the machine's cost of moving frames)
 #   -full                 full sizes instead of the quick defaults
 #   -server-cpus LIST     pin the server to these CPUs (taskset -c), e.g. 0
 #   -bench-cpus LIST      pin the generator to these CPUs, e.g. 1
@@ -30,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PG=0 FULL=0 PERF=0 PPROF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth"
+PG=0 FULL=0 PERF=0 PPROF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth,loopback"
 SERVER_CPUS="" BENCH_CPUS="" SERVER_GMP="" BENCH_GMP=""
 EXTRA=()
 while [ $# -gt 0 ]; do
@@ -134,7 +135,7 @@ make_admin() {
 # own defaults (the method of docs/BENCHMARKS.md).
 if [ $FULL = 1 ]; then
   COMMON=()
-  declare -A SIZES=([idle]="" [fanout]="" [chat]="" [auth]="")
+  declare -A SIZES=([idle]="" [fanout]="" [chat]="" [auth]="" [loopback]="")
 else
   COMMON=(-warmup 2s -window 10s -runs 1 -drain 10s)
   declare -A SIZES=(
@@ -142,6 +143,7 @@ else
     [fanout]="-fanout-sizes 100,1k -fanout-rates 15k,30k,60k"
     [chat]="-chat-rates 1k,2.5k,5k"
     [auth]="-auth-workers 2"
+    [loopback]="-loopback-rates 25k,50k"
   )
 fi
 BENCH_PIN=()
@@ -160,8 +162,18 @@ LINES=$WORK/results.jsonl
 status=0
 IFS=, read -r -a LIST <<<"$SCENARIOS"
 for sc in "${LIST[@]}"; do
-  case "$sc" in idle|fanout|chat) argon=cheap ;; auth) argon=default ;;
+  case "$sc" in idle|fanout|chat) argon=cheap ;; auth) argon=default ;; loopback) argon=none ;;
     *) echo "run.sh: unknown scenario $sc" >&2; exit 2 ;; esac
+  if [ "$argon" = none ]; then # no server: both ends are the tool's
+    log "scenario $sc (no server)"
+    # shellcheck disable=SC2086
+    if ! "${BENCH_PIN[@]}" "$BIN/nerutalk-bench" -scenario "$sc" -label "$GIT" -note "$NOTE" "${COMMON[@]}" ${SIZES[$sc]} "${EXTRA[@]}" \
+        >>"$LINES" 2> >(tee -a "$LOG" >&2); then
+      status=1
+      log "scenario $sc FAILED"
+    fi
+    continue
+  fi
   log "scenario $sc (server argon2: $([ $argon = cheap ] && echo 'cheap, 8 KiB x 1, to register users fast' || echo 'the defaults'))"
   start_server $argon
   if [ $PERF = 1 ]; then

@@ -352,7 +352,7 @@ func runScenario(ctx context.Context, o *options, scenario string, stderr io.Wri
 	r := &runner{opt: o, api: newAPIClient(o.base, max(o.setupWorkers, 64)), connCtx: connCtx, stderr: stderr, start: time.Now()}
 	r.probe = &probe{base: o.base, hc: r.api.hc, pid: o.pid}
 	res := newResult(r, scenario)
-	if o.profileDir != "" {
+	if o.profileDir != "" && scenario != "loopback" { // loopback has no server to profile
 		p, err := newProfiler(ctx, r.api, o.profileDir, o.admin)
 		if err != nil {
 			return nil, err
