@@ -61,7 +61,24 @@ type pairKey struct{ a, b string }
 // Seqs: the messages of one chat are counted, and one UPDATE chats SET last_seq = last_seq + n
 // RETURNING last_seq reserves the range that they fill in order; the reservation and the inserts
 // commit together, so seqs have no gaps and no duplicates whatever the concurrency.
+//
+// Membership is checked against the database, optimistically: the senders' read marks are raised
+// in the same transaction (a sender has read what they wrote), and that UPDATE tells which
+// senders are members. Senders were checked against the roster cache before their op was queued,
+// so a non-member here is a member removed meanwhile, which is rare; then the transaction is
+// rolled back and the batch runs again with an explicit membership check first.
 func (s *Service) commitOps(ctx context.Context, ops []*op, now int64) ([]opResult, []event, error) {
+	res, evs, err := s.commitOpsOnce(ctx, ops, now, false)
+	if errors.Is(err, errSenderNotMember) {
+		return s.commitOpsOnce(ctx, ops, now, true)
+	}
+	return res, evs, err
+}
+
+// errSenderNotMember rolls back an optimistic batch that has a sender who is not a member.
+var errSenderNotMember = errors.New("chat: a sender of the batch is not a member")
+
+func (s *Service) commitOpsOnce(ctx context.Context, ops []*op, now int64, checkMembers bool) ([]opResult, []event, error) {
 	res := make([]opResult, len(ops))
 	var evs []event
 	err := s.db.Tx(ctx, func(sqltx *sql.Tx) error {
@@ -73,7 +90,7 @@ func (s *Service) commitOps(ctx context.Context, ops []*op, now int64) ([]opResu
 		if err := lockChats(ctx, tx, ops); err != nil {
 			return err
 		}
-		sends, err := s.prepareSends(ctx, tx, ops, res)
+		sends, err := s.prepareSends(ctx, tx, ops, res, checkMembers)
 		if err != nil {
 			return err
 		}
@@ -118,9 +135,9 @@ func lockChats(ctx context.Context, tx *btx, ops []*op) error {
 }
 
 // prepareSends settles which send ops are new messages: it answers retries (the same sender and
-// client_id) with the stored original, refuses senders who are not members, and returns the
-// indexes of the ops that need a seq.
-func (s *Service) prepareSends(ctx context.Context, tx *btx, ops []*op, res []opResult) ([]int, error) {
+// client_id) with the stored original, refuses senders who are not members when checkMembers is
+// set (else insertSends finds them out), and returns the indexes of the ops that need a seq.
+func (s *Service) prepareSends(ctx context.Context, tx *btx, ops []*op, res []opResult, checkMembers bool) ([]int, error) {
 	first := map[pairKey]int{}
 	var candidates []int
 	var pairs []pairKey
@@ -167,6 +184,9 @@ func (s *Service) prepareSends(ctx context.Context, tx *btx, ops []*op, res []op
 			continue
 		}
 		fresh = append(fresh, i)
+	}
+	if !checkMembers {
+		return fresh, nil
 	}
 
 	// Membership against the database: a member removed by a transaction that committed first
@@ -246,8 +266,12 @@ func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opR
 		if err := insertAttachments(ctx, tx, res, inserted); err != nil {
 			return err
 		}
-		if err := raiseSenderMarks(ctx, tx, senderTop); err != nil {
+		raised, err := raiseSenderMarks(ctx, tx, senderTop)
+		if err != nil {
 			return err
+		}
+		if raised < len(senderTop) { // a sender is not a member (see commitOps)
+			return errSenderNotMember
 		}
 	}
 	// Retries inside the batch get the first one's answer.
@@ -316,9 +340,11 @@ func reserveSeqs(ctx context.Context, tx *btx, counts map[string]int64, now int6
 }
 
 // raiseSenderMarks moves each sender's read and delivered marks up to their last new message, in
-// one statement: a sender has read what they wrote.
-func raiseSenderMarks(ctx context.Context, tx *btx, tops map[pairKey]int64) error {
+// one statement (a sender has read what they wrote), and returns how many memberships it moved:
+// every member's, since a new message's seq is above any mark.
+func raiseSenderMarks(ctx context.Context, tx *btx, tops map[pairKey]int64) (int, error) {
 	keys := sortedPairs(tops)
+	var res sql.Result
 	var err error
 	if tx.pg {
 		chats, users := splitPairs(keys)
@@ -326,7 +352,7 @@ func raiseSenderMarks(ctx context.Context, tx *btx, tops map[pairKey]int64) erro
 		for i, k := range keys {
 			seqs[i] = tops[k]
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE chat_members AS m SET read_seq = u.seq, delivered_seq = GREATEST(m.delivered_seq, u.seq)
+		res, err = tx.ExecContext(ctx, `UPDATE chat_members AS m SET read_seq = u.seq, delivered_seq = GREATEST(m.delivered_seq, u.seq)
 			FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u (chat_id, user_id, seq)
 			WHERE m.chat_id = u.chat_id AND m.user_id = u.user_id AND m.read_seq < u.seq`, chats, users, seqs)
 	} else {
@@ -335,14 +361,18 @@ func raiseSenderMarks(ctx context.Context, tx *btx, tops map[pairKey]int64) erro
 			list[i] = [3]any{k.a, k.b, tops[k]}
 		}
 		data, _ := json.Marshal(list) // strings and integers: cannot fail
-		_, err = tx.execRepeated(ctx, `UPDATE chat_members SET read_seq = u.seq, delivered_seq = max(delivered_seq, u.seq)
+		res, err = tx.execRepeated(ctx, `UPDATE chat_members SET read_seq = u.seq, delivered_seq = max(delivered_seq, u.seq)
 			FROM (SELECT value->>0 AS chat_id, value->>1 AS user_id, value->>2 AS seq FROM json_each($1)) AS u
 			WHERE chat_members.chat_id = u.chat_id AND chat_members.user_id = u.user_id AND chat_members.read_seq < u.seq`, string(data))
 	}
 	if err != nil {
-		return fmt.Errorf("sender marks: %w", err)
+		return 0, fmt.Errorf("sender marks: %w", err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sender marks: %w", err)
+	}
+	return int(n), nil
 }
 
 // insertMessages writes the messages of res[idx].

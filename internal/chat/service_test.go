@@ -238,6 +238,52 @@ func TestBadOpDoesNotFailItsBatch(t *testing.T) {
 	})
 }
 
+// A sender who is no longer a member when the batch commits (removed after the roster check) is
+// refused alone: the batch is retried with the membership check, the others' messages are stored
+// with contiguous seqs, and nothing of the refused op is left behind.
+func TestNonMemberInBatchIsRefusedAlone(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		s, _ := newTestService(t, db, nil)
+		u := addUsers(t, db, "alice", "bob", "mallory")
+		c := mustGroup(t, s, u[0], u[1])
+		d := mustGroup(t, s, u[2], u[0]) // mallory's own chat, in the same batch
+		var batch []*op
+		senders := []struct{ user, chat string }{{u[0], c.ID}, {u[2], c.ID}, {u[1], c.ID}, {u[2], d.ID}, {u[0], c.ID}}
+		for i, x := range senders {
+			m := Message{ID: newID(), ChatID: x.chat, SenderID: x.user, ClientID: fmt.Sprintf("n%d", i), Kind: KindText, Text: "t", Attachments: []Attachment{}}
+			batch = append(batch, &op{send: &sendOp{msg: m}, done: make(chan struct{})})
+		}
+		s.commit(batch)
+		var seqs []int64
+		for i, o := range batch {
+			<-o.done
+			switch {
+			case i == 1:
+				wantCode(t, "mallory sends into alice's chat", o.res.err, "not_found")
+			case o.res.err != nil:
+				t.Fatalf("op %d failed with the stranger's: %v", i, o.res.err)
+			case senders[i].chat == c.ID:
+				seqs = append(seqs, o.res.msg.Seq)
+			}
+		}
+		if diff := cmp.Diff([]int64{1, 2, 3}, seqs); diff != "" {
+			t.Errorf("seqs in alice's chat (-want +got):\n%s", diff)
+		}
+		p, err := s.History(context.Background(), u[0], c.ID, HistoryQuery{After: 0, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]int64{1, 2, 3}, seqsOf(p.Items)); diff != "" {
+			t.Errorf("stored seqs (-want +got):\n%s", diff)
+		}
+		if v, err := s.Get(context.Background(), u[2], d.ID); err != nil || v.LastSeq != 1 || v.UnreadCount != 0 {
+			t.Errorf("mallory's own chat: %+v %v, want her message stored and read", v, err)
+		}
+	})
+}
+
 func TestReceiptsAreMonotonic(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
