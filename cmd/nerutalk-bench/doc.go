@@ -16,6 +16,9 @@
 //     final check that every acked message was delivered to every member once and is stored
 //     once under a gapless seq.
 //   - auth: logins/s (a password hash each) and refreshes/s, closed loop.
+//   - loopback: no server; N loopback TCP connections with both ends in this process, frames
+//     written one write(2) each at stepped rates: the CPU a frame costs this machine, the floor
+//     under the real-time figures of the other scenarios.
 //
 // Method: every message text (-size bytes, 100 by default) starts with its send time and number,
 // so acks and deliveries are timed on the same host clock without bookkeeping. Senders are open
