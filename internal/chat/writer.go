@@ -70,7 +70,7 @@ func (s *Service) runWriter() {
 		batch = w.gather(append(batch[:0], o), pace, w.every-time.Since(last))
 		last = time.Now()
 		s.commit(batch)
-		s.metrics.observeBatch(len(batch))
+		s.metrics.observeBatch(len(batch), time.Since(last))
 	}
 }
 
