@@ -21,7 +21,9 @@ type Config struct {
 	Addr        string
 	DataDir     string
 	DatabaseURL string
-	RedisURL    string
+	// SQLiteWriteCacheMiB is the page cache of SQLite's write connection (0: the store's default).
+	SQLiteWriteCacheMiB int
+	RedisURL            string
 	RateLimits  bool
 	LogLevel    slog.Level
 	LogFormat   string // text or json
@@ -106,6 +108,7 @@ func settings() []Setting {
 			c.DatabaseURL = v
 			return nil
 		}},
+		{"sqlite-write-cache-mib", "NERUTALK_SQLITE_WRITE_CACHE_MIB", "32", "page cache of SQLite's write connection, in MiB; larger keeps more of a big database's indexes in memory, but SQLite scans the whole cache at every commit (see docs/BENCHMARKS.md); ignored on PostgreSQL", intSetter(func(c *Config) *int { return &c.SQLiteWriteCacheMiB }, 1)},
 		{"redis-url", "NERUTALK_REDIS_URL", "", "empty = single node with an in-process bus; redis://host:port/db for several nodes", func(c *Config, v string) error {
 			if v != "" {
 				u, err := url.Parse(v)

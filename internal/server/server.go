@@ -78,7 +78,7 @@ func OpenStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
 	if err := ensureWritableDir(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("NERUTALK_DATA_DIR: %w", err)
 	}
-	db, err := store.Open(ctx, "", cfg.DataDir)
+	db, err := store.Open(ctx, "", cfg.DataDir, store.WithSQLiteWriteCache(cfg.SQLiteWriteCacheMiB))
 	if err != nil {
 		return nil, fmt.Errorf("NERUTALK_DATA_DIR: %w", err)
 	}

@@ -361,3 +361,26 @@ func TestLikeInQueries(t *testing.T) {
 		}
 	})
 }
+
+func TestSQLiteWriteCacheSize(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tt := range []struct {
+		opts []store.Option
+		want int64
+	}{
+		{nil, -store.DefaultSQLiteWriteCacheMiB * 1024},
+		{[]store.Option{store.WithSQLiteWriteCache(8)}, -8 * 1024},
+		{[]store.Option{store.WithSQLiteWriteCache(0)}, -store.DefaultSQLiteWriteCacheMiB * 1024},
+	} {
+		db, err := store.Open(ctx, "", t.TempDir(), tt.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int64
+		if err := db.W.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&got); err != nil || got != tt.want {
+			t.Errorf("write connection cache_size = %d (%v), want %d", got, err, tt.want)
+		}
+		db.Close()
+	}
+}
