@@ -234,7 +234,17 @@ func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opR
 		for id, idx := range byChat {
 			counts[id] = int64(len(idx))
 		}
-		tops, err := reserveSeqs(ctx, tx, counts, now)
+		// PostgreSQL reserves the seqs, inserts the messages and raises the senders' marks in one
+		// statement (one round trip instead of three); SQLite runs them one by one (no round trips,
+		// and its prepared statements are cheaper than one big one).
+		var tops map[string]int64
+		raised := -1
+		var err error
+		if tx.pg {
+			tops, raised, err = storeSendsPG(ctx, tx, ops, byChat, now)
+		} else {
+			tops, err = reserveSeqs(ctx, tx, counts, now)
+		}
 		if err != nil {
 			return err
 		}
@@ -260,14 +270,15 @@ func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opR
 				senderTop[pairKey{chatID, m.SenderID}] = seq
 			}
 		}
-		if err := insertMessages(ctx, tx, res, inserted, now); err != nil {
-			return err
+		if !tx.pg {
+			if err := insertMessages(ctx, tx, res, inserted, now); err != nil {
+				return err
+			}
+			if raised, err = raiseSenderMarks(ctx, tx, senderTop); err != nil {
+				return err
+			}
 		}
 		if err := insertAttachments(ctx, tx, res, inserted); err != nil {
-			return err
-		}
-		raised, err := raiseSenderMarks(ctx, tx, senderTop)
-		if err != nil {
 			return err
 		}
 		if raised < len(senderTop) { // a sender is not a member (see commitOps)
@@ -295,31 +306,81 @@ func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opR
 	return nil
 }
 
+// storeSendsPG is reserveSeqs, insertMessages and raiseSenderMarks in one PostgreSQL statement:
+// the messages of byChat (each chat's in order) get the seqs after the chat's last_seq, and each
+// sender's marks move up to their last new message. It returns each chat's new last_seq (a chat
+// deleted meanwhile is missing, and its messages are not inserted) and how many memberships the
+// marks moved.
+func storeSendsPG(ctx context.Context, tx *btx, ops []*op, byChat map[string][]int, now int64) (map[string]int64, int, error) {
+	var ids, chats, senders, clients, kinds, texts, replies []string
+	var ords []int64
+	for _, chatID := range sortedKeys(byChat) {
+		for n, i := range byChat[chatID] {
+			m := ops[i].send.msg
+			reply := ""
+			if m.ReplyTo != nil {
+				reply = *m.ReplyTo
+			}
+			ids, chats, senders, clients = append(ids, m.ID), append(chats, m.ChatID), append(senders, m.SenderID), append(clients, m.ClientID)
+			kinds, texts, replies, ords = append(kinds, string(m.Kind)), append(texts, m.Text), append(replies, reply), append(ords, int64(n+1))
+		}
+	}
+	rows, err := tx.QueryContext(ctx, `WITH u AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+				AS u (id, chat_id, sender_id, client_id, kind, text, reply_to, ord)
+		), n AS (
+			SELECT chat_id, count(*) AS n FROM u GROUP BY chat_id
+		), r AS (
+			UPDATE chats AS c SET last_seq = c.last_seq + n.n, last_message_at = $9
+			FROM n WHERE c.id = n.chat_id RETURNING c.id, c.last_seq
+		), ins AS (
+			INSERT INTO messages (id, chat_id, seq, sender_id, client_id, kind, text, reply_to, created_at)
+			SELECT u.id, u.chat_id, r.last_seq - n.n + u.ord, u.sender_id, u.client_id, u.kind, u.text, NULLIF(u.reply_to, ''), $9
+			FROM u JOIN r ON r.id = u.chat_id JOIN n ON n.chat_id = u.chat_id
+			RETURNING chat_id, sender_id, seq
+		), marks AS (
+			UPDATE chat_members AS m SET read_seq = t.seq, delivered_seq = GREATEST(m.delivered_seq, t.seq)
+			FROM (SELECT chat_id, sender_id, max(seq) AS seq FROM ins GROUP BY chat_id, sender_id) AS t
+			WHERE m.chat_id = t.chat_id AND m.user_id = t.sender_id AND m.read_seq < t.seq
+			RETURNING 1
+		)
+		SELECT r.id, r.last_seq, (SELECT count(*) FROM marks) FROM r`,
+		ids, chats, senders, clients, kinds, texts, replies, ords, now)
+	if err != nil {
+		return nil, 0, fmt.Errorf("store messages: %w", err)
+	}
+	defer rows.Close()
+	tops := make(map[string]int64, len(byChat))
+	raised := 0
+	for rows.Next() {
+		var id string
+		var top, moved int64
+		if err := rows.Scan(&id, &top, &moved); err != nil {
+			return nil, 0, fmt.Errorf("store messages: %w", err)
+		}
+		tops[id], raised = top, int(moved)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("store messages: %w", err)
+	}
+	return tops, raised, nil
+}
+
 // reserveSeqs raises each chat's last_seq by its count of new messages, in one statement
 // (UPDATE chats SET last_seq = last_seq + n ... RETURNING last_seq, with each chat's own n), and
 // returns the new last_seq of each chat; the range (last_seq - n, last_seq] is the batch's.
-// A chat that no longer exists is missing from the answer.
+// A chat that no longer exists is missing from the answer. SQLite (storeSendsPG does it on
+// PostgreSQL).
 func reserveSeqs(ctx context.Context, tx *btx, counts map[string]int64, now int64) (map[string]int64, error) {
 	ids := sortedKeys(counts)
-	var rows *sql.Rows
-	var err error
-	if tx.pg {
-		ns := make([]int64, len(ids))
-		for i, id := range ids {
-			ns[i] = counts[id]
-		}
-		rows, err = tx.QueryContext(ctx, `UPDATE chats AS c SET last_seq = c.last_seq + u.n, last_message_at = $3
-			FROM unnest($1::text[], $2::bigint[]) AS u (id, n) WHERE c.id = u.id RETURNING c.id, c.last_seq`, ids, ns, now)
-	} else {
-		list := make([][2]any, len(ids))
-		for i, id := range ids {
-			list[i] = [2]any{id, counts[id]}
-		}
-		data, _ := json.Marshal(list) // strings and integers: cannot fail
-		rows, err = tx.queryRepeated(ctx, `UPDATE chats SET last_seq = last_seq + u.n, last_message_at = $2
-			FROM (SELECT value->>0 AS id, value->>1 AS n FROM json_each($1)) AS u
-			WHERE chats.id = u.id RETURNING id, last_seq`, string(data), now)
+	list := make([][2]any, len(ids))
+	for i, id := range ids {
+		list[i] = [2]any{id, counts[id]}
 	}
+	data, _ := json.Marshal(list) // strings and integers: cannot fail
+	rows, err := tx.queryRepeated(ctx, `UPDATE chats SET last_seq = last_seq + u.n, last_message_at = $2
+		FROM (SELECT value->>0 AS id, value->>1 AS n FROM json_each($1)) AS u
+		WHERE chats.id = u.id RETURNING id, last_seq`, string(data), now)
 	if err != nil {
 		return nil, fmt.Errorf("reserve seqs: %w", err)
 	}
@@ -341,30 +402,18 @@ func reserveSeqs(ctx context.Context, tx *btx, counts map[string]int64, now int6
 
 // raiseSenderMarks moves each sender's read and delivered marks up to their last new message, in
 // one statement (a sender has read what they wrote), and returns how many memberships it moved:
-// every member's, since a new message's seq is above any mark.
+// every member's, since a new message's seq is above any mark. SQLite (storeSendsPG does it on
+// PostgreSQL).
 func raiseSenderMarks(ctx context.Context, tx *btx, tops map[pairKey]int64) (int, error) {
 	keys := sortedPairs(tops)
-	var res sql.Result
-	var err error
-	if tx.pg {
-		chats, users := splitPairs(keys)
-		seqs := make([]int64, len(keys))
-		for i, k := range keys {
-			seqs[i] = tops[k]
-		}
-		res, err = tx.ExecContext(ctx, `UPDATE chat_members AS m SET read_seq = u.seq, delivered_seq = GREATEST(m.delivered_seq, u.seq)
-			FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u (chat_id, user_id, seq)
-			WHERE m.chat_id = u.chat_id AND m.user_id = u.user_id AND m.read_seq < u.seq`, chats, users, seqs)
-	} else {
-		list := make([][3]any, len(keys))
-		for i, k := range keys {
-			list[i] = [3]any{k.a, k.b, tops[k]}
-		}
-		data, _ := json.Marshal(list) // strings and integers: cannot fail
-		res, err = tx.execRepeated(ctx, `UPDATE chat_members SET read_seq = u.seq, delivered_seq = max(delivered_seq, u.seq)
-			FROM (SELECT value->>0 AS chat_id, value->>1 AS user_id, value->>2 AS seq FROM json_each($1)) AS u
-			WHERE chat_members.chat_id = u.chat_id AND chat_members.user_id = u.user_id AND chat_members.read_seq < u.seq`, string(data))
+	list := make([][3]any, len(keys))
+	for i, k := range keys {
+		list[i] = [3]any{k.a, k.b, tops[k]}
 	}
+	data, _ := json.Marshal(list) // strings and integers: cannot fail
+	res, err := tx.execRepeated(ctx, `UPDATE chat_members SET read_seq = u.seq, delivered_seq = max(delivered_seq, u.seq)
+		FROM (SELECT value->>0 AS chat_id, value->>1 AS user_id, value->>2 AS seq FROM json_each($1)) AS u
+		WHERE chat_members.chat_id = u.chat_id AND chat_members.user_id = u.user_id AND chat_members.read_seq < u.seq`, string(data))
 	if err != nil {
 		return 0, fmt.Errorf("sender marks: %w", err)
 	}
@@ -375,35 +424,13 @@ func raiseSenderMarks(ctx context.Context, tx *btx, tops map[pairKey]int64) (int
 	return int(n), nil
 }
 
-// insertMessages writes the messages of res[idx].
+// insertMessages writes the messages of res[idx] with one prepared single-row INSERT each: cheaper
+// on SQLite than one statement that unpacks a JSON array (json_each parses every row's value once
+// per column). SQLite (storeSendsPG does it on PostgreSQL).
 func insertMessages(ctx context.Context, b *btx, res []opResult, idx []int, now int64) error {
 	if len(idx) == 0 {
 		return nil
 	}
-	if b.pg {
-		n := len(idx)
-		ids, chats, senders, clients, kinds, texts, replies := make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		seqs := make([]int64, n)
-		for k, i := range idx {
-			m := res[i].msg
-			ids[k], chats[k], seqs[k], senders[k], clients[k], kinds[k], texts[k] = m.ID, m.ChatID, m.Seq, m.SenderID, m.ClientID, string(m.Kind), m.Text
-			if m.ReplyTo != nil {
-				replies[k] = *m.ReplyTo
-			}
-		}
-		_, err := b.ExecContext(ctx, `INSERT INTO messages (id, chat_id, seq, sender_id, client_id, kind, text, reply_to, created_at)
-			SELECT u.id, u.chat_id, u.seq, u.sender_id, u.client_id, u.kind, u.text, NULLIF(u.reply_to, ''), $9
-			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-				AS u (id, chat_id, seq, sender_id, client_id, kind, text, reply_to)`,
-			ids, chats, seqs, senders, clients, kinds, texts, replies, now)
-		if err != nil {
-			return fmt.Errorf("insert messages: %w", err)
-		}
-		return nil
-	}
-	// One prepared single-row INSERT per message: cheaper on SQLite than one statement that
-	// unpacks a JSON array (json_each parses every row's value once per column).
 	st, err := b.prepared(ctx, `INSERT INTO messages (id, chat_id, seq, sender_id, client_id, client_key, kind, text, reply_to, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`)
 	if err != nil {
