@@ -24,9 +24,9 @@ type Config struct {
 	// SQLiteWriteCacheMiB is the page cache of SQLite's write connection (0: the store's default).
 	SQLiteWriteCacheMiB int
 	RedisURL            string
-	RateLimits  bool
-	LogLevel    slog.Level
-	LogFormat   string // text or json
+	RateLimits          bool
+	LogLevel            slog.Level
+	LogFormat           string // text or json
 
 	JWTSecret       string
 	AccessTokenTTL  time.Duration
