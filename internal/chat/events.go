@@ -58,11 +58,11 @@ type pipeline struct {
 
 func (s *Service) runPipeline() {
 	defer close(s.events.done)
+	// Everything already queued is published under one WakeBatch (at most maxWakeBatch items): a
+	// connection that gets several frames of it — a message and its ack, or the messages of
+	// several chats — writes them at once. The batch is reused: Flush empties it.
+	ctx, wb := realtime.WithWakeBatch(context.Background())
 	for ev := range s.events.ch {
-		// Everything already queued is published under one WakeBatch (at most maxWakeBatch
-		// items): a connection that gets several frames of it — a message and its ack, or the
-		// messages of several chats — writes them at once.
-		ctx, wb := realtime.WithWakeBatch(context.Background())
 		s.publish(ctx, ev)
 	more:
 		for n := 1; n < maxWakeBatch; n++ {
