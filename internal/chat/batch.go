@@ -220,9 +220,10 @@ func answerRetry(orig Message, chatID string) opResult {
 	return opResult{msg: orig, existed: true}
 }
 
-// insertSends reserves the seqs of the new messages chat by chat and inserts them in one
-// statement, then moves each sender's own marks up to their message: a sender has read what
-// they wrote.
+// insertSends reserves the seqs of the new messages chat by chat, inserts them and moves each
+// sender's own marks up to their message (a sender has read what they wrote): one statement for
+// the three on PostgreSQL, one each on SQLite. It returns errSenderNotMember when the marks show a
+// sender who is not a member.
 func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opResult, sends []int, now int64) error {
 	if len(sends) > 0 {
 		byChat := map[string][]int{}
@@ -230,20 +231,16 @@ func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opR
 			c := ops[i].send.msg.ChatID
 			byChat[c] = append(byChat[c], i)
 		}
-		counts := make(map[string]int64, len(byChat))
-		for id, idx := range byChat {
-			counts[id] = int64(len(idx))
-		}
 		// PostgreSQL reserves the seqs, inserts the messages and raises the senders' marks in one
 		// statement (one round trip instead of three); SQLite runs them one by one (no round trips,
 		// and its prepared statements are cheaper than one big one).
 		var tops map[string]int64
-		raised := -1
+		var raised int
 		var err error
 		if tx.pg {
 			tops, raised, err = storeSendsPG(ctx, tx, ops, byChat, now)
 		} else {
-			tops, err = reserveSeqs(ctx, tx, counts, now)
+			tops, err = reserveSeqs(ctx, tx, byChat, now)
 		}
 		if err != nil {
 			return err
@@ -251,7 +248,7 @@ func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opR
 		created := store.Time(now)
 		var inserted []int
 		senderTop := map[pairKey]int64{}
-		for _, chatID := range sortedKeys(counts) {
+		for _, chatID := range sortedKeys(byChat) {
 			idx := byChat[chatID]
 			top, ok := tops[chatID]
 			if !ok { // deleted meanwhile
@@ -366,16 +363,16 @@ func storeSendsPG(ctx context.Context, tx *btx, ops []*op, byChat map[string][]i
 	return tops, raised, nil
 }
 
-// reserveSeqs raises each chat's last_seq by its count of new messages, in one statement
-// (UPDATE chats SET last_seq = last_seq + n ... RETURNING last_seq, with each chat's own n), and
-// returns the new last_seq of each chat; the range (last_seq - n, last_seq] is the batch's.
-// A chat that no longer exists is missing from the answer. SQLite (storeSendsPG does it on
-// PostgreSQL).
-func reserveSeqs(ctx context.Context, tx *btx, counts map[string]int64, now int64) (map[string]int64, error) {
-	ids := sortedKeys(counts)
+// reserveSeqs raises each chat's last_seq by its count of new messages (byChat: the ops of each
+// chat), in one statement (UPDATE chats SET last_seq = last_seq + n ... RETURNING last_seq, with
+// each chat's own n), and returns the new last_seq of each chat; the range (last_seq - n,
+// last_seq] is the batch's. A chat that no longer exists is missing from the answer. SQLite
+// (storeSendsPG does it on PostgreSQL).
+func reserveSeqs(ctx context.Context, tx *btx, byChat map[string][]int, now int64) (map[string]int64, error) {
+	ids := sortedKeys(byChat)
 	list := make([][2]any, len(ids))
 	for i, id := range ids {
-		list[i] = [2]any{id, counts[id]}
+		list[i] = [2]any{id, len(byChat[id])}
 	}
 	data, _ := json.Marshal(list) // strings and integers: cannot fail
 	rows, err := tx.queryRepeated(ctx, `UPDATE chats SET last_seq = last_seq + u.n, last_message_at = $2

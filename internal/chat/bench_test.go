@@ -128,6 +128,9 @@ func (l *latencies) percentile(p float64) time.Duration {
 func BenchmarkSendGroups(b *testing.B) {
 	const groups, size = 100, 10
 	senders := *benchSenders
+	if *benchClientIDs != "v4" && *benchClientIDs != "seq" {
+		b.Fatalf("-chat.client-ids must be v4 or seq, not %q", *benchClientIDs)
+	}
 	for _, d := range storetest.Dialects {
 		b.Run(string(d), func(b *testing.B) {
 			db := storetest.Open(b, d)

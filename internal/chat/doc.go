@@ -51,8 +51,9 @@
 //     invalidates the cache entries, makes removed users leave the chat's topic
 //     (LeaveTopicUser) and publishes chat_updated; the change's caller returns after the item
 //     ran, so a removed member receives nothing of the chat afterwards. The write transaction
-//     checks membership again against the database, so a stale cache cannot let a removed member
-//     send. Each event goes out with one PublishUsers call for all members (encoded once).
+//     checks membership again against the database (the senders' read-mark update reports who
+//     is a member; a batch with a non-member reruns with an explicit check), so a stale cache
+//     cannot let a removed member send. Each event goes out with one PublishUsers call for all members (encoded once).
 //   - Typing indicators live in memory only (typing.go), behind one mutex and an injected Clock.
 //   - On PostgreSQL every transaction that touches a chat locks its chats row before any of its
 //     chat_members rows, and a batch locks its chats in id order, so transactions never wait on

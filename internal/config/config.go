@@ -16,6 +16,9 @@ import (
 	"time"
 )
 
+// maxSQLiteCacheMiB bounds NERUTALK_SQLITE_WRITE_CACHE_MIB (64 GiB).
+const maxSQLiteCacheMiB = 65536
+
 // Config is every setting of the server. The zero value is not useful: use Load or Default.
 type Config struct {
 	Addr        string
@@ -108,7 +111,15 @@ func settings() []Setting {
 			c.DatabaseURL = v
 			return nil
 		}},
-		{"sqlite-write-cache-mib", "NERUTALK_SQLITE_WRITE_CACHE_MIB", "32", "page cache of SQLite's write connection, in MiB; larger keeps more of a big database's indexes in memory, but SQLite scans the whole cache at every commit (see docs/BENCHMARKS.md); ignored on PostgreSQL", intSetter(func(c *Config) *int { return &c.SQLiteWriteCacheMiB }, 1)},
+		{"sqlite-write-cache-mib", "NERUTALK_SQLITE_WRITE_CACHE_MIB", "32", "page cache of SQLite's write connection, in MiB; larger keeps more of a big database's indexes in memory, but SQLite scans the whole cache at every commit (see docs/BENCHMARKS.md); ignored on PostgreSQL; 1 to 65536", func(c *Config, v string) error {
+			if err := intSetter(func(c *Config) *int { return &c.SQLiteWriteCacheMiB }, 1)(c, v); err != nil {
+				return err
+			}
+			if c.SQLiteWriteCacheMiB > maxSQLiteCacheMiB {
+				return fmt.Errorf("must be at most %d", maxSQLiteCacheMiB)
+			}
+			return nil
+		}},
 		{"redis-url", "NERUTALK_REDIS_URL", "", "empty = single node with an in-process bus; redis://host:port/db for several nodes", func(c *Config, v string) error {
 			if v != "" {
 				u, err := url.Parse(v)
