@@ -210,7 +210,7 @@ func TestBadOpDoesNotFailItsBatch(t *testing.T) {
 			}
 			batch = append(batch, &op{send: &sendOp{msg: m}, done: make(chan struct{})})
 		}
-		s.commit(batch)
+		s.commit(batch, time.Now())
 		var seqs []int64
 		for i, o := range batch {
 			<-o.done
@@ -255,7 +255,7 @@ func TestNonMemberInBatchIsRefusedAlone(t *testing.T) {
 			m := Message{ID: newID(), ChatID: x.chat, SenderID: x.user, ClientID: fmt.Sprintf("n%d", i), Kind: KindText, Text: "t", Attachments: []Attachment{}}
 			batch = append(batch, &op{send: &sendOp{msg: m}, done: make(chan struct{})})
 		}
-		s.commit(batch)
+		s.commit(batch, time.Now())
 		var seqs []int64
 		for i, o := range batch {
 			<-o.done
@@ -378,7 +378,7 @@ func TestMarksInOneBatchCollapse(t *testing.T) {
 		for _, q := range seqs {
 			batch = append(batch, &op{mark: &markOp{chatID: c.ID, userID: u[1], seq: q}, done: make(chan struct{})})
 		}
-		s.commit(batch)
+		s.commit(batch, time.Now())
 		for i, o := range batch {
 			if seqs[i] == 9 {
 				wantCode(t, "mark 9", o.res.err, "seq_out_of_range")

@@ -69,8 +69,7 @@ func (s *Service) runWriter() {
 	for o := range w.in {
 		batch = w.gather(append(batch[:0], o), pace, w.every-time.Since(last))
 		last = time.Now()
-		s.commit(batch)
-		s.metrics.observeBatch(len(batch), time.Since(last))
+		s.commit(batch, last)
 	}
 }
 
@@ -109,8 +108,9 @@ func (w *writer) gather(batch []*op, pace *time.Timer, wait time.Duration) []*op
 }
 
 // commit commits a batch and answers its ops. If the transaction fails, every op is retried in a
-// transaction of its own, so that one bad op cannot fail the others.
-func (s *Service) commit(batch []*op) {
+// transaction of its own, so that one bad op cannot fail the others. The batch is counted in the
+// metrics before any caller is answered, so a caller that has its answer sees its batch counted.
+func (s *Service) commit(batch []*op, started time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s.orderMu.Lock()
@@ -143,6 +143,7 @@ func (s *Service) commit(batch []*op) {
 		}
 	}
 	s.orderMu.Unlock()
+	s.metrics.observeBatch(len(batch), time.Since(started))
 	for _, o := range batch {
 		close(o.done)
 	}
