@@ -16,6 +16,10 @@ const (
 	KindTopic
 	// KindLeaveTopic makes every connection of each of Users leave Topic.
 	KindLeaveTopic
+	// KindSignal hands Frame to the handler registered for the signal named Topic (Hub.OnSignal)
+	// on every node: how a feature tells the other nodes that something changed (the chat
+	// package drops its cached members this way).
+	KindSignal
 )
 
 // Message is one publish or leave operation, carried between nodes by the Bus. Frame is the
@@ -29,7 +33,7 @@ type Message struct {
 }
 
 // Bus carries Messages to every node, this one included; each node delivers them to its own
-// connections. The in-process LocalBus serves a single node; a Redis bus will connect several.
+// connections. The in-process LocalBus serves a single node; RedisBus connects several.
 type Bus interface {
 	// Publish sends m to every node. It must be quick: the hub may call it while it holds a lock
 	// that orders presence events.

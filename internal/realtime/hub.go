@@ -66,6 +66,8 @@ type Hub struct {
 	unsubscribe  func()
 	audience     atomic.Pointer[audienceBox]
 	handlers     map[string]CommandFunc
+	signalMu     sync.RWMutex
+	signals      map[string]SignalFunc
 	serving      atomic.Bool
 	closed       atomic.Bool
 	maxFrame     int64
@@ -135,6 +137,7 @@ func New(o Options) (*Hub, error) {
 		auth:         o.Authenticate,
 		bus:          o.Bus,
 		handlers:     map[string]CommandFunc{},
+		signals:      map[string]SignalFunc{},
 		maxFrame:     cfg.WSMaxFrameBytes,
 		queueSize:    cfg.WSSendQueue,
 		pingInterval: cfg.WSPingInterval,
@@ -227,6 +230,27 @@ func (h *Hub) Handle(typ string, fn CommandFunc) {
 	h.handlers[typ] = fn
 }
 
+// SignalFunc handles a signal published by PublishSignal on any node. It runs on the bus's
+// delivery path and must not block.
+type SignalFunc func(ctx context.Context, payload []byte)
+
+// OnSignal registers fn for the signal name. Registering a name twice is a programming error and
+// panics.
+func (h *Hub) OnSignal(name string, fn SignalFunc) {
+	h.signalMu.Lock()
+	defer h.signalMu.Unlock()
+	if h.signals[name] != nil || fn == nil {
+		panic("realtime: OnSignal(" + name + "): registered twice, or a nil handler")
+	}
+	h.signals[name] = fn
+}
+
+// PublishSignal runs the handler of the signal name on every node, this one first: on this node
+// it has run when PublishSignal returns. Nodes without a handler for name ignore it.
+func (h *Hub) PublishSignal(ctx context.Context, name string, payload []byte) {
+	h.publish(ctx, Message{Kind: KindSignal, Topic: name, Frame: payload})
+}
+
 // SetAudience sets who sees whose presence, for wiring where the audience is built after the hub.
 func (h *Hub) SetAudience(a PresenceAudience) {
 	h.audience.Store(&audienceBox{a})
@@ -303,6 +327,13 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 	case KindLeaveTopic:
 		for _, u := range m.Users {
 			h.leaveTopicLocal(m.Topic, u)
+		}
+	case KindSignal:
+		h.signalMu.RLock()
+		fn := h.signals[m.Topic]
+		h.signalMu.RUnlock()
+		if fn != nil {
+			fn(ctx, m.Frame)
 		}
 	}
 }

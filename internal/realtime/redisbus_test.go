@@ -1,0 +1,365 @@
+package realtime
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestBusEntryRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, e := range []busEntry{
+		{Node: "n1", Seq: 1, Msg: Message{Kind: KindUsers, Users: []string{"a", "bé"}, Frame: []byte(`{"type":"x"}`)}},
+		{Node: "n2", Seq: 1 << 40, Msg: Message{Kind: KindTopic, Topic: "chat:1", ExceptUser: "a", Frame: []byte(`{}`)}},
+		{Node: "n3", Seq: 7, Msg: Message{Kind: KindLeaveTopic, Topic: "chat:1", Users: []string{"b"}}},
+		{Node: "n4", Seq: 8, Msg: Message{Kind: KindSignal, Topic: "chat.changed", Frame: []byte{0, 1, 2}}},
+	} {
+		got, err := decodeBusEntry(appendBusEntry(nil, e))
+		if err != nil {
+			t.Fatalf("%+v: %v", e, err)
+		}
+		if diff := cmp.Diff(e, got); diff != "" {
+			t.Errorf("round trip (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestBusEntryRejectsMalformed(t *testing.T) {
+	t.Parallel()
+	good := appendBusEntry(nil, busEntry{Node: "n", Seq: 1, Msg: Message{Kind: KindUsers, Users: []string{"a"}}})
+	for name, b := range map[string][]byte{
+		"empty":          nil,
+		"other version":  append([]byte{9}, good[1:]...),
+		"unknown kind":   append([]byte{busCodecVersion, 0}, good[2:]...),
+		"kind too large": append([]byte{busCodecVersion, byte(KindSignal + 1)}, good[2:]...),
+		"truncated":      good[:len(good)-1],
+		"huge user list": {busCodecVersion, byte(KindUsers), 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"bad varint":     {busCodecVersion, byte(KindUsers), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+	} {
+		if _, err := decodeBusEntry(b); !errors.Is(err, errBusEntry) {
+			t.Errorf("%s: err = %v, want errBusEntry", name, err)
+		}
+	}
+}
+
+// FuzzDecodeBusEntry: entries come from Redis, which any node (or anyone with access) may write
+// to. Decoding never panics, and what decodes encodes back to the same bytes.
+func FuzzDecodeBusEntry(f *testing.F) {
+	f.Add(appendBusEntry(nil, busEntry{Node: "n", Seq: 3, Msg: Message{Kind: KindUsers, Users: []string{"a", "b"}, Frame: []byte("{}")}}))
+	f.Add(appendBusEntry(nil, busEntry{Node: "n", Seq: 1, Msg: Message{Kind: KindSignal, Topic: "s"}}))
+	f.Add([]byte{busCodecVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := decodeBusEntry(b)
+		if err != nil {
+			return
+		}
+		if again := appendBusEntry(nil, e); !bytes.Equal(again, b) {
+			// Varints have one shortest form; a longer form decodes but encodes shorter.
+			if e2, err := decodeBusEntry(again); err != nil || !cmp.Equal(e, e2) {
+				t.Fatalf("re-encoded entry decodes differently: %+v vs %+v (%v)", e, e2, err)
+			}
+		}
+	})
+}
+
+// testRedis returns a client of the test Redis, skipping (or failing under CI) without one, and a
+// stream name no other test uses.
+func testRedis(t *testing.T) (*redis.Client, string) {
+	t.Helper()
+	u := os.Getenv("NERUTALK_TEST_REDIS_URL")
+	if u == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("NERUTALK_TEST_REDIS_URL is not set; CI must run the Redis tests")
+		}
+		t.Skip("Redis tests skipped: set NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run them")
+	}
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	var id [6]byte
+	rand.Read(id[:])
+	stream := "nerutalk:test:" + strings.ReplaceAll(t.Name(), "/", ":") + ":" + hex.EncodeToString(id[:])
+	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+	return rdb, stream
+}
+
+func newTestBus(t *testing.T, rdb *redis.Client, o RedisBusOptions) *RedisBus {
+	t.Helper()
+	b, err := NewRedisBus(context.Background(), rdb, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return b
+}
+
+// collector records what a subscriber receives.
+type collector struct {
+	mu  sync.Mutex
+	got []Message
+	ch  chan struct{}
+}
+
+func newCollector() *collector { return &collector{ch: make(chan struct{}, 1<<16)} }
+
+func (c *collector) deliver(_ context.Context, m Message) {
+	c.mu.Lock()
+	c.got = append(c.got, m)
+	c.mu.Unlock()
+	c.ch <- struct{}{}
+}
+
+// wait returns what was received once there are at least n messages, failing if they do not come.
+func (c *collector) wait(t *testing.T, n int) []Message {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		if len(c.got) >= n {
+			defer c.mu.Unlock()
+			return append([]Message(nil), c.got...)
+		}
+		have := len(c.got)
+		c.mu.Unlock()
+		select {
+		case <-c.ch:
+		case <-deadline:
+			t.Fatalf("received %d messages, want %d", have, n)
+		}
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Collector) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func TestRedisBusCarriesMessagesBetweenNodes(t *testing.T) {
+	t.Parallel()
+	rdb, stream := testRedis(t)
+	a := newTestBus(t, rdb, RedisBusOptions{Stream: stream})
+	b := newTestBus(t, rdb, RedisBusOptions{Stream: stream})
+	atA, atB := newCollector(), newCollector()
+	a.Subscribe(atA.deliver)
+	b.Subscribe(atB.deliver)
+
+	var want []Message
+	for i := range 1000 {
+		m := Message{Kind: KindUsers, Users: []string{"u"}, Frame: []byte{byte(i), byte(i >> 8)}}
+		if err := a.Publish(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, m)
+	}
+	// The publishing node delivered each at once, before Publish returned.
+	if got := atA.wait(t, 0); len(got) != 1000 {
+		t.Fatalf("the publishing node delivered %d of 1000 synchronously", len(got))
+	}
+	if diff := cmp.Diff(want, atB.wait(t, 1000)); diff != "" {
+		t.Fatalf("the other node received (-want +got):\n%s", diff)
+	}
+	// Nothing more comes: a node skips its own entries when it reads them back.
+	if err := b.Publish(context.Background(), Message{Kind: KindSignal, Topic: "end"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := atA.wait(t, 1001); len(got) != 1001 || got[1000].Topic != "end" {
+		t.Fatalf("node a received %d messages, want its 1000 then b's one", len(got))
+	}
+	if n := counterValue(t, b.m.gaps); n != 0 {
+		t.Errorf("gaps = %v, want 0", n)
+	}
+}
+
+func TestRedisBusSkipsDuplicatesAndCountsGaps(t *testing.T) {
+	t.Parallel()
+	rdb, stream := testRedis(t)
+	b := newTestBus(t, rdb, RedisBusOptions{Stream: stream})
+	got := newCollector()
+	b.Subscribe(got.deliver)
+	ctx := context.Background()
+	add := func(raw []byte) {
+		t.Helper()
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{"m", raw}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entry := func(seq uint64) []byte {
+		return appendBusEntry(nil, busEntry{Node: "other", Seq: seq, Msg: Message{Kind: KindSignal, Topic: "s", Frame: []byte{byte(seq)}}})
+	}
+	add(entry(1))
+	add(entry(2))
+	add(entry(2))                                                                              // a retried batch wrote it twice
+	add([]byte("not an entry"))                                                                // skipped and counted
+	add(entry(5))                                                                              // 3 and 4 were lost
+	add(appendBusEntry(nil, busEntry{Node: b.Node(), Seq: 1, Msg: Message{Kind: KindSignal}})) // our own
+	add(entry(6))
+	var seqs []byte
+	for _, m := range got.wait(t, 4) {
+		seqs = append(seqs, m.Frame[0])
+	}
+	if !bytes.Equal(seqs, []byte{1, 2, 5, 6}) {
+		t.Fatalf("delivered %v, want [1 2 5 6]", seqs)
+	}
+	if n := counterValue(t, b.m.gaps); n != 2 {
+		t.Errorf("gaps = %v, want 2", n)
+	}
+	if n := counterValue(t, b.m.errors.WithLabelValues("decode")); n != 1 {
+		t.Errorf("decode errors = %v, want 1", n)
+	}
+}
+
+// A node cut off from Redis reads on from where it was: nothing published meanwhile is lost.
+func TestRedisBusLosesNothingWhenItsConnectionDrops(t *testing.T) {
+	t.Parallel()
+	rdb, stream := testRedis(t)
+	// The reading node has a client of its own, so that its connections can be killed.
+	ropts, err := redis.ParseURL(os.Getenv("NERUTALK_TEST_REDIS_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id [4]byte
+	rand.Read(id[:])
+	name := "bus-reader-" + hex.EncodeToString(id[:])
+	ropts.ClientName = name
+	readerRDB := redis.NewClient(ropts)
+	t.Cleanup(func() { readerRDB.Close() })
+
+	a := newTestBus(t, rdb, RedisBusOptions{Stream: stream})
+	b := newTestBus(t, readerRDB, RedisBusOptions{Stream: stream})
+	got := newCollector()
+	b.Subscribe(got.deliver)
+	ctx := context.Background()
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := a.Publish(ctx, Message{Kind: KindSignal, Topic: "n", Frame: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(0, 100)
+	got.wait(t, 100)
+	killed := killClients(t, rdb, name)
+	publish(100, 200)
+	msgs := got.wait(t, 200)
+	for i, m := range msgs {
+		if m.Frame[0] != byte(i) {
+			t.Fatalf("message %d carries %d: out of order or lost", i, m.Frame[0])
+		}
+	}
+	if killed == 0 {
+		t.Fatal("no connection of the reading node was killed")
+	}
+}
+
+// killClients closes the Redis connections named name and returns how many there were.
+func killClients(t *testing.T, rdb *redis.Client, name string) int {
+	t.Helper()
+	ctx := context.Background()
+	list, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		var id string
+		match := false
+		for _, f := range strings.Fields(line) {
+			k, v, _ := strings.Cut(f, "=")
+			switch {
+			case k == "id":
+				id = v
+			case k == "name" && v == name:
+				match = true
+			}
+		}
+		if match {
+			if err := rdb.Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	return n
+}
+
+func TestRedisBusDropsWhenTheQueueIsFull(t *testing.T) {
+	t.Parallel()
+	rdb, stream := testRedis(t)
+	b := newTestBus(t, rdb, RedisBusOptions{Stream: stream, Queue: 1})
+	local := newCollector()
+	b.Subscribe(local.deliver)
+	var failed int
+	for range 1000 {
+		if err := b.Publish(context.Background(), Message{Kind: KindSignal, Topic: "x"}); err != nil {
+			failed++
+		}
+	}
+	// Every publication reached this node; those that found the queue full say so and are counted.
+	if got := local.wait(t, 1000); len(got) != 1000 {
+		t.Fatalf("local deliveries = %d, want 1000", len(got))
+	}
+	if n := counterValue(t, b.m.dropped); int(n) != failed {
+		t.Errorf("dropped = %v, but %d publications failed", n, failed)
+	}
+}
+
+func TestHubSignalsReachEveryNode(t *testing.T) {
+	t.Parallel()
+	rdb, stream := testRedis(t)
+	hubs := make([]*Hub, 2)
+	got := make([]chan string, 2)
+	for i := range hubs {
+		bus := newTestBus(t, rdb, RedisBusOptions{Stream: stream})
+		h, err := New(Options{Config: testConfig(), Bus: bus})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Shutdown(context.Background()) })
+		got[i] = make(chan string, 1)
+		h.OnSignal("test.changed", func(_ context.Context, p []byte) { got[i] <- string(p) })
+		hubs[i] = h
+	}
+	hubs[0].PublishSignal(context.Background(), "test.changed", []byte("chat-1"))
+	hubs[0].PublishSignal(context.Background(), "nobody.listens", []byte("x"))
+	select { // on the publishing node the handler has run when PublishSignal returns
+	case p := <-got[0]:
+		if p != "chat-1" {
+			t.Fatalf("node 0 got %q", p)
+		}
+	default:
+		t.Fatal("the publishing node's handler had not run when PublishSignal returned")
+	}
+	select {
+	case p := <-got[1]:
+		if p != "chat-1" {
+			t.Fatalf("node 1 got %q", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other node's handler never ran")
+	}
+}
