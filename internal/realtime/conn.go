@@ -234,13 +234,15 @@ func (c *conn) writeBatch(batch [][]byte) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	// Counted before the write: once a peer has the frames, the counters include them (a failed
+	// write is counted too; its connection is closing).
+	c.hub.metrics.framesOut.Add(float64(len(batch)))
+	c.hub.metrics.writes.Inc()
 	// No deadline here: a stalled write ends when a ping times out or the close watchdog drops
 	// the socket.
 	if err := c.ws.WriteTexts(batch); err != nil {
 		return fmt.Errorf("realtime: write: %w", err)
 	}
-	c.hub.metrics.framesOut.Add(float64(len(batch)))
-	c.hub.metrics.writes.Inc()
 	return nil
 }
 
