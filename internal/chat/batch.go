@@ -40,6 +40,7 @@ type op struct {
 // opResult is what a committed (or refused) op answers.
 type opResult struct {
 	msg      Message // send: the stored message
+	members  int64   // send: the chat's members_version when the message was stored
 	existed  bool    // send: the client_id was used before; msg is the original
 	advanced bool    // mark: the mark moved
 	err      error
@@ -102,7 +103,7 @@ func (s *Service) commitOpsOnce(ctx context.Context, ops []*op, now int64, check
 		}
 		for _, i := range sends {
 			if res[i].err == nil {
-				evs = append(evs, event{chatID: res[i].msg.ChatID, typ: EventMessageNew, data: res[i].msg})
+				evs = append(evs, event{chatID: res[i].msg.ChatID, typ: EventMessageNew, data: res[i].msg, members: res[i].members})
 			}
 		}
 		return s.applyMarks(ctx, tx, ops, res, &evs)
@@ -234,7 +235,7 @@ func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opR
 		// PostgreSQL reserves the seqs, inserts the messages and raises the senders' marks in one
 		// statement (one round trip instead of three); SQLite runs them one by one (no round trips,
 		// and its prepared statements are cheaper than one big one).
-		var tops map[string]int64
+		var tops map[string]reserved
 		var raised int
 		var err error
 		if tx.pg {
@@ -257,12 +258,12 @@ func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opR
 				}
 				continue
 			}
-			seq := top - int64(len(idx))
+			seq := top.lastSeq - int64(len(idx))
 			for _, i := range idx {
 				seq++
 				m := ops[i].send.msg
 				m.Seq, m.CreatedAt = seq, created
-				res[i].msg = m
+				res[i].msg, res[i].members = m, top.members
 				inserted = append(inserted, i)
 				senderTop[pairKey{chatID, m.SenderID}] = seq
 			}
@@ -303,12 +304,16 @@ func (s *Service) insertSends(ctx context.Context, tx *btx, ops []*op, res []opR
 	return nil
 }
 
+// reserved is what reserving seqs tells of a chat: its new last_seq (the batch's messages end
+// there) and its members_version (who the members were when they were stored).
+type reserved struct{ lastSeq, members int64 }
+
 // storeSendsPG is reserveSeqs, insertMessages and raiseSenderMarks in one PostgreSQL statement:
 // the messages of byChat (each chat's in order) get the seqs after the chat's last_seq, and each
 // sender's marks move up to their last new message. It returns each chat's new last_seq (a chat
 // deleted meanwhile is missing, and its messages are not inserted) and how many memberships the
 // marks moved.
-func storeSendsPG(ctx context.Context, tx *btx, ops []*op, byChat map[string][]int, now int64) (map[string]int64, int, error) {
+func storeSendsPG(ctx context.Context, tx *btx, ops []*op, byChat map[string][]int, now int64) (map[string]reserved, int, error) {
 	var ids, chats, senders, clients, kinds, texts, replies []string
 	var ords []int64
 	for _, chatID := range sortedKeys(byChat) {
@@ -329,7 +334,7 @@ func storeSendsPG(ctx context.Context, tx *btx, ops []*op, byChat map[string][]i
 			SELECT chat_id, count(*) AS n FROM u GROUP BY chat_id
 		), r AS (
 			UPDATE chats AS c SET last_seq = c.last_seq + n.n, last_message_at = $9
-			FROM n WHERE c.id = n.chat_id RETURNING c.id, c.last_seq
+			FROM n WHERE c.id = n.chat_id RETURNING c.id, c.last_seq, c.members_version
 		), ins AS (
 			INSERT INTO messages (id, chat_id, seq, sender_id, client_id, kind, text, reply_to, created_at)
 			SELECT u.id, u.chat_id, r.last_seq - n.n + u.ord, u.sender_id, u.client_id, u.kind, u.text, NULLIF(u.reply_to, ''), $9
@@ -341,18 +346,19 @@ func storeSendsPG(ctx context.Context, tx *btx, ops []*op, byChat map[string][]i
 			WHERE m.chat_id = t.chat_id AND m.user_id = t.sender_id AND m.read_seq < t.seq
 			RETURNING 1
 		)
-		SELECT r.id, r.last_seq, (SELECT count(*) FROM marks) FROM r`,
+		SELECT r.id, r.last_seq, r.members_version, (SELECT count(*) FROM marks) FROM r`,
 		ids, chats, senders, clients, kinds, texts, replies, ords, now)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store messages: %w", err)
 	}
 	defer rows.Close()
-	tops := make(map[string]int64, len(byChat))
+	tops := make(map[string]reserved, len(byChat))
 	raised := 0
 	for rows.Next() {
 		var id string
-		var top, moved int64
-		if err := rows.Scan(&id, &top, &moved); err != nil {
+		var top reserved
+		var moved int64
+		if err := rows.Scan(&id, &top.lastSeq, &top.members, &moved); err != nil {
 			return nil, 0, fmt.Errorf("store messages: %w", err)
 		}
 		tops[id], raised = top, int(moved)
@@ -365,10 +371,10 @@ func storeSendsPG(ctx context.Context, tx *btx, ops []*op, byChat map[string][]i
 
 // reserveSeqs raises each chat's last_seq by its count of new messages (byChat: the ops of each
 // chat), in one statement (UPDATE chats SET last_seq = last_seq + n ... RETURNING last_seq, with
-// each chat's own n), and returns the new last_seq of each chat; the range (last_seq - n,
+// each chat's own n), and returns the new last_seq (and members_version) of each chat; the range (last_seq - n,
 // last_seq] is the batch's. A chat that no longer exists is missing from the answer. SQLite
 // (storeSendsPG does it on PostgreSQL).
-func reserveSeqs(ctx context.Context, tx *btx, byChat map[string][]int, now int64) (map[string]int64, error) {
+func reserveSeqs(ctx context.Context, tx *btx, byChat map[string][]int, now int64) (map[string]reserved, error) {
 	ids := sortedKeys(byChat)
 	list := make([][2]any, len(ids))
 	for i, id := range ids {
@@ -377,16 +383,16 @@ func reserveSeqs(ctx context.Context, tx *btx, byChat map[string][]int, now int6
 	data, _ := json.Marshal(list) // strings and integers: cannot fail
 	rows, err := tx.queryRepeated(ctx, `UPDATE chats SET last_seq = last_seq + u.n, last_message_at = $2
 		FROM (SELECT value->>0 AS id, value->>1 AS n FROM json_each($1)) AS u
-		WHERE chats.id = u.id RETURNING id, last_seq`, string(data), now)
+		WHERE chats.id = u.id RETURNING id, last_seq, members_version`, string(data), now)
 	if err != nil {
 		return nil, fmt.Errorf("reserve seqs: %w", err)
 	}
 	defer rows.Close()
-	tops := make(map[string]int64, len(ids))
+	tops := make(map[string]reserved, len(ids))
 	for rows.Next() {
 		var id string
-		var top int64
-		if err := rows.Scan(&id, &top); err != nil {
+		var top reserved
+		if err := rows.Scan(&id, &top.lastSeq, &top.members); err != nil {
 			return nil, fmt.Errorf("reserve seqs: %w", err)
 		}
 		tops[id] = top

@@ -25,6 +25,7 @@ import (
 // it encodes each event once and queues the same bytes on each recipient's connection without
 // blocking; a goroutine per connection drains its queue and timestamps every message_new.
 type onlineHub struct {
+	localSignals
 	conns map[string]chan []byte
 	lat   *latencies
 	count atomic.Int64 // message_new frames delivered (the sender's own copy included)

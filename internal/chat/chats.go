@@ -247,11 +247,9 @@ func (s *Service) membershipEvent(ctx context.Context, tx *sql.Tx, c chatRow, be
 	return event{
 		chatID: c.ID, typ: EventChatUpdated, data: ch, users: audience, done: make(chan struct{}),
 		apply: func(ctx context.Context) {
-			s.rosters.invalidate(c.ID)
-			s.contacts.invalidate(touched...)
+			s.announceMembersChanged(ctx, membersChanged{ChatID: c.ID, Touched: touched, Removed: removed})
 			for _, u := range removed {
 				s.pub.LeaveTopicUser(ctx, topic(c.ID), u)
-				s.typing.forget(c.ID, u)
 			}
 		},
 	}, nil

@@ -26,6 +26,10 @@ type Publisher interface {
 	PublishTopic(ctx context.Context, topic, typ string, data any, exceptUserID string)
 	// LeaveTopicUser unsubscribes every connection of the user from topic.
 	LeaveTopicUser(ctx context.Context, topic, userID string)
+	// OnSignal registers fn for the signal name; PublishSignal runs it on every node, on this one
+	// before it returns.
+	OnSignal(name string, fn realtime.SignalFunc)
+	PublishSignal(ctx context.Context, name string, payload []byte)
 }
 
 // topic is the realtime topic of a chat's ephemeral events (typing), joined with join_chat.
@@ -38,6 +42,10 @@ type event struct {
 	data   any
 	// users is the audience; nil means the chat's members when the event is published.
 	users []string
+	// members, when not zero, is the chat's members_version when the event was committed: a
+	// cached member list older than it is reloaded before the event goes out (another node may
+	// have changed the members, and this node's cache may not know yet).
+	members int64
 	// apply runs on the pipeline before the event is published (cache invalidation, topic leaves),
 	// so that it takes effect exactly between the events committed before and after it.
 	apply func(ctx context.Context)
@@ -92,6 +100,10 @@ func (s *Service) publish(ctx context.Context, ev event) {
 		users := ev.users
 		if users == nil {
 			r, err := s.rosters.get(ctx, ev.chatID)
+			if err == nil && r.version < ev.members {
+				s.rosters.invalidate(ev.chatID)
+				r, err = s.rosters.get(ctx, ev.chatID)
+			}
 			if err != nil && !isNotFound(err) {
 				s.log.Error("chat: event audience", "chat_id", ev.chatID, "type", ev.typ, "err", err)
 			}

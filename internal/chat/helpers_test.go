@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -23,9 +24,35 @@ type published struct {
 
 // fakePublisher records what the service publishes.
 type fakePublisher struct {
+	localSignals
 	mu     sync.Mutex
 	events []published
 	leaves []string // "topic user"
+}
+
+// localSignals are the signals of a single node: PublishSignal runs the handler at once, as the
+// hub does on the publishing node.
+type localSignals struct {
+	mu       sync.Mutex
+	handlers map[string]realtime.SignalFunc
+}
+
+func (l *localSignals) OnSignal(name string, fn realtime.SignalFunc) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.handlers == nil {
+		l.handlers = map[string]realtime.SignalFunc{}
+	}
+	l.handlers[name] = fn
+}
+
+func (l *localSignals) PublishSignal(ctx context.Context, name string, payload []byte) {
+	l.mu.Lock()
+	fn := l.handlers[name]
+	l.mu.Unlock()
+	if fn != nil {
+		fn(ctx, payload)
+	}
 }
 
 func (p *fakePublisher) PublishUsers(_ context.Context, users []string, typ string, data any) {

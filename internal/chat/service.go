@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,9 +87,44 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 	s.typing = newTyping(o.Clock, func(chatID, userID string, on bool) {
 		s.pub.PublishTopic(context.Background(), topic(chatID), EventTyping, TypingEvent{ChatID: chatID, UserID: userID, Typing: on}, userID)
 	})
+	pub.OnSignal(signalMembersChanged, s.onMembersChanged)
 	go s.runWriter()
 	go s.runPipeline()
 	return s
+}
+
+// signalMembersChanged tells every node that a chat's members, roles or title changed.
+const signalMembersChanged = "chat.members_changed"
+
+// membersChanged is the payload of signalMembersChanged.
+type membersChanged struct {
+	ChatID  string   `json:"chat_id"`
+	Touched []string `json:"touched"` // members before and after: their contact lists change
+	Removed []string `json:"removed,omitempty"`
+}
+
+// announceMembersChanged makes every node, this one before it returns, forget what it cached of
+// the chat and its members' contacts.
+func (s *Service) announceMembersChanged(ctx context.Context, c membersChanged) {
+	payload, err := json.Marshal(c)
+	if err != nil { // strings only: cannot fail
+		panic(err)
+	}
+	s.pub.PublishSignal(ctx, signalMembersChanged, payload)
+}
+
+// onMembersChanged handles signalMembersChanged, from any node.
+func (s *Service) onMembersChanged(_ context.Context, payload []byte) {
+	var c membersChanged
+	if err := json.Unmarshal(payload, &c); err != nil || c.ChatID == "" {
+		s.log.Error("chat: malformed members-changed signal", "err", err)
+		return
+	}
+	s.rosters.invalidate(c.ChatID)
+	s.contacts.invalidate(c.Touched...)
+	for _, u := range c.Removed {
+		s.typing.forget(c.ChatID, u)
+	}
 }
 
 // Close commits what is queued, publishes the last events and stops the goroutines.
@@ -126,14 +162,16 @@ func isNotFound(err error) bool {
 
 // roster is a chat's members as the cache holds them (never modified once built).
 type roster struct {
-	typ   Type
-	infos []MemberInfo // oldest first
-	ids   []string     // the same users: the audience of the chat's events
-	roles map[string]Role
+	typ     Type
+	version int64        // chats.members_version when it was read
+	infos   []MemberInfo // oldest first
+	ids     []string     // the same users: the audience of the chat's events
+	roles   map[string]Role
 }
 
 func (s *Service) loadRoster(ctx context.Context, chatID string) (*roster, error) {
-	rows, err := s.db.R.QueryContext(ctx, `SELECT c.type, m.user_id, m.role, m.joined_at FROM chats c
+	// One statement, so that the version and the members are of the same moment.
+	rows, err := s.db.R.QueryContext(ctx, `SELECT c.type, c.members_version, m.user_id, m.role, m.joined_at FROM chats c
 		JOIN chat_members m ON m.chat_id = c.id WHERE c.id = $1 ORDER BY m.joined_at, m.user_id`, chatID)
 	if err != nil {
 		return nil, fmt.Errorf("chat: members of %s: %w", chatID, err)
@@ -143,7 +181,7 @@ func (s *Service) loadRoster(ctx context.Context, chatID string) (*roster, error
 	for rows.Next() {
 		var mi MemberInfo
 		var joined int64
-		if err := rows.Scan(&r.typ, &mi.UserID, &mi.Role, &joined); err != nil {
+		if err := rows.Scan(&r.typ, &r.version, &mi.UserID, &mi.Role, &joined); err != nil {
 			return nil, fmt.Errorf("chat: members of %s: %w", chatID, err)
 		}
 		mi.JoinedAt = store.Time(joined)

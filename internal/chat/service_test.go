@@ -942,3 +942,41 @@ func TestWriterPacing(t *testing.T) {
 		}
 	})
 }
+
+// TestStaleRosterIsReloadedForDelivery: two services on one database stand for two nodes whose
+// caches never hear of each other's changes (no bus between them). Node b still delivers each
+// message to exactly the members of the moment it was stored: the members_version read with the
+// message's seq tells it that its cached list is older.
+func TestStaleRosterIsReloadedForDelivery(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		a, _ := newTestService(t, db, nil)
+		b, pubB := newTestService(t, db, nil)
+		u := addUsers(t, db, "owner", "ann", "carl", "dave")
+		g := mustGroup(t, a, u[0], u[1], u[2])
+		mustSend(t, b, u[1], g.ID, "before") // b caches the members: owner, ann, carl
+		if err := a.RemoveMember(ctx, u[0], g.ID, u[2]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.AddMembers(ctx, u[0], g.ID, AddMembersInput{UserIDs: []string{u[3]}}); err != nil {
+			t.Fatal(err)
+		}
+		mustSend(t, b, u[1], g.ID, "after")
+		if err := b.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var got [][]string
+		for _, e := range pubB.ofType(EventMessageNew) {
+			got = append(got, slices.Sorted(slices.Values(e.users)))
+		}
+		want := [][]string{
+			slices.Sorted(slices.Values([]string{u[0], u[1], u[2]})),
+			slices.Sorted(slices.Values([]string{u[0], u[1], u[3]})),
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("audiences of the two messages on node b (-want +got):\n%s", diff)
+		}
+	})
+}

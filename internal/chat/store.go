@@ -73,7 +73,7 @@ func getChat(ctx context.Context, q querier, id string) (chatRow, error) {
 // cycle; on SQLite every write is serialized anyway.
 func lockChat(ctx context.Context, tx *sql.Tx, id string, now int64) (chatRow, error) {
 	c, err := scanChat(tx.QueryRowContext(ctx,
-		`UPDATE chats SET updated_at = $2 WHERE id = $1 RETURNING `+chatCols, id, now))
+		`UPDATE chats SET updated_at = $2, members_version = members_version + 1 WHERE id = $1 RETURNING `+chatCols, id, now))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, fmt.Errorf("chat %s: %w", id, store.ErrNotFound)
 	}
