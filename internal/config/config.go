@@ -27,9 +27,11 @@ type Config struct {
 	// SQLiteWriteCacheMiB is the page cache of SQLite's write connection (0: the store's default).
 	SQLiteWriteCacheMiB int
 	RedisURL            string
-	RateLimits          bool
-	LogLevel            slog.Level
-	LogFormat           string // text or json
+	// RedisPrefix starts every Redis key of this deployment (the bus stream is RedisPrefix+":bus").
+	RedisPrefix string
+	RateLimits  bool
+	LogLevel    slog.Level
+	LogFormat   string // text or json
 
 	JWTSecret       string
 	AccessTokenTTL  time.Duration
@@ -128,6 +130,13 @@ func settings() []Setting {
 				}
 			}
 			c.RedisURL = v
+			return nil
+		}},
+		{"redis-prefix", "NERUTALK_REDIS_PREFIX", "nerutalk", "start of every Redis key of this deployment (several deployments may share one Redis); the nodes of one deployment must agree on it", func(c *Config, v string) error {
+			if v == "" || len(v) > 64 || strings.ContainsAny(v, " \t\r\n{}") {
+				return errors.New("want 1 to 64 characters, no spaces or braces")
+			}
+			c.RedisPrefix = v
 			return nil
 		}},
 		{"rate-limits", "NERUTALK_RATE_LIMITS", "on", "on or off (off disables every rate limit, for load tests)", func(c *Config, v string) error {

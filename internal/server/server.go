@@ -124,8 +124,20 @@ func (s *Server) build(ctx context.Context) error {
 	accounts.Mount(s.API)
 	mediaSvc.Register(s.API, accounts.Authenticate)
 	s.stoppers = append(s.stoppers, mediaSvc.Start())
+	var bus realtime.Bus // nil: the in-process bus of a single node
+	if s.Redis != nil {
+		rb, err := realtime.NewRedisBus(ctx, s.Redis, realtime.RedisBusOptions{
+			Stream: s.cfg.RedisPrefix + ":bus", Logger: s.log, Registerer: s.Metrics.Registry,
+		})
+		if err != nil {
+			return fmt.Errorf("NERUTALK_REDIS_URL: %w", err)
+		}
+		// Closed after the chat service (closers run in reverse), which publishes until it closes.
+		s.closers = append(s.closers, rb.Close)
+		bus = rb
+	}
 	hub, err := realtime.New(realtime.Options{
-		Config: s.cfg, Authenticate: accounts.Authenticate, Logger: s.log, Registerer: s.Metrics.Registry,
+		Config: s.cfg, Authenticate: accounts.Authenticate, Logger: s.log, Registerer: s.Metrics.Registry, Bus: bus,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,127 @@
+package chat_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/nerutalk/nerutalk/internal/chat"
+	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/server/servertest"
+	"github.com/nerutalk/nerutalk/internal/store"
+)
+
+// testRedisURL returns the test Redis, skipping (or failing under CI) without one.
+func testRedisURL(t *testing.T) string {
+	t.Helper()
+	u := os.Getenv("NERUTALK_TEST_REDIS_URL")
+	if u == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("NERUTALK_TEST_REDIS_URL is not set; CI must run the Redis tests")
+		}
+		t.Skip("multi-node tests skipped: set NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run them")
+	}
+	return u
+}
+
+// newCluster starts two nodes on one PostgreSQL schema and one Redis (under a key prefix of
+// their own), as behind a load balancer, with users registered on the first.
+func newCluster(t *testing.T, names ...string) (*env, *servertest.Node) {
+	t.Helper()
+	redisURL := testRedisURL(t)
+	var b [6]byte
+	rand.Read(b[:])
+	prefix := "nerutalk-test-" + hex.EncodeToString(b[:])
+	a := servertest.New(t, store.Postgres, func(c *config.Config) { c.RedisURL, c.RedisPrefix = redisURL, prefix })
+	second := servertest.New(t, store.Postgres, func(c *config.Config) {
+		c.DatabaseURL, c.RedisURL, c.RedisPrefix = a.Config.DatabaseURL, redisURL, prefix
+	})
+	e := &env{t: t, n: a, users: map[string]servertest.User{}}
+	for _, name := range names {
+		e.users[name] = a.Register(t, name)
+	}
+	return e, second
+}
+
+// TestE2EMultiNode: two nodes share the work. Every event reaches every device whichever node it
+// is connected to, in seq order; a member removed through one node stops receiving the chat on
+// both at once, and the other node refuses them the chat.
+func TestE2EMultiNode(t *testing.T) {
+	t.Parallel()
+	e, b := newCluster(t, "owner", "ann", "carl")
+	a := e.n
+	g := e.group("owner", "ann", "carl")
+	var direct chat.ChatView // ann and carl: the barrier of the removal below
+	e.do("ann", http.MethodPost, "/chats", map[string]any{"type": "direct", "member_ids": []string{e.id("carl")}}, &direct, http.StatusCreated)
+
+	ownerA := dial(t, a, e.users["owner"], "a")
+	annB := dial(t, b, e.users["ann"], "b") // tokens issued by one node work on the other
+	carlA := dial(t, a, e.users["carl"], "a")
+	carlB := dial(t, b, e.users["carl"], "b")
+
+	// Messages sent through a reach the devices on b, in order; and the other way round.
+	const n = 20
+	for i := 1; i <= n; i++ {
+		ownerA.ack(chat.CmdSendMessage, map[string]any{"chat_id": g.ID, "client_id": fmt.Sprint("m", i), "text": "hi"}, nil)
+	}
+	for _, c := range []*client{annB, carlA, carlB, ownerA} {
+		for i := int64(1); i <= n; i++ {
+			if m := c.message(g.ID); m.Seq != i {
+				t.Fatalf("%s: message seq %d, want %d", c.name, m.Seq, i)
+			}
+		}
+	}
+	var sent chat.Message
+	annB.ack(chat.CmdSendMessage, map[string]any{"chat_id": g.ID, "client_id": "from-b", "text": "hello a"}, &sent)
+	if m := ownerA.message(g.ID); m.ID != sent.ID || m.Seq != n+1 {
+		t.Fatalf("owner on a got %+v, want ann's message from b (seq %d)", m, n+1)
+	}
+
+	// Typing goes to the joined connections on every node.
+	carlB.ack(chat.CmdJoinChat, map[string]any{"chat_id": g.ID}, nil)
+	ownerA.ack(chat.CmdTyping, map[string]any{"chat_id": g.ID, "typing": true}, nil)
+	var typing chat.TypingEvent
+	carlB.event(chat.EventTyping, &typing)
+	if typing.UserID != e.id("owner") || !typing.Typing {
+		t.Fatalf("carl on b: typing %+v", typing)
+	}
+
+	// carl is removed through a; ann goes on writing through b right away.
+	e.do("owner", http.MethodDelete, "/chats/"+g.ID+"/members/"+e.id("carl"), nil, nil, http.StatusNoContent)
+	annB.ack(chat.CmdSendMessage, map[string]any{"chat_id": g.ID, "client_id": "after", "text": "carl is gone"}, nil)
+	annB.ack(chat.CmdSendMessage, map[string]any{"chat_id": direct.ID, "client_id": "barrier", "text": "x"}, nil)
+	for _, c := range []*client{carlA, carlB} {
+		// The bus keeps each node's order: the barrier comes after anything ann sent before it.
+		before, _ := c.untilMessage(chat.EventMessageNew, direct.ID)
+		for _, f := range before {
+			if f.Type == chat.EventMessageNew {
+				var m chat.Message
+				decodeInto(t, f, &m)
+				if m.ChatID == g.ID && m.Seq > n+1 { // n+1, ann's first, came before the removal
+					t.Fatalf("%s received message %d of the chat they were removed from", c.name, m.Seq)
+				}
+			}
+		}
+	}
+	// Node b soon drops what it cached of the chat: carl is refused there too.
+	for deadline := time.Now().Add(waitFor); ; {
+		resp := b.Do(t, http.MethodGet, "/api/v1/chats/"+g.ID, e.users["carl"].AccessToken, nil, nil)
+		if resp.StatusCode == http.StatusNotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carl on b: GET the chat he was removed from: status %d, want 404", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code := carlB.refused(chat.CmdJoinChat, map[string]any{"chat_id": g.ID}); code != "not_found" {
+		t.Fatalf("carl on b: join_chat after removal: %s, want not_found", code)
+	}
+	if code := carlB.refused(chat.CmdSendMessage, map[string]any{"chat_id": g.ID, "client_id": "x", "text": "x"}); code != "not_found" {
+		t.Fatalf("carl on b: send after removal: %s, want not_found", code)
+	}
+}
