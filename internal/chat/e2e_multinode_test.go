@@ -11,6 +11,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
@@ -36,9 +37,12 @@ func newCluster(t *testing.T, names ...string) (*env, *servertest.Node) {
 	var b [6]byte
 	rand.Read(b[:])
 	prefix := "nerutalk-test-" + hex.EncodeToString(b[:])
-	a := servertest.New(t, store.Postgres, func(c *config.Config) { c.RedisURL, c.RedisPrefix = redisURL, prefix })
+	grace := 300 * time.Millisecond
+	a := servertest.New(t, store.Postgres, func(c *config.Config) {
+		c.RedisURL, c.RedisPrefix, c.PresenceGrace = redisURL, prefix, grace
+	})
 	second := servertest.New(t, store.Postgres, func(c *config.Config) {
-		c.DatabaseURL, c.RedisURL, c.RedisPrefix = a.Config.DatabaseURL, redisURL, prefix
+		c.DatabaseURL, c.RedisURL, c.RedisPrefix, c.PresenceGrace = a.Config.DatabaseURL, redisURL, prefix, grace
 	})
 	e := &env{t: t, n: a, users: map[string]servertest.User{}}
 	for _, name := range names {
@@ -123,5 +127,40 @@ func TestE2EMultiNode(t *testing.T) {
 	}
 	if code := carlB.refused(chat.CmdSendMessage, map[string]any{"chat_id": g.ID, "client_id": "x", "text": "x"}); code != "not_found" {
 		t.Fatalf("carl on b: send after removal: %s, want not_found", code)
+	}
+}
+
+// TestE2EMultiNodePresence: presence counts a user's connections on every node. A user connected
+// to one node is in the snapshot of a contact who connects to the other; moving from one node to
+// the other within the grace period is not announced; the last connection closing anywhere is.
+func TestE2EMultiNodePresence(t *testing.T) {
+	t.Parallel()
+	e, b := newCluster(t, "owner", "ann")
+	a := e.n
+	e.do("owner", http.MethodPost, "/chats", map[string]any{"type": "direct", "member_ids": []string{e.id("ann")}}, nil, http.StatusCreated)
+
+	ownerA := dial(t, a, e.users["owner"], "a")
+	annB := dial(t, b, e.users["ann"], "b")
+	var snap realtime.PresenceSnapshot
+	annB.event("presence_snapshot", &snap)
+	if len(snap.Items) != 1 || snap.Items[0].UserID != e.id("owner") || !snap.Items[0].Online {
+		t.Fatalf("ann's snapshot on b: %+v, want the owner online (connected to a)", snap)
+	}
+	var p realtime.PresenceData
+	ownerA.event("presence", &p)
+	if p.UserID != e.id("ann") || !p.Online {
+		t.Fatalf("owner on a: presence %+v, want ann online", p)
+	}
+
+	// ann moves from b to a: a second device first, then the first one closes.
+	annA := dial(t, a, e.users["ann"], "a")
+	annB.close()
+	time.Sleep(3 * 300 * time.Millisecond) // past the grace period: an offline would be out by now
+	ownerA.ack("ping", nil, nil)           // everything published before is in pending now
+	none(t, "owner on a, while ann moved between nodes", ownerA.pending, "presence")
+	annA.close()
+	ownerA.event("presence", &p)
+	if p.UserID != e.id("ann") || p.Online || p.LastSeen == nil {
+		t.Fatalf("owner on a: presence %+v, want ann offline with last_seen", p)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
@@ -54,6 +55,10 @@ type Options struct {
 	Audience PresenceAudience
 	// Bus carries publications between nodes; nil is the in-process LocalBus.
 	Bus Bus
+	// Redis, when not nil, keeps presence for every node sharing it, under the keys
+	// RedisPrefix+":presence:..."; nil keeps it in this process.
+	Redis       *redis.Client
+	RedisPrefix string
 }
 
 // Hub owns this node's WebSocket connections: it authenticates and upgrades them, dispatches
@@ -84,7 +89,6 @@ type Hub struct {
 	topics     [numShards]topicShard
 	announceMu [numShards]sync.Mutex
 	presence   presenceTracker
-	memory     *memoryPresence
 	metrics    *metrics
 }
 
@@ -167,8 +171,11 @@ func New(o Options) (*Hub, error) {
 		h.users[i].conns = map[string][]*conn{}
 		h.topics[i].topics = map[string]map[*conn]struct{}{}
 	}
-	h.memory = newMemoryPresence(grace, h.wentOffline)
-	h.presence = h.memory
+	if o.Redis != nil {
+		h.presence = newRedisPresence(o.Redis, o.RedisPrefix, grace, h.log, h.wentOffline)
+	} else {
+		h.presence = newMemoryPresence(grace, h.wentOffline)
+	}
 	h.SetAudience(o.Audience)
 	h.unsubscribe = h.bus.Subscribe(h.deliver)
 	h.stopPings = make(chan struct{})
@@ -466,7 +473,7 @@ func (h *Hub) Shutdown(ctx context.Context) {
 		return
 	}
 	h.unsubscribe()
-	h.memory.stop()
+	h.presence.stop()
 	close(h.stopPings)
 	var all []*conn
 	for i := range h.users {

@@ -20,7 +20,7 @@ type PresenceData struct {
 }
 
 // presenceTracker records connections and answers who is online. The in-memory tracker covers one
-// node; a shared one (Redis) will count connections across nodes behind the same methods.
+// node; redisPresence counts connections across nodes behind the same methods.
 type presenceTracker interface {
 	// Connected records an opened connection of userID and reports whether the user came online
 	// (false when another connection is open or the user is within the grace period).
@@ -31,6 +31,10 @@ type presenceTracker interface {
 	// Status reports whether userID is online and when they were last seen (zero if never, or
 	// while online).
 	Status(userID string) (online bool, lastSeen time.Time)
+	// OnlineAmong returns the users of ids who are online.
+	OnlineAmong(ids []string) []string
+	// stop ends the tracker's timers or background work (the hub is shutting down).
+	stop()
 }
 
 // memoryPresence is the single-node presenceTracker, sharded by user.
@@ -131,6 +135,16 @@ func (p *memoryPresence) Status(userID string) (bool, time.Time) {
 	return false, st.lastSeen
 }
 
+func (p *memoryPresence) OnlineAmong(ids []string) []string {
+	var online []string
+	for _, u := range ids {
+		if ok, _ := p.Status(u); ok {
+			online = append(online, u)
+		}
+	}
+	return online
+}
+
 // stop cancels the pending grace timers (the hub is shutting down).
 func (p *memoryPresence) stop() {
 	for i := range p.shards {
@@ -199,10 +213,8 @@ func (h *Hub) sendSnapshot(c *conn, contacts []string) {
 		}
 	}
 	var snap PresenceSnapshot
-	for _, u := range contacts {
-		if online, _ := h.presence.Status(u); online {
-			snap.Items = append(snap.Items, PresenceData{UserID: u, Online: true})
-		}
+	for _, u := range h.presence.OnlineAmong(contacts) {
+		snap.Items = append(snap.Items, PresenceData{UserID: u, Online: true})
 	}
 	if len(snap.Items) == 0 {
 		return

@@ -138,6 +138,7 @@ func (s *Server) build(ctx context.Context) error {
 	}
 	hub, err := realtime.New(realtime.Options{
 		Config: s.cfg, Authenticate: accounts.Authenticate, Logger: s.log, Registerer: s.Metrics.Registry, Bus: bus,
+		Redis: s.Redis, RedisPrefix: s.cfg.RedisPrefix,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,315 @@
+package realtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisPresence is the presenceTracker of several nodes: the connection counts live in Redis, so
+// a user is online while any node has a connection of theirs.
+//
+// Keys, under the deployment's prefix P:
+//
+//	P:presence:<user>       hash: one field per node with the user's connection count there,
+//	                        "_online" while the user is online (grace period included), "_seen"
+//	                        when the last connection closed (milliseconds)
+//	P:presence:pending      sorted set: users whose last connection closed, by the end of their
+//	                        grace period
+//	P:presence:node:<node>  set: the users with a connection on that node
+//	P:presence:alive:<node> string with a TTL the node refreshes: the node is running
+//	P:presence:nodes        set: the nodes that ever held connections
+//
+// Every change is one Lua script, so nodes never see each other half-way. Each node runs a
+// janitor that takes the users whose grace period ended (each user is taken by one node only, the
+// script removes them from the pending set) and tells their contacts that they went offline; it
+// also releases the connections of nodes that stopped refreshing their alive key (crashed),
+// whose users would otherwise stay online for ever.
+//
+// This is for one Redis server (or a primary): the scripts touch keys they compute, which Redis
+// Cluster does not allow.
+type redisPresence struct {
+	rdb       *redis.Client
+	prefix    string // P:presence:
+	node      string
+	grace     time.Duration
+	now       func() time.Time
+	log       *slog.Logger
+	onOffline func(userID string)
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+	done     chan struct{}
+}
+
+// Timing of the janitor: how often it looks for ended grace periods, how often a node says it is
+// alive, and how long a node may stay silent before the others release its connections.
+const (
+	presenceTick      = 500 * time.Millisecond
+	presenceHeartbeat = 5 * time.Second
+	presenceNodeTTL   = 15 * time.Second
+	presenceOpTimeout = 2 * time.Second
+)
+
+func newRedisPresence(rdb *redis.Client, prefix string, grace time.Duration, log *slog.Logger, onOffline func(string)) *redisPresence {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	p := &redisPresence{
+		rdb: rdb, prefix: prefix + ":presence:", node: hex.EncodeToString(id[:]), grace: grace,
+		now: time.Now, log: log, onOffline: onOffline,
+		stopped: make(chan struct{}), done: make(chan struct{}),
+	}
+	p.heartbeat()
+	go p.janitor()
+	return p
+}
+
+func (p *redisPresence) userKey(userID string) string { return p.prefix + userID }
+func (p *redisPresence) pendingKey() string           { return p.prefix + "pending" }
+func (p *redisPresence) nodeUsersKey(node string) string {
+	return p.prefix + "node:" + node
+}
+func (p *redisPresence) aliveKey(node string) string { return p.prefix + "alive:" + node }
+func (p *redisPresence) nodesKey() string            { return p.prefix + "nodes" }
+
+// luaTotal sums a presence hash's node counts (the fields not starting with "_").
+const luaTotal = `
+local function total(k)
+  local all = redis.call('HGETALL', k)
+  local n = 0
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 1) ~= '_' then n = n + tonumber(all[i + 1]) end
+  end
+  return n
+end
+`
+
+var (
+	// KEYS: user hash, pending, node users. ARGV: node, user. Returns 1 when the user came online.
+	presenceConnect = redis.NewScript(`
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[2])
+if redis.call('HEXISTS', KEYS[1], '_online') == 1 then return 0 end
+redis.call('HSET', KEYS[1], '_online', '1')
+return 1`)
+
+	// KEYS: user hash, pending, node users. ARGV: node, user, now, end of grace (ms).
+	presenceDisconnect = redis.NewScript(luaTotal + `
+local n = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if n <= 0 then return 0 end
+if n == 1 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[3], ARGV[2])
+else
+  redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+end
+if total(KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], '_seen', ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+end
+return 0`)
+
+	// KEYS: pending. ARGV: now (ms), limit, user key prefix. Returns the users who went offline.
+	presenceReapDue = redis.NewScript(luaTotal + `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local off = {}
+for _, u in ipairs(due) do
+  redis.call('ZREM', KEYS[1], u)
+  local k = ARGV[3] .. u
+  if total(k) == 0 and redis.call('HDEL', k, '_online') == 1 then table.insert(off, u) end
+end
+return off`)
+
+	// KEYS: dead node's users, nodes, pending. ARGV: dead node, now (ms), user key prefix.
+	// Returns the users who went offline.
+	presenceReapNode = redis.NewScript(luaTotal + `
+local users = redis.call('SMEMBERS', KEYS[1])
+local off = {}
+for _, u in ipairs(users) do
+  local k = ARGV[3] .. u
+  redis.call('HDEL', k, ARGV[1])
+  if total(k) == 0 then
+    redis.call('ZREM', KEYS[3], u)
+    if redis.call('HDEL', k, '_online') == 1 then
+      redis.call('HSET', k, '_seen', ARGV[2])
+      table.insert(off, u)
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return off`)
+)
+
+func (p *redisPresence) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), presenceOpTimeout)
+}
+
+// Connected counts a connection. When Redis fails the user is not announced (false).
+func (p *redisPresence) Connected(userID string) bool {
+	ctx, cancel := p.opContext()
+	defer cancel()
+	n, err := presenceConnect.Run(ctx, p.rdb,
+		[]string{p.userKey(userID), p.pendingKey(), p.nodeUsersKey(p.node)}, p.node, userID).Int()
+	if err != nil {
+		p.log.Warn("realtime: presence: connect", "user_id", userID, "err", err)
+		return false
+	}
+	return n == 1
+}
+
+// Disconnected uncounts a connection; after the last one, everywhere, the grace period starts.
+func (p *redisPresence) Disconnected(userID string) {
+	ctx, cancel := p.opContext()
+	defer cancel()
+	now := p.now()
+	err := presenceDisconnect.Run(ctx, p.rdb,
+		[]string{p.userKey(userID), p.pendingKey(), p.nodeUsersKey(p.node)},
+		p.node, userID, now.UnixMilli(), now.Add(p.grace).UnixMilli()).Err()
+	if err != nil {
+		p.log.Warn("realtime: presence: disconnect", "user_id", userID, "err", err)
+	}
+}
+
+// Status reads whether userID is online and when they were last seen; offline when Redis fails.
+func (p *redisPresence) Status(userID string) (bool, time.Time) {
+	ctx, cancel := p.opContext()
+	defer cancel()
+	vals, err := p.rdb.HMGet(ctx, p.userKey(userID), "_online", "_seen").Result()
+	if err != nil {
+		p.log.Warn("realtime: presence: status", "user_id", userID, "err", err)
+		return false, time.Time{}
+	}
+	if vals[0] != nil {
+		return true, time.Time{}
+	}
+	var seen time.Time
+	if s, ok := vals[1].(string); ok {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			seen = time.UnixMilli(ms).UTC()
+		}
+	}
+	return false, seen
+}
+
+// OnlineAmong returns the users of ids who are online, in one round trip.
+func (p *redisPresence) OnlineAmong(ids []string) []string {
+	ctx, cancel := p.opContext()
+	defer cancel()
+	pipe := p.rdb.Pipeline()
+	cmds := make([]*redis.BoolCmd, len(ids))
+	for i, u := range ids {
+		cmds[i] = pipe.HExists(ctx, p.userKey(u), "_online")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		p.log.Warn("realtime: presence: snapshot", "users", len(ids), "err", err)
+		return nil
+	}
+	var online []string
+	for i, c := range cmds {
+		if c.Val() {
+			online = append(online, ids[i])
+		}
+	}
+	return online
+}
+
+// stop ends the janitor. The counts of this node's connections are released as they close.
+func (p *redisPresence) stop() {
+	p.stopOnce.Do(func() { close(p.stopped) })
+	<-p.done
+}
+
+func (p *redisPresence) janitor() {
+	defer close(p.done)
+	tick := time.NewTicker(presenceTick)
+	defer tick.Stop()
+	lastBeat := p.now()
+	for {
+		select {
+		case <-p.stopped:
+			return
+		case <-tick.C:
+		}
+		p.reapDue()
+		if p.now().Sub(lastBeat) >= presenceHeartbeat {
+			lastBeat = p.now()
+			p.heartbeat()
+			p.reapDeadNodes()
+		}
+	}
+}
+
+// heartbeat says that this node is alive.
+func (p *redisPresence) heartbeat() {
+	ctx, cancel := p.opContext()
+	defer cancel()
+	pipe := p.rdb.Pipeline()
+	pipe.Set(ctx, p.aliveKey(p.node), "1", presenceNodeTTL)
+	pipe.SAdd(ctx, p.nodesKey(), p.node)
+	if _, err := pipe.Exec(ctx); err != nil {
+		p.log.Warn("realtime: presence: heartbeat", "err", err)
+	}
+}
+
+// reapDue takes the users whose grace period ended and reports those who went offline.
+func (p *redisPresence) reapDue() {
+	for {
+		ctx, cancel := p.opContext()
+		off, err := presenceReapDue.Run(ctx, p.rdb, []string{p.pendingKey()},
+			p.now().UnixMilli(), 256, p.prefix).StringSlice()
+		cancel()
+		if err != nil {
+			p.log.Warn("realtime: presence: grace periods", "err", err)
+			return
+		}
+		p.report(off)
+		if len(off) < 256 {
+			return
+		}
+	}
+}
+
+// reapDeadNodes releases the connections of nodes that stopped saying they are alive.
+func (p *redisPresence) reapDeadNodes() {
+	ctx, cancel := p.opContext()
+	defer cancel()
+	nodes, err := p.rdb.SMembers(ctx, p.nodesKey()).Result()
+	if err != nil {
+		p.log.Warn("realtime: presence: nodes", "err", err)
+		return
+	}
+	for _, n := range nodes {
+		if n == p.node {
+			continue
+		}
+		alive, err := p.rdb.Exists(ctx, p.aliveKey(n)).Result()
+		if err != nil || alive == 1 {
+			continue
+		}
+		off, err := presenceReapNode.Run(ctx, p.rdb,
+			[]string{p.nodeUsersKey(n), p.nodesKey(), p.pendingKey()}, n, p.now().UnixMilli(), p.prefix).StringSlice()
+		if err != nil {
+			p.log.Warn("realtime: presence: release a stopped node", "node", n, "err", err)
+			continue
+		}
+		p.log.Info("realtime: presence: released the connections of a stopped node", "node", n, "offline", len(off))
+		p.report(off)
+	}
+}
+
+func (p *redisPresence) report(off []string) {
+	if p.onOffline == nil {
+		return
+	}
+	for _, u := range off {
+		p.onOffline(u)
+	}
+}

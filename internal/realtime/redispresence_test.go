@@ -1,0 +1,144 @@
+package realtime
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// offlineLog records the offline callbacks of several trackers.
+type offlineLog struct {
+	mu   sync.Mutex
+	who  []string
+	seen chan struct{}
+}
+
+func (l *offlineLog) record(node string) func(string) {
+	return func(u string) {
+		l.mu.Lock()
+		l.who = append(l.who, node+":"+u)
+		l.mu.Unlock()
+		l.seen <- struct{}{}
+	}
+}
+
+func (l *offlineLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.who)
+}
+
+func newTestPresence(t *testing.T, prefix string, grace time.Duration, onOffline func(string)) *redisPresence {
+	t.Helper()
+	rdb, _ := testRedis(t)
+	p := newRedisPresence(rdb, prefix, grace, slog.New(slog.DiscardHandler), onOffline)
+	t.Cleanup(func() {
+		p.stop()
+		ctx := context.Background()
+		keys, _ := rdb.Keys(ctx, prefix+":*").Result()
+		if len(keys) > 0 {
+			rdb.Del(ctx, keys...)
+		}
+	})
+	return p
+}
+
+// Two nodes count one user's connections together: online while either has one, offline once
+// the grace period after the last one ends, announced by one node only.
+func TestRedisPresenceAcrossNodes(t *testing.T) {
+	t.Parallel()
+	_, prefix := testRedis(t)
+	log := &offlineLog{seen: make(chan struct{}, 16)}
+	const grace = 300 * time.Millisecond
+	a := newTestPresence(t, prefix, grace, log.record("a"))
+	b := newTestPresence(t, prefix, grace, log.record("b"))
+
+	if !a.Connected("u") {
+		t.Fatal("first connection anywhere: want came online")
+	}
+	if b.Connected("u") || a.Connected("u") {
+		t.Fatal("more connections: want no second announcement")
+	}
+	if got := b.OnlineAmong([]string{"x", "u", "y"}); !slices.Equal(got, []string{"u"}) {
+		t.Fatalf("OnlineAmong = %v, want [u]", got)
+	}
+	a.Disconnected("u")
+	a.Disconnected("u")
+	if on, _ := a.Status("u"); !on {
+		t.Fatal("a connection is still open on b: want online")
+	}
+	b.Disconnected("u") // the last one: the grace period starts
+	b.Disconnected("u") // one too many: ignored
+	if on, _ := a.Status("u"); !on {
+		t.Fatal("within the grace period: want online")
+	}
+	select {
+	case <-log.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no node announced the user offline after the grace period")
+	}
+	on, seen := b.Status("u")
+	if on || seen.IsZero() {
+		t.Fatalf("after the grace period: online=%v last_seen=%v, want offline with a time", on, seen)
+	}
+	time.Sleep(3 * presenceTick) // a second announcement would come by now
+	if got := log.list(); len(got) != 1 {
+		t.Fatalf("offline announcements %v, want exactly one", got)
+	}
+}
+
+// A reconnect within the grace period, on another node, keeps the user online and unannounced.
+func TestRedisPresenceReconnectWithinGrace(t *testing.T) {
+	t.Parallel()
+	_, prefix := testRedis(t)
+	log := &offlineLog{seen: make(chan struct{}, 16)}
+	const grace = 400 * time.Millisecond
+	a := newTestPresence(t, prefix, grace, log.record("a"))
+	b := newTestPresence(t, prefix, grace, log.record("b"))
+	a.Connected("u")
+	a.Disconnected("u")
+	if b.Connected("u") {
+		t.Fatal("reconnect within the grace period: want no new announcement")
+	}
+	time.Sleep(grace + 3*presenceTick)
+	if got := log.list(); len(got) != 0 {
+		t.Fatalf("offline announcements %v, want none", got)
+	}
+	if on, _ := a.Status("u"); !on {
+		t.Fatal("want online")
+	}
+}
+
+// The connections of a node that stopped (crashed: its alive key expired) are released by the
+// others, and its users go offline.
+func TestRedisPresenceReleasesAStoppedNode(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testRedis(t)
+	log := &offlineLog{seen: make(chan struct{}, 16)}
+	a := newTestPresence(t, prefix, time.Minute, log.record("a"))
+	dead := newTestPresence(t, prefix, time.Minute, log.record("dead"))
+	dead.Connected("only-on-dead")
+	dead.Connected("on-both")
+	a.Connected("on-both")
+	dead.stop()
+	if err := rdb.Del(context.Background(), dead.aliveKey(dead.node)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.reapDeadNodes()
+	if got := log.list(); !slices.Equal(got, []string{"a:only-on-dead"}) {
+		t.Fatalf("offline announcements %v, want [a:only-on-dead]", got)
+	}
+	if on, seen := a.Status("only-on-dead"); on || seen.IsZero() {
+		t.Fatalf("only-on-dead: online=%v last_seen=%v, want offline with a time", on, seen)
+	}
+	if on, _ := a.Status("on-both"); !on {
+		t.Fatal("on-both still has a connection on a: want online")
+	}
+	a.reapDeadNodes() // nothing left to release
+	if got := log.list(); len(got) != 1 {
+		t.Fatalf("offline announcements %v after a second pass, want still one", got)
+	}
+}
