@@ -1,9 +1,8 @@
 // Package ratelimit decides whether an action identified by a key (an IP address, an account) may
-// happen now. Limiter is the seam: Memory enforces limits inside one process, Noop switches them off
-// (NERUTALK_RATE_LIMITS=off), and a Redis implementation shared by several nodes can satisfy the
-// same interface later.
+// happen now. Limiter is the seam: Memory enforces limits inside one process, Redis enforces one
+// limit for every node sharing a Redis server, and Noop switches them off (NERUTALK_RATE_LIMITS=off).
 //
-// Memory implements GCRA (the generic cell rate algorithm, equivalent to a token bucket that holds
+// Both implement GCRA (the generic cell rate algorithm, equivalent to a token bucket that holds
 // Rate.Events tokens and refills one every Rate.Per/Rate.Events): per key it keeps a single
 // timestamp, the theoretical arrival time (TAT) of the next event. A key whose TAT has passed is in
 // the same state as a key never seen, so it can be forgotten without changing any decision; that is

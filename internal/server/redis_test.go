@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"net/http"
 	"os"
 	"testing"
@@ -38,5 +40,37 @@ func TestReadyzChecksRedisWhenConfigured(t *testing.T) {
 	resp = n.Do(t, http.MethodGet, "/readyz", "", nil, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("readyz with Redis gone: status %d, want 503", resp.StatusCode)
+	}
+}
+
+// Nodes sharing a Redis share the sign-in limits: ten wrong passwords spread over two nodes use up
+// the one budget, and the next attempt is refused on either node.
+func TestAuthRateLimitsAreSharedByNodes(t *testing.T) {
+	t.Parallel()
+	redisURL := redisURL(t)
+	var b [6]byte
+	rand.Read(b[:])
+	prefix := "nerutalk-test-" + hex.EncodeToString(b[:])
+	a := servertest.New(t, store.Postgres, func(c *config.Config) { c.RedisURL, c.RedisPrefix = redisURL, prefix })
+	second := servertest.New(t, store.Postgres, func(c *config.Config) {
+		c.DatabaseURL, c.RedisURL, c.RedisPrefix = a.Config.DatabaseURL, redisURL, prefix
+	})
+	a.Register(t, "target")
+	login := func(n *servertest.Node) int {
+		return n.Do(t, http.MethodPost, "/api/v1/auth/login", "", map[string]string{"login": "target", "password": "wrong password"}, nil).StatusCode
+	}
+	for i := range 10 {
+		n := a
+		if i%2 == 1 {
+			n = second
+		}
+		if s := login(n); s != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: status %d, want 401", i+1, s)
+		}
+	}
+	for _, n := range []*servertest.Node{a, second} {
+		if s := login(n); s != http.StatusTooManyRequests {
+			t.Fatalf("attempt after the budget: status %d, want 429", s)
+		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/media"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
@@ -95,12 +96,6 @@ func (s *Server) build(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	accountOpts := auth.FromConfig(s.cfg, secret)
-	accountOpts.Avatars = mediaSvc.Avatars
-	accounts, err := auth.New(s.DB, accountOpts)
-	if err != nil {
-		return err
-	}
 	ready := []httpapi.Check{{Name: "database", Check: s.DB.Ping}}
 	ready = append(ready, httpapi.Check{Name: "media", Check: mediaSvc.Ping})
 	if s.cfg.RedisURL != "" {
@@ -110,6 +105,17 @@ func (s *Server) build(ctx context.Context) error {
 		ready = append(ready, httpapi.Check{Name: "redis", Check: func(ctx context.Context) error {
 			return s.Redis.Ping(ctx).Err()
 		}})
+	}
+	accountOpts := auth.FromConfig(s.cfg, secret)
+	accountOpts.Avatars = mediaSvc.Avatars
+	if s.Redis != nil && s.cfg.RateLimits { // one limit for all the nodes, not one per node
+		rate := ratelimit.PerMinute(auth.AttemptsPerMinute)
+		accountOpts.IPLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-ip:", rate)
+		accountOpts.AccountLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-account:", rate)
+	}
+	accounts, err := auth.New(s.DB, accountOpts)
+	if err != nil {
+		return err
 	}
 	s.API = httpapi.New(httpapi.Options{
 		Logger:       s.log,
