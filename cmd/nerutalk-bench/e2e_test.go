@@ -1,11 +1,15 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
+	"github.com/nerutalk/nerutalk/internal/store"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
@@ -46,5 +50,38 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestChatScenarioAcrossNodes runs the chat scenario over two nodes of one deployment (one
+// PostgreSQL, one Redis): the WebSockets alternate between the nodes, so every group has members
+// on both, and the tool's checks (every message delivered to every member, gapless seqs) hold.
+func TestChatScenarioAcrossNodes(t *testing.T) {
+	t.Parallel()
+	redisURL := os.Getenv("NERUTALK_TEST_REDIS_URL")
+	if redisURL == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("NERUTALK_TEST_REDIS_URL is not set; CI must run the Redis tests")
+		}
+		t.Skip("multi-node test skipped: set NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it")
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	prefix := "nerutalk-test-" + hex.EncodeToString(b[:])
+	a := servertest.New(t, store.Postgres, func(c *config.Config) {
+		c.RateLimits, c.RedisURL, c.RedisPrefix = false, redisURL, prefix
+	})
+	second := servertest.New(t, store.Postgres, func(c *config.Config) {
+		c.RateLimits, c.RedisURL, c.RedisPrefix, c.DatabaseURL = false, redisURL, prefix, a.Config.DatabaseURL
+	})
+	args := append([]string{"-scenario", "chat", "-addr", a.URL, "-ws-addrs", second.URL, "-keep-going", "-slo", "0",
+		"-chat-users", "12", "-chat-groups", "3", "-chat-group-size", "4", "-chat-senders", "6",
+		"-chat-rates", "30,60", "-history-rate", "5"}, quick...)
+	res, _, err := runTool(t, args...)
+	if err != nil {
+		t.Fatalf("nerutalk-bench %s: %v", strings.Join(args, " "), err)
+	}
+	if !res.OK {
+		t.Fatalf("checks failed: %v", res.Checks)
 	}
 }

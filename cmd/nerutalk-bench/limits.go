@@ -51,7 +51,7 @@ func (r *runner) setDialer(n int) {
 	if len(ips) > 1 {
 		r.logf("spreading %d connections over %d source addresses (%v … %v)", n, len(ips), ips[0], ips[len(ips)-1])
 	}
-	r.dialer = newWSDialer(r.opt.base, ips, r.opt.perIP)
+	r.dialer = newWSDialer(r.opt.wsBases, ips, r.opt.perIP)
 }
 
 // hintLimits turns a dial failure that looks like a resource limit into advice.

@@ -31,7 +31,8 @@ func main() {
 // options are the command-line settings.
 type options struct {
 	scenarios  []string
-	base       string // http://host:port
+	base       string   // http://host:port
+	wsBases    []string // the nodes the WebSockets connect to, round robin: base, then -ws-addrs
 	pid        int
 	warmup     time.Duration
 	window     time.Duration
@@ -81,9 +82,10 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("nerutalk-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var scenarios, addr, idle, fsizes, frates, crates, lrates, src string
+	var scenarios, addr, wsAddrs, idle, fsizes, frates, crates, lrates, src string
 	fs.StringVar(&scenarios, "scenario", "", "scenarios to run, comma-separated: idle, fanout, chat, auth, loopback (required)")
 	fs.StringVar(&addr, "addr", "http://127.0.0.1:8080", "server base URL (loopback only)")
+	fs.StringVar(&wsAddrs, "ws-addrs", "", "more nodes of the same deployment (one database and Redis), comma-separated: the WebSockets are spread over -addr and these, round robin, so that a group's members sit on different nodes (REST and /metrics stay on -addr)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id: RSS from /proc/<pid>/status, CPU use, open-file limit and the server's configuration")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "warm-up before each measured window")
 	fs.DurationVar(&o.window, "window", 30*time.Second, "measured window")
@@ -154,6 +156,17 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-addr: %w", err)
 	}
 	o.base = base
+	o.wsBases = []string{base}
+	for _, a := range strings.Split(wsAddrs, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		b, err := loopbackBase(a)
+		if err != nil {
+			return nil, fmt.Errorf("-ws-addrs: %w", err)
+		}
+		o.wsBases = append(o.wsBases, b)
+	}
 	if o.srcIPs, err = parseSrcIPs(src); err != nil {
 		return nil, fmt.Errorf("-src-ips: %w", err)
 	}

@@ -61,6 +61,9 @@ func newResult(r *runner, scenario string) *result {
 		Server: serverInfo{URL: o.base, PID: o.pid, Database: "unknown", Redis: "unknown",
 			ConfigSource: "unknown (give -pid to read the server's environment and flags)"},
 	}
+	if len(o.wsBases) > 1 {
+		res.Server.WSNodes = o.wsBases
+	}
 	if o.pid > 0 {
 		if cfg, err := readServerConfig(o.pid); err != nil {
 			r.warn("cannot read the server's configuration from /proc/%d: %v", o.pid, err)

@@ -19,13 +19,16 @@ import (
 // wsDialer opens WebSocket connections to /api/v1/ws, spreading them over several loopback source
 // addresses when there are more than one address's ephemeral ports can hold.
 type wsDialer struct {
-	url     string        // ws://host:port/api/v1/ws
+	urls    []string      // ws://host:port/api/v1/ws of each node; connection i goes to urls[i % len]
 	clients []*net.Dialer // one per source address (with it as LocalAddr)
 	perIP   int
 }
 
-func newWSDialer(base string, srcIPs []net.IP, perIP int) *wsDialer {
-	d := &wsDialer{url: "ws" + strings.TrimPrefix(base, "http") + "/api/v1/ws", perIP: perIP}
+func newWSDialer(bases []string, srcIPs []net.IP, perIP int) *wsDialer {
+	d := &wsDialer{perIP: perIP}
+	for _, b := range bases {
+		d.urls = append(d.urls, "ws"+strings.TrimPrefix(b, "http")+"/api/v1/ws")
+	}
 	if len(srcIPs) == 0 {
 		srcIPs = []net.IP{nil}
 	}
@@ -75,7 +78,7 @@ func (d *wsDialer) dial(ctx context.Context, i int, u *user) (*conn, error) {
 	nd := d.clients[min(i/max(d.perIP, 1), len(d.clients)-1)]
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	ws, resp, err := rfc6455.Dial(ctx, d.url, http.Header{"Authorization": {"Bearer " + u.token()}}, nd)
+	ws, resp, err := rfc6455.Dial(ctx, d.urls[i%len(d.urls)], http.Header{"Authorization": {"Bearer " + u.token()}}, nd)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("ws dial as %s: status %d: %w", u.username, resp.StatusCode, err)
