@@ -105,6 +105,13 @@ func (s *Server) build(ctx context.Context) error {
 		ready = append(ready, httpapi.Check{Name: "redis", Check: func(ctx context.Context) error {
 			return s.Redis.Ping(ctx).Err()
 		}})
+		// Redis joins this node to others; what they must share besides is up to the operator.
+		if s.cfg.DatabaseURL == "" {
+			s.log.Warn("NERUTALK_REDIS_URL is set but the database is the embedded SQLite: every node has a database of its own; several nodes need NERUTALK_DATABASE_URL (PostgreSQL)")
+		}
+		if s.cfg.S3Bucket == "" {
+			s.log.Warn("NERUTALK_REDIS_URL is set but media are on local disk: each node serves only the files uploaded to it, unless the data folder is shared; several nodes need NERUTALK_S3_BUCKET")
+		}
 	}
 	accountOpts := auth.FromConfig(s.cfg, secret)
 	accountOpts.Avatars = mediaSvc.Avatars
