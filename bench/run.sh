@@ -6,11 +6,16 @@
 #   bench/run.sh                       quick run of every scenario on SQLite (about 6 minutes)
 #   bench/run.sh -full                 the sizes of docs/BENCHMARKS.md (5 s warm-up, 30 s windows, 3 runs)
 #   bench/run.sh -pg -scenarios chat   PostgreSQL (+ Redis URL) instead of SQLite
+#   bench/run.sh -pg -nodes 2 -scenarios chat   two nodes of one deployment, WebSockets spread over both
 #   bench/run.sh -server-cpus 0 -bench-cpus 1 -- -chat-rates 2k,4k
 #
 # Options:
 #   -pg                   PostgreSQL: a database created with psql on postgres://postgres@127.0.0.1:5432
-#                         (dropped afterwards), and NERUTALK_REDIS_URL=redis://127.0.0.1:6379/0
+#                         (dropped afterwards), and NERUTALK_REDIS_URL=redis://127.0.0.1:6379/0 (a fresh
+#                         NERUTALK_REDIS_PREFIX each time)
+#   -nodes N              with -pg: N server processes on ports -port, -port+1, ... sharing the database
+#                         and Redis; the tool spreads its WebSockets over them (-ws-addrs). -pid, and
+#                         the server figures of the results, are the first node's
 #   -scenarios LIST       comma-separated: idle,fanout,chat,auth,loopback (default: all five; loopback
 #                         needs no server: it measures the machine's cost of moving frames)
 #   -full                 full sizes instead of the quick defaults
@@ -31,12 +36,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PG=0 FULL=0 PERF=0 PPROF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth,loopback"
+PG=0 NODES=1 FULL=0 PERF=0 PPROF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth,loopback"
 SERVER_CPUS="" BENCH_CPUS="" SERVER_GMP="" BENCH_GMP=""
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -pg) PG=1 ;;
+    -nodes) NODES="$2"; shift ;;
     -full) FULL=1 ;;
     -perf) PERF=1 ;;
     -pprof) PPROF=1 ;;
@@ -54,6 +60,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+if [ "$NODES" != 1 ] && [ $PG = 0 ]; then echo "run.sh: -nodes needs -pg (nodes share PostgreSQL and Redis)" >&2; exit 2; fi
+
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 mkdir -p bench/results
 OUT=${OUT:-bench/results/$STAMP.json}
@@ -61,19 +69,19 @@ LOG=${OUT%.json}.log
 WORK=$(mktemp -d /tmp/nerutalk-bench.XXXXXX)
 BIN=$WORK/bin
 ADDR=127.0.0.1:$PORT
-SERVER_PID="" DB_NAME="" PERF_PID=""
+SERVER_PID="" SERVER_PIDS=() WS_ADDRS="" DB_NAME="" PERF_PID=""
 
 log() { printf '==> %s\n' "$*" | tee -a "$LOG" >&2; }
 
 stop_server() {
   if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID" 2>/dev/null || true; wait "$PERF_PID" 2>/dev/null || true; PERF_PID=""; fi
-  if [ -n "$SERVER_PID" ]; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVER_PIDS=() SERVER_PID="" WS_ADDRS=""
   if [ -n "$DB_NAME" ]; then
     psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
     DB_NAME=""
@@ -91,36 +99,44 @@ mkdir -p "$BIN"
 go build -o "$BIN/nerutalk" ./cmd/nerutalk
 go build -o "$BIN/nerutalk-bench" ./cmd/nerutalk-bench
 
-# start_server cheap|default — a fresh server on a fresh database; sets SERVER_PID.
+# start_server cheap|default — a fresh server (-nodes of them) on a fresh database; sets SERVER_PID
+# (the first node), SERVER_PIDS and WS_ADDRS (the other nodes, for -ws-addrs).
 start_server() {
   local argon=$1 data=$WORK/data-$RANDOM
-  SERVER_ENV=(NERUTALK_ADDR="$ADDR" NERUTALK_DATA_DIR="$data" NERUTALK_RATE_LIMITS=off
+  SERVER_ENV=(NERUTALK_DATA_DIR="$data" NERUTALK_RATE_LIMITS=off
     NERUTALK_LOG_LEVEL=warn NERUTALK_ACCESS_TOKEN_TTL=4h NERUTALK_MAX_GROUP_MEMBERS=10000)
   if [ "$argon" = cheap ]; then SERVER_ENV+=(NERUTALK_ARGON2_MEMORY_KIB=8 NERUTALK_ARGON2_TIME=1); fi
   if [ $PG = 1 ]; then
     DB_NAME="nerutalk_bench_$(date +%s)_$RANDOM"
     psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $DB_NAME" >/dev/null
     SERVER_ENV+=(NERUTALK_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME?sslmode=disable"
-      NERUTALK_REDIS_URL="redis://127.0.0.1:6379/0")
+      NERUTALK_REDIS_URL="redis://127.0.0.1:6379/0" NERUTALK_REDIS_PREFIX="$DB_NAME")
   fi
   if [ -n "$SERVER_GMP" ]; then SERVER_ENV+=(GOMAXPROCS="$SERVER_GMP"); fi
   if [ $PPROF = 1 ]; then SERVER_ENV+=(NERUTALK_PPROF=on); fi
   local -a pin=()
   if [ -n "$SERVER_CPUS" ]; then pin=(taskset -c "$SERVER_CPUS"); fi
-  env "${SERVER_ENV[@]}" "${pin[@]}" "$BIN/nerutalk" serve >"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 1 150); do
-    if curl -fsS "http://$ADDR/healthz" >/dev/null 2>&1; then
-      log "server pid $SERVER_PID on $ADDR ($([ $PG = 1 ] && echo "PostgreSQL $DB_NAME + Redis" || echo SQLite), argon2 $argon)"
-      if [ $PPROF = 1 ]; then make_admin; fi
-      return 0
+  local n addr
+  for n in $(seq 0 $((NODES - 1))); do
+    addr=127.0.0.1:$((PORT + n))
+    env "${SERVER_ENV[@]}" NERUTALK_ADDR="$addr" "${pin[@]}" "$BIN/nerutalk" serve >"$WORK/server-$n.log" 2>&1 &
+    SERVER_PIDS+=($!)
+    if [ "$n" -gt 0 ]; then WS_ADDRS="${WS_ADDRS:+$WS_ADDRS,}http://$addr"; fi
+    local up=0
+    for _ in $(seq 1 150); do
+      if curl -fsS "http://$addr/healthz" >/dev/null 2>&1; then up=1; break; fi
+      if ! kill -0 "${SERVER_PIDS[$n]}" 2>/dev/null; then break; fi
+      sleep 0.2
+    done
+    if [ $up = 0 ]; then
+      echo "run.sh: server $n did not come up; its log:" >&2
+      tail -n 30 "$WORK/server-$n.log" >&2
+      exit 1
     fi
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
-    sleep 0.2
+    log "server pid ${SERVER_PIDS[$n]} on $addr ($([ $PG = 1 ] && echo "PostgreSQL $DB_NAME + Redis" || echo SQLite), argon2 $argon)"
   done
-  echo "run.sh: the server did not come up; its log:" >&2
-  tail -n 30 "$WORK/server.log" >&2
-  exit 1
+  SERVER_PID=${SERVER_PIDS[0]}
+  if [ $PPROF = 1 ]; then make_admin; fi
 }
 
 # make_admin registers benchadmin and grants it the admin role, for /debug/pprof/.
@@ -155,7 +171,7 @@ if [ -n "$BENCH_CPUS" ]; then BENCH_PIN=(taskset -c "$BENCH_CPUS"); fi
 if [ -n "$BENCH_GMP" ]; then COMMON+=(-gomaxprocs "$BENCH_GMP"); fi
 GIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null | head -1)" ]; then GIT="$GIT+dirty"; fi
-NOTE="bench/run.sh $([ $FULL = 1 ] && echo full || echo quick), $([ $PG = 1 ] && echo postgres+redis || echo sqlite)"
+NOTE="bench/run.sh $([ $FULL = 1 ] && echo full || echo quick), $([ $PG = 1 ] && echo postgres+redis || echo sqlite)$([ "$NODES" = 1 ] || echo ", $NODES nodes")"
 
 LINES=$WORK/results.jsonl
 : >"$LINES"
@@ -181,12 +197,14 @@ for sc in "${LIST[@]}"; do
     PERF_PID=$!
   fi
   # shellcheck disable=SC2086 # SIZES entries are word lists on purpose
-  if ! "${BENCH_PIN[@]}" "$BIN/nerutalk-bench" -scenario "$sc" -addr "http://$ADDR" -pid "$SERVER_PID" \
+  NODES_ARGS=()
+  if [ -n "$WS_ADDRS" ]; then NODES_ARGS=(-ws-addrs "$WS_ADDRS"); fi
+  if ! "${BENCH_PIN[@]}" "$BIN/nerutalk-bench" -scenario "$sc" -addr "http://$ADDR" -pid "$SERVER_PID" "${NODES_ARGS[@]}" \
       -label "$GIT" -note "$NOTE" "${COMMON[@]}" ${SIZES[$sc]} "${EXTRA[@]}" \
       >>"$LINES" 2> >(tee -a "$LOG" >&2); then
     status=1
     log "scenario $sc FAILED (server log tail below)"
-    tail -n 20 "$WORK/server.log" | tee -a "$LOG" >&2
+    tail -n 20 "$WORK"/server-*.log | tee -a "$LOG" >&2
   fi
   stop_server
   if [ $PERF = 1 ] && [ -f "$WORK/perf-$sc.data" ]; then

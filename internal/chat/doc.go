@@ -59,7 +59,10 @@
 //     chat_members rows, and a batch locks its chats in id order, so transactions never wait on
 //     each other in a cycle. On SQLite all writes share one connection and are serialized.
 //
-// Across nodes, the roster cache of a node does not hear of another node's membership changes
-// (the realtime bus carries no such message yet); the database check still refuses removed
-// senders everywhere.
+// Across nodes: a membership change publishes the signal chat.members_changed on the realtime
+// bus, and every node drops its cached roster of the chat and the contact lists of its members.
+// Delivery does not depend on the signal's timing: each send reads chats.members_version (raised
+// by every membership change, under the chat's row lock) with its seqs, and the pipeline reloads a
+// cached roster older than that before publishing, so a message reaches exactly the members of
+// the moment it was stored, on every node; the database check refuses removed senders everywhere.
 package chat

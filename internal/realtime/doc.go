@@ -52,7 +52,14 @@
 //     when the cause allows and sends the close frame; the read loop keeps reading until the peer
 //     answers it). A watchdog drops the socket if the close has not completed within
 //     closeTimeout, so a stalled peer cannot hold a goroutine.
-//   - Presence is tracked per node behind a small interface (presenceTracker). A user is online
+//   - The Bus carries every publication to every node. LocalBus delivers synchronously, in
+//     process. RedisBus (redisbus.go) delivers on its own node the same way and appends to a Redis
+//     stream that the other nodes read; entries carry node id and counter, so duplicates are
+//     skipped and gaps counted, and a node that loses Redis reads on from its last entry.
+//     KindSignal carries a feature's notice to every node's OnSignal handler.
+//   - Presence is tracked behind a small interface (presenceTracker): in memory for one node, in
+//     Redis for several (redispresence.go: counts per node, grace deadlines in a sorted set taken
+//     by one node's janitor, crashed nodes released by the others). A user is online
 //     while a connection is open and for PresenceGrace after the last one closes, so a quick
 //     reconnect produces no events. Presence events go only to the user's contacts
 //     (PresenceAudience); each announcement and each new connection's snapshot read the status and

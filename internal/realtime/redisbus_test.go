@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -361,5 +362,58 @@ func TestHubSignalsReachEveryNode(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the other node's handler never ran")
+	}
+}
+
+// BenchmarkRedisBus measures the bus between two nodes through the test Redis: one op is one
+// message_new-sized publication (10 users, a 400-byte frame) published on one node and delivered
+// on the other.
+//
+//	NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 go test -run '^$' -bench RedisBus ./internal/realtime/
+func BenchmarkRedisBus(b *testing.B) {
+	if os.Getenv("NERUTALK_TEST_REDIS_URL") == "" {
+		b.Skip("set NERUTALK_TEST_REDIS_URL")
+	}
+	opts, err := redis.ParseURL(os.Getenv("NERUTALK_TEST_REDIS_URL"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	var id [6]byte
+	rand.Read(id[:])
+	stream := "nerutalk:bench:" + hex.EncodeToString(id[:])
+	defer rdb.Del(context.Background(), stream)
+	ctx := context.Background()
+	pub, err := NewRedisBus(ctx, rdb, RedisBusOptions{Stream: stream})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub, err := NewRedisBus(ctx, rdb, RedisBusOptions{Stream: stream})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close(ctx)
+	defer sub.Close(ctx)
+	var got atomic.Int64
+	done := make(chan struct{})
+	want := int64(b.N)
+	sub.Subscribe(func(context.Context, Message) {
+		if got.Add(1) == want {
+			close(done)
+		}
+	})
+	users := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}
+	frame := bytes.Repeat([]byte("x"), 400)
+	b.ResetTimer()
+	for range b.N {
+		for pub.Publish(ctx, Message{Kind: KindUsers, Users: users, Frame: frame}) != nil {
+			time.Sleep(time.Millisecond) // queue full: let the writer catch up
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		b.Fatalf("delivered %d of %d", got.Load(), want)
 	}
 }
