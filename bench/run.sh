@@ -84,6 +84,8 @@ stop_server() {
   SERVER_PIDS=() SERVER_PID="" WS_ADDRS=""
   if [ -n "$DB_NAME" ]; then
     psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
+    # the run's Redis keys (bus stream, presence) are under NERUTALK_REDIS_PREFIX=$DB_NAME
+    redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "$DB_NAME:*" 2>/dev/null | xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 del >/dev/null 2>&1 || true
     DB_NAME=""
   fi
 }

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 
@@ -58,16 +55,8 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 // on both, and the tool's checks (every message delivered to every member, gapless seqs) hold.
 func TestChatScenarioAcrossNodes(t *testing.T) {
 	t.Parallel()
-	redisURL := os.Getenv("NERUTALK_TEST_REDIS_URL")
-	if redisURL == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("NERUTALK_TEST_REDIS_URL is not set; CI must run the Redis tests")
-		}
-		t.Skip("multi-node test skipped: set NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run it")
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	prefix := "nerutalk-test-" + hex.EncodeToString(b[:])
+	redisURL := storetest.RedisURL(t)
+	_, prefix := storetest.Redis(t)
 	a := servertest.New(t, store.Postgres, func(c *config.Config) {
 		c.RateLimits, c.RedisURL, c.RedisPrefix = false, redisURL, prefix
 	})

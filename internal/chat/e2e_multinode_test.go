@@ -1,11 +1,8 @@
 package chat_test
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
@@ -14,29 +11,15 @@ import (
 	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
-
-// testRedisURL returns the test Redis, skipping (or failing under CI) without one.
-func testRedisURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("NERUTALK_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("NERUTALK_TEST_REDIS_URL is not set; CI must run the Redis tests")
-		}
-		t.Skip("multi-node tests skipped: set NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run them")
-	}
-	return u
-}
 
 // newCluster starts two nodes on one PostgreSQL schema and one Redis (under a key prefix of
 // their own), as behind a load balancer, with users registered on the first.
 func newCluster(t *testing.T, names ...string) (*env, *servertest.Node) {
 	t.Helper()
-	redisURL := testRedisURL(t)
-	var b [6]byte
-	rand.Read(b[:])
-	prefix := "nerutalk-test-" + hex.EncodeToString(b[:])
+	redisURL := storetest.RedisURL(t)
+	_, prefix := storetest.Redis(t)
 	grace := 300 * time.Millisecond
 	a := servertest.New(t, store.Postgres, func(c *config.Config) {
 		c.RedisURL, c.RedisPrefix, c.PresenceGrace = redisURL, prefix, grace

@@ -2,37 +2,21 @@ package ratelimit
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
-// testRedis returns a client of the test Redis and a key prefix no other test uses, skipping (or
-// failing under CI) without one.
+// testRedis returns a client of the test Redis and a key prefix no other test uses.
 func testRedis(t *testing.T) (*redis.Client, string) {
 	t.Helper()
-	u := os.Getenv("NERUTALK_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("NERUTALK_TEST_REDIS_URL is not set; CI must run the Redis tests")
-		}
-		t.Skip("Redis tests skipped: set NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run them")
-	}
-	opts, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	var b [6]byte
-	rand.Read(b[:])
-	return rdb, "nerutalk-test:" + hex.EncodeToString(b[:]) + ":"
+	rdb, prefix := storetest.Redis(t)
+	return rdb, prefix + ":"
 }
 
 // Two nodes share one limit: their events count together, whichever node they hit.

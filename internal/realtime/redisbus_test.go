@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
 func TestBusEntryRoundTrip(t *testing.T) {
@@ -75,28 +76,11 @@ func FuzzDecodeBusEntry(f *testing.F) {
 	})
 }
 
-// testRedis returns a client of the test Redis, skipping (or failing under CI) without one, and a
-// stream name no other test uses.
+// testRedis returns a client of the test Redis and a stream name no other test uses.
 func testRedis(t *testing.T) (*redis.Client, string) {
 	t.Helper()
-	u := os.Getenv("NERUTALK_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("NERUTALK_TEST_REDIS_URL is not set; CI must run the Redis tests")
-		}
-		t.Skip("Redis tests skipped: set NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run them")
-	}
-	opts, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	var id [6]byte
-	rand.Read(id[:])
-	stream := "nerutalk:test:" + strings.ReplaceAll(t.Name(), "/", ":") + ":" + hex.EncodeToString(id[:])
-	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
-	return rdb, stream
+	rdb, prefix := storetest.Redis(t)
+	return rdb, prefix + ":bus"
 }
 
 func newTestBus(t *testing.T, rdb *redis.Client, o RedisBusOptions) *RedisBus {
@@ -239,7 +223,7 @@ func TestRedisBusLosesNothingWhenItsConnectionDrops(t *testing.T) {
 	t.Parallel()
 	rdb, stream := testRedis(t)
 	// The reading node has a client of its own, so that its connections can be killed.
-	ropts, err := redis.ParseURL(os.Getenv("NERUTALK_TEST_REDIS_URL"))
+	ropts, err := redis.ParseURL(storetest.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,19 +355,8 @@ func TestHubSignalsReachEveryNode(t *testing.T) {
 //
 //	NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 go test -run '^$' -bench RedisBus ./internal/realtime/
 func BenchmarkRedisBus(b *testing.B) {
-	if os.Getenv("NERUTALK_TEST_REDIS_URL") == "" {
-		b.Skip("set NERUTALK_TEST_REDIS_URL")
-	}
-	opts, err := redis.ParseURL(os.Getenv("NERUTALK_TEST_REDIS_URL"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	var id [6]byte
-	rand.Read(id[:])
-	stream := "nerutalk:bench:" + hex.EncodeToString(id[:])
-	defer rdb.Del(context.Background(), stream)
+	rdb, prefix := storetest.Redis(b)
+	stream := prefix + ":bus"
 	ctx := context.Background()
 	pub, err := NewRedisBus(ctx, rdb, RedisBusOptions{Stream: stream})
 	if err != nil {

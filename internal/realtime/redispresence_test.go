@@ -7,6 +7,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
 // offlineLog records the offline callbacks of several trackers.
@@ -31,18 +35,10 @@ func (l *offlineLog) list() []string {
 	return slices.Clone(l.who)
 }
 
-func newTestPresence(t *testing.T, prefix string, grace time.Duration, onOffline func(string)) *redisPresence {
+func newTestPresence(t *testing.T, rdb *redis.Client, prefix string, grace time.Duration, onOffline func(string)) *redisPresence {
 	t.Helper()
-	rdb, _ := testRedis(t)
 	p := newRedisPresence(rdb, prefix, grace, slog.New(slog.DiscardHandler), onOffline)
-	t.Cleanup(func() {
-		p.stop()
-		ctx := context.Background()
-		keys, _ := rdb.Keys(ctx, prefix+":*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	})
+	t.Cleanup(p.stop)
 	return p
 }
 
@@ -50,11 +46,11 @@ func newTestPresence(t *testing.T, prefix string, grace time.Duration, onOffline
 // the grace period after the last one ends, announced by one node only.
 func TestRedisPresenceAcrossNodes(t *testing.T) {
 	t.Parallel()
-	_, prefix := testRedis(t)
+	rdb, prefix := storetest.Redis(t)
 	log := &offlineLog{seen: make(chan struct{}, 16)}
 	const grace = 300 * time.Millisecond
-	a := newTestPresence(t, prefix, grace, log.record("a"))
-	b := newTestPresence(t, prefix, grace, log.record("b"))
+	a := newTestPresence(t, rdb, prefix, grace, log.record("a"))
+	b := newTestPresence(t, rdb, prefix, grace, log.record("b"))
 
 	if !a.Connected("u") {
 		t.Fatal("first connection anywhere: want came online")
@@ -93,11 +89,11 @@ func TestRedisPresenceAcrossNodes(t *testing.T) {
 // A reconnect within the grace period, on another node, keeps the user online and unannounced.
 func TestRedisPresenceReconnectWithinGrace(t *testing.T) {
 	t.Parallel()
-	_, prefix := testRedis(t)
+	rdb, prefix := storetest.Redis(t)
 	log := &offlineLog{seen: make(chan struct{}, 16)}
 	const grace = 400 * time.Millisecond
-	a := newTestPresence(t, prefix, grace, log.record("a"))
-	b := newTestPresence(t, prefix, grace, log.record("b"))
+	a := newTestPresence(t, rdb, prefix, grace, log.record("a"))
+	b := newTestPresence(t, rdb, prefix, grace, log.record("b"))
 	a.Connected("u")
 	a.Disconnected("u")
 	if b.Connected("u") {
@@ -116,10 +112,10 @@ func TestRedisPresenceReconnectWithinGrace(t *testing.T) {
 // others, and its users go offline.
 func TestRedisPresenceReleasesAStoppedNode(t *testing.T) {
 	t.Parallel()
-	rdb, prefix := testRedis(t)
+	rdb, prefix := storetest.Redis(t)
 	log := &offlineLog{seen: make(chan struct{}, 16)}
-	a := newTestPresence(t, prefix, time.Minute, log.record("a"))
-	dead := newTestPresence(t, prefix, time.Minute, log.record("dead"))
+	a := newTestPresence(t, rdb, prefix, time.Minute, log.record("a"))
+	dead := newTestPresence(t, rdb, prefix, time.Minute, log.record("dead"))
 	dead.Connected("only-on-dead")
 	dead.Connected("on-both")
 	a.Connected("on-both")

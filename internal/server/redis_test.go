@@ -1,33 +1,19 @@
 package server_test
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
-	"os"
 	"testing"
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
-
-// redisURL returns the test Redis, skipping (or failing under CI) without one.
-func redisURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("NERUTALK_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("NERUTALK_TEST_REDIS_URL is not set; CI must run the Redis tests")
-		}
-		t.Skip("Redis tests skipped: set NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run them")
-	}
-	return u
-}
 
 func TestReadyzChecksRedisWhenConfigured(t *testing.T) {
 	t.Parallel()
-	n := servertest.New(t, store.SQLite, func(c *config.Config) { c.RedisURL = redisURL(t) })
+	_, prefix := storetest.Redis(t)
+	n := servertest.New(t, store.SQLite, func(c *config.Config) { c.RedisURL, c.RedisPrefix = storetest.RedisURL(t), prefix })
 	var out struct {
 		Checks map[string]string `json:"checks"`
 	}
@@ -47,10 +33,8 @@ func TestReadyzChecksRedisWhenConfigured(t *testing.T) {
 // the one budget, and the next attempt is refused on either node.
 func TestAuthRateLimitsAreSharedByNodes(t *testing.T) {
 	t.Parallel()
-	redisURL := redisURL(t)
-	var b [6]byte
-	rand.Read(b[:])
-	prefix := "nerutalk-test-" + hex.EncodeToString(b[:])
+	redisURL := storetest.RedisURL(t)
+	_, prefix := storetest.Redis(t)
 	a := servertest.New(t, store.Postgres, func(c *config.Config) { c.RedisURL, c.RedisPrefix = redisURL, prefix })
 	second := servertest.New(t, store.Postgres, func(c *config.Config) {
 		c.DatabaseURL, c.RedisURL, c.RedisPrefix = a.Config.DatabaseURL, redisURL, prefix

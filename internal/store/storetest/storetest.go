@@ -1,8 +1,10 @@
-// Package storetest gives tests an isolated, migrated database on SQLite and on PostgreSQL.
+// Package storetest gives tests an isolated, migrated database on SQLite and on PostgreSQL, and
+// the test Redis under a key prefix of their own.
 //
-// PostgreSQL tests read NERUTALK_TEST_POSTGRES_URL. Without it they are skipped with a message,
-// except when CI=true, where a missing or unreachable PostgreSQL fails the test. Each test gets
-// its own schema, dropped at the end, so tests may run in parallel.
+// PostgreSQL tests read NERUTALK_TEST_POSTGRES_URL, Redis tests NERUTALK_TEST_REDIS_URL. Without
+// them they are skipped with a message, except when CI=true, where a missing server fails the
+// test. Each test gets its own schema (or key prefix), dropped at the end, so tests may run in
+// parallel.
 package storetest
 
 import (
