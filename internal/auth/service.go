@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +71,10 @@ func FromConfig(cfg config.Config, key []byte) Options {
 		RefreshTokenTTL: cfg.RefreshTokenTTL,
 		Argon2:          Argon2Params{MemoryKiB: uint32(cfg.Argon2MemoryKiB), Time: uint32(cfg.Argon2Time), Threads: uint8(min(cfg.Argon2Threads, 255))},
 		AvatarMaxBytes:  cfg.AvatarMaxBytes,
+		SessionCacheTTL: cfg.SessionCacheTTL,
+	}
+	if o.SessionCacheTTL == 0 {
+		o.SessionCacheTTL = -1 // configured off (Options' zero means the default)
 	}
 	if cfg.RateLimits {
 		o.IPLimiter = ratelimit.NewMemory(ratelimit.PerMinute(AttemptsPerMinute))
@@ -90,8 +95,43 @@ type Service struct {
 	ipLimit  ratelimit.Limiter
 	acctLim  ratelimit.Limiter
 	avatars  AvatarStore
+	signals  Signals // nil on a single node
 	o        Options
 	now      func() time.Time
+}
+
+// Signals carries notices to every node of a deployment (the realtime hub satisfies it).
+type Signals interface {
+	OnSignal(name string, fn func(ctx context.Context, payload []byte))
+	PublishSignal(ctx context.Context, name string, payload []byte)
+}
+
+// signalSessionsRevoked tells every node to stop trusting the sessions listed in its payload.
+const signalSessionsRevoked = "auth.sessions_revoked"
+
+// SetSignals makes revocations take effect on every node at once, instead of within
+// SessionCacheTTL. Call it while wiring, before the server serves.
+func (s *Service) SetSignals(sig Signals) {
+	sig.OnSignal(signalSessionsRevoked, func(_ context.Context, payload []byte) {
+		var ids []string
+		if err := json.Unmarshal(payload, &ids); err != nil {
+			return // not ours to fail on: a malformed notice changes nothing
+		}
+		s.cache.kill(s.now(), ids...)
+	})
+	s.signals = sig
+}
+
+// revoked drops the sessions from this node's cache and tells the other nodes to.
+func (s *Service) revoked(ctx context.Context, now time.Time, ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	s.cache.kill(now, ids...)
+	if s.signals != nil {
+		payload, _ := json.Marshal(ids) // strings: cannot fail
+		s.signals.PublishSignal(ctx, signalSessionsRevoked, payload)
+	}
 }
 
 // New builds the service on db.
@@ -134,8 +174,8 @@ func New(db *store.DB, o Options) (*Service, error) {
 
 // Authenticate checks an access token and that its session is still alive; it is the server's
 // httpapi.Authenticator. Expired tokens answer 401 token_expired, everything else 401
-// invalid_token. A session revoked on this node fails at once, one revoked elsewhere within
-// SessionCacheTTL.
+// invalid_token. A session revoked on this node fails at once, one revoked elsewhere at once too
+// when the nodes share signals (SetSignals), else within SessionCacheTTL.
 func (s *Service) Authenticate(ctx context.Context, token string) (identity.Principal, error) {
 	c, err := s.tokens.verify(token)
 	if err != nil {
@@ -382,7 +422,7 @@ func (s *Service) refresh(ctx context.Context, token string) (*TokenPair, error)
 		return nil, err
 	}
 	if r.reused {
-		s.cache.kill(now, r.sessionID)
+		s.revoked(ctx, now, r.sessionID)
 		httpapi.Logger(ctx).WarnContext(ctx, "refresh token reuse; session revoked", "session_id", r.sessionID, "user_id", r.userID)
 		return nil, errRefreshReused
 	}
@@ -400,7 +440,7 @@ func (s *Service) logout(ctx context.Context, token string) error {
 		return err
 	}
 	if id != "" {
-		s.cache.kill(now, id)
+		s.revoked(ctx, now, id)
 	}
 	return nil
 }
@@ -410,7 +450,7 @@ func (s *Service) revokeSession(ctx context.Context, p identity.Principal, id st
 	if err := s.sessions.revoke(ctx, p.UserID, id, now); err != nil {
 		return err
 	}
-	s.cache.kill(now, id)
+	s.revoked(ctx, now, id)
 	return nil
 }
 
@@ -447,7 +487,7 @@ func (s *Service) changePassword(ctx context.Context, p identity.Principal, ip, 
 	if err != nil {
 		return err
 	}
-	s.cache.kill(now, ids...)
+	s.revoked(ctx, now, ids...)
 	return nil
 }
 

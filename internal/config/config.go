@@ -33,8 +33,10 @@ type Config struct {
 	LogLevel    slog.Level
 	LogFormat   string // text or json
 
-	JWTSecret       string
-	AccessTokenTTL  time.Duration
+	JWTSecret      string
+	AccessTokenTTL time.Duration
+	// SessionCacheTTL is how long a node trusts a session it has checked (0: it checks every time).
+	SessionCacheTTL time.Duration
 	RefreshTokenTTL time.Duration
 
 	Argon2MemoryKiB uint
@@ -162,6 +164,7 @@ func settings() []Setting {
 			return nil
 		}},
 		{"access-token-ttl", "NERUTALK_ACCESS_TOKEN_TTL", "15m", "lifetime of access tokens", durationSetter(func(c *Config) *time.Duration { return &c.AccessTokenTTL })},
+		{"session-cache-ttl", "NERUTALK_SESSION_CACHE_TTL", "5s", "how long a node trusts a session it has checked before asking the database again (0 = every request); a session revoked through another node is refused at once with Redis, within this without", durationSetterFrom(true, func(c *Config) *time.Duration { return &c.SessionCacheTTL })},
 		{"refresh-token-ttl", "NERUTALK_REFRESH_TOKEN_TTL", "720h", "lifetime of refresh tokens (sessions)", durationSetter(func(c *Config) *time.Duration { return &c.RefreshTokenTTL })},
 		{"argon2-memory-kib", "NERUTALK_ARGON2_MEMORY_KIB", "19456", "argon2id memory per hash in KiB (OWASP minimum 19456)", uintSetter(func(c *Config) *uint { return &c.Argon2MemoryKiB }, 8)},
 		{"argon2-time", "NERUTALK_ARGON2_TIME", "2", "argon2id iterations", uintSetter(func(c *Config) *uint { return &c.Argon2Time }, 1)},

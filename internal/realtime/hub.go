@@ -238,8 +238,9 @@ func (h *Hub) Handle(typ string, fn CommandFunc) {
 }
 
 // SignalFunc handles a signal published by PublishSignal on any node. It runs on the bus's
-// delivery path and must not block.
-type SignalFunc func(ctx context.Context, payload []byte)
+// delivery path and must not block. It is an alias, so that a feature can declare the interface
+// it needs with a plain func type, without importing this package.
+type SignalFunc = func(ctx context.Context, payload []byte)
 
 // OnSignal registers fn for the signal name. Registering a name twice is a programming error and
 // panics.

@@ -3,6 +3,7 @@ package server_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
@@ -55,6 +56,32 @@ func TestAuthRateLimitsAreSharedByNodes(t *testing.T) {
 	for _, n := range []*servertest.Node{a, second} {
 		if s := login(n); s != http.StatusTooManyRequests {
 			t.Fatalf("attempt after the budget: status %d, want 429", s)
+		}
+	}
+}
+
+// A session revoked through one node is refused by the other at once, although that node trusts
+// the sessions it has checked for an hour here: the revocation travels as a bus signal.
+func TestLogoutTakesEffectOnEveryNode(t *testing.T) {
+	t.Parallel()
+	redisURL := storetest.RedisURL(t)
+	_, prefix := storetest.Redis(t)
+	cluster := func(c *config.Config) { c.RedisURL, c.RedisPrefix, c.SessionCacheTTL = redisURL, prefix, time.Hour }
+	a := servertest.New(t, store.Postgres, cluster)
+	second := servertest.New(t, store.Postgres, func(c *config.Config) { cluster(c); c.DatabaseURL = a.Config.DatabaseURL })
+	u := a.Register(t, "leaver")
+	me := func() int {
+		return second.Do(t, http.MethodGet, "/api/v1/users/me", u.AccessToken, nil, nil).StatusCode
+	}
+	if s := me(); s != http.StatusOK {
+		t.Fatalf("before logout: status %d on the other node, want 200", s)
+	}
+	if s := a.Do(t, http.MethodPost, "/api/v1/auth/logout", "", map[string]string{"refresh_token": u.RefreshToken}, nil).StatusCode; s != http.StatusNoContent {
+		t.Fatalf("logout: status %d", s)
+	}
+	for deadline := time.Now().Add(15 * time.Second); me() != http.StatusUnauthorized; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the other node still accepts the revoked session's access token")
 		}
 	}
 }

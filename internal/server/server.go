@@ -157,6 +157,7 @@ func (s *Server) build(ctx context.Context) error {
 		return err
 	}
 	hub.Mount(s.API)
+	accounts.SetSignals(hub) // a revoked session is refused by every node at once
 	s.Hub = hub
 	s.stoppers = append(s.stoppers, hub.Shutdown)
 	chats := chat.New(s.DB, hub, chat.Options{
