@@ -100,36 +100,46 @@ type Service struct {
 	now      func() time.Time
 }
 
-// Signals carries notices to every node of a deployment (the realtime hub satisfies it).
+// Signals carries notices to every node of a deployment and closes the WebSockets of revoked
+// sessions (the realtime hub satisfies it).
 type Signals interface {
 	OnSignal(name string, fn func(ctx context.Context, payload []byte))
 	PublishSignal(ctx context.Context, name string, payload []byte)
+	CloseSessions(userID string, sessionIDs []string)
 }
 
-// signalSessionsRevoked tells every node to stop trusting the sessions listed in its payload.
+// signalSessionsRevoked tells every node that sessions of a user were revoked.
 const signalSessionsRevoked = "auth.sessions_revoked"
 
+type sessionsRevoked struct {
+	UserID   string   `json:"user_id"`
+	Sessions []string `json:"sessions"`
+}
+
 // SetSignals makes revocations take effect on every node at once, instead of within
-// SessionCacheTTL. Call it while wiring, before the server serves.
+// SessionCacheTTL: each node stops trusting the sessions and closes their WebSockets. Call it
+// while wiring, before the server serves.
 func (s *Service) SetSignals(sig Signals) {
 	sig.OnSignal(signalSessionsRevoked, func(_ context.Context, payload []byte) {
-		var ids []string
-		if err := json.Unmarshal(payload, &ids); err != nil {
+		var r sessionsRevoked
+		if err := json.Unmarshal(payload, &r); err != nil {
 			return // not ours to fail on: a malformed notice changes nothing
 		}
-		s.cache.kill(s.now(), ids...)
+		s.cache.kill(s.now(), r.Sessions...)
+		sig.CloseSessions(r.UserID, r.Sessions)
 	})
 	s.signals = sig
 }
 
-// revoked drops the sessions from this node's cache and tells the other nodes to.
-func (s *Service) revoked(ctx context.Context, now time.Time, ids ...string) {
+// revoked drops the sessions of userID from this node's cache and, with signals, from every
+// node's, closing their WebSockets.
+func (s *Service) revoked(ctx context.Context, now time.Time, userID string, ids ...string) {
 	if len(ids) == 0 {
 		return
 	}
 	s.cache.kill(now, ids...)
 	if s.signals != nil {
-		payload, _ := json.Marshal(ids) // strings: cannot fail
+		payload, _ := json.Marshal(sessionsRevoked{UserID: userID, Sessions: ids}) // strings: cannot fail
 		s.signals.PublishSignal(ctx, signalSessionsRevoked, payload)
 	}
 }
@@ -422,7 +432,7 @@ func (s *Service) refresh(ctx context.Context, token string) (*TokenPair, error)
 		return nil, err
 	}
 	if r.reused {
-		s.revoked(ctx, now, r.sessionID)
+		s.revoked(ctx, now, r.userID, r.sessionID)
 		httpapi.Logger(ctx).WarnContext(ctx, "refresh token reuse; session revoked", "session_id", r.sessionID, "user_id", r.userID)
 		return nil, errRefreshReused
 	}
@@ -435,12 +445,12 @@ func (s *Service) refresh(ctx context.Context, token string) (*TokenPair, error)
 
 func (s *Service) logout(ctx context.Context, token string) error {
 	now := s.now()
-	id, err := s.sessions.revokeByToken(ctx, hashRefreshToken(token), now)
+	id, userID, err := s.sessions.revokeByToken(ctx, hashRefreshToken(token), now)
 	if err != nil {
 		return err
 	}
 	if id != "" {
-		s.revoked(ctx, now, id)
+		s.revoked(ctx, now, userID, id)
 	}
 	return nil
 }
@@ -450,7 +460,7 @@ func (s *Service) revokeSession(ctx context.Context, p identity.Principal, id st
 	if err := s.sessions.revoke(ctx, p.UserID, id, now); err != nil {
 		return err
 	}
-	s.revoked(ctx, now, id)
+	s.revoked(ctx, now, p.UserID, id)
 	return nil
 }
 
@@ -487,7 +497,7 @@ func (s *Service) changePassword(ctx context.Context, p identity.Principal, ip, 
 	if err != nil {
 		return err
 	}
-	s.revoked(ctx, now, ids...)
+	s.revoked(ctx, now, p.UserID, ids...)
 	return nil
 }
 

@@ -126,21 +126,21 @@ func revokeTx(ctx context.Context, tx *sql.Tx, id string, now time.Time) error {
 }
 
 // revokeByToken revokes the session that issued the refresh token with this hash, current or
-// rotated out, and returns its id ("" when no session knows the hash).
-func (s sessions) revokeByToken(ctx context.Context, hash string, now time.Time) (string, error) {
-	var id string
-	err := s.db.W.QueryRowContext(ctx, `SELECT id FROM sessions WHERE refresh_hash = $1
-		UNION SELECT session_id FROM refresh_history WHERE hash = $1`, hash).Scan(&id)
+// rotated out, and returns its id and its user's ("" when no session knows the hash).
+func (s sessions) revokeByToken(ctx context.Context, hash string, now time.Time) (id, userID string, err error) {
+	err = s.db.W.QueryRowContext(ctx, `SELECT id, user_id FROM sessions WHERE refresh_hash = $1
+		UNION SELECT s.id, s.user_id FROM refresh_history h JOIN sessions s ON s.id = h.session_id
+		WHERE h.hash = $1`, hash).Scan(&id, &userID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", nil
+		return "", "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("auth: logout: %w", err)
+		return "", "", fmt.Errorf("auth: logout: %w", err)
 	}
 	if _, err := s.db.W.ExecContext(ctx, `UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL`, store.Millis(now), id); err != nil {
-		return "", fmt.Errorf("auth: logout: %w", err)
+		return "", "", fmt.Errorf("auth: logout: %w", err)
 	}
-	return id, nil
+	return id, userID, nil
 }
 
 // revoke revokes one live session of userID; a session of someone else, or one already dead,

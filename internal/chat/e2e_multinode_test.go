@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/realtime"
@@ -145,5 +147,16 @@ func TestE2EMultiNodePresence(t *testing.T) {
 	ownerA.event("presence", &p)
 	if p.UserID != e.id("ann") || p.Online || p.LastSeen == nil {
 		t.Fatalf("owner on a: presence %+v, want ann offline with last_seen", p)
+	}
+}
+
+// TestE2EMultiNodeLogout: logging out through one node closes the session's socket on the other.
+func TestE2EMultiNodeLogout(t *testing.T) {
+	t.Parallel()
+	e, b := newCluster(t, "hana")
+	ws := dial(t, b, e.users["hana"], "b")
+	e.do("", http.MethodPost, "/auth/logout", map[string]string{"refresh_token": e.users["hana"].RefreshToken}, nil, http.StatusNoContent)
+	if code := ws.closedWith(); code != websocket.StatusCode(realtime.CloseSessionRevoked) {
+		t.Fatalf("socket on the other node closed with %d, want %d", code, realtime.CloseSessionRevoked)
 	}
 }

@@ -33,6 +33,7 @@ type client struct {
 	in      chan realtime.Frame
 	pending []realtime.Frame // received, not consumed yet
 	seq     int
+	readErr error // why the read loop ended; set before in is closed
 }
 
 func dial(t *testing.T, n *servertest.Node, u servertest.User, device string) *client {
@@ -51,6 +52,7 @@ func dial(t *testing.T, n *servertest.Node, u servertest.User, device string) *c
 		for {
 			_, b, err := ws.Read(context.Background())
 			if err != nil {
+				c.readErr = err
 				return
 			}
 			var f realtime.Frame
@@ -83,6 +85,23 @@ func (c *client) recv() realtime.Frame {
 		c.t.Fatalf("%s: nothing received in %s", c.name, waitFor)
 	}
 	panic("unreachable")
+}
+
+// closedWith waits until the server closes the connection (skipping what is still queued) and
+// returns the close code.
+func (c *client) closedWith() websocket.StatusCode {
+	c.t.Helper()
+	timeout := time.After(waitFor)
+	for {
+		select {
+		case _, ok := <-c.in:
+			if !ok {
+				return websocket.CloseStatus(c.readErr)
+			}
+		case <-timeout:
+			c.t.Fatalf("%s: not closed within %s", c.name, waitFor)
+		}
+	}
 }
 
 // send writes a command frame and returns its id.
@@ -896,5 +915,46 @@ func TestE2EChatManagement(t *testing.T) {
 			e.do(u, http.MethodDelete, base, nil, nil, http.StatusNoContent)
 		}
 		e.do("ann", http.MethodGet, base, nil, nil, http.StatusNotFound)
+	})
+}
+
+// TestE2ERevokedSessionsLoseTheirSockets: logging out closes the WebSockets opened with that
+// session (4003), and a password change those of the user's other sessions; the sockets of the
+// sessions that stay go on.
+func TestE2ERevokedSessionsLoseTheirSockets(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, d store.Dialect) {
+		e := newEnv(t, d, "hana")
+		first := e.users["hana"]
+		login := func() servertest.User {
+			var out struct {
+				AccessToken  string `json:"access_token"`
+				RefreshToken string `json:"refresh_token"`
+			}
+			e.do("", http.MethodPost, "/auth/login", map[string]string{"login": "hana", "password": "correct horse battery"}, &out, http.StatusOK)
+			return servertest.User{ID: first.ID, Username: "hana", AccessToken: out.AccessToken, RefreshToken: out.RefreshToken}
+		}
+		second, third := login(), login()
+		ws1 := dial(t, e.n, first, "one")
+		ws2 := dial(t, e.n, second, "two")
+		ws3 := dial(t, e.n, third, "three")
+
+		e.do("", http.MethodPost, "/auth/logout", map[string]string{"refresh_token": first.RefreshToken}, nil, http.StatusNoContent)
+		if code := ws1.closedWith(); code != websocket.StatusCode(realtime.CloseSessionRevoked) {
+			t.Fatalf("the logged-out session's socket closed with %d, want %d", code, realtime.CloseSessionRevoked)
+		}
+		ws2.ack("ping", nil, nil)
+		ws3.ack("ping", nil, nil)
+
+		// A password change through the second session signs out the others: the third.
+		resp := e.n.Do(t, http.MethodPut, "/api/v1/users/me/password", second.AccessToken,
+			map[string]string{"current_password": "correct horse battery", "new_password": "another horse battery"}, nil)
+		if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+			t.Fatalf("password change: status %d", resp.StatusCode)
+		}
+		if code := ws3.closedWith(); code != websocket.StatusCode(realtime.CloseSessionRevoked) {
+			t.Fatalf("another session's socket closed with %d after a password change, want %d", code, realtime.CloseSessionRevoked)
+		}
+		ws2.ack("ping", nil, nil)
 	})
 }

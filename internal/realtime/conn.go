@@ -30,6 +30,7 @@ type closeCause struct {
 var (
 	causeGoingAway   = closeCause{rfc6455.StatusGoingAway, "going away", "going_away", true}
 	causeExpired     = closeCause{CloseTokenExpired, "token expired", "token_expired", true}
+	causeRevoked     = closeCause{CloseSessionRevoked, "session revoked", "session_revoked", true}
 	causeSlow        = closeCause{CloseTooSlow, "too slow", "too_slow", false}
 	causePingTimeout = closeCause{ClosePingTimeout, "ping timeout", "ping_timeout", false}
 	causeBadFrames   = closeCause{rfc6455.StatusPolicyViolation, "too many bad frames", "bad_frames", true}
@@ -45,10 +46,11 @@ var (
 // goroutine started when there is something to write and ended when there is nothing left, so an
 // idle connection holds one goroutine (see doc.go).
 type conn struct {
-	hub  *Hub
-	ws   *rfc6455.Conn
-	id   string
-	user string
+	hub     *Hub
+	ws      *rfc6455.Conn
+	id      string
+	user    string
+	session string // the session of the access token it was opened with
 	// reqLog is the upgrade request's logger; logger() adds the connection's attributes when
 	// something is logged, which is rare, instead of keeping a formatted copy per connection.
 	reqLog *slog.Logger

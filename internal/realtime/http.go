@@ -97,6 +97,7 @@ func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Princip
 		ws:         ws,
 		id:         uuid.Must(uuid.NewV7()).String(),
 		user:       p.UserID,
+		session:    p.SessionID,
 		q:          newSendQueue(h.queueSize),
 		badFrames:  rate.NewLimiter(rate.Every(time.Second), maxBadFrames-1),
 		closing:    make(chan struct{}),

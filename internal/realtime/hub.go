@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,10 +25,11 @@ type Authenticator = httpapi.Authenticator
 // Close codes the server sends besides the standard ones (1001 going away, 1008 too many bad
 // frames, 1009 frame too large). docs/websocket.md lists them for client authors.
 const (
-	CloseTokenExpired rfc6455.StatusCode = 4001 // the access token expired: refresh it and reconnect
-	ClosePingTimeout  rfc6455.StatusCode = 4002 // no pong to the server's ping in time
-	CloseTooSlow      rfc6455.StatusCode = 4008 // the send queue overflowed: reconnect and resync
-	CloseRateLimited  rfc6455.StatusCode = 4029 // kept sending over the frame rate limit
+	CloseTokenExpired   rfc6455.StatusCode = 4001 // the access token expired: refresh it and reconnect
+	ClosePingTimeout    rfc6455.StatusCode = 4002 // no pong to the server's ping in time
+	CloseSessionRevoked rfc6455.StatusCode = 4003 // the session was revoked (logout, password change): sign in again
+	CloseTooSlow        rfc6455.StatusCode = 4008 // the send queue overflowed: reconnect and resync
+	CloseRateLimited    rfc6455.StatusCode = 4029 // kept sending over the frame rate limit
 )
 
 const (
@@ -257,6 +259,24 @@ func (h *Hub) OnSignal(name string, fn SignalFunc) {
 // it has run when PublishSignal returns. Nodes without a handler for name ignore it.
 func (h *Hub) PublishSignal(ctx context.Context, name string, payload []byte) {
 	h.publish(ctx, Message{Kind: KindSignal, Topic: name, Frame: payload})
+}
+
+// CloseSessions closes, on this node, userID's connections opened with one of the sessions, with
+// 4003 "session revoked" after what is queued for them. Auth calls it on every node when sessions
+// are revoked, so that a logged-out device stops receiving at once.
+func (h *Hub) CloseSessions(userID string, sessionIDs []string) {
+	s := &h.users[h.seed.index(userID)]
+	var doomed []*conn
+	s.mu.RLock()
+	for _, c := range s.conns[userID] {
+		if slices.Contains(sessionIDs, c.session) {
+			doomed = append(doomed, c)
+		}
+	}
+	s.mu.RUnlock()
+	for _, c := range doomed {
+		c.close(causeRevoked)
+	}
 }
 
 // SetAudience sets who sees whose presence, for wiring where the audience is built after the hub.
