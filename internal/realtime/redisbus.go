@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -268,13 +270,27 @@ func (b *RedisBus) receive(ctx context.Context, x redis.XMessage) {
 	}
 	b.received[e.Node] = e.Seq
 	b.m.received.Inc()
+	if ms, ok := streamIDMillis(x.ID); ok {
+		b.m.lag.Observe(max(0, time.Since(time.UnixMilli(ms)).Seconds()))
+	}
 	_ = b.subs.Publish(ctx, e.Msg)
+}
+
+// streamIDMillis reads the time part of a stream entry id ("<unix ms>-<n>"): when Redis took it.
+func streamIDMillis(id string) (int64, bool) {
+	ms, _, ok := strings.Cut(id, "-")
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(ms, 10, 64)
+	return v, err == nil
 }
 
 // busMetrics are the Redis bus's Prometheus collectors.
 type busMetrics struct {
 	published, received, dropped, gaps prometheus.Counter
 	errors                             *prometheus.CounterVec
+	lag                                prometheus.Histogram
 }
 
 func newBusMetrics(reg prometheus.Registerer) (*busMetrics, error) {
@@ -296,11 +312,16 @@ func newBusMetrics(reg prometheus.Registerer) (*busMetrics, error) {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nerutalk_bus_errors_total", Help: "Failed Redis bus operations, by operation (write, read, decode).",
 		}, []string{"op"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nerutalk_bus_lag_seconds",
+			Help:    "From Redis taking an entry of another node (its stream id's time) to this node delivering it (millisecond resolution; clocks of Redis and the node must agree).",
+			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 5},
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.published, m.received, m.dropped, m.gaps, m.errors} {
+	for _, c := range []prometheus.Collector{m.published, m.received, m.dropped, m.gaps, m.errors, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("realtime: register bus metrics: %w", err)
 		}

@@ -178,6 +178,32 @@ func TestRedisBusCarriesMessagesBetweenNodes(t *testing.T) {
 	if n := counterValue(t, b.m.gaps); n != 0 {
 		t.Errorf("gaps = %v, want 0", n)
 	}
+	var lag dto.Metric
+	if err := b.m.lag.Write(&lag); err != nil {
+		t.Fatal(err)
+	}
+	if n := lag.GetHistogram().GetSampleCount(); n != 1000 {
+		t.Errorf("lag samples on node b = %d, want one per entry received (1000)", n)
+	}
+}
+
+func TestStreamIDMillis(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		id   string
+		ms   int64
+		want bool
+	}{
+		{"1795671449123-0", 1795671449123, true},
+		{"0-1", 0, true},
+		{"1795671449123", 0, false},
+		{"x-0", 0, false},
+		{"", 0, false},
+	} {
+		if ms, ok := streamIDMillis(tt.id); ok != tt.want || ms != tt.ms {
+			t.Errorf("streamIDMillis(%q) = %d, %v; want %d, %v", tt.id, ms, ok, tt.ms, tt.want)
+		}
+	}
 }
 
 func TestRedisBusSkipsDuplicatesAndCountsGaps(t *testing.T) {
