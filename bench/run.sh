@@ -14,8 +14,8 @@
 #                         (dropped afterwards), and NERUTALK_REDIS_URL=redis://127.0.0.1:6379/0 (a fresh
 #                         NERUTALK_REDIS_PREFIX each time)
 #   -nodes N              with -pg: N server processes on ports -port, -port+1, ... sharing the database
-#                         and Redis; the tool spreads its WebSockets over them (-ws-addrs). -pid, and
-#                         the server figures of the results, are the first node's
+#                         and Redis; the tool spreads its WebSockets over them (-ws-addrs). The server's
+#                         CPU is all the nodes' (-node-pids); -pid, memory and config are the first's
 #   -scenarios LIST       comma-separated: idle,fanout,chat,auth,loopback (default: all five; loopback
 #                         needs no server: it measures the machine's cost of moving frames)
 #   -full                 full sizes instead of the quick defaults
@@ -200,7 +200,10 @@ for sc in "${LIST[@]}"; do
   fi
   # shellcheck disable=SC2086 # SIZES entries are word lists on purpose
   NODES_ARGS=()
-  if [ -n "$WS_ADDRS" ]; then NODES_ARGS=(-ws-addrs "$WS_ADDRS"); fi
+  if [ -n "$WS_ADDRS" ]; then
+    others=$(IFS=,; echo "${SERVER_PIDS[*]:1}")
+    NODES_ARGS=(-ws-addrs "$WS_ADDRS" -node-pids "$others")
+  fi
   if ! "${BENCH_PIN[@]}" "$BIN/nerutalk-bench" -scenario "$sc" -addr "http://$ADDR" -pid "$SERVER_PID" "${NODES_ARGS[@]}" \
       -label "$GIT" -note "$NOTE" "${COMMON[@]}" ${SIZES[$sc]} "${EXTRA[@]}" \
       >>"$LINES" 2> >(tee -a "$LOG" >&2); then

@@ -31,7 +31,7 @@ func (r *runner) closedLoop(ctx context.Context, workers int, op func(ctx contex
 	go func() {
 		defer wg.Done()
 		if sleepUntil(ctx, ws) {
-			m := startCPU(r.opt.pid)
+			m := startCPU(r.opt.serverPIDs())
 			if sleepUntil(ctx, we) {
 				cpu = m.stop()
 			}

@@ -74,7 +74,8 @@ func loadAvg() []float64 {
 // serverInfo describes the server under test: where it runs and how it is configured.
 type serverInfo struct {
 	URL          string            `json:"url"`
-	WSNodes      []string          `json:"ws_nodes,omitempty"` // the nodes the WebSockets were spread over, when more than one
+	WSNodes      []string          `json:"ws_nodes,omitempty"`  // the nodes the WebSockets were spread over, when more than one
+	NodePIDs     []int             `json:"node_pids,omitempty"` // the other nodes' processes, whose CPU server_cores includes
 	PID          int               `json:"pid,omitempty"`
 	GoVersion    string            `json:"go_version,omitempty"`
 	GOMAXPROCS   float64           `json:"gomaxprocs,omitempty"`

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +35,7 @@ type options struct {
 	base       string   // http://host:port
 	wsBases    []string // the nodes the WebSockets connect to, round robin: base, then -ws-addrs
 	pid        int
+	nodePIDs   []int // the other nodes' processes (-node-pids), counted in the server's CPU
 	warmup     time.Duration
 	window     time.Duration
 	runs       int
@@ -82,9 +84,10 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("nerutalk-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var scenarios, addr, wsAddrs, idle, fsizes, frates, crates, lrates, src string
+	var scenarios, addr, wsAddrs, nodePIDs, idle, fsizes, frates, crates, lrates, src string
 	fs.StringVar(&scenarios, "scenario", "", "scenarios to run, comma-separated: idle, fanout, chat, auth, loopback (required)")
 	fs.StringVar(&addr, "addr", "http://127.0.0.1:8080", "server base URL (loopback only)")
+	fs.StringVar(&nodePIDs, "node-pids", "", "process ids of the other nodes (-ws-addrs), comma-separated: their CPU is added to the server's")
 	fs.StringVar(&wsAddrs, "ws-addrs", "", "more nodes of the same deployment (one database and Redis), comma-separated: the WebSockets are spread over -addr and these, round robin, so that a group's members sit on different nodes (REST and /metrics stay on -addr)")
 	fs.IntVar(&o.pid, "pid", 0, "server process id: RSS from /proc/<pid>/status, CPU use, open-file limit and the server's configuration")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "warm-up before each measured window")
@@ -167,6 +170,16 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.wsBases = append(o.wsBases, b)
 	}
+	for _, p := range strings.Split(nodePIDs, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-node-pids: %q is not a process id", p)
+		}
+		o.nodePIDs = append(o.nodePIDs, n)
+	}
 	if o.srcIPs, err = parseSrcIPs(src); err != nil {
 		return nil, fmt.Errorf("-src-ips: %w", err)
 	}
@@ -234,6 +247,14 @@ func contains(list []string, s string) bool {
 
 // loopbackBase normalises -addr to http://host:port and refuses anything but a loopback address:
 // the tool generates load, and load stays on this machine.
+// serverPIDs lists the processes whose CPU is the server's: -pid and -node-pids.
+func (o *options) serverPIDs() []int {
+	if o.pid <= 0 {
+		return nil
+	}
+	return append([]int{o.pid}, o.nodePIDs...)
+}
+
 func loopbackBase(addr string) (string, error) {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr

@@ -309,20 +309,31 @@ func parseSteal(stat string, hz float64) (float64, error) {
 // cpuMeter measures how many cores the server and the generator used over an interval, and how
 // much CPU the hypervisor took from the machine meanwhile.
 type cpuMeter struct {
-	serverPID      int
+	serverPIDs     []int // every node's process: server_cores is their sum
 	start          time.Time
 	server, client float64
 	steal          float64
 }
 
-func startCPU(serverPID int) *cpuMeter {
-	m := &cpuMeter{serverPID: serverPID, start: time.Now()}
+func startCPU(serverPIDs []int) *cpuMeter {
+	m := &cpuMeter{serverPIDs: serverPIDs, start: time.Now()}
 	m.client, _ = cpuSeconds("self")
-	if serverPID > 0 {
-		m.server, _ = cpuSeconds(strconv.Itoa(serverPID))
-	}
+	m.server, _ = serverCPUSeconds(serverPIDs)
 	m.steal, _ = machineSteal()
 	return m
+}
+
+// serverCPUSeconds sums the CPU time of the server processes.
+func serverCPUSeconds(pids []int) (float64, error) {
+	var sum float64
+	for _, pid := range pids {
+		c, err := cpuSeconds(strconv.Itoa(pid))
+		if err != nil {
+			return 0, err
+		}
+		sum += c
+	}
+	return sum, nil
 }
 
 // cpuUse is the average number of cores busy over an interval (-1 when unknown). StolenCores is
@@ -343,8 +354,8 @@ func (m *cpuMeter) stop() cpuUse {
 	if c, err := cpuSeconds("self"); err == nil && el > 0 {
 		u.GeneratorCores = round3((c - m.client) / el)
 	}
-	if m.serverPID > 0 {
-		if c, err := cpuSeconds(strconv.Itoa(m.serverPID)); err == nil && el > 0 {
+	if len(m.serverPIDs) > 0 {
+		if c, err := serverCPUSeconds(m.serverPIDs); err == nil && el > 0 {
 			u.ServerCores = round3((c - m.server) / el)
 		}
 	}

@@ -64,6 +64,7 @@ func newResult(r *runner, scenario string) *result {
 	if len(o.wsBases) > 1 {
 		res.Server.WSNodes = o.wsBases
 	}
+	res.Server.NodePIDs = o.nodePIDs
 	if o.pid > 0 {
 		if cfg, err := readServerConfig(o.pid); err != nil {
 			r.warn("cannot read the server's configuration from /proc/%d: %v", o.pid, err)

@@ -208,7 +208,7 @@ func (t *traffic) run(ctx context.Context, senders []senderSpec, o runOpts) traf
 		if !sleepUntil(ctx, ws) {
 			return
 		}
-		m := startCPU(t.r.opt.pid)
+		m := startCPU(t.r.opt.serverPIDs())
 		if o.profile != "" {
 			t.r.prof.cpu(ctx, o.profile, o.window, t.r.logf)
 		}
