@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 
@@ -15,14 +14,7 @@ import (
 // CI=true, where the Redis tests must run).
 func RedisURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("NERUTALK_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("NERUTALK_TEST_REDIS_URL is not set; CI must run the Redis tests")
-		}
-		t.Skip("Redis tests skipped: set NERUTALK_TEST_REDIS_URL=redis://127.0.0.1:6379/0 to run them")
-	}
-	return u
+	return serverURL(t, "NERUTALK_TEST_REDIS_URL", "Redis", "redis://127.0.0.1:6379/0")
 }
 
 // Redis returns a client of the test Redis, closed when the test ends, and a key prefix no other

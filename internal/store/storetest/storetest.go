@@ -54,17 +54,25 @@ func Open(t testing.TB, d store.Dialect) *store.DB {
 	return db
 }
 
+// serverURL returns the test server's URL from the variable; without it the test is skipped
+// with a message, or fails under CI=true, where every test must run.
+func serverURL(t testing.TB, variable, what, example string) string {
+	t.Helper()
+	u := os.Getenv(variable)
+	if u == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set; CI must run the %s tests", variable, what)
+		}
+		t.Skipf("%s tests skipped: set %s=%s to run them", what, variable, example)
+	}
+	return u
+}
+
 // PostgresURL creates an empty schema for the test and returns a URL whose search_path points at
 // it; the schema is dropped when the test ends. It skips (or fails under CI) without PostgreSQL.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("NERUTALK_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("NERUTALK_TEST_POSTGRES_URL is not set; CI must run the PostgreSQL tests")
-		}
-		t.Skip("PostgreSQL tests skipped: set NERUTALK_TEST_POSTGRES_URL=postgres://... to run them")
-	}
+	base := serverURL(t, "NERUTALK_TEST_POSTGRES_URL", "PostgreSQL", "postgres://...")
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
 		t.Fatalf("postgres: %v", err)
