@@ -500,20 +500,21 @@ func (s *Service) applyMarks(ctx context.Context, tx *btx, ops []*op, res []opRe
 
 // applyMark raises one mark and records its answer (and event, when it moved) in r.
 func applyMark(ctx context.Context, tx *btx, m *markOp, r *opResult, evs *[]event) error {
+	// The chat's members_version comes back with the mark, for the event (see event.members).
 	q := `UPDATE chat_members SET delivered_seq = $3 WHERE chat_id = $1 AND user_id = $2 AND delivered_seq < $3
-		AND $3 <= (SELECT last_seq FROM chats WHERE id = $1) RETURNING user_id`
+		AND $3 <= (SELECT last_seq FROM chats WHERE id = $1) RETURNING (SELECT members_version FROM chats WHERE id = $1)`
 	typ := EventMessageDelivered
 	if m.read {
 		q = `UPDATE chat_members SET read_seq = $3, delivered_seq = CASE WHEN delivered_seq < $3 THEN $3 ELSE delivered_seq END
 			WHERE chat_id = $1 AND user_id = $2 AND read_seq < $3
-			AND $3 <= (SELECT last_seq FROM chats WHERE id = $1) RETURNING user_id`
+			AND $3 <= (SELECT last_seq FROM chats WHERE id = $1) RETURNING (SELECT members_version FROM chats WHERE id = $1)`
 		typ = EventMessageRead
 	}
-	var u string
-	err := tx.scanRepeated(ctx, q, []any{m.chatID, m.userID, m.seq}, &u)
+	var version int64
+	err := tx.scanRepeated(ctx, q, []any{m.chatID, m.userID, m.seq}, &version)
 	if err == nil {
 		r.advanced = true
-		*evs = append(*evs, event{chatID: m.chatID, typ: typ, data: ReceiptEvent{ChatID: m.chatID, UserID: m.userID, Seq: m.seq}})
+		*evs = append(*evs, event{chatID: m.chatID, typ: typ, data: ReceiptEvent{ChatID: m.chatID, UserID: m.userID, Seq: m.seq}, members: version})
 		return nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {

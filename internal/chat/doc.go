@@ -62,7 +62,8 @@
 // Across nodes: a membership change publishes the signal chat.members_changed on the realtime
 // bus, and every node drops its cached roster of the chat and the contact lists of its members.
 // Delivery does not depend on the signal's timing: each send reads chats.members_version (raised
-// by every membership change, under the chat's row lock) with its seqs, and the pipeline reloads a
-// cached roster older than that before publishing, so a message reaches exactly the members of
-// the moment it was stored, on every node; the database check refuses removed senders everywhere.
+// by every membership change, under the chat's row lock) with its seqs, edits, deletes and
+// receipts read it too, and the pipeline reloads a cached roster older than that before
+// publishing, so an event reaches exactly the members of the moment it was committed, on every
+// node; the database check refuses removed senders everywhere.
 package chat

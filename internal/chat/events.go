@@ -42,9 +42,9 @@ type event struct {
 	data   any
 	// users is the audience; nil means the chat's members when the event is published.
 	users []string
-	// members, when not zero, is the chat's members_version when the event was committed: a
-	// cached member list older than it is reloaded before the event goes out (another node may
-	// have changed the members, and this node's cache may not know yet).
+	// members is the chat's members_version when the event was committed (messages, edits,
+	// deletes, receipts): a cached member list older than it is reloaded before the event goes
+	// out (another node may have changed the members, and this node's cache may not know yet).
 	members int64
 	// apply runs on the pipeline before the event is published (cache invalidation, topic leaves),
 	// so that it takes effect exactly between the events committed before and after it.

@@ -173,7 +173,11 @@ func (s *Service) Edit(ctx context.Context, userID, chatID, msgID string, in Edi
 		if err := loadAttachments(ctx, tx, []*Message{&out}); err != nil {
 			return nil, err
 		}
-		return []event{{chatID: chatID, typ: EventMessageUpdated, data: out}}, nil
+		v, err := membersVersion(ctx, tx, chatID)
+		if err != nil {
+			return nil, err
+		}
+		return []event{{chatID: chatID, typ: EventMessageUpdated, data: out, members: v}}, nil
 	})
 	if err != nil {
 		return Message{}, s.internal("edit", err)
@@ -226,7 +230,11 @@ func (s *Service) Delete(ctx context.Context, userID, chatID, msgID string) erro
 		if released, err = detachMessages(ctx, tx, `id = $1`, msgID); err != nil {
 			return nil, err
 		}
-		return []event{{chatID: chatID, typ: EventMessageDeleted, data: out}}, nil
+		v, err := membersVersion(ctx, tx, chatID)
+		if err != nil {
+			return nil, err
+		}
+		return []event{{chatID: chatID, typ: EventMessageDeleted, data: out, members: v}}, nil
 	})
 	if err != nil {
 		return s.internal("delete", err)

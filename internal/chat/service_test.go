@@ -945,8 +945,8 @@ func TestWriterPacing(t *testing.T) {
 
 // TestStaleRosterIsReloadedForDelivery: two services on one database stand for two nodes whose
 // caches never hear of each other's changes (no bus between them). Node b still delivers each
-// message to exactly the members of the moment it was stored: the members_version read with the
-// message's seq tells it that its cached list is older.
+// event to exactly the members of the moment it was committed: the members_version read with the
+// message's seq (or with the receipt, the edit, the delete) tells it that its cached list is older.
 func TestStaleRosterIsReloadedForDelivery(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -956,27 +956,44 @@ func TestStaleRosterIsReloadedForDelivery(t *testing.T) {
 		b, pubB := newTestService(t, db, nil)
 		u := addUsers(t, db, "owner", "ann", "carl", "dave")
 		g := mustGroup(t, a, u[0], u[1], u[2])
-		mustSend(t, b, u[1], g.ID, "before") // b caches the members: owner, ann, carl
+		first := mustSend(t, b, u[1], g.ID, "before") // b caches the members: owner, ann, carl
+		second := mustSend(t, b, u[1], g.ID, "before-2")
 		if err := a.RemoveMember(ctx, u[0], g.ID, u[2]); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.AddMembers(ctx, u[0], g.ID, AddMembersInput{UserIDs: []string{u[3]}}); err != nil {
 			t.Fatal(err)
 		}
+		// Every kind of event that b publishes after the change goes to the new members.
+		if err := b.Mark(ctx, u[0], g.ID, second.Seq, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Edit(ctx, u[1], g.ID, first.ID, EditInput{Text: "edited"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Delete(ctx, u[1], g.ID, second.ID); err != nil {
+			t.Fatal(err)
+		}
 		mustSend(t, b, u[1], g.ID, "after")
 		if err := b.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-		var got [][]string
-		for _, e := range pubB.ofType(EventMessageNew) {
-			got = append(got, slices.Sorted(slices.Values(e.users)))
+		before := slices.Sorted(slices.Values([]string{u[0], u[1], u[2]}))
+		after := slices.Sorted(slices.Values([]string{u[0], u[1], u[3]}))
+		want := map[string][][]string{
+			EventMessageNew:     {before, before, after},
+			EventMessageRead:    {after},
+			EventMessageUpdated: {after},
+			EventMessageDeleted: {after},
 		}
-		want := [][]string{
-			slices.Sorted(slices.Values([]string{u[0], u[1], u[2]})),
-			slices.Sorted(slices.Values([]string{u[0], u[1], u[3]})),
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("audiences of the two messages on node b (-want +got):\n%s", diff)
+		for typ, w := range want {
+			var got [][]string
+			for _, e := range pubB.ofType(typ) {
+				got = append(got, slices.Sorted(slices.Values(e.users)))
+			}
+			if diff := cmp.Diff(w, got); diff != "" {
+				t.Errorf("audiences of %s on node b (-want +got):\n%s", typ, diff)
+			}
 		}
 	})
 }

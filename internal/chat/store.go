@@ -67,6 +67,17 @@ func getChat(ctx context.Context, q querier, id string) (chatRow, error) {
 	return c, err
 }
 
+// membersVersion reads the chat's members_version, which an event carries so that every node
+// delivers it to the members of that moment (see event.members).
+func membersVersion(ctx context.Context, q querier, chatID string) (int64, error) {
+	var v int64
+	err := q.QueryRowContext(ctx, `SELECT members_version FROM chats WHERE id = $1`, chatID).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("chat %s: %w", chatID, store.ErrNotFound)
+	}
+	return v, err
+}
+
 // lockChat locks the chat's row for the rest of the transaction (by writing updated_at) and
 // returns it. Every transaction that changes a chat's members or messages takes this lock first,
 // before any chat_members row, so that transactions on PostgreSQL never wait on each other in a
