@@ -94,6 +94,7 @@ func (r *runner) chat(ctx context.Context, res *result) error {
 	res.say("storage: %d chats, %d acked, %d stored, missing %d, duplicates %d, seq gaps %d, unacked-but-stored %d",
 		out.Storage.Chats, out.Storage.Acked, out.Storage.Stored, out.Storage.Missing, out.Storage.Duplicates,
 		out.Storage.SeqGaps, out.Storage.Unacked)
+	res.say("delivery order: %d of the deliveries reached a connection after a higher seq of their chat", out.Delivery.OutOfOrder)
 	var acked, deliv, p99 float64
 	if out.Best != nil {
 		acked, deliv, p99 = out.Best.AckedPerS.Median, out.Best.DeliveriesPerS.Median, out.Best.E2EP99MS.Median

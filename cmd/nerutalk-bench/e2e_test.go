@@ -34,7 +34,7 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 					node := servertest.New(t, d, func(c *config.Config) { c.RateLimits = false })
 					args := append([]string{"-scenario", sc.name, "-addr", node.URL, "-keep-going",
 						"-slo", "0"}, append(quick, sc.args...)...)
-					res, _, err := runTool(t, args...)
+					res, raw, err := runTool(t, args...)
 					if err != nil {
 						t.Fatalf("nerutalk-bench %s: %v", strings.Join(args, " "), err)
 					}
@@ -43,6 +43,12 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 					}
 					if res.Results == nil {
 						t.Fatal("no results")
+					}
+					if sc.name == "chat" { // one node delivers each chat's messages in seq order
+						d := raw["results"].(map[string]any)["delivery"].(map[string]any)
+						if n := d["out_of_order"]; n != 0.0 {
+							t.Fatalf("one node: %v deliveries out of seq order, want 0", n)
+						}
 					}
 				})
 			}

@@ -30,6 +30,7 @@ type traffic struct {
 	inflight atomic.Int64 // sends not yet acked nor refused
 
 	unique, dups, foreign atomic.Uint64 // message_new frames
+	late                  atomic.Uint64 // message_new frames after a higher seq of their chat
 	acked, expected       atomic.Uint64 // acks, and the deliveries they promise (members per ack)
 	errMu                 sync.Mutex
 	errCodes              map[string]int
@@ -66,9 +67,13 @@ func (t *traffic) handle(c *conn, recv time.Time, f *inFrame) {
 			t.foreign.Add(1)
 			return
 		}
-		if !c.markSeen(f.Data.ChatID, f.Data.Seq) {
+		first, late := c.markSeen(f.Data.ChatID, f.Data.Seq)
+		if !first {
 			t.dups.Add(1)
 			return
+		}
+		if late {
+			t.late.Add(1)
 		}
 		t.unique.Add(1)
 		if st := t.cur.Load(); st != nil && st.inWindow(sent) {
@@ -344,11 +349,14 @@ func (t *traffic) historyLoad(ctx context.Context, st *trafficStep, from, to tim
 // deliveryCheck compares, for every acked message, each member's connection against what it
 // received. It runs after the last drain.
 type deliveryCheck struct {
-	Acked      uint64         `json:"acked"`
-	Unanswered int64          `json:"unanswered"` // sends that got neither an ack nor an error
-	Expected   uint64         `json:"expected"`
-	Missing    uint64         `json:"missing"`
-	Duplicates uint64         `json:"duplicates"`
+	Acked      uint64 `json:"acked"`
+	Unanswered int64  `json:"unanswered"` // sends that got neither an ack nor an error
+	Expected   uint64 `json:"expected"`
+	Missing    uint64 `json:"missing"`
+	Duplicates uint64 `json:"duplicates"`
+	// OutOfOrder counts deliveries that reached a connection after a higher seq of their chat:
+	// never on one node; across nodes, messages of one chat sent through two nodes at once.
+	OutOfOrder uint64         `json:"out_of_order"`
 	Foreign    uint64         `json:"foreign_frames"`
 	Closed     int            `json:"connections_closed"`
 	CloseWhy   []string       `json:"close_reasons,omitempty"`
@@ -357,7 +365,7 @@ type deliveryCheck struct {
 }
 
 func (t *traffic) checkDeliveries() deliveryCheck {
-	d := deliveryCheck{Duplicates: t.dups.Load(), Foreign: t.foreign.Load(), Unanswered: t.inflight.Load()}
+	d := deliveryCheck{Duplicates: t.dups.Load(), OutOfOrder: t.late.Load(), Foreign: t.foreign.Load(), Unanswered: t.inflight.Load()}
 	for _, ch := range t.chats {
 		acks := ch.acks()
 		d.Acked += uint64(len(acks))

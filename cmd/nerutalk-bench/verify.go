@@ -10,6 +10,7 @@ import (
 type seqSet struct {
 	words []uint64
 	n     int
+	top   int64 // the highest seq added
 }
 
 // add marks seq and reports whether it was new.

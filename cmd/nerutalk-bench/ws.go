@@ -145,8 +145,9 @@ func (c *conn) send(ctx context.Context, typ, id string, data any) error {
 	return err
 }
 
-// markSeen records a message_new of chat at seq and reports whether it was the first time.
-func (c *conn) markSeen(chat string, seq int64) bool {
+// markSeen records a message_new of chat at seq and reports whether it was the first time, and
+// whether it came after a higher seq of the same chat (out of order).
+func (c *conn) markSeen(chat string, seq int64) (first, late bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.seen[chat]
@@ -154,7 +155,9 @@ func (c *conn) markSeen(chat string, seq int64) bool {
 		s = &seqSet{}
 		c.seen[chat] = s
 	}
-	return s.add(seq)
+	late = seq < s.top
+	s.top = max(s.top, seq)
+	return s.add(seq), late
 }
 
 func (c *conn) hasSeen(chat string, seq int64) bool {
