@@ -60,7 +60,8 @@
 //     KindSignal carries a feature's notice to every node's OnSignal handler.
 //   - Presence is tracked behind a small interface (presenceTracker): in memory for one node, in
 //     Redis for several (redispresence.go: counts per node, grace deadlines in a sorted set taken
-//     by one node's janitor, crashed nodes released by the others). A user is online
+//     by one node's janitor, crashed nodes released by the others, and each node's own counts
+//     rewritten into Redis when Redis lost them). A user is online
 //     while a connection is open and for PresenceGrace after the last one closes, so a quick
 //     reconnect produces no events. Presence events go only to the user's contacts
 //     (PresenceAudience); each announcement and each new connection's snapshot read the status and

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,20 +34,39 @@ import (
 // also releases the connections of nodes that stopped refreshing their alive key (crashed),
 // whose users would otherwise stay online for ever.
 //
+// The node also counts its connections itself (shards): Redis holds a copy. When the copy may be
+// wrong — Redis lost its data, the other nodes took this one for dead and released its
+// connections, or an update failed — the janitor rewrites this node's part from its own counts
+// (resync): users connected here come back online, and users Redis still counts here but who have
+// no connection left start their grace period.
+//
 // This is for one Redis server (or a primary): the scripts touch keys they compute, which Redis
 // Cluster does not allow.
 type redisPresence struct {
-	rdb       *redis.Client
-	prefix    string // P:presence:
-	node      string
-	grace     time.Duration
-	now       func() time.Time
-	log       *slog.Logger
-	onOffline func(userID string)
+	rdb    *redis.Client
+	prefix string // P:presence:
+	node   string
+	grace  time.Duration
+	now    func() time.Time
+	log    *slog.Logger
+	// announce tells a user's contacts their current status (after the janitor changed it).
+	announce func(userID string)
+
+	seed   shardSeed
+	shards [numShards]countShard
+	dirty  atomic.Bool  // an update failed: the next heartbeat resyncs
+	beats  atomic.Int64 // heartbeats so far
 
 	stopOnce sync.Once
 	stopped  chan struct{}
 	done     chan struct{}
+}
+
+// countShard holds this node's connection counts of the users whose id hashes to it. Its mutex is
+// held across the Redis update, so the copy in Redis changes in the order of the local counts.
+type countShard struct {
+	mu     sync.Mutex
+	counts map[string]int
 }
 
 // Timing of the janitor: how often it looks for ended grace periods, how often a node says it is
@@ -57,18 +78,23 @@ const (
 	presenceOpTimeout = 2 * time.Second
 )
 
-func newRedisPresence(rdb *redis.Client, prefix string, grace time.Duration, log *slog.Logger, onOffline func(string)) *redisPresence {
+func newRedisPresence(rdb *redis.Client, prefix string, grace time.Duration, log *slog.Logger, announce func(string)) *redisPresence {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	p := &redisPresence{
 		rdb: rdb, prefix: prefix + ":presence:", node: hex.EncodeToString(id[:]), grace: grace,
-		now: time.Now, log: log, onOffline: onOffline,
+		now: time.Now, log: log, announce: announce, seed: newShardSeed(),
 		stopped: make(chan struct{}), done: make(chan struct{}),
+	}
+	for i := range p.shards {
+		p.shards[i].counts = map[string]int{}
 	}
 	p.heartbeat()
 	go p.janitor()
 	return p
 }
+
+func (p *redisPresence) shard(userID string) *countShard { return &p.shards[p.seed.index(userID)] }
 
 func (p *redisPresence) userKey(userID string) string { return p.prefix + userID }
 func (p *redisPresence) pendingKey() string           { return p.prefix + "pending" }
@@ -127,6 +153,27 @@ for _, u in ipairs(due) do
 end
 return off`)
 
+	// KEYS: user hash, pending, node users. ARGV: node, user, count. Sets this node's count of the
+	// user. Returns 1 when the user came (back) online.
+	presenceResync = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[2])
+if redis.call('HEXISTS', KEYS[1], '_online') == 1 then return 0 end
+redis.call('HSET', KEYS[1], '_online', '1')
+return 1`)
+
+	// KEYS: user hash, pending, node users. ARGV: node, user, now, end of grace (ms). Drops this
+	// node's count of a user it has no connection of; the last count gone starts the grace period.
+	presenceRelease = redis.NewScript(luaTotal + `
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[2])
+if total(KEYS[1]) == 0 and redis.call('HEXISTS', KEYS[1], '_online') == 1 then
+  redis.call('HSET', KEYS[1], '_seen', ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+end
+return 0`)
+
 	// KEYS: dead node's users, nodes, pending. ARGV: dead node, now (ms), user key prefix.
 	// Returns the users who went offline.
 	presenceReapNode = redis.NewScript(luaTotal + `
@@ -152,13 +199,22 @@ func (p *redisPresence) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), presenceOpTimeout)
 }
 
-// Connected counts a connection. When Redis fails the user is not announced (false).
+func (p *redisPresence) userKeys(userID string) []string {
+	return []string{p.userKey(userID), p.pendingKey(), p.nodeUsersKey(p.node)}
+}
+
+// Connected counts a connection. When Redis fails the user is not announced (false) and the next
+// heartbeat resyncs.
 func (p *redisPresence) Connected(userID string) bool {
+	s := p.shard(userID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counts[userID]++
 	ctx, cancel := p.opContext()
 	defer cancel()
-	n, err := presenceConnect.Run(ctx, p.rdb,
-		[]string{p.userKey(userID), p.pendingKey(), p.nodeUsersKey(p.node)}, p.node, userID).Int()
+	n, err := presenceConnect.Run(ctx, p.rdb, p.userKeys(userID), p.node, userID).Int()
 	if err != nil {
+		p.dirty.Store(true)
 		p.log.Warn("realtime: presence: connect", "user_id", userID, "err", err)
 		return false
 	}
@@ -167,15 +223,100 @@ func (p *redisPresence) Connected(userID string) bool {
 
 // Disconnected uncounts a connection; after the last one, everywhere, the grace period starts.
 func (p *redisPresence) Disconnected(userID string) {
+	s := p.shard(userID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counts[userID] <= 0 {
+		return
+	}
+	if s.counts[userID]--; s.counts[userID] == 0 {
+		delete(s.counts, userID)
+	}
 	ctx, cancel := p.opContext()
 	defer cancel()
 	now := p.now()
-	err := presenceDisconnect.Run(ctx, p.rdb,
-		[]string{p.userKey(userID), p.pendingKey(), p.nodeUsersKey(p.node)},
+	err := presenceDisconnect.Run(ctx, p.rdb, p.userKeys(userID),
 		p.node, userID, now.UnixMilli(), now.Add(p.grace).UnixMilli()).Err()
 	if err != nil {
+		p.dirty.Store(true)
 		p.log.Warn("realtime: presence: disconnect", "user_id", userID, "err", err)
 	}
+}
+
+// resync rewrites this node's part of the presence state in Redis from its own counts. It holds
+// every shard's lock, in order, so no connect or disconnect interleaves; the updates go in
+// pipelines of resyncBatch scripts.
+func (p *redisPresence) resync() {
+	for i := range p.shards {
+		p.shards[i].mu.Lock()
+		defer p.shards[i].mu.Unlock()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	online, err := p.rewrite(ctx)
+	if err != nil {
+		p.dirty.Store(true)
+		p.log.Warn("realtime: presence: resync", "err", err)
+	} else {
+		p.log.Info("realtime: presence: rewrote this node's connections in Redis", "back_online", len(online))
+	}
+	go p.report(online) // announcing takes the hub's locks: not under the shard locks
+}
+
+const resyncBatch = 500
+
+// rewrite releases the users Redis counts on this node who have no connection here, sets the
+// count of every user who has, and returns the users who came back online. The caller holds
+// every shard lock.
+func (p *redisPresence) rewrite(ctx context.Context) ([]string, error) {
+	counted, err := p.rdb.SMembers(ctx, p.nodeUsersKey(p.node)).Result()
+	if err != nil {
+		return nil, err
+	}
+	for _, sc := range []*redis.Script{presenceRelease, presenceResync} {
+		if err := sc.Load(ctx, p.rdb).Err(); err != nil {
+			return nil, err
+		}
+	}
+	now := p.now()
+	type item struct {
+		user  string
+		count int // 0: release
+	}
+	var items []item
+	for _, u := range counted {
+		if p.shard(u).counts[u] == 0 {
+			items = append(items, item{user: u})
+		}
+	}
+	for i := range p.shards {
+		for u, n := range p.shards[i].counts {
+			items = append(items, item{u, n})
+		}
+	}
+	var online []string
+	for len(items) > 0 {
+		chunk := items[:min(resyncBatch, len(items))]
+		items = items[len(chunk):]
+		pipe := p.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(chunk))
+		for i, it := range chunk {
+			if it.count == 0 {
+				cmds[i] = presenceRelease.EvalSha(ctx, pipe, p.userKeys(it.user), p.node, it.user, now.UnixMilli(), now.Add(p.grace).UnixMilli())
+			} else {
+				cmds[i] = presenceResync.EvalSha(ctx, pipe, p.userKeys(it.user), p.node, it.user, it.count)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return online, err
+		}
+		for i, it := range chunk {
+			if came, _ := cmds[i].Int(); came == 1 && it.count > 0 {
+				online = append(online, it.user)
+			}
+		}
+	}
+	return online, nil
 }
 
 // Status reads whether userID is online and when they were last seen; offline when Redis fails.
@@ -247,15 +388,23 @@ func (p *redisPresence) janitor() {
 	}
 }
 
-// heartbeat says that this node is alive.
+// heartbeat says that this node is alive. When its alive key had vanished since the previous
+// heartbeat (Redis lost its data, or the other nodes took this one for dead and released its
+// connections), or an update failed, it rewrites this node's part from its own counts.
 func (p *redisPresence) heartbeat() {
 	ctx, cancel := p.opContext()
 	defer cancel()
 	pipe := p.rdb.Pipeline()
-	pipe.Set(ctx, p.aliveKey(p.node), "1", presenceNodeTTL)
+	prev := pipe.SetArgs(ctx, p.aliveKey(p.node), "1", redis.SetArgs{TTL: presenceNodeTTL, Get: true})
 	pipe.SAdd(ctx, p.nodesKey(), p.node)
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		p.dirty.Store(true)
 		p.log.Warn("realtime: presence: heartbeat", "err", err)
+		return
+	}
+	lost := p.beats.Add(1) > 1 && errors.Is(prev.Err(), redis.Nil)
+	if lost || p.dirty.Swap(false) {
+		p.resync()
 	}
 }
 
@@ -305,11 +454,12 @@ func (p *redisPresence) reapDeadNodes() {
 	}
 }
 
-func (p *redisPresence) report(off []string) {
-	if p.onOffline == nil {
+// report announces the users whose status the janitor changed.
+func (p *redisPresence) report(users []string) {
+	if p.announce == nil {
 		return
 	}
-	for _, u := range off {
-		p.onOffline(u)
+	for _, u := range users {
+		p.announce(u)
 	}
 }

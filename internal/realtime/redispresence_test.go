@@ -138,3 +138,91 @@ func TestRedisPresenceReleasesAStoppedNode(t *testing.T) {
 		t.Fatalf("offline announcements %v after a second pass, want still one", got)
 	}
 }
+
+// When Redis loses the presence state (a restart without persistence), the next heartbeat finds
+// the node's alive key gone and rewrites the node's connections: its users are online again.
+func TestRedisPresenceResyncsAfterRedisLostItsData(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := storetest.Redis(t)
+	log := &offlineLog{seen: make(chan struct{}, 16)}
+	a := newTestPresence(t, rdb, prefix, time.Minute, log.record("a"))
+	a.Connected("u")
+	a.Connected("u")
+	ctx := context.Background()
+	keys, err := rdb.Keys(ctx, prefix+":*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys %v (%v)", keys, err)
+	}
+	rdb.Del(ctx, keys...) // what a FLUSHALL does to this test's keys
+	if on, _ := a.Status("u"); on {
+		t.Fatal("the state is gone: want offline before the heartbeat")
+	}
+	a.heartbeat()
+	if on, _ := a.Status("u"); !on {
+		t.Fatal("after the heartbeat: want online again")
+	}
+	select {
+	case <-log.seen: // the user's contacts are told
+	case <-time.After(10 * time.Second):
+		t.Fatal("the user's return was not announced")
+	}
+	// The rewritten count is the node's own: two disconnects take the user offline, not one.
+	a.Disconnected("u")
+	if on, _ := a.Status("u"); !on {
+		t.Fatal("one of two connections closed: want online")
+	}
+}
+
+// A node the others took for dead (it was silent past the alive key's TTL) gets its users back
+// at its next heartbeat.
+func TestRedisPresenceNodeTakenForDeadComesBack(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := storetest.Redis(t)
+	log := &offlineLog{seen: make(chan struct{}, 16)}
+	a := newTestPresence(t, rdb, prefix, time.Minute, log.record("a"))
+	b := newTestPresence(t, rdb, prefix, time.Minute, log.record("b"))
+	b.Connected("v")
+	if err := rdb.Del(context.Background(), b.aliveKey(b.node)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.reapDeadNodes()
+	if on, _ := a.Status("v"); on {
+		t.Fatal("released by a: want offline")
+	}
+	b.heartbeat()
+	if on, _ := a.Status("v"); !on {
+		t.Fatal("b is back: want v online again")
+	}
+	for range 2 { // a announced v offline, then b announced v online
+		select {
+		case <-log.seen:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("announcements %v, want two", log.list())
+		}
+	}
+	if got := log.list(); !slices.Equal(got, []string{"a:v", "b:v"}) {
+		t.Fatalf("announcements %v, want [a:v b:v]", got)
+	}
+}
+
+// A count that Redis keeps for this node but the node no longer has (a disconnect whose update
+// failed) is released by the resync: the user goes through the grace period and offline.
+func TestRedisPresenceResyncReleasesStaleCounts(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := storetest.Redis(t)
+	log := &offlineLog{seen: make(chan struct{}, 16)}
+	a := newTestPresence(t, rdb, prefix, 50*time.Millisecond, log.record("a"))
+	ctx := context.Background()
+	rdb.HSet(ctx, a.userKey("w"), a.node, 1, "_online", "1")
+	rdb.SAdd(ctx, a.nodeUsersKey(a.node), "w")
+	a.dirty.Store(true)
+	a.heartbeat()
+	select {
+	case <-log.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stale count was not released")
+	}
+	if on, seen := a.Status("w"); on || seen.IsZero() {
+		t.Fatalf("w: online=%v last_seen=%v, want offline with a time", on, seen)
+	}
+}
