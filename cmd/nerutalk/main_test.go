@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
@@ -249,40 +253,8 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 			t.Parallel()
 			addr := freeAddr(t)
 			dataDir := filepath.Join(t.TempDir(), "data")
-			cmd := command(t, []string{"NERUTALK_ADDR=" + addr, "NERUTALK_DATA_DIR=" + dataDir})
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			t.Cleanup(func() {
-				if cmd.ProcessState == nil {
-					cmd.Process.Kill()
-					<-exited
-				}
-			})
-
-			client := &http.Client{Timeout: time.Second}
-			deadline := time.Now().Add(15 * time.Second)
-			for {
-				resp, err := client.Get("http://" + addr + "/healthz")
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode == http.StatusOK {
-						break
-					}
-				}
-				select {
-				case err := <-exited:
-					t.Fatalf("nerutalk exited before answering /healthz: %v\n%s", err, stderr.String())
-				case <-time.After(50 * time.Millisecond):
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("/healthz never answered 200 (last error %v)", err)
-				}
-			}
+			n := serve(t, addr, "NERUTALK_DATA_DIR="+dataDir)
+			cmd, exited, stderr := n.cmd, n.exited, n.stderr
 
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
@@ -308,6 +280,85 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// served is a nerutalk process that answers /healthz.
+type served struct {
+	cmd    *exec.Cmd
+	exited chan error
+	stderr *syncBuffer
+}
+
+// serve starts the binary on addr with the extra environment and waits until /healthz answers;
+// the process is killed at the end of the test if it still runs.
+func serve(t *testing.T, addr string, env ...string) *served {
+	t.Helper()
+	cmd := command(t, append([]string{"NERUTALK_ADDR=" + addr}, env...))
+	n := &served{cmd: cmd, exited: make(chan error, 1), stderr: &syncBuffer{}}
+	cmd.Stderr = n.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { n.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-n.exited
+		}
+	})
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return n
+			}
+		}
+		select {
+		case err := <-n.exited:
+			t.Fatalf("nerutalk exited before answering /healthz: %v\n%s", err, n.stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz never answered 200 (last error %v)", err)
+		}
+	}
+}
+
+// stop sends SIGTERM and checks that the process exits 0 within 10 s.
+func (n *served) stop(t *testing.T) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-n.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("nerutalk did not exit within 10s of SIGTERM")
+	}
+	if code := n.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d, want 0\n%s", code, n.stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // run is also tested in-process, where it is cheap.
@@ -357,4 +408,85 @@ func TestErrorLine(t *testing.T) {
 	if want := "nerutalk: NERUTALK_DATABASE_URL: failed to connect: [::1]:1: refused; 127.0.0.1:1: refused"; got != want {
 		t.Errorf("errorLine = %q, want %q", got, want)
 	}
+}
+
+// Two nerutalk processes configured as one deployment (the same PostgreSQL, Redis and
+// NERUTALK_REDIS_PREFIX): a message sent through one reaches a WebSocket on the other, and both
+// stop cleanly.
+func TestTwoProcessesServeOneDeployment(t *testing.T) {
+	t.Parallel()
+	_, prefix := storetest.Redis(t)
+	env := []string{"NERUTALK_DATABASE_URL=" + storetest.PostgresURL(t), "NERUTALK_REDIS_URL=" + storetest.RedisURL(t),
+		"NERUTALK_REDIS_PREFIX=" + prefix, "NERUTALK_ARGON2_MEMORY_KIB=8", "NERUTALK_ARGON2_TIME=1", "NERUTALK_LOG_LEVEL=warn",
+		"NERUTALK_SHUTDOWN_TIMEOUT=2s"}
+	addrA, addrB := freeAddr(t), freeAddr(t)
+	a := serve(t, addrA, env...)
+	b := serve(t, addrB, env...)
+
+	call := func(addr, method, path, token string, body any, want int) map[string]any {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, "http://"+addr+"/api/v1"+path, bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: status %d %v, want %d", method, path, resp.StatusCode, out, want)
+		}
+		return out
+	}
+	register := func(name string) (id, token string) {
+		out := call(addrA, http.MethodPost, "/auth/register", "", map[string]string{
+			"username": name, "email": name + "@example.com", "password": "correct horse battery"}, http.StatusCreated)
+		return out["user"].(map[string]any)["id"].(string), out["access_token"].(string)
+	}
+	_, aliceToken := register("alice")
+	bobID, bobToken := register("bob")
+	chat := call(addrA, http.MethodPost, "/chats", aliceToken, map[string]any{"type": "direct", "member_ids": []string{bobID}}, http.StatusCreated)
+	chatID := chat["id"].(string)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addrB+"/api/v1/ws?token="+bobToken, nil) // bob, on the other process
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","id":"p"}`)); err != nil {
+		t.Fatal(err)
+	}
+	read := func() map[string]any {
+		t.Helper()
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("bob's socket on b: %v", err)
+		}
+		var f map[string]any
+		json.Unmarshal(msg, &f)
+		return f
+	}
+	for f := read(); f["type"] != "ack"; f = read() { // registered on b once the ping is answered
+	}
+	call(addrA, http.MethodPost, "/chats/"+chatID+"/messages", aliceToken, map[string]string{"client_id": "c1", "text": "across processes"}, http.StatusCreated)
+	for {
+		f := read()
+		if f["type"] == "message_new" {
+			if text := f["data"].(map[string]any)["text"]; text != "across processes" {
+				t.Fatalf("bob got %v", f)
+			}
+			break
+		}
+	}
+	// Bob's client reads nothing more, so it never answers b's close frame: b waits out its
+	// shutdown timeout for it, drops the socket, and must still drain and exit 0.
+	a.stop(t)
+	b.stop(t)
 }

@@ -162,6 +162,11 @@ func (s *Service) closeWriter(ctx context.Context) error {
 	case <-w.done:
 		return nil
 	case <-ctx.Done():
+		select {
+		case <-w.done: // drained just in time
+			return nil
+		default:
+		}
 		return errors.Join(errors.New("chat: writer did not drain"), ctx.Err())
 	}
 }

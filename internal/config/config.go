@@ -179,7 +179,7 @@ func settings() []Setting {
 			return nil
 		}},
 		{"max-body-bytes", "NERUTALK_MAX_BODY_BYTES", "1048576", "largest JSON request body", int64Setter(func(c *Config) *int64 { return &c.MaxBodyBytes }, 1024)},
-		{"shutdown-timeout", "NERUTALK_SHUTDOWN_TIMEOUT", "4s", "how long shutdown waits for in-flight requests", durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+		{"shutdown-timeout", "NERUTALK_SHUTDOWN_TIMEOUT", "4s", "how long shutdown waits for in-flight requests and WebSocket closes, and then again at most for the chat writer and the bus to drain", durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 		{"pprof", "NERUTALK_PPROF", "off", "on = serve /debug/pprof/ to admins", func(c *Config, v string) error {
 			b, err := onOff(v)
 			c.Pprof = b

@@ -233,7 +233,8 @@ func (s *Server) Close(ctx context.Context) error {
 
 // Run listens on the configured address and serves until ctx is cancelled, then shuts down
 // gracefully: it stops accepting, closes WebSockets with "going away", waits for in-flight
-// requests (at most ShutdownTimeout) and closes the database. ready, if not nil, receives the
+// requests (at most ShutdownTimeout), drains the chat writer and the bus (at most ShutdownTimeout
+// more) and closes the database. ready, if not nil, receives the
 // bound address once the listener is open.
 func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
@@ -268,7 +269,12 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 		s.log.Warn("in-flight requests did not finish in time; closing them", "timeout", s.cfg.ShutdownTimeout)
 		err = hs.Close()
 	}
-	if cerr := s.Close(sctx); cerr != nil {
+	// Draining our own work (the chat writer and events, the bus queue) into the database and
+	// Redis gets a budget of its own: clients that would not let go of their connections may have
+	// used up the first one, and they must not cost the last commits.
+	cctx, ccancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer ccancel()
+	if cerr := s.Close(cctx); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	s.log.Info("stopped")
