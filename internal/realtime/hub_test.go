@@ -270,7 +270,7 @@ func TestPublishUsersReachesEveryConnection(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	a1, a2, b := e.dial(t, "alice"), e.dial(t, "alice"), e.dial(t, "bob")
 	stranger := e.dial(t, "mallory")
-	waitFor(t, "connections", func() bool { return e.hub.connCount("alice") == 2 && e.hub.connCount("mallory") == 1 })
+	waitFor(t, "connections", func() bool { return e.hub.connCount("alice") == 2 && e.hub.connCount("bob") == 1 && e.hub.connCount("mallory") == 1 })
 
 	e.hub.PublishUsers(context.Background(), []string{"alice", "bob"}, "message_new", map[string]any{"text": "hi"})
 	for _, c := range []*client{a1, a2, b} {
@@ -321,7 +321,7 @@ func TestOrdering(t *testing.T) {
 func TestTopics(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil, nil)
-	a1, a2, b, c := e.dial(t, "alice"), e.dial(t, "alice"), e.dial(t, "bob"), e.dial(t, "carol")
+	a1, a2, b, c := e.dial(t, "alice"), e.dial(t, "alice"), e.dial(t, "bob"), e.dialReady(t, "carol")
 	for i, cl := range []*client{a1, a2, b} {
 		if f := cl.call("join", fmt.Sprint("j", i), topicArgs{"chat:1"}); f.Type != "ack" {
 			t.Fatalf("join: %+v", f)
