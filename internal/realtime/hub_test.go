@@ -270,7 +270,9 @@ func TestPublishUsersReachesEveryConnection(t *testing.T) {
 	e := newEnv(t, nil, nil)
 	a1, a2, b := e.dial(t, "alice"), e.dial(t, "alice"), e.dial(t, "bob")
 	stranger := e.dial(t, "mallory")
-	waitFor(t, "connections", func() bool { return e.hub.connCount("alice") == 2 && e.hub.connCount("bob") == 1 && e.hub.connCount("mallory") == 1 })
+	waitFor(t, "connections", func() bool {
+		return e.hub.connCount("alice") == 2 && e.hub.connCount("bob") == 1 && e.hub.connCount("mallory") == 1
+	})
 
 	e.hub.PublishUsers(context.Background(), []string{"alice", "bob"}, "message_new", map[string]any{"text": "hi"})
 	for _, c := range []*client{a1, a2, b} {
