@@ -173,11 +173,11 @@ func (s *Service) Edit(ctx context.Context, userID, chatID, msgID string, in Edi
 		if err := loadAttachments(ctx, tx, []*Message{&out}); err != nil {
 			return nil, err
 		}
-		v, err := membersVersion(ctx, tx, chatID)
+		c, err := getChat(ctx, tx, chatID)
 		if err != nil {
 			return nil, err
 		}
-		return []event{{chatID: chatID, typ: EventMessageUpdated, data: out, members: v}}, nil
+		return []event{{chatID: chatID, typ: EventMessageUpdated, data: out, members: c.MembersVersion}}, nil
 	})
 	if err != nil {
 		return Message{}, s.internal("edit", err)
@@ -204,11 +204,11 @@ func (s *Service) Delete(ctx context.Context, userID, chatID, msgID string) erro
 		if err != nil {
 			return nil, err
 		}
+		c, err := getChat(ctx, tx, chatID)
+		if err != nil {
+			return nil, err
+		}
 		if m.SenderID != userID {
-			c, err := getChat(ctx, tx, chatID)
-			if err != nil {
-				return nil, err
-			}
 			me, err := getMember(ctx, tx, chatID, userID)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil, apperr.NotFound("chat")
@@ -230,11 +230,7 @@ func (s *Service) Delete(ctx context.Context, userID, chatID, msgID string) erro
 		if released, err = detachMessages(ctx, tx, `id = $1`, msgID); err != nil {
 			return nil, err
 		}
-		v, err := membersVersion(ctx, tx, chatID)
-		if err != nil {
-			return nil, err
-		}
-		return []event{{chatID: chatID, typ: EventMessageDeleted, data: out, members: v}}, nil
+		return []event{{chatID: chatID, typ: EventMessageDeleted, data: out, members: c.MembersVersion}}, nil
 	})
 	if err != nil {
 		return s.internal("delete", err)

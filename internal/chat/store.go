@@ -26,6 +26,8 @@ type chatRow struct {
 	CreatedAt     int64
 	LastSeq       int64
 	LastMessageAt int64
+	// MembersVersion counts the changes of members, roles and title (see event.members).
+	MembersVersion int64
 }
 
 // memberRow is a row of chat_members.
@@ -50,11 +52,11 @@ func placeholders(from, n int) string {
 	return b.String()
 }
 
-const chatCols = `id, type, title, created_at, last_seq, last_message_at`
+const chatCols = `id, type, title, created_at, last_seq, last_message_at, members_version`
 
 func scanChat(sc interface{ Scan(...any) error }) (chatRow, error) {
 	var c chatRow
-	err := sc.Scan(&c.ID, &c.Type, &c.Title, &c.CreatedAt, &c.LastSeq, &c.LastMessageAt)
+	err := sc.Scan(&c.ID, &c.Type, &c.Title, &c.CreatedAt, &c.LastSeq, &c.LastMessageAt, &c.MembersVersion)
 	return c, err
 }
 
@@ -65,17 +67,6 @@ func getChat(ctx context.Context, q querier, id string) (chatRow, error) {
 		return c, fmt.Errorf("chat %s: %w", id, store.ErrNotFound)
 	}
 	return c, err
-}
-
-// membersVersion reads the chat's members_version, which an event carries so that every node
-// delivers it to the members of that moment (see event.members).
-func membersVersion(ctx context.Context, q querier, chatID string) (int64, error) {
-	var v int64
-	err := q.QueryRowContext(ctx, `SELECT members_version FROM chats WHERE id = $1`, chatID).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("chat %s: %w", chatID, store.ErrNotFound)
-	}
-	return v, err
 }
 
 // lockChat locks the chat's row for the rest of the transaction (by writing updated_at) and
