@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/server/servertest"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
@@ -286,7 +287,7 @@ func TestServeAndGracefulShutdown(t *testing.T) {
 type served struct {
 	cmd    *exec.Cmd
 	exited chan error
-	stderr *syncBuffer
+	stderr *servertest.LogBuffer
 }
 
 // serve starts the binary on addr with the extra environment and waits until /healthz answers;
@@ -294,7 +295,7 @@ type served struct {
 func serve(t *testing.T, addr string, env ...string) *served {
 	t.Helper()
 	cmd := command(t, append([]string{"NERUTALK_ADDR=" + addr}, env...))
-	n := &served{cmd: cmd, exited: make(chan error, 1), stderr: &syncBuffer{}}
+	n := &served{cmd: cmd, exited: make(chan error, 1), stderr: &servertest.LogBuffer{}}
 	cmd.Stderr = n.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -341,24 +342,6 @@ func (n *served) stop(t *testing.T) {
 	if code := n.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("exit code %d, want 0\n%s", code, n.stderr.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // run is also tested in-process, where it is cheap.

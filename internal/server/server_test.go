@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,24 +24,6 @@ import (
 	"github.com/nerutalk/nerutalk/internal/store"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
-
-// syncBuffer is a log destination that the test reads while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -231,7 +212,7 @@ type slowInput struct {
 
 func TestRunDrainsInFlightRequestsOnShutdown(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &servertest.LogBuffer{}
 	cfg := servertest.Config(t)
 	cfg.Addr = "127.0.0.1:0"
 	srv := newServer(t, cfg, slog.New(slog.NewTextHandler(logs, nil)))

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nerutalk/nerutalk/internal/config"
@@ -135,4 +136,23 @@ func (n *Node) Register(t testing.TB, username string) User {
 		t.Fatalf("register %s: status %d: %s", username, resp.StatusCode, b)
 	}
 	return User{ID: out.User.ID, Username: username, AccessToken: out.AccessToken, RefreshToken: out.RefreshToken}
+}
+
+// LogBuffer is a log destination (a logger's, or a process's stderr) that a test reads while the
+// server writes.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
