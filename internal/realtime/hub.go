@@ -174,9 +174,9 @@ func New(o Options) (*Hub, error) {
 		h.topics[i].topics = map[string]map[*conn]struct{}{}
 	}
 	if o.Redis != nil {
-		h.presence = newRedisPresence(o.Redis, o.RedisPrefix, grace, h.log, h.wentOffline)
+		h.presence = newRedisPresence(o.Redis, o.RedisPrefix, grace, h.log, h.statusChanged)
 	} else {
-		h.presence = newMemoryPresence(grace, h.wentOffline)
+		h.presence = newMemoryPresence(grace, h.statusChanged)
 	}
 	h.SetAudience(o.Audience)
 	h.unsubscribe = h.bus.Subscribe(h.deliver)

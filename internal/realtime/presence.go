@@ -242,8 +242,9 @@ func (h *Hub) contacts(ctx context.Context, userID string) []string {
 	return list
 }
 
-// wentOffline is the tracker's callback after a user's grace period.
-func (h *Hub) wentOffline(userID string) {
+// statusChanged is the tracker's callback when it changed a user's status by itself: offline
+// after the grace period, or (Redis) back online after a resync.
+func (h *Hub) statusChanged(userID string) {
 	if h.closed.Load() {
 		return
 	}
