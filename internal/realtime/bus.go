@@ -20,6 +20,9 @@ const (
 	// on every node: how a feature tells the other nodes that something changed (the chat
 	// package drops its cached members this way).
 	KindSignal
+	// KindSession delivers Frame to the connections of Users[0] opened with the auth session
+	// named Topic (Hub.PublishSession).
+	KindSession
 )
 
 // Message is one publish or leave operation, carried between nodes by the Bus. Frame is the

@@ -10,6 +10,9 @@ import (
 type Client interface {
 	UserID() string
 	ConnID() string
+	// SessionID is the auth session of the access token the connection was opened with (one per
+	// signed-in device): what Hub.PublishSession and Hub.CloseSessions address.
+	SessionID() string
 	// Join subscribes this connection to the ephemeral events published to topic (PublishTopic).
 	Join(topic string)
 	// Leave undoes Join.

@@ -103,6 +103,9 @@ func (c *conn) UserID() string { return c.user }
 // ConnID implements Client.
 func (c *conn) ConnID() string { return c.id }
 
+// SessionID implements Client.
+func (c *conn) SessionID() string { return c.session }
+
 // Join implements Client.
 func (c *conn) Join(topic string) { c.hub.join(c, topic) }
 

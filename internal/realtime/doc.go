@@ -4,6 +4,21 @@
 // (Hub.PublishUsers, Hub.PublishTopic); the chat package declares the small Publisher interface it
 // needs and the hub satisfies it. The wire protocol is documented in docs/websocket.md.
 //
+// # Extension points for features
+//
+// Besides Handle and the Publish methods, a feature may use:
+//
+//   - Client.SessionID: the auth session (one signed-in device) of a command's connection.
+//   - Hub.PublishSession: an event to the connections of one session of a user, on every node.
+//   - Hub.OnDisconnect: a hook run on the node that held a connection, after it closed for any
+//     cause and was unregistered, on the connection's goroutine, with an uncancelled context that
+//     carries the caller. Several features may register; hooks must be quick.
+//   - Hub.OnPresence: a hook run when a user comes online or goes offline (after the grace
+//     period, across nodes), once per change, on the node that saw it.
+//   - Hub.OnSignal / Hub.PublishSignal: a feature's notice to its own handler on every node.
+//
+// docs/websocket.md ("For feature authors") has the table.
+//
 // # Lifecycle of a connection
 //
 // ServeHTTP authenticates the access token (Authorization header or ?token=) before upgrading, so

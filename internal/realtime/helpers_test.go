@@ -52,12 +52,23 @@ func testConfig() config.Config {
 // newEnv starts a hub; mutate adjusts the configuration, audience may be nil.
 func newEnv(t testing.TB, mutate func(*config.Config), audience PresenceAudience) *testEnv {
 	t.Helper()
+	return newEnvOptions(t, mutate, func(o *Options) { o.Audience = audience })
+}
+
+// newEnvOptions starts a hub; mutate adjusts the configuration, options the hub's other Options
+// (Authenticate, Registerer and Config are the env's).
+func newEnvOptions(t testing.TB, mutate func(*config.Config), options func(*Options)) *testEnv {
+	t.Helper()
 	cfg := testConfig()
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	e := &testEnv{reg: prometheus.NewRegistry(), tokens: map[string]identity.Principal{}, laters: make(chan *Later, 64)}
-	h, err := New(Options{Config: cfg, Authenticate: e.authenticate, Registerer: e.reg, Audience: audience})
+	o := Options{Config: cfg, Authenticate: e.authenticate, Registerer: e.reg}
+	if options != nil {
+		options(&o)
+	}
+	h, err := New(o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -93,11 +104,20 @@ func (e *testEnv) authenticate(_ context.Context, token string) (identity.Princi
 
 // token issues an access token for userID that expires at exp (zero: never).
 func (e *testEnv) token(userID string, exp time.Time) string {
+	return e.issue(identity.Principal{UserID: userID, ExpiresAt: exp})
+}
+
+// sessionToken issues a non-expiring access token for userID in the auth session sessionID.
+func (e *testEnv) sessionToken(userID, sessionID string) string {
+	return e.issue(identity.Principal{UserID: userID, SessionID: sessionID})
+}
+
+func (e *testEnv) issue(p identity.Principal) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.next++
-	tok := fmt.Sprintf("tok-%s-%d", userID, e.next)
-	e.tokens[tok] = identity.Principal{UserID: userID, ExpiresAt: exp}
+	tok := fmt.Sprintf("tok-%s-%d", p.UserID, e.next)
+	e.tokens[tok] = p
 	return tok
 }
 
@@ -276,7 +296,7 @@ func registerTestCommands(h *Hub) {
 		return data, nil
 	})
 	h.Handle("whoami", func(ctx context.Context, c Client, _ json.RawMessage) (any, error) {
-		return map[string]string{"user_id": c.UserID(), "conn_id": c.ConnID(), "ctx_user": identity.UserID(ctx)}, nil
+		return map[string]string{"user_id": c.UserID(), "conn_id": c.ConnID(), "session_id": c.SessionID(), "ctx_user": identity.UserID(ctx)}, nil
 	})
 	h.Handle("join", func(_ context.Context, c Client, data json.RawMessage) (any, error) {
 		var a topicArgs

@@ -136,6 +136,7 @@ func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Princip
 		contacts := without(h.contacts(ctx, c.user), c.user)
 		if cameOnline {
 			h.announce(ctx, c.user, contacts)
+			h.presenceChanged(context.WithoutCancel(ctx), c.user, true)
 		}
 		h.sendSnapshot(c, contacts)
 	}()
@@ -158,6 +159,7 @@ func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Princip
 	h.presence.Disconnected(c.user)
 	h.metrics.connections.Dec()
 	cancel()
+	h.disconnected(context.WithoutCancel(ctx), c)
 }
 
 func without(list []string, s string) []string {

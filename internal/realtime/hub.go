@@ -75,6 +75,9 @@ type Hub struct {
 	handlers     map[string]CommandFunc
 	signalMu     sync.RWMutex
 	signals      map[string]SignalFunc
+	hookMu       sync.RWMutex
+	onDisconnect []DisconnectFunc
+	onPresence   []PresenceFunc
 	serving      atomic.Bool
 	closed       atomic.Bool
 	maxFrame     int64
@@ -279,6 +282,65 @@ func (h *Hub) CloseSessions(userID string, sessionIDs []string) {
 	}
 }
 
+// DisconnectFunc is called after a connection closed; see OnDisconnect.
+type DisconnectFunc = func(ctx context.Context, c Client)
+
+// OnDisconnect registers fn to run after each connection of this node has closed, for any cause
+// (the client left, its token expired, its session was revoked, it was too slow, the node is
+// shutting down), once the connection is unregistered: it receives no more events and
+// Client.Join/Leave do nothing. fn runs on the connection's own goroutine, with a context that
+// carries the connection's caller (identity.From) and logger and is not cancelled; it must be
+// quick (hand slow work to a goroutine of the feature's). Several features may register; they
+// run in registration order. Only the node that held the connection calls it: to learn that a
+// user has no connection left on any node, use OnPresence.
+func (h *Hub) OnDisconnect(fn DisconnectFunc) {
+	if fn == nil {
+		panic("realtime: OnDisconnect(nil)")
+	}
+	h.hookMu.Lock()
+	defer h.hookMu.Unlock()
+	h.onDisconnect = append(h.onDisconnect, fn)
+}
+
+// PresenceFunc is called when a user's presence changes; see OnPresence.
+type PresenceFunc = func(ctx context.Context, userID string, online bool)
+
+// OnPresence registers fn to learn when a user comes online (their first connection on any
+// node) or goes offline (the presence grace period after their last connection anywhere ended):
+// the same changes the user's contacts receive as "presence" events. Each change runs fn on ONE
+// node, the one that saw it (with Redis, the node whose janitor ended the grace period), so a
+// feature that must act on every node publishes a signal from there. fn must be quick; it must
+// not assume an exact alternation (after a Redis outage a resync may report a user online again),
+// and online is the status when fn runs.
+func (h *Hub) OnPresence(fn PresenceFunc) {
+	if fn == nil {
+		panic("realtime: OnPresence(nil)")
+	}
+	h.hookMu.Lock()
+	defer h.hookMu.Unlock()
+	h.onPresence = append(h.onPresence, fn)
+}
+
+// disconnected runs the OnDisconnect hooks for c.
+func (h *Hub) disconnected(ctx context.Context, c *conn) {
+	h.hookMu.RLock()
+	hooks := h.onDisconnect
+	h.hookMu.RUnlock()
+	for _, fn := range hooks {
+		fn(ctx, c)
+	}
+}
+
+// presenceChanged runs the OnPresence hooks.
+func (h *Hub) presenceChanged(ctx context.Context, userID string, online bool) {
+	h.hookMu.RLock()
+	hooks := h.onPresence
+	h.hookMu.RUnlock()
+	for _, fn := range hooks {
+		fn(ctx, userID, online)
+	}
+}
+
 // SetAudience sets who sees whose presence, for wiring where the audience is built after the hub.
 func (h *Hub) SetAudience(a PresenceAudience) {
 	h.audience.Store(&audienceBox{a})
@@ -297,6 +359,21 @@ func (h *Hub) PublishUsers(ctx context.Context, userIDs []string, typ string, da
 		return
 	}
 	h.publish(ctx, Message{Kind: KindUsers, Users: userIDs, Frame: frame})
+}
+
+// PublishSession delivers {"type":typ,"data":data} to the connections of userID opened with the
+// auth session sessionID (Client.SessionID: one signed-in device), on every node, like
+// PublishUsers.
+func (h *Hub) PublishSession(ctx context.Context, userID, sessionID, typ string, data any) {
+	if userID == "" || sessionID == "" {
+		return
+	}
+	frame, err := encodeFrame(typ, "", data)
+	if err != nil {
+		h.log.ErrorContext(ctx, "realtime: publish", "type", typ, "err", err)
+		return
+	}
+	h.publish(ctx, Message{Kind: KindSession, Users: []string{userID}, Topic: sessionID, Frame: frame})
 }
 
 // PublishTopic delivers {"type":typ,"data":data} to the connections that joined topic
@@ -348,6 +425,18 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 		s.mu.RLock()
 		for c := range s.topics[m.Topic] {
 			if m.ExceptUser == "" || c.user != m.ExceptUser {
+				c.enqueue(m.Frame, wb)
+			}
+		}
+		s.mu.RUnlock()
+	case KindSession:
+		if len(m.Users) != 1 {
+			return
+		}
+		s := &h.users[h.seed.index(m.Users[0])]
+		s.mu.RLock()
+		for _, c := range s.conns[m.Users[0]] {
+			if c.session == m.Topic {
 				c.enqueue(m.Frame, wb)
 			}
 		}

@@ -26,7 +26,7 @@ type presenceTracker interface {
 	// (false when another connection is open or the user is within the grace period).
 	Connected(userID string) (cameOnline bool)
 	// Disconnected records a closed connection. When the last one closes, the user stays online
-	// for the grace period and then goes offline (the tracker then calls its offline callback).
+	// for the grace period and then goes offline (the tracker then calls its statusChanged).
 	Disconnected(userID string)
 	// Status reports whether userID is online and when they were last seen (zero if never, or
 	// while online).
@@ -39,11 +39,12 @@ type presenceTracker interface {
 
 // memoryPresence is the single-node presenceTracker, sharded by user.
 type memoryPresence struct {
-	grace     time.Duration
-	now       func() time.Time
-	onOffline func(userID string) // called, without locks held, when a user goes offline
-	shards    [numShards]presenceShard
-	seed      shardSeed
+	grace time.Duration
+	now   func() time.Time
+	// statusChanged is called, without locks held, when a user goes offline after the grace period.
+	statusChanged func(userID string)
+	shards        [numShards]presenceShard
+	seed          shardSeed
 }
 
 type presenceShard struct {
@@ -59,8 +60,8 @@ type presenceState struct {
 	gen      uint64 // invalidates a grace timer that fired while a reconnect held the lock
 }
 
-func newMemoryPresence(grace time.Duration, onOffline func(string)) *memoryPresence {
-	p := &memoryPresence{grace: grace, now: time.Now, onOffline: onOffline, seed: newShardSeed()}
+func newMemoryPresence(grace time.Duration, statusChanged func(string)) *memoryPresence {
+	p := &memoryPresence{grace: grace, now: time.Now, statusChanged: statusChanged, seed: newShardSeed()}
 	for i := range p.shards {
 		p.shards[i].users = map[string]*presenceState{}
 	}
@@ -115,8 +116,8 @@ func (p *memoryPresence) Disconnected(userID string) {
 		st.online = false
 		st.timer = nil
 		s.mu.Unlock()
-		if p.onOffline != nil {
-			p.onOffline(userID)
+		if p.statusChanged != nil {
+			p.statusChanged(userID)
 		}
 	})
 }
@@ -242,12 +243,15 @@ func (h *Hub) contacts(ctx context.Context, userID string) []string {
 	return list
 }
 
-// statusChanged is the tracker's callback when it changed a user's status by itself: offline
-// after the grace period, or (Redis) back online after a resync.
+// statusChanged is the trackers' callback when they changed a user's status by themselves:
+// offline after the grace period, or (Redis) back online after a resync. It tells the user's
+// contacts and the OnPresence hooks.
 func (h *Hub) statusChanged(userID string) {
 	if h.closed.Load() {
 		return
 	}
 	ctx := context.Background()
 	h.announce(ctx, userID, h.contacts(ctx, userID))
+	online, _ := h.presence.Status(userID)
+	h.presenceChanged(ctx, userID, online)
 }

@@ -49,8 +49,8 @@ type redisPresence struct {
 	grace  time.Duration
 	now    func() time.Time
 	log    *slog.Logger
-	// announce tells a user's contacts their current status (after the janitor changed it).
-	announce func(userID string)
+	// statusChanged tells the hub that the janitor (or a resync) changed a user's status.
+	statusChanged func(userID string)
 
 	seed   shardSeed
 	shards [numShards]countShard
@@ -78,12 +78,12 @@ const (
 	presenceOpTimeout = 2 * time.Second
 )
 
-func newRedisPresence(rdb *redis.Client, prefix string, grace time.Duration, log *slog.Logger, announce func(string)) *redisPresence {
+func newRedisPresence(rdb *redis.Client, prefix string, grace time.Duration, log *slog.Logger, statusChanged func(string)) *redisPresence {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	p := &redisPresence{
 		rdb: rdb, prefix: prefix + ":presence:", node: hex.EncodeToString(id[:]), grace: grace,
-		now: time.Now, log: log, announce: announce, seed: newShardSeed(),
+		now: time.Now, log: log, statusChanged: statusChanged, seed: newShardSeed(),
 		stopped: make(chan struct{}), done: make(chan struct{}),
 	}
 	for i := range p.shards {
@@ -454,12 +454,12 @@ func (p *redisPresence) reapDeadNodes() {
 	}
 }
 
-// report announces the users whose status the janitor changed.
+// report tells the hub about the users whose status the janitor changed.
 func (p *redisPresence) report(users []string) {
-	if p.announce == nil {
+	if p.statusChanged == nil {
 		return
 	}
 	for _, u := range users {
-		p.announce(u)
+		p.statusChanged(u)
 	}
 }

@@ -35,9 +35,9 @@ func (l *offlineLog) list() []string {
 	return slices.Clone(l.who)
 }
 
-func newTestPresence(t *testing.T, rdb *redis.Client, prefix string, grace time.Duration, onOffline func(string)) *redisPresence {
+func newTestPresence(t *testing.T, rdb *redis.Client, prefix string, grace time.Duration, statusChanged func(string)) *redisPresence {
 	t.Helper()
-	p := newRedisPresence(rdb, prefix, grace, slog.New(slog.DiscardHandler), onOffline)
+	p := newRedisPresence(rdb, prefix, grace, slog.New(slog.DiscardHandler), statusChanged)
 	t.Cleanup(p.stop)
 	return p
 }
