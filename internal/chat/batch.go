@@ -101,10 +101,15 @@ func (s *Service) commitOpsOnce(ctx context.Context, ops []*op, now int64, check
 		if err := s.insertSends(ctx, tx, ops, res, sends, now); err != nil {
 			return err
 		}
+		stored := sends[:0:0]
 		for _, i := range sends {
 			if res[i].err == nil {
+				stored = append(stored, i)
 				evs = append(evs, event{chatID: res[i].msg.ChatID, typ: EventMessageNew, data: res[i].msg, members: res[i].members})
 			}
+		}
+		if err := s.runSendHooks(ctx, tx, res, stored); err != nil {
+			return err
 		}
 		return s.applyMarks(ctx, tx, ops, res, &evs)
 	})

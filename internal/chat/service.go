@@ -30,6 +30,9 @@ type Options struct {
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer // where the chat metrics go; nil = nowhere
 	Files       Files                 // the media uploads messages attach; nil = every attachment_id is refused
+	// SendHooks are called inside every group-commit transaction that stores messages, with
+	// those messages (see SendHook); nil = none.
+	SendHooks []SendHook
 }
 
 // Service is the chat domain: chats, members, messages, receipts and typing, over REST and over

@@ -1,0 +1,104 @@
+package chat
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+)
+
+// SendHook is told, inside the group commit's transaction, about the messages it stored;
+// an error rolls the batch back like any store error.
+//
+// It runs once per transaction with every message the transaction stored (retries of a
+// client_id are not stored again, so they are not passed), after the messages and their
+// attachments are written and before the commit: rows it writes with tx commit with the messages
+// or not at all. When the batch fails, the writer retries each op in a transaction of its own
+// (see Service.commit), so a hook can be called again with a subset of the same messages after a
+// rollback. It runs on the writer goroutine and holds up every sender of the batch: it should
+// write, not wait on the network. It must not modify msgs (their MemberIDs are shared).
+type SendHook interface {
+	MessagesStored(ctx context.Context, tx *sql.Tx, msgs []StoredMessage) error
+}
+
+// StoredMessage is a message as committed, with the chat's members at that moment.
+type StoredMessage struct {
+	Message   Message  // the stored message (chat's own type, with seq)
+	ChatType  string   // "direct" or "group"
+	ChatTitle string   // "" for direct chats
+	MemberIDs []string // every member of the chat at commit time (the sender included)
+}
+
+// runSendHooks tells the hooks about the messages res[idx] that tx stored. Only then are the
+// chats' members read (one query per batch): without hooks the group commit reads nothing more.
+func (s *Service) runSendHooks(ctx context.Context, tx *btx, res []opResult, idx []int) error {
+	if len(s.opts.SendHooks) == 0 || len(idx) == 0 {
+		return nil
+	}
+	ids := map[string]bool{}
+	for _, i := range idx {
+		ids[res[i].msg.ChatID] = true
+	}
+	chats, err := chatsWithMembers(ctx, tx, sortedKeys(ids))
+	if err != nil {
+		return err
+	}
+	msgs := make([]StoredMessage, len(idx))
+	for n, i := range idx {
+		m := res[i].msg
+		c := chats[m.ChatID]
+		if c == nil { // cannot happen: the sender's marks were raised as a member's
+			return fmt.Errorf("send hook: chat %s has no members", m.ChatID)
+		}
+		msgs[n] = StoredMessage{Message: m, ChatType: string(c.typ), ChatTitle: c.title, MemberIDs: c.members}
+	}
+	for _, h := range s.opts.SendHooks {
+		if err := h.MessagesStored(ctx, tx.Tx, msgs); err != nil {
+			return fmt.Errorf("send hook: %w", err)
+		}
+	}
+	return nil
+}
+
+// chatMembers is a chat's type, title and member ids, read inside a transaction.
+type chatMembers struct {
+	typ     Type
+	title   string
+	members []string // oldest first
+}
+
+// chatsWithMembers reads the type, title and members of the chats ids in one statement. The
+// batch holds the chats' rows (PostgreSQL) or the only write connection (SQLite), so these are
+// the members at commit time.
+func chatsWithMembers(ctx context.Context, tx *btx, ids []string) (map[string]*chatMembers, error) {
+	const cols = `SELECT c.id, c.type, c.title, m.user_id FROM chats c JOIN chat_members m ON m.chat_id = c.id WHERE `
+	const order = ` ORDER BY c.id, m.joined_at, m.user_id`
+	var rows *sql.Rows
+	var err error
+	if tx.pg {
+		rows, err = tx.QueryContext(ctx, cols+`c.id = ANY($1::text[])`+order, ids)
+	} else {
+		data, _ := json.Marshal(ids) // strings: cannot fail
+		rows, err = tx.queryRepeated(ctx, cols+`c.id IN (SELECT value FROM json_each($1))`+order, string(data))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chat members: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]*chatMembers, len(ids))
+	for rows.Next() {
+		var id, user string
+		var c chatMembers
+		if err := rows.Scan(&id, &c.typ, &c.title, &user); err != nil {
+			return nil, fmt.Errorf("chat members: %w", err)
+		}
+		if out[id] == nil {
+			out[id] = &c
+		}
+		out[id].members = append(out[id].members, user)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("chat members: %w", err)
+	}
+	return out, nil
+}
