@@ -42,17 +42,17 @@ type event struct {
 	data   any
 	// users is the audience; nil means the chat's members when the event is published.
 	users []string
-	// members is the chat's members_version when the event was committed (messages, edits,
-	// deletes, receipts): a cached member list older than it is reloaded before the event goes
-	// out (another node may have changed the members, and this node's cache may not know yet).
-	members int64
+	// membersVersion is the chat's members_version when the event was committed (messages,
+	// edits, deletes, receipts): a cached member list older than it is reloaded before the event
+	// goes out (another node may have changed the members, and this node's cache may not know yet).
+	membersVersion int64
 	// apply runs on the pipeline before the event is published (cache invalidation, topic leaves),
 	// so that it takes effect exactly between the events committed before and after it.
 	apply func(ctx context.Context)
 	// done, when not nil, is closed once the item has been handled.
 	done chan struct{}
-	// answer, when not nil, is made Done once the item has been handled (a WebSocket send's ack).
-	answer *realtime.Later
+	// answer, when not nil, is called once the item has been handled (a WebSocket send's ack).
+	answer func(ctx context.Context)
 }
 
 // pipeline publishes events one at a time in the order they were queued. Writers queue under
@@ -100,7 +100,7 @@ func (s *Service) publish(ctx context.Context, ev event) {
 		users := ev.users
 		if users == nil {
 			r, err := s.rosters.get(ctx, ev.chatID)
-			if err == nil && r.version < ev.members {
+			if err == nil && r.version < ev.membersVersion {
 				s.rosters.invalidate(ev.chatID)
 				r, err = s.rosters.get(ctx, ev.chatID)
 			}
@@ -119,7 +119,7 @@ func (s *Service) publish(ctx context.Context, ev event) {
 		close(ev.done)
 	}
 	if ev.answer != nil {
-		ev.answer.Done(ctx)
+		ev.answer(ctx)
 	}
 }
 

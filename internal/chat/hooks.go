@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 )
 
@@ -60,45 +59,3 @@ func (s *Service) runSendHooks(ctx context.Context, tx *btx, res []opResult, idx
 	return nil
 }
 
-// chatMembers is a chat's type, title and member ids, read inside a transaction.
-type chatMembers struct {
-	typ     Type
-	title   string
-	members []string // oldest first
-}
-
-// chatsWithMembers reads the type, title and members of the chats ids in one statement. The
-// batch holds the chats' rows (PostgreSQL) or the only write connection (SQLite), so these are
-// the members at commit time.
-func chatsWithMembers(ctx context.Context, tx *btx, ids []string) (map[string]*chatMembers, error) {
-	const cols = `SELECT c.id, c.type, c.title, m.user_id FROM chats c JOIN chat_members m ON m.chat_id = c.id WHERE `
-	const order = ` ORDER BY c.id, m.joined_at, m.user_id`
-	var rows *sql.Rows
-	var err error
-	if tx.pg {
-		rows, err = tx.QueryContext(ctx, cols+`c.id = ANY($1::text[])`+order, ids)
-	} else {
-		data, _ := json.Marshal(ids) // strings: cannot fail
-		rows, err = tx.queryRepeated(ctx, cols+`c.id IN (SELECT value FROM json_each($1))`+order, string(data))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("chat members: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[string]*chatMembers, len(ids))
-	for rows.Next() {
-		var id, user string
-		var c chatMembers
-		if err := rows.Scan(&id, &c.typ, &c.title, &user); err != nil {
-			return nil, fmt.Errorf("chat members: %w", err)
-		}
-		if out[id] == nil {
-			out[id] = &c
-		}
-		out[id].members = append(out[id].members, user)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("chat members: %w", err)
-	}
-	return out, nil
-}
