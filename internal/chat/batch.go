@@ -342,4 +342,3 @@ func (s *Service) applyMarks(ctx context.Context, tx *btx, ops []*op, res []opRe
 	}
 	return nil
 }
-

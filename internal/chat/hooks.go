@@ -58,4 +58,3 @@ func (s *Service) runSendHooks(ctx context.Context, tx *btx, res []opResult, idx
 	}
 	return nil
 }
-
