@@ -28,19 +28,35 @@ type StoredMessage struct {
 	MemberIDs []string // every member of the chat at commit time (the sender included)
 }
 
-// runSendHooks tells the hooks about the messages res[idx] that tx stored. Only then are the
-// chats' members read (one query per batch): without hooks the group commit reads nothing more.
+// runSendHooks tells the hooks about the messages res[idx] that tx stored, with their chats'
+// members: those of the roster cache when it holds the members_version the messages were stored
+// with (the common case: the pipeline loads the rosters to publish), else read in tx (one query
+// for the batch). Without hooks nothing is looked up.
 func (s *Service) runSendHooks(ctx context.Context, tx *btx, res []opResult, idx []int) error {
 	if len(s.opts.SendHooks) == 0 || len(idx) == 0 {
 		return nil
 	}
-	ids := map[string]bool{}
+	chats := map[string]*chatMembers{}
+	missing := map[string]bool{}
 	for _, i := range idx {
-		ids[res[i].msg.ChatID] = true
+		id := res[i].msg.ChatID
+		if chats[id] != nil || missing[id] {
+			continue
+		}
+		if r, ok := s.rosters.peek(id); ok && r.version == res[i].membersVersion {
+			chats[id] = &chatMembers{typ: r.typ, title: r.title, members: r.ids}
+		} else {
+			missing[id] = true
+		}
 	}
-	chats, err := chatsWithMembers(ctx, tx, sortedKeys(ids))
-	if err != nil {
-		return err
+	if len(missing) > 0 {
+		read, err := chatsWithMembers(ctx, tx, sortedKeys(missing))
+		if err != nil {
+			return err
+		}
+		for id, c := range read {
+			chats[id] = c
+		}
 	}
 	msgs := make([]StoredMessage, len(idx))
 	for n, i := range idx {

@@ -166,7 +166,8 @@ func isNotFound(err error) bool {
 // roster is a chat's members as the cache holds them (never modified once built).
 type roster struct {
 	typ     Type
-	version int64        // chats.members_version when it was read
+	title   string
+	version int64        // chats.members_version when it was read (raised by title changes too)
 	infos   []MemberInfo // oldest first
 	ids     []string     // the same users: the audience of the chat's events
 	roles   map[string]Role
@@ -174,7 +175,7 @@ type roster struct {
 
 func (s *Service) loadRoster(ctx context.Context, chatID string) (*roster, error) {
 	// One statement, so that the version and the members are of the same moment.
-	rows, err := s.db.R.QueryContext(ctx, `SELECT c.type, c.members_version, m.user_id, m.role, m.joined_at FROM chats c
+	rows, err := s.db.R.QueryContext(ctx, `SELECT c.type, c.title, c.members_version, m.user_id, m.role, m.joined_at FROM chats c
 		JOIN chat_members m ON m.chat_id = c.id WHERE c.id = $1 ORDER BY m.joined_at, m.user_id`, chatID)
 	if err != nil {
 		return nil, fmt.Errorf("chat: members of %s: %w", chatID, err)
@@ -184,7 +185,7 @@ func (s *Service) loadRoster(ctx context.Context, chatID string) (*roster, error
 	for rows.Next() {
 		var mi MemberInfo
 		var joined int64
-		if err := rows.Scan(&r.typ, &r.version, &mi.UserID, &mi.Role, &joined); err != nil {
+		if err := rows.Scan(&r.typ, &r.title, &r.version, &mi.UserID, &mi.Role, &joined); err != nil {
 			return nil, fmt.Errorf("chat: members of %s: %w", chatID, err)
 		}
 		mi.JoinedAt = store.Time(joined)
