@@ -79,7 +79,7 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 	s := &Service{
 		db: db, pub: pub, files: o.Files, opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
 		writer: &writer{in: make(chan *op, 4*o.MaxBatch), maxBatch: o.MaxBatch, every: o.CommitEvery, done: make(chan struct{})},
-		events: pipeline{ch: make(chan event, 4096), done: make(chan struct{})},
+		events: pipeline{ch: make(chan event, 4096), done: make(chan struct{}), wakeBatch: hubWakeBatch},
 		stmts:  newStmtCache(db.W),
 	}
 	s.rosters = newLazyCache(100_000, s.loadRoster)

@@ -19,6 +19,13 @@ const (
 	CmdSync             = "sync"
 )
 
+// hubWakeBatch is the event pipeline's wakeBatch: the realtime hub's WakeBatch, which holds back
+// the writers of the connections it queues frames on until Flush.
+func hubWakeBatch(ctx context.Context) (context.Context, func()) {
+	ctx, wb := realtime.WithWakeBatch(ctx)
+	return ctx, wb.Flush
+}
+
 // CommandRegistry is where commands are registered: the realtime hub.
 type CommandRegistry interface {
 	Handle(typ string, fn realtime.CommandFunc)
