@@ -3,6 +3,7 @@ package chat
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -94,7 +95,13 @@ func (h *onlineHub) close() {
 var (
 	benchSenders   = flag.Int("chat.senders", 200, "BenchmarkSendGroups: concurrent senders, each waiting for its ack")
 	benchClientIDs = flag.String("chat.client-ids", "v4", "BenchmarkSendGroups: client_id of each message: v4 (random UUIDs, as most apps send) or seq (sender-ordered)")
+	benchSendHook  = flag.Bool("chat.send-hook", false, "BenchmarkSendGroups: register a SendHook that does nothing (what reading the members for the hooks costs)")
 )
+
+// nopHook is a SendHook that does nothing.
+type nopHook struct{}
+
+func (nopHook) MessagesStored(context.Context, *sql.Tx, []StoredMessage) error { return nil }
 
 // latencies collects durations for percentiles.
 type latencies struct {
@@ -122,7 +129,7 @@ func (l *latencies) percentile(p float64) time.Duration {
 // groups whose members are all online, with many concurrent senders (each waits for its ack
 // before sending again), and the latency from send to ack and from send to delivery.
 //
-//	go test -run '^$' -bench BenchmarkSendGroups -benchtime 20000x ./internal/chat/ [-args -chat.senders 200]
+//	go test -run '^$' -bench BenchmarkSendGroups -benchtime 20000x ./internal/chat/ [-args -chat.senders 200 -chat.send-hook]
 //
 // NERUTALK_TEST_POSTGRES_URL set runs the PostgreSQL half too. CHAT_BENCH_PRAGMA, when set, is
 // run on the SQLite write connection first (e.g. "PRAGMA cache_size=-65536"), to try settings.
@@ -146,7 +153,11 @@ func BenchmarkSendGroups(b *testing.B) {
 			}
 			deliver, ack := &latencies{}, &latencies{}
 			hub := newOnlineHub(users, deliver)
-			s := New(db, hub, Options{MaxGroupMembers: 1000, MaxTextChars: 4096})
+			o := Options{MaxGroupMembers: 1000, MaxTextChars: 4096}
+			if *benchSendHook {
+				o.SendHooks = []SendHook{nopHook{}}
+			}
+			s := New(db, hub, o)
 			chats := make([]string, groups)
 			for g := range groups {
 				m := users[g*size : (g+1)*size]

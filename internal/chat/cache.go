@@ -46,6 +46,14 @@ func (c *lazyCache[V]) get(ctx context.Context, key string) (V, error) {
 	return v, nil
 }
 
+// peek returns the cached value of key without loading it.
+func (c *lazyCache[V]) peek(key string) (V, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, ok := c.entries[key]
+	return v, ok
+}
+
 // shrink drops about half of the entries (map order is random, which makes this a cheap random
 // eviction). The caller holds mu.
 func (c *lazyCache[V]) shrink() {

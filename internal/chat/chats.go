@@ -473,10 +473,10 @@ func (s *Service) AddMembers(ctx context.Context, userID, chatID string, in AddM
 	return s.Get(ctx, userID, chatID)
 }
 
-func pairsOf(chatID string, users []string) []pairKey {
-	out := make([]pairKey, len(users))
+func pairsOf(chatID string, users []string) []memberKey {
+	out := make([]memberKey, len(users))
 	for i, u := range users {
-		out[i] = pairKey{chatID, u}
+		out[i] = memberKey{chatID, u}
 	}
 	return out
 }

@@ -2,8 +2,6 @@ package chat
 
 import (
 	"context"
-
-	"github.com/nerutalk/nerutalk/internal/realtime"
 )
 
 // The server events this package publishes.
@@ -27,8 +25,8 @@ type Publisher interface {
 	// LeaveTopicUser unsubscribes every connection of the user from topic.
 	LeaveTopicUser(ctx context.Context, topic, userID string)
 	// OnSignal registers fn for the signal name; PublishSignal runs it on every node, on this one
-	// before it returns.
-	OnSignal(name string, fn realtime.SignalFunc)
+	// before it returns. fn must not block.
+	OnSignal(name string, fn func(ctx context.Context, payload []byte))
 	PublishSignal(ctx context.Context, name string, payload []byte)
 }
 
@@ -42,17 +40,17 @@ type event struct {
 	data   any
 	// users is the audience; nil means the chat's members when the event is published.
 	users []string
-	// members is the chat's members_version when the event was committed (messages, edits,
-	// deletes, receipts): a cached member list older than it is reloaded before the event goes
-	// out (another node may have changed the members, and this node's cache may not know yet).
-	members int64
+	// membersVersion is the chat's members_version when the event was committed (messages,
+	// edits, deletes, receipts): a cached member list older than it is reloaded before the event
+	// goes out (another node may have changed the members, and this node's cache may not know yet).
+	membersVersion int64
 	// apply runs on the pipeline before the event is published (cache invalidation, topic leaves),
 	// so that it takes effect exactly between the events committed before and after it.
 	apply func(ctx context.Context)
 	// done, when not nil, is closed once the item has been handled.
 	done chan struct{}
-	// answer, when not nil, is made Done once the item has been handled (a WebSocket send's ack).
-	answer *realtime.Later
+	// answer, when not nil, is called once the item has been handled (a WebSocket send's ack).
+	answer func(ctx context.Context)
 }
 
 // pipeline publishes events one at a time in the order they were queued. Writers queue under
@@ -62,14 +60,19 @@ type event struct {
 type pipeline struct {
 	ch   chan event
 	done chan struct{}
+	// wakeBatch returns a context under which the connections that publications queue frames on
+	// start writing only when flush is called: the pipeline publishes a run of items under one, so
+	// a sender's message_new and its ack leave in one write. hubWakeBatch (ws.go) adapts the
+	// realtime hub's.
+	wakeBatch func(ctx context.Context) (_ context.Context, flush func())
 }
 
 func (s *Service) runPipeline() {
 	defer close(s.events.done)
 	// Everything already queued is published under one WakeBatch (at most maxWakeBatch items): a
 	// connection that gets several frames of it — a message and its ack, or the messages of
-	// several chats — writes them at once. The batch is reused: Flush empties it.
-	ctx, wb := realtime.WithWakeBatch(context.Background())
+	// several chats — writes them at once. The batch is reused: flush empties it.
+	ctx, flush := s.events.wakeBatch(context.Background())
 	for ev := range s.events.ch {
 		s.publish(ctx, ev)
 	more:
@@ -84,7 +87,7 @@ func (s *Service) runPipeline() {
 				break more
 			}
 		}
-		wb.Flush()
+		flush()
 	}
 }
 
@@ -100,7 +103,7 @@ func (s *Service) publish(ctx context.Context, ev event) {
 		users := ev.users
 		if users == nil {
 			r, err := s.rosters.get(ctx, ev.chatID)
-			if err == nil && r.version < ev.members {
+			if err == nil && r.version < ev.membersVersion {
 				s.rosters.invalidate(ev.chatID)
 				r, err = s.rosters.get(ctx, ev.chatID)
 			}
@@ -119,7 +122,7 @@ func (s *Service) publish(ctx context.Context, ev event) {
 		close(ev.done)
 	}
 	if ev.answer != nil {
-		ev.answer.Done(ctx)
+		ev.answer(ctx)
 	}
 }
 

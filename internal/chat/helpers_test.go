@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -34,14 +33,14 @@ type fakePublisher struct {
 // hub does on the publishing node.
 type localSignals struct {
 	mu       sync.Mutex
-	handlers map[string]realtime.SignalFunc
+	handlers map[string]func(context.Context, []byte)
 }
 
-func (l *localSignals) OnSignal(name string, fn realtime.SignalFunc) {
+func (l *localSignals) OnSignal(name string, fn func(context.Context, []byte)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.handlers == nil {
-		l.handlers = map[string]realtime.SignalFunc{}
+		l.handlers = map[string]func(context.Context, []byte){}
 	}
 	l.handlers[name] = fn
 }

@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
-	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -91,24 +90,13 @@ func (s *Service) Send(ctx context.Context, userID, chatID string, in SendInput)
 	return res.msg, res.existed, nil
 }
 
-// startSend checks and queues a send like Send but does not wait for its commit: the returned
-// op's answered Later is done once its result is set and the events of its batch (its own
-// message_new among them) are published.
-func (s *Service) startSend(ctx context.Context, userID, chatID string, in SendInput) (*op, error) {
-	o, err := s.checkSend(ctx, userID, chatID, in)
-	if err != nil {
-		return nil, err
+// answer is a committed send's answer: the stored message, or why it was refused. Valid once
+// the op is done (or, for an op queued with answered set, once answered is called).
+func (o *op) answer() (any, error) {
+	if o.res.err != nil {
+		return nil, o.res.err
 	}
-	o.answered = realtime.NewLater(func() (any, error) {
-		if o.res.err != nil {
-			return nil, o.res.err
-		}
-		return o.res.msg, nil
-	})
-	if err := s.queueOp(ctx, o); err != nil {
-		return nil, err
-	}
-	return o, nil
+	return o.res.msg, nil
 }
 
 // checkSend checks a send (membership, input, attachments, reply) and builds its op.
@@ -177,7 +165,7 @@ func (s *Service) Edit(ctx context.Context, userID, chatID, msgID string, in Edi
 		if err != nil {
 			return nil, err
 		}
-		return []event{{chatID: chatID, typ: EventMessageUpdated, data: out, members: c.MembersVersion}}, nil
+		return []event{{chatID: chatID, typ: EventMessageUpdated, data: out, membersVersion: c.MembersVersion}}, nil
 	})
 	if err != nil {
 		return Message{}, s.internal("edit", err)
@@ -230,7 +218,7 @@ func (s *Service) Delete(ctx context.Context, userID, chatID, msgID string) erro
 		if released, err = detachMessages(ctx, tx, `id = $1`, msgID); err != nil {
 			return nil, err
 		}
-		return []event{{chatID: chatID, typ: EventMessageDeleted, data: out, members: c.MembersVersion}}, nil
+		return []event{{chatID: chatID, typ: EventMessageDeleted, data: out, membersVersion: c.MembersVersion}}, nil
 	})
 	if err != nil {
 		return s.internal("delete", err)

@@ -30,6 +30,9 @@ type Options struct {
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer // where the chat metrics go; nil = nowhere
 	Files       Files                 // the media uploads messages attach; nil = every attachment_id is refused
+	// SendHooks are called inside every group-commit transaction that stores messages, with
+	// those messages (see SendHook); nil = none.
+	SendHooks []SendHook
 }
 
 // Service is the chat domain: chats, members, messages, receipts and typing, over REST and over
@@ -76,7 +79,7 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 	s := &Service{
 		db: db, pub: pub, files: o.Files, opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
 		writer: &writer{in: make(chan *op, 4*o.MaxBatch), maxBatch: o.MaxBatch, every: o.CommitEvery, done: make(chan struct{})},
-		events: pipeline{ch: make(chan event, 4096), done: make(chan struct{})},
+		events: pipeline{ch: make(chan event, 4096), done: make(chan struct{}), wakeBatch: hubWakeBatch},
 		stmts:  newStmtCache(db.W),
 	}
 	s.rosters = newLazyCache(100_000, s.loadRoster)
@@ -163,7 +166,8 @@ func isNotFound(err error) bool {
 // roster is a chat's members as the cache holds them (never modified once built).
 type roster struct {
 	typ     Type
-	version int64        // chats.members_version when it was read
+	title   string
+	version int64        // chats.members_version when it was read (raised by title changes too)
 	infos   []MemberInfo // oldest first
 	ids     []string     // the same users: the audience of the chat's events
 	roles   map[string]Role
@@ -171,7 +175,7 @@ type roster struct {
 
 func (s *Service) loadRoster(ctx context.Context, chatID string) (*roster, error) {
 	// One statement, so that the version and the members are of the same moment.
-	rows, err := s.db.R.QueryContext(ctx, `SELECT c.type, c.members_version, m.user_id, m.role, m.joined_at FROM chats c
+	rows, err := s.db.R.QueryContext(ctx, `SELECT c.type, c.title, c.members_version, m.user_id, m.role, m.joined_at FROM chats c
 		JOIN chat_members m ON m.chat_id = c.id WHERE c.id = $1 ORDER BY m.joined_at, m.user_id`, chatID)
 	if err != nil {
 		return nil, fmt.Errorf("chat: members of %s: %w", chatID, err)
@@ -181,7 +185,7 @@ func (s *Service) loadRoster(ctx context.Context, chatID string) (*roster, error
 	for rows.Next() {
 		var mi MemberInfo
 		var joined int64
-		if err := rows.Scan(&r.typ, &r.version, &mi.UserID, &mi.Role, &joined); err != nil {
+		if err := rows.Scan(&r.typ, &r.title, &r.version, &mi.UserID, &mi.Role, &joined); err != nil {
 			return nil, fmt.Errorf("chat: members of %s: %w", chatID, err)
 		}
 		mi.JoinedAt = store.Time(joined)

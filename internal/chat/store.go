@@ -26,7 +26,7 @@ type chatRow struct {
 	CreatedAt     int64
 	LastSeq       int64
 	LastMessageAt int64
-	// MembersVersion counts the changes of members, roles and title (see event.members).
+	// MembersVersion counts the changes of members, roles and title (see event.membersVersion).
 	MembersVersion int64
 }
 

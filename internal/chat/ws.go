@@ -19,6 +19,13 @@ const (
 	CmdSync             = "sync"
 )
 
+// hubWakeBatch is the event pipeline's wakeBatch: the realtime hub's WakeBatch, which holds back
+// the writers of the connections it queues frames on until Flush.
+func hubWakeBatch(ctx context.Context) (context.Context, func()) {
+	ctx, wb := realtime.WithWakeBatch(ctx)
+	return ctx, wb.Flush
+}
+
 // CommandRegistry is where commands are registered: the realtime hub.
 type CommandRegistry interface {
 	Handle(typ string, fn realtime.CommandFunc)
@@ -63,11 +70,18 @@ func (s *Service) cmdSend(ctx context.Context, c realtime.Client, data json.RawM
 	if err := decode(data, &in, &in.ChatID); err != nil {
 		return nil, err
 	}
-	o, err := s.startSend(ctx, c.UserID(), in.ChatID, in.SendInput)
+	o, err := s.checkSend(ctx, c.UserID(), in.ChatID, in.SendInput)
 	if err != nil {
 		return nil, err
 	}
-	return o.answered, nil
+	// The pipeline calls o.answered once the events of o's batch are published, after o.res is
+	// set: the Later is then Done and answers with the stored message.
+	later := realtime.NewLater(o.answer)
+	o.answered = later.Done
+	if err := s.queueOp(ctx, o); err != nil {
+		return nil, err
+	}
+	return later, nil
 }
 
 // ChatRef is the data of join_chat and leave_chat.
