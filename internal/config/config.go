@@ -3,6 +3,9 @@
 package config
 
 import (
+	"bytes"
+	"crypto/ecdh"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,6 +78,18 @@ type Config struct {
 	GiphyAPIKey        string // empty = only the built-in stickers and GIFs
 	GiphyURL           string // Giphy API base URL
 	MediaSearchPerMin  int    // GIF/sticker searches per user per minute
+
+	// Push providers (internal/push/provider); an unconfigured provider only logs.
+	PushFCMCredentialsFile string // FCM service-account JSON
+	PushFCMEndpoint        string
+	PushAPNsKeyFile        string // APNs .p8 token-signing key
+	PushAPNsKeyID          string
+	PushAPNsTeamID         string
+	PushAPNsTopic          string
+	PushAPNsEndpoint       string // production, sandbox or a URL
+	PushVAPIDPublicKey     string // empty (with the private key) = generated once and kept in the database
+	PushVAPIDPrivateKey    string
+	PushVAPIDSubject       string
 }
 
 // Setting describes one configuration value: its flag, its environment variable, its default and
@@ -227,6 +243,76 @@ func settings() []Setting {
 			return nil
 		}},
 		{"media-search-per-minute", "NERUTALK_MEDIA_SEARCH_PER_MINUTE", "60", "GIF and sticker searches per user per minute; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.MediaSearchPerMin }, 1)},
+		// Push providers. Settings that depend on an earlier one are checked in its setter, so
+		// the order of this block matters.
+		{"push-fcm-credentials-file", "NERUTALK_PUSH_FCM_CREDENTIALS_FILE", "", "FCM service-account key file (JSON, from the Firebase console); empty = Android pushes are only logged", fileSetter(func(c *Config) *string { return &c.PushFCMCredentialsFile })},
+		{"push-fcm-endpoint", "NERUTALK_PUSH_FCM_ENDPOINT", "https://fcm.googleapis.com", "FCM HTTP v1 API base URL (a proxy, or a fake in tests)", func(c *Config, v string) error {
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("want http(s)://host[:port]")
+			}
+			c.PushFCMEndpoint = strings.TrimRight(v, "/")
+			return nil
+		}},
+		{"push-apns-key-file", "NERUTALK_PUSH_APNS_KEY_FILE", "", "APNs token-signing key (.p8 file); empty = iOS pushes are only logged", fileSetter(func(c *Config) *string { return &c.PushAPNsKeyFile })},
+		{"push-apns-key-id", "NERUTALK_PUSH_APNS_KEY_ID", "", "the APNs key's 10-character key id; required with NERUTALK_PUSH_APNS_KEY_FILE", apnsIDSetter(func(c *Config) *string { return &c.PushAPNsKeyID })},
+		{"push-apns-team-id", "NERUTALK_PUSH_APNS_TEAM_ID", "", "the Apple developer team id (10 characters); required with NERUTALK_PUSH_APNS_KEY_FILE", apnsIDSetter(func(c *Config) *string { return &c.PushAPNsTeamID })},
+		{"push-apns-topic", "NERUTALK_PUSH_APNS_TOPIC", "", "the iOS app's bundle id, used for devices registered without an app id", func(c *Config, v string) error {
+			if strings.ContainsAny(v, " \t\r\n/") {
+				return errors.New("want a bundle id such as org.example.app")
+			}
+			c.PushAPNsTopic = v
+			return nil
+		}},
+		{"push-apns-endpoint", "NERUTALK_PUSH_APNS_ENDPOINT", "production", "production, sandbox (development builds) or an https:// URL", func(c *Config, v string) error {
+			if v != "production" && v != "sandbox" {
+				if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return errors.New("want production, sandbox or http(s)://host[:port]")
+				}
+			}
+			c.PushAPNsEndpoint = v
+			return nil
+		}},
+		{"push-vapid-public-key", "NERUTALK_PUSH_VAPID_PUBLIC_KEY", "", "Web Push VAPID public key (base64url P-256 point); empty with the private key = a pair generated once and kept in the database", func(c *Config, v string) error {
+			if v != "" {
+				if b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "=")); err != nil || len(b) != 65 || b[0] != 4 {
+					return errors.New("want 65 bytes (an uncompressed P-256 point) in base64url")
+				}
+			}
+			c.PushVAPIDPublicKey = v
+			return nil
+		}},
+		{"push-vapid-private-key", "NERUTALK_PUSH_VAPID_PRIVATE_KEY", "", "Web Push VAPID private key (base64url, 32 bytes); set with the public key", func(c *Config, v string) error {
+			switch {
+			case v == "" && c.PushVAPIDPublicKey != "":
+				return errors.New("required when NERUTALK_PUSH_VAPID_PUBLIC_KEY is set")
+			case v == "":
+				c.PushVAPIDPrivateKey = ""
+				return nil
+			case c.PushVAPIDPublicKey == "":
+				return errors.New("set NERUTALK_PUSH_VAPID_PUBLIC_KEY too")
+			}
+			b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(v, "="))
+			if err != nil || len(b) != 32 {
+				return errors.New("want 32 bytes in base64url")
+			}
+			k, err := ecdh.P256().NewPrivateKey(b)
+			if err != nil {
+				return errors.New("not a P-256 private key")
+			}
+			pub, _ := base64.RawURLEncoding.DecodeString(strings.TrimRight(c.PushVAPIDPublicKey, "="))
+			if !bytes.Equal(k.PublicKey().Bytes(), pub) {
+				return errors.New("does not match NERUTALK_PUSH_VAPID_PUBLIC_KEY")
+			}
+			c.PushVAPIDPrivateKey = v
+			return nil
+		}},
+		{"push-vapid-subject", "NERUTALK_PUSH_VAPID_SUBJECT", "", "contact for Web Push services, mailto:you@example.org or https://...; empty = the project's URL", func(c *Config, v string) error {
+			if v != "" && !strings.HasPrefix(v, "mailto:") && !strings.HasPrefix(v, "https://") {
+				return errors.New("want mailto:address or https://url")
+			}
+			c.PushVAPIDSubject = v
+			return nil
+		}},
 	}
 }
 
@@ -317,6 +403,42 @@ func Reference() string {
 		fmt.Fprintf(&b, "| `%s` | `-%s` | %s | %s |\n", s.Env, s.Flag, def, s.Usage)
 	}
 	return b.String()
+}
+
+// fileSetter accepts empty or the path of a readable regular file.
+func fileSetter(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v != "" {
+			fi, err := os.Stat(v)
+			if err != nil {
+				return fmt.Errorf("cannot read the file: %w", errors.Unwrap(err))
+			}
+			if !fi.Mode().IsRegular() {
+				return errors.New("not a regular file")
+			}
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// apnsIDSetter accepts an APNs key or team id: required with NERUTALK_PUSH_APNS_KEY_FILE (set
+// before it in settings), 10 letters and digits.
+func apnsIDSetter(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		switch {
+		case v == "" && c.PushAPNsKeyFile != "":
+			return errors.New("required when NERUTALK_PUSH_APNS_KEY_FILE is set")
+		case v != "" && c.PushAPNsKeyFile == "":
+			return errors.New("set NERUTALK_PUSH_APNS_KEY_FILE too")
+		case v != "" && (len(v) != 10 || strings.IndexFunc(v, func(r rune) bool {
+			return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+		}) >= 0):
+			return errors.New("want 10 capital letters and digits")
+		}
+		*field(c) = v
+		return nil
+	}
 }
 
 func onOff(v string) (bool, error) {
