@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -42,7 +43,40 @@ type FCMConfig struct {
 type FCM struct {
 	url    string // .../v1/projects/{id}/messages:send
 	client *http.Client
+	source *renewableSource
 	now    func() time.Time
+}
+
+// renewableSource is the cached token source, replaced by a fresh one when FCM refuses the
+// cached token (401) before it expires: a revoked token then costs one failed send, not an hour.
+type renewableSource struct {
+	fresh func() oauth2.TokenSource
+
+	mu  sync.Mutex
+	gen int
+	ts  oauth2.TokenSource
+}
+
+func (s *renewableSource) Token() (*oauth2.Token, error) {
+	s.mu.Lock()
+	ts := s.ts
+	s.mu.Unlock()
+	return ts.Token()
+}
+
+func (s *renewableSource) generation() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// renew drops the cached token unless another send already did since generation gen.
+func (s *renewableSource) renew(gen int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gen == gen {
+		s.ts, s.gen = s.fresh(), s.gen+1
+	}
 }
 
 // NewFCM reads the service account and prepares the client. It does not contact Google.
@@ -84,8 +118,10 @@ func NewFCM(cfg FCMConfig) (*FCM, error) {
 	}
 	// The token source keeps this context for its token requests: it only carries the client.
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, base)
-	client := oauth2.NewClient(ctx, jwtCfg.TokenSource(ctx))
-	client.Timeout = base.Timeout
+	source := &renewableSource{fresh: func() oauth2.TokenSource { return jwtCfg.TokenSource(ctx) }}
+	source.ts = source.fresh()
+	// Not oauth2.NewClient: it would cache the token once more, out of renew's reach.
+	client := &http.Client{Transport: &oauth2.Transport{Source: source, Base: base.Transport}, Timeout: base.Timeout}
 	endpoint := strings.TrimRight(cfg.Endpoint, "/")
 	if endpoint == "" {
 		endpoint = "https://fcm.googleapis.com"
@@ -94,7 +130,7 @@ func NewFCM(cfg FCMConfig) (*FCM, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &FCM{url: endpoint + "/v1/projects/" + sa.ProjectID + "/messages:send", client: client, now: now}, nil
+	return &FCM{url: endpoint + "/v1/projects/" + sa.ProjectID + "/messages:send", client: client, source: source, now: now}, nil
 }
 
 // fcm* mirror the parts of the v1 Message resource NeruTalk fills.
@@ -147,7 +183,7 @@ func fcmBody(t Target, m Message, now time.Time) fcmRequest {
 	} else if m.PushType == "voip" {
 		high = true
 	}
-	msg := fcmMessage{Token: t.Token, Data: m.Data}
+	msg := fcmMessage{Token: t.Token, Data: fcmData(m.Data)}
 
 	msg.Android.Priority = "NORMAL"
 	if high {
@@ -181,6 +217,28 @@ func fcmBody(t Target, m Message, now time.Time) fcmRequest {
 	return fcmRequest{Message: msg}
 }
 
+// fcmData drops the keys FCM reserves ("from", "notification", "message_type", "google*",
+// "gcm*"): one of them would make FCM refuse the whole message.
+func fcmData(data map[string]string) map[string]string {
+	reserved := func(k string) bool {
+		k = strings.ToLower(k)
+		return k == "from" || k == "notification" || k == "message_type" ||
+			strings.HasPrefix(k, "google") || strings.HasPrefix(k, "gcm")
+	}
+	for k := range data {
+		if reserved(k) {
+			clean := make(map[string]string, len(data))
+			for k, v := range data {
+				if !reserved(k) {
+					clean[k] = v
+				}
+			}
+			return clean
+		}
+	}
+	return data
+}
+
 // Send delivers m to the FCM registration token t.Token.
 func (f *FCM) Send(ctx context.Context, t Target, m Message) error {
 	if t.Token == "" {
@@ -190,29 +248,47 @@ func (f *FCM) Send(ctx context.Context, t Target, m Message) error {
 	if err != nil {
 		return fmt.Errorf("push: fcm: encode: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("push: fcm: %w", err)
+	for attempt := 0; ; attempt++ {
+		gen := f.source.generation()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("push: fcm: %w", err)
+		}
+		req.Header.Set("Content-Type", "application/json; charset=UTF-8")
+		res, err := f.client.Do(req)
+		if err != nil {
+			return f.transportError(err)
+		}
+		if res.StatusCode/100 == 2 {
+			drain(res)
+			return nil
+		}
+		resBody := readBody(res)
+		if res.StatusCode == http.StatusUnauthorized && attempt == 0 && ParseFCMError(resBody).ErrorCode == "" {
+			// Our access token was refused (revoked, or the clock moved): fetch a new one and
+			// try once more. THIRD_PARTY_AUTH_ERROR (APNs or Web Push credentials in Firebase)
+			// is not ours to fix.
+			f.source.renew(gen)
+			continue
+		}
+		return fcmError(res, resBody, f.now())
 	}
-	req.Header.Set("Content-Type", "application/json; charset=UTF-8")
-	res, err := f.client.Do(req)
-	if err != nil {
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.Response != nil && !temporary(re.Response.StatusCode) {
-			// The service account was refused: a configuration problem, not worth retrying.
-			return fmt.Errorf("push: fcm: access token: %w", err)
-		}
-		if re != nil && re.Response != nil {
-			return &RetryableError{Status: re.Response.StatusCode,
-				RetryAfter: ParseRetryAfter(re.Response.Header.Get("Retry-After"), f.now()), Err: fmt.Errorf("push: fcm: access token: %w", err)}
-		}
+}
+
+// transportError maps a failed round trip: the token exchange refused (permanent), the token
+// endpoint or the network down (retryable).
+func (f *FCM) transportError(err error) error {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response == nil {
 		return &RetryableError{Err: fmt.Errorf("push: fcm: %w", err)}
 	}
-	if res.StatusCode/100 == 2 {
-		drain(res)
-		return nil
+	if !temporary(re.Response.StatusCode) {
+		// The service account was refused: a configuration problem, not worth retrying.
+		return fmt.Errorf("push: fcm: access token: %w", err)
 	}
-	return fcmError(res, readBody(res), f.now())
+	return &RetryableError{Status: re.Response.StatusCode,
+		RetryAfter: ParseRetryAfter(re.Response.Header.Get("Retry-After"), f.now()),
+		Err:        fmt.Errorf("push: fcm: access token: %w", err)}
 }
 
 // FCMErrorInfo is what an FCM v1 error body says, as far as a sender cares.

@@ -266,6 +266,49 @@ func TestFCMAccessTokenRenewedBeforeExpiry(t *testing.T) {
 	}
 }
 
+func TestFCMRevokedAccessTokenIsRenewedOnce(t *testing.T) {
+	t.Parallel()
+	fake := newFakeFCM(t)
+	c := fake.client(t, nil)
+	send := func() error {
+		return c.Send(context.Background(), provider.Target{Token: "tok"}, provider.Message{Title: "t"})
+	}
+	if err := send(); err != nil {
+		t.Fatal(err)
+	}
+	fake.mu.Lock()
+	clear(fake.issued) // Google forgets the token before it expires
+	fake.mu.Unlock()
+	if err := send(); err != nil {
+		t.Fatalf("Send after the token was revoked: %v", err)
+	}
+	if n := fake.tokenRequests.Load(); n != 2 {
+		t.Errorf("token requests = %d, want 2", n)
+	}
+	if err := send(); err != nil { // the new token is cached again
+		t.Fatal(err)
+	}
+	if n, sent := fake.tokenRequests.Load(), len(fake.sent); n != 2 || sent != 3 {
+		t.Errorf("token requests %d, delivered %d; want 2, 3", n, sent)
+	}
+}
+
+func TestFCMDropsReservedDataKeys(t *testing.T) {
+	t.Parallel()
+	fake := newFakeFCM(t)
+	c := fake.client(t, nil)
+	data := map[string]string{"chat_id": "c1", "from": "x", "google.c.a": "x", "gcm.n": "x", "message_type": "x"}
+	if err := c.Send(context.Background(), provider.Target{Token: "tok"}, provider.Message{Title: "t", Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]any{"chat_id": "c1"}, fake.sent[0]["data"]); diff != "" {
+		t.Errorf("data (-want +got):\n%s", diff)
+	}
+	if len(data) != 5 {
+		t.Error("the caller's map was modified")
+	}
+}
+
 func TestFCMRejectedServiceAccountIsPermanent(t *testing.T) {
 	t.Parallel()
 	fake := newFakeFCM(t)

@@ -111,5 +111,7 @@ func defaultHTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ForceAttemptHTTP2 = true
 	tr.MaxIdleConnsPerHost = 32
+	// Providers keep HTTP/2 connections open for long; a ping finds one that died silently.
+	tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: 30 * time.Second, PingTimeout: 15 * time.Second}
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
