@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -130,7 +131,7 @@ func NewFCM(cfg FCMConfig) (*FCM, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &FCM{url: endpoint + "/v1/projects/" + sa.ProjectID + "/messages:send", client: client, source: source, now: now}, nil
+	return &FCM{url: endpoint + "/v1/projects/" + url.PathEscape(sa.ProjectID) + "/messages:send", client: client, source: source, now: now}, nil
 }
 
 // fcm* mirror the parts of the v1 Message resource NeruTalk fills.
