@@ -57,6 +57,9 @@ type API struct {
 	Public huma.API // /api/v1, anonymous
 	Authed huma.API // /api/v1, access token required
 	Admin  huma.API // /api/v1, admin's access token required
+	// Authenticate is the node's Authenticator (Options.Authenticate): routes outside the huma
+	// groups (the WebSocket, file downloads) authenticate with it, through Authenticate.Caller.
+	Authenticate Authenticator
 
 	docsOnce sync.Once
 	docsHTML []byte
@@ -101,7 +104,7 @@ func New(o Options) *API {
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", BearerFormat: "JWT", Description: "Access token from /auth/login or /auth/register"},
 	}
-	a := &API{Router: r}
+	a := &API{Router: r, Authenticate: o.Authenticate}
 	a.Root = humachi.New(r, cfg)
 
 	// Group modifiers run after huma has turned op.Errors into documented responses (and set the

@@ -20,8 +20,8 @@ func TestFilesAuthenticationFailures(t *testing.T) {
 	broken := func(context.Context, string) (identity.Principal, error) {
 		return identity.Principal{}, errors.New("sessions: connection refused")
 	}
-	api := httpapi.New(httpapi.Options{})
-	NewFiles(nil, nil, config.Default(), nil).Register(api, broken)
+	api := httpapi.New(httpapi.Options{Authenticate: broken})
+	NewFiles(nil, nil, config.Default(), nil).Register(api)
 	srv := httptest.NewServer(api.Router)
 	t.Cleanup(srv.Close)
 	for _, tt := range []struct {

@@ -41,9 +41,9 @@ var (
 	errBadMultipart = apperr.New(apperr.KindBadRequest, "bad_request", "the multipart body cannot be read")
 )
 
-// Register mounts the files routes. authenticate checks access tokens (the accounts package's).
-func (f *Files) Register(api *httpapi.API, authenticate httpapi.Authenticator) {
-	f.authenticate = authenticate
+// Register mounts the files routes; they authenticate with the API's Authenticator.
+func (f *Files) Register(api *httpapi.API) {
+	f.authenticate = api.Authenticate
 	api.Router.Post(httpapi.BasePath+"/files", f.handleUpload)
 	f.documentUpload(api)
 

@@ -145,8 +145,12 @@ func without(list []string, s string) []string {
 }
 
 // Mount serves the hub at GET /api/v1/ws on the API's router and documents the operation in the
-// OpenAPI document.
+// OpenAPI document. Unless Options.Authenticate said otherwise, upgrades authenticate with the
+// API's Authenticator, like every other route.
 func (h *Hub) Mount(api *httpapi.API) {
+	if h.auth == nil {
+		h.auth = api.Authenticate
+	}
 	api.Router.Method(http.MethodGet, Path, h)
 	oapi := api.Root.OpenAPI()
 	problem := oapi.Components.Schemas.Schema(reflect.TypeFor[httpapi.Problem](), true, "Problem")
@@ -173,6 +177,7 @@ func (h *Hub) Mount(api *httpapi.API) {
 			"401": problemResponse("Missing, invalid or expired access token"),
 			"403": {Description: "The Origin is not allowed (plain text, from the WebSocket handshake)"},
 			"426": problemResponse("Not a WebSocket upgrade request"),
+			"500": problemResponse("The access token could not be checked (the database failed)"),
 			"503": problemResponse("The node is shutting down"),
 		},
 	})

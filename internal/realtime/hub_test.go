@@ -558,7 +558,7 @@ func TestHandlePanicsOnMisuse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h, err := New(Options{Config: testConfig()})
+			h, err := New(FromConfig(testConfig()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -597,9 +597,11 @@ func TestOpenAPIDocumentsTheSocket(t *testing.T) {
 
 func TestClassifiedAuthErrorsKeepTheirStatus(t *testing.T) {
 	t.Parallel()
-	h, err := New(Options{Config: testConfig(), Authenticate: func(context.Context, string) (identity.Principal, error) {
+	o := FromConfig(testConfig())
+	o.Authenticate = func(context.Context, string) (identity.Principal, error) {
 		return identity.Principal{}, apperr.New(apperr.KindUnavailable, "unavailable", "try later")
-	}})
+	}
+	h, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
