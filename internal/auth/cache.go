@@ -8,7 +8,7 @@ import (
 // sessionCache remembers, for a short TTL, what the Authenticator learnt about a session, so that
 // an authenticated request costs no database read in the common case. Entries are dropped (or
 // marked dead) at once when this node revokes a session, and when another node does and tells
-// every node (Service.SetSignals, over the Redis bus); a role changed by `nerutalk admin`, or a
+// every node (Options.Signals, over the Redis bus); a role changed by `nerutalk admin`, or a
 // revocation by a node that cannot signal, is seen here at most TTL later
 // (NERUTALK_SESSION_CACHE_TTL).
 type sessionCache struct {

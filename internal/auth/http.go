@@ -225,7 +225,7 @@ func (s *Service) handleLogout(ctx context.Context, in *refreshTokenInput) (*str
 func caller(ctx context.Context) (identity.Principal, error) {
 	p, ok := identity.From(ctx)
 	if !ok {
-		return p, apperr.New(apperr.KindUnauthenticated, "unauthenticated", "missing bearer access token")
+		return p, httpapi.ErrNoToken
 	}
 	return p, nil
 }

@@ -51,7 +51,11 @@ type Options struct {
 	// on how long a session revoked by another node (or an admin role changed from the command
 	// line) still passes here. 0 means DefaultSessionCacheTTL; negative disables the cache.
 	SessionCacheTTL time.Duration
-	Now             func() time.Time // the clock; nil means time.Now
+	// Signals, when not nil (the realtime hub), makes revocations take effect on every node at
+	// once, instead of within SessionCacheTTL: each node stops trusting the sessions and closes
+	// their WebSockets.
+	Signals Signals
+	Now     func() time.Time // the clock; nil means time.Now
 }
 
 // DefaultSessionCacheTTL is the default of Options.SessionCacheTTL.
@@ -116,10 +120,8 @@ type sessionsRevoked struct {
 	Sessions []string `json:"sessions"`
 }
 
-// SetSignals makes revocations take effect on every node at once, instead of within
-// SessionCacheTTL: each node stops trusting the sessions and closes their WebSockets. Call it
-// while wiring, before the server serves.
-func (s *Service) SetSignals(sig Signals) {
+// listen handles the revocations signalled by every node (Options.Signals).
+func (s *Service) listen(sig Signals) {
 	sig.OnSignal(signalSessionsRevoked, func(_ context.Context, payload []byte) {
 		var r sessionsRevoked
 		if err := json.Unmarshal(payload, &r); err != nil {
@@ -175,17 +177,21 @@ func New(db *store.DB, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{
+	s := &Service{
 		db: db, users: users{db}, sessions: sessions{db}, tokens: tk, hasher: h,
 		cache:   newSessionCache(o.SessionCacheTTL, sessionCacheMax),
 		ipLimit: o.IPLimiter, acctLim: o.AccountLimiter, avatars: o.Avatars, o: o, now: o.Now,
-	}, nil
+	}
+	if o.Signals != nil {
+		s.listen(o.Signals)
+	}
+	return s, nil
 }
 
 // Authenticate checks an access token and that its session is still alive; it is the server's
 // httpapi.Authenticator. Expired tokens answer 401 token_expired, everything else 401
 // invalid_token. A session revoked on this node fails at once, one revoked elsewhere at once too
-// when the nodes share signals (SetSignals), else within SessionCacheTTL.
+// when the nodes share signals (Options.Signals), else within SessionCacheTTL.
 func (s *Service) Authenticate(ctx context.Context, token string) (identity.Principal, error) {
 	c, err := s.tokens.verify(token)
 	if err != nil {

@@ -27,14 +27,10 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
-	"github.com/nerutalk/nerutalk/internal/identity"
 )
 
 // BasePath is the prefix of every application endpoint.
 const BasePath = "/api/v1"
-
-// Authenticator checks an access token and returns the caller.
-type Authenticator func(ctx context.Context, token string) (identity.Principal, error)
 
 // Check is one readiness check (the database, Redis...).
 type Check struct {
@@ -61,6 +57,9 @@ type API struct {
 	Public huma.API // /api/v1, anonymous
 	Authed huma.API // /api/v1, access token required
 	Admin  huma.API // /api/v1, admin's access token required
+	// Authenticate is the node's Authenticator (Options.Authenticate): routes outside the huma
+	// groups (the WebSocket, file downloads) authenticate with it, through Authenticate.Caller.
+	Authenticate Authenticator
 
 	docsOnce sync.Once
 	docsHTML []byte
@@ -105,7 +104,7 @@ func New(o Options) *API {
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearer": {Type: "http", Scheme: "bearer", BearerFormat: "JWT", Description: "Access token from /auth/login or /auth/register"},
 	}
-	a := &API{Router: r}
+	a := &API{Router: r, Authenticate: o.Authenticate}
 	a.Root = humachi.New(r, cfg)
 
 	// Group modifiers run after huma has turned op.Errors into documented responses (and set the
@@ -171,57 +170,9 @@ func appendStatus(list []int, status int) []int {
 	return append(list, status)
 }
 
-// BearerToken extracts the token of an "Authorization: Bearer ..." header.
-func BearerToken(h string) string {
-	const prefix = "bearer "
-	if len(h) > len(prefix) && strings.EqualFold(h[:len(prefix)], prefix) {
-		return strings.TrimSpace(h[len(prefix):])
-	}
-	return ""
-}
-
-// BearerChallenge is the WWW-Authenticate value of a 401: RFC 6750 section 3.1 adds
-// error="invalid_token" when a token was sent but is not acceptable.
-func BearerChallenge(tokenSent bool) string {
-	if tokenSent {
-		return `Bearer realm="nerutalk", error="invalid_token"`
-	}
-	return `Bearer realm="nerutalk"`
-}
-
 // anonymous is the security requirement of operations that need no credentials: one empty
 // requirement object says so explicitly in the OpenAPI document.
 var anonymous = []map[string][]string{{}}
-
-var errNoToken = apperr.New(apperr.KindUnauthenticated, "unauthenticated", "missing bearer access token")
-
-func requireAuth(api huma.API, authenticate Authenticator, admin bool) func(huma.Context, func(huma.Context)) {
-	return func(ctx huma.Context, next func(huma.Context)) {
-		token := BearerToken(ctx.Header("Authorization"))
-		var err error = errNoToken
-		var p identity.Principal
-		if token != "" && authenticate != nil {
-			p, err = authenticate(ctx.Context(), token)
-		}
-		if err != nil {
-			if _, ok := apperr.As(err); !ok {
-				// The token could not be checked (the database is down...): not the client's fault.
-				_ = huma.WriteErr(api, ctx, http.StatusInternalServerError, "authentication failed", err)
-				return
-			}
-			if apperr.KindOf(err) == apperr.KindUnauthenticated {
-				ctx.SetHeader("WWW-Authenticate", BearerChallenge(token != ""))
-			}
-			_ = huma.WriteErr(api, ctx, http.StatusUnauthorized, "unauthenticated", err)
-			return
-		}
-		if admin && !p.Admin {
-			_ = huma.WriteErr(api, ctx, http.StatusForbidden, "forbidden", apperr.Forbidden("admins only"))
-			return
-		}
-		next(huma.WithContext(ctx, identity.With(ctx.Context(), p)))
-	}
-}
 
 type healthOutput struct {
 	Body struct {

@@ -171,6 +171,11 @@ func retryAfterSeconds(d time.Duration) string {
 // WriteError writes err as a problem document, for handlers outside huma (WebSocket upgrade, file
 // downloads, 404s of the router).
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	for k, vs := range errorHeaders(err) {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
 	p := ProblemFor(r.Context(), http.StatusInternalServerError, "internal error", err)
 	WriteProblem(w, r, p)
 }

@@ -36,16 +36,14 @@ const filesCache = "private, max-age=86400"
 const multipartSlack = 1 << 20
 
 var (
-	errNoToken      = apperr.New(apperr.KindUnauthenticated, "unauthenticated", "missing bearer access token")
 	errNotMultipart = apperr.New(apperr.KindUnsupportedType, "unsupported_media_type",
 		`send the file as multipart/form-data in the field "file"`)
 	errBadMultipart = apperr.New(apperr.KindBadRequest, "bad_request", "the multipart body cannot be read")
-	wwwAuthenticate = http.Header{"Www-Authenticate": {httpapi.BearerChallenge(false)}}
 )
 
-// Register mounts the files routes. authenticate checks access tokens (the accounts package's).
-func (f *Files) Register(api *httpapi.API, authenticate httpapi.Authenticator) {
-	f.authenticate = authenticate
+// Register mounts the files routes; they authenticate with the API's Authenticator.
+func (f *Files) Register(api *httpapi.API) {
+	f.authenticate = api.Authenticate
 	api.Router.Post(httpapi.BasePath+"/files", f.handleUpload)
 	f.documentUpload(api)
 
@@ -104,22 +102,10 @@ type fileOutput struct {
 	Body File
 }
 
-// caller authenticates a request by its bearer header or, failing that, a token parameter.
-func (f *Files) caller(ctx context.Context, header, query string) (identity.Principal, error) {
-	token := httpapi.BearerToken(header)
-	if token == "" {
-		token = query
-	}
-	if token == "" || f.authenticate == nil {
-		return identity.Principal{}, errNoToken
-	}
-	return f.authenticate(ctx, token)
-}
-
 func (f *Files) download(ctx context.Context, in *downloadInput, thumb bool) (*blobOutput, error) {
-	p, err := f.caller(ctx, in.Authorization, in.Token)
+	p, err := f.authenticate.Caller(ctx, in.Authorization, in.Token)
 	if err != nil {
-		return nil, huma.ErrorWithHeaders(err, wwwAuthenticate)
+		return nil, err
 	}
 	row, err := f.readable(ctx, p.UserID, in.ID)
 	if err != nil {
@@ -143,9 +129,8 @@ func (f *Files) download(ctx context.Context, in *downloadInput, thumb bool) (*b
 // handleUpload streams the multipart field "file" into Upload.
 func (f *Files) handleUpload(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	p, err := f.caller(ctx, r.Header.Get("Authorization"), "")
+	p, err := f.authenticate.Caller(ctx, r.Header.Get("Authorization"), "")
 	if err != nil {
-		w.Header().Set("WWW-Authenticate", wwwAuthenticate.Get("WWW-Authenticate"))
 		httpapi.WriteError(w, r, err)
 		return
 	}

@@ -56,10 +56,10 @@ func (m *Media) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Register mounts every media route; authenticate checks access tokens.
-func (m *Media) Register(api *httpapi.API, authenticate httpapi.Authenticator) {
+// Register mounts every media route.
+func (m *Media) Register(api *httpapi.API) {
 	m.Avatars.Register(api)
-	m.Files.Register(api, authenticate)
+	m.Files.Register(api)
 	m.Search.Register(api, m.builtin)
 }
 

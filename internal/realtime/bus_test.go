@@ -52,7 +52,7 @@ func (r *recordingBus) Publish(ctx context.Context, m Message) error {
 func TestHubPublishesThroughTheBus(t *testing.T) {
 	t.Parallel()
 	bus := &recordingBus{LocalBus: NewLocalBus()}
-	h, err := New(Options{Config: testConfig(), Bus: bus})
+	h, err := New(withBus(bus))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func (f *failingBus) Subscribe(func(context.Context, Message)) func() { return f
 func TestPublishFailuresAreContained(t *testing.T) {
 	t.Parallel()
 	bus := &failingBus{}
-	h, err := New(Options{Config: testConfig(), Bus: bus})
+	h, err := New(withBus(bus))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,13 @@ func testConfig() config.Config {
 	return cfg
 }
 
+// withBus is the test configuration's Options on bus.
+func withBus(bus Bus) Options {
+	o := FromConfig(testConfig())
+	o.Bus = bus
+	return o
+}
+
 // newEnv starts a hub; mutate adjusts the configuration, audience may be nil.
 func newEnv(t testing.TB, mutate func(*config.Config), audience PresenceAudience) *testEnv {
 	t.Helper()
@@ -56,7 +63,7 @@ func newEnv(t testing.TB, mutate func(*config.Config), audience PresenceAudience
 }
 
 // newEnvOptions starts a hub; mutate adjusts the configuration, options the hub's other Options
-// (Authenticate, Registerer and Config are the env's).
+// (Authenticate, Registerer and the limits are the env's).
 func newEnvOptions(t testing.TB, mutate func(*config.Config), options func(*Options)) *testEnv {
 	t.Helper()
 	cfg := testConfig()
@@ -64,7 +71,8 @@ func newEnvOptions(t testing.TB, mutate func(*config.Config), options func(*Opti
 		mutate(&cfg)
 	}
 	e := &testEnv{reg: prometheus.NewRegistry(), tokens: map[string]identity.Principal{}, laters: make(chan *Later, 64)}
-	o := Options{Config: cfg, Authenticate: e.authenticate, Registerer: e.reg}
+	o := FromConfig(cfg)
+	o.Authenticate, o.Registerer = e.authenticate, e.reg
 	if options != nil {
 		options(&o)
 	}

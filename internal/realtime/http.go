@@ -19,22 +19,16 @@ import (
 // Path is where the socket is served, under the API's base path.
 const Path = httpapi.BasePath + "/ws"
 
-var (
-	errNoToken      = apperr.New(apperr.KindUnauthenticated, "unauthenticated", "missing access token (Authorization: Bearer header or ?token=)")
-	errBadToken     = apperr.New(apperr.KindUnauthenticated, "unauthenticated", "invalid or expired access token")
-	errShuttingDown = apperr.New(apperr.KindUnavailable, "unavailable", "the server is shutting down; reconnect to another node or retry")
-)
+var errShuttingDown = apperr.New(apperr.KindUnavailable, "unavailable", "the server is shutting down; reconnect to another node or retry")
 
 // ServeHTTP authenticates the request, upgrades it to a WebSocket and serves the connection until
-// it closes. Failures before the upgrade are problem documents (401 for a missing or bad token).
+// it closes. Failures before the upgrade are problem documents (401 for a missing or bad token,
+// the status REST gives for any other authentication failure: see httpapi.Authenticator.Caller).
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serving.Store(true)
-	p, err := h.authenticate(r)
+	// Browsers cannot set headers on a WebSocket: the token may come as ?token=.
+	p, err := h.auth.Caller(r.Context(), r.Header.Get("Authorization"), r.URL.Query().Get("token"))
 	if err != nil {
-		if apperr.KindOf(err) == apperr.KindUnauthenticated {
-			tokenSent := r.Header.Get("Authorization") != "" || r.URL.Query().Has("token")
-			w.Header().Set("WWW-Authenticate", httpapi.BearerChallenge(tokenSent))
-		}
 		httpapi.WriteError(w, r, err)
 		return
 	}
@@ -58,28 +52,6 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The connection lives on a goroutine of its own, so that the handler's goroutine (and its
 	// deep net/http stack) ends now.
 	go h.serve(r.Context(), ws, p)
-}
-
-// authenticate reads the access token from the Authorization header or the token query parameter.
-func (h *Hub) authenticate(r *http.Request) (identity.Principal, error) {
-	token := httpapi.BearerToken(r.Header.Get("Authorization"))
-	if token == "" {
-		token = r.URL.Query().Get("token")
-	}
-	if token == "" || h.auth == nil {
-		return identity.Principal{}, errNoToken
-	}
-	p, err := h.auth(r.Context(), token)
-	if err != nil {
-		if _, ok := apperr.As(err); ok {
-			return p, err
-		}
-		return p, errBadToken
-	}
-	if p.UserID == "" || (!p.ExpiresAt.IsZero() && !h.now().Before(p.ExpiresAt)) {
-		return p, errBadToken
-	}
-	return p, nil
 }
 
 func isUpgrade(r *http.Request) bool {
@@ -173,8 +145,12 @@ func without(list []string, s string) []string {
 }
 
 // Mount serves the hub at GET /api/v1/ws on the API's router and documents the operation in the
-// OpenAPI document.
+// OpenAPI document. Unless Options.Authenticate said otherwise, upgrades authenticate with the
+// API's Authenticator, like every other route.
 func (h *Hub) Mount(api *httpapi.API) {
+	if h.auth == nil {
+		h.auth = api.Authenticate
+	}
 	api.Router.Method(http.MethodGet, Path, h)
 	oapi := api.Root.OpenAPI()
 	problem := oapi.Components.Schemas.Schema(reflect.TypeFor[httpapi.Problem](), true, "Problem")
@@ -201,6 +177,7 @@ func (h *Hub) Mount(api *httpapi.API) {
 			"401": problemResponse("Missing, invalid or expired access token"),
 			"403": {Description: "The Origin is not allowed (plain text, from the WebSocket handshake)"},
 			"426": problemResponse("Not a WebSocket upgrade request"),
+			"500": problemResponse("The access token could not be checked (the database failed)"),
 			"503": problemResponse("The node is shutting down"),
 		},
 	})

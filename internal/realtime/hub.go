@@ -43,12 +43,16 @@ const (
 	presenceLookupTimeout = 5 * time.Second
 )
 
-// Options configures New.
+// Options configures New. Zero limits take the defaults.
 type Options struct {
-	// Config supplies the limits: WSMaxFrameBytes, WSFramesPerSecond (ignored when RateLimits is
-	// off), WSSendQueue, WSPingInterval, PresenceGrace and CORSOrigins (the origins allowed to open
-	// the socket from a browser; "*" allows any).
-	Config       config.Config
+	MaxFrameBytes   int64         // largest client frame (default 64 KiB)
+	FramesPerSecond int           // client frames per second per connection; 0: unlimited
+	SendQueue       int           // frames queued per connection before it is closed as too slow (default 1024)
+	PingInterval    time.Duration // server pings (default 25 s)
+	PresenceGrace   time.Duration // a user stays online this long after the last connection (default 5 s)
+	// Origins may open the socket from a browser ("*": any); none allows same-origin pages only.
+	Origins []string
+	// Authenticate checks the access tokens of the upgrades; nil uses the API's (Mount).
 	Authenticate Authenticator
 	Logger       *slog.Logger
 	// Registerer receives the hub's metrics; nil leaves them unregistered.
@@ -61,6 +65,19 @@ type Options struct {
 	// RedisPrefix+":presence:..."; nil keeps it in this process.
 	Redis       *redis.Client
 	RedisPrefix string
+}
+
+// FromConfig returns the Options the configuration asks for (the NERUTALK_WS_* limits, the
+// presence grace period, the CORS origins); the caller sets the dependencies.
+func FromConfig(cfg config.Config) Options {
+	o := Options{
+		MaxFrameBytes: cfg.WSMaxFrameBytes, SendQueue: cfg.WSSendQueue, PingInterval: cfg.WSPingInterval,
+		PresenceGrace: cfg.PresenceGrace, Origins: cfg.CORSOrigins,
+	}
+	if cfg.RateLimits {
+		o.FramesPerSecond = cfg.WSFramesPerSecond
+	}
+	return o
 }
 
 // Hub owns this node's WebSocket connections: it authenticates and upgrades them, dispatches
@@ -130,7 +147,6 @@ func (s shardSeed) index(key string) int { return int(maphash.String(s.seed, key
 
 // New builds a hub. It fails only when its metrics cannot be registered.
 func New(o Options) (*Hub, error) {
-	cfg := o.Config
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -147,9 +163,9 @@ func New(o Options) (*Hub, error) {
 		bus:          o.Bus,
 		handlers:     map[string]CommandFunc{},
 		signals:      map[string]SignalFunc{},
-		maxFrame:     cfg.WSMaxFrameBytes,
-		queueSize:    cfg.WSSendQueue,
-		pingInterval: cfg.WSPingInterval,
+		maxFrame:     o.MaxFrameBytes,
+		queueSize:    o.SendQueue,
+		pingInterval: o.PingInterval,
 		closeTimeout: closeTimeout,
 		now:          time.Now,
 		seed:         newShardSeed(),
@@ -164,14 +180,14 @@ func New(o Options) (*Hub, error) {
 	if h.pingInterval <= 0 {
 		h.pingInterval = 25 * time.Second
 	}
-	if cfg.RateLimits && cfg.WSFramesPerSecond > 0 {
-		h.framesPerSec = cfg.WSFramesPerSecond
+	if o.FramesPerSecond > 0 {
+		h.framesPerSec = o.FramesPerSecond
 	}
-	grace := cfg.PresenceGrace
+	grace := o.PresenceGrace
 	if grace <= 0 {
 		grace = 5 * time.Second
 	}
-	h.upgrade = upgradeOptions(cfg.CORSOrigins)
+	h.upgrade = upgradeOptions(o.Origins)
 	for i := range h.users {
 		h.users[i].conns = map[string][]*conn{}
 		h.topics[i].topics = map[string]map[*conn]struct{}{}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -557,7 +558,7 @@ func TestHandlePanicsOnMisuse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h, err := New(Options{Config: testConfig()})
+			h, err := New(FromConfig(testConfig()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -596,9 +597,11 @@ func TestOpenAPIDocumentsTheSocket(t *testing.T) {
 
 func TestClassifiedAuthErrorsKeepTheirStatus(t *testing.T) {
 	t.Parallel()
-	h, err := New(Options{Config: testConfig(), Authenticate: func(context.Context, string) (identity.Principal, error) {
+	o := FromConfig(testConfig())
+	o.Authenticate = func(context.Context, string) (identity.Principal, error) {
 		return identity.Principal{}, apperr.New(apperr.KindUnavailable, "unavailable", "try later")
-	}})
+	}
+	h, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -607,6 +610,42 @@ func TestClassifiedAuthErrorsKeepTheirStatus(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("status %d, want 503", rec.Code)
+	}
+}
+
+// A store failure while the token is checked is the status REST gives (500), never a 401 that
+// would send every connecting client back to sign in.
+func TestAuthenticatorFailureIsNotUnauthenticated(t *testing.T) {
+	t.Parallel()
+	e := newEnvOptions(t, nil, func(o *Options) {
+		o.Authenticate = func(context.Context, string) (identity.Principal, error) {
+			return identity.Principal{}, errors.New("sessions: connection refused")
+		}
+	})
+	upgrade := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-WebSocket-Version": {"13"},
+		"Sec-WebSocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}
+	for name, h := range map[string]http.Header{
+		"query":  upgrade,
+		"header": with(upgrade, "Authorization", "Bearer x"),
+	} {
+		req, err := http.NewRequest(http.MethodGet, e.srv.URL+Path+"?token=x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = h
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var p httpapi.Problem
+		if err := json.Unmarshal(body, &p); err != nil || resp.StatusCode != http.StatusInternalServerError || p.Code != "internal" {
+			t.Errorf("%s: got %d %s, want a 500 internal problem", name, resp.StatusCode, body)
+		}
+		if c := resp.Header.Get("WWW-Authenticate"); c != "" {
+			t.Errorf("%s: WWW-Authenticate = %q on a server failure", name, c)
+		}
 	}
 }
 

@@ -347,7 +347,7 @@ func TestHubSignalsReachEveryNode(t *testing.T) {
 	got := make([]chan string, 2)
 	for i := range hubs {
 		bus := newTestBus(t, rdb, RedisBusOptions{Stream: stream})
-		h, err := New(Options{Config: testConfig(), Bus: bus})
+		h, err := New(withBus(bus))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -40,6 +40,13 @@ type Server struct {
 	Chat     *chat.Service                 // chats and messages
 	closers  []func(context.Context) error // run in reverse order on Close
 	stoppers []func(context.Context)       // run in reverse order on Shutdown
+
+	// What the wiring helpers hand to the ones after them (build).
+	bus      realtime.Bus // nil: the in-process bus of a single node
+	media    *media.Media
+	accounts *auth.Service
+	ready    []httpapi.Check
+	mounts   []func(*httpapi.API) // the features' Mount/Register, run by wireAPI
 }
 
 // Version is the build's version, set by the linker (-X) or left as "dev".
@@ -86,44 +93,106 @@ func OpenStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
 	return db, nil
 }
 
-// build creates the features and mounts them.
+// build creates the features in dependency order and mounts them: one wiring call per feature.
+// Adding a feature is a package, a migration, its settings and one line here (see "Adding a
+// feature" in docs/ARCHITECTURE.md).
 func (s *Server) build(ctx context.Context) error {
+	for _, wire := range []func(context.Context) error{
+		s.wireRedis,    // Redis and the bus, when several nodes share them
+		s.wireMedia,    // blobs, avatars, files, GIF search
+		s.wireRealtime, // the WebSocket hub (authenticates with the API's Authenticator at Mount)
+		s.wireAuth,     // accounts: the node's Authenticator, revocations signalled through the hub
+		s.wireChat,     // chats and messages: WebSocket commands, presence audience, file access
+		s.wireAPI,      // the HTTP surface: every feature's routes, authenticated by the accounts
+	} {
+		if err := wire(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wireRedis connects to NERUTALK_REDIS_URL, when set, and builds the bus between nodes on it.
+func (s *Server) wireRedis(ctx context.Context) error {
+	s.ready = append(s.ready, httpapi.Check{Name: "database", Check: s.DB.Ping})
+	if s.cfg.RedisURL == "" {
+		return nil // the hub's in-process bus serves a single node
+	}
+	if err := s.openRedis(ctx); err != nil {
+		return err
+	}
+	s.ready = append(s.ready, httpapi.Check{Name: "redis", Check: func(ctx context.Context) error {
+		return s.Redis.Ping(ctx).Err()
+	}})
+	// Redis joins this node to others; what they must share besides is up to the operator.
+	if s.cfg.DatabaseURL == "" {
+		s.log.Warn("NERUTALK_REDIS_URL is set but the database is the embedded SQLite: every node has a database of its own; several nodes need NERUTALK_DATABASE_URL (PostgreSQL)")
+	}
+	if s.cfg.S3Bucket == "" {
+		s.log.Warn("NERUTALK_REDIS_URL is set but media are on local disk: each node serves only the files uploaded to it, unless the data folder is shared; several nodes need NERUTALK_S3_BUCKET")
+	}
+	rb, err := realtime.NewRedisBus(ctx, s.Redis, realtime.RedisBusOptions{
+		Stream: s.cfg.RedisPrefix + ":bus", Logger: s.log, Registerer: s.Metrics.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("NERUTALK_REDIS_URL: %w", err)
+	}
+	// Closed after the chat service (closers run in reverse), which publishes until it closes.
+	s.closers = append(s.closers, rb.Close)
+	s.bus = rb
+	return nil
+}
+
+func (s *Server) wireMedia(context.Context) error {
+	m, err := media.New(s.DB, s.cfg, s.log)
+	if err != nil {
+		return err
+	}
+	s.ready = append(s.ready, httpapi.Check{Name: "media", Check: m.Ping})
+	s.stoppers = append(s.stoppers, m.Start())
+	s.media = m
+	s.mounts = append(s.mounts, m.Register)
+	return nil
+}
+
+func (s *Server) wireRealtime(context.Context) error {
+	o := realtime.FromConfig(s.cfg)
+	o.Logger, o.Registerer, o.Bus, o.Redis, o.RedisPrefix = s.log, s.Metrics.Registry, s.bus, s.Redis, s.cfg.RedisPrefix
+	hub, err := realtime.New(o)
+	if err != nil {
+		return err
+	}
+	s.stoppers = append(s.stoppers, hub.Shutdown)
+	s.Hub = hub
+	s.mounts = append(s.mounts, hub.Mount)
+	return nil
+}
+
+func (s *Server) wireAuth(ctx context.Context) error {
 	secret, err := s.signingSecret(ctx)
 	if err != nil {
 		return err
 	}
-	mediaSvc, err := media.New(s.DB, s.cfg, s.log)
-	if err != nil {
-		return err
-	}
-	ready := []httpapi.Check{{Name: "database", Check: s.DB.Ping}}
-	ready = append(ready, httpapi.Check{Name: "media", Check: mediaSvc.Ping})
-	if s.cfg.RedisURL != "" {
-		if err := s.openRedis(ctx); err != nil {
-			return err
-		}
-		ready = append(ready, httpapi.Check{Name: "redis", Check: func(ctx context.Context) error {
-			return s.Redis.Ping(ctx).Err()
-		}})
-		// Redis joins this node to others; what they must share besides is up to the operator.
-		if s.cfg.DatabaseURL == "" {
-			s.log.Warn("NERUTALK_REDIS_URL is set but the database is the embedded SQLite: every node has a database of its own; several nodes need NERUTALK_DATABASE_URL (PostgreSQL)")
-		}
-		if s.cfg.S3Bucket == "" {
-			s.log.Warn("NERUTALK_REDIS_URL is set but media are on local disk: each node serves only the files uploaded to it, unless the data folder is shared; several nodes need NERUTALK_S3_BUCKET")
-		}
-	}
-	accountOpts := auth.FromConfig(s.cfg, secret)
-	accountOpts.Avatars = mediaSvc.Avatars
+	o := auth.FromConfig(s.cfg, secret)
+	o.Avatars = s.media.Avatars
+	o.Signals = s.Hub                       // a revoked session is refused by every node at once
 	if s.Redis != nil && s.cfg.RateLimits { // one limit for all the nodes, not one per node
 		rate := ratelimit.PerMinute(auth.AttemptsPerMinute)
-		accountOpts.IPLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-ip:", rate)
-		accountOpts.AccountLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-account:", rate)
+		o.IPLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-ip:", rate)
+		o.AccountLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-account:", rate)
 	}
-	accounts, err := auth.New(s.DB, accountOpts)
+	accounts, err := auth.New(s.DB, o)
 	if err != nil {
 		return err
 	}
+	s.accounts = accounts
+	s.mounts = append(s.mounts, accounts.Mount)
+	return nil
+}
+
+// wireAPI builds the HTTP surface, authenticating with the accounts' Authenticator, and mounts
+// every feature's routes (in wiring order).
+func (s *Server) wireAPI(context.Context) error {
 	s.API = httpapi.New(httpapi.Options{
 		Logger:       s.log,
 		Metrics:      s.Metrics,
@@ -131,45 +200,26 @@ func (s *Server) build(ctx context.Context) error {
 		CORSOrigins:  s.cfg.CORSOrigins,
 		MaxBodyBytes: s.cfg.MaxBodyBytes,
 		Pprof:        s.cfg.Pprof,
-		Authenticate: accounts.Authenticate,
-		Ready:        ready,
+		Authenticate: s.accounts.Authenticate,
+		Ready:        s.ready,
 	})
-	accounts.Mount(s.API)
-	mediaSvc.Register(s.API, accounts.Authenticate)
-	s.stoppers = append(s.stoppers, mediaSvc.Start())
-	var bus realtime.Bus // nil: the in-process bus of a single node
-	if s.Redis != nil {
-		rb, err := realtime.NewRedisBus(ctx, s.Redis, realtime.RedisBusOptions{
-			Stream: s.cfg.RedisPrefix + ":bus", Logger: s.log, Registerer: s.Metrics.Registry,
-		})
-		if err != nil {
-			return fmt.Errorf("NERUTALK_REDIS_URL: %w", err)
-		}
-		// Closed after the chat service (closers run in reverse), which publishes until it closes.
-		s.closers = append(s.closers, rb.Close)
-		bus = rb
+	for _, mount := range s.mounts {
+		mount(s.API)
 	}
-	hub, err := realtime.New(realtime.Options{
-		Config: s.cfg, Authenticate: accounts.Authenticate, Logger: s.log, Registerer: s.Metrics.Registry, Bus: bus,
-		Redis: s.Redis, RedisPrefix: s.cfg.RedisPrefix,
-	})
-	if err != nil {
-		return err
-	}
-	hub.Mount(s.API)
-	accounts.SetSignals(hub) // a revoked session is refused by every node at once
-	s.Hub = hub
-	s.stoppers = append(s.stoppers, hub.Shutdown)
-	chats := chat.New(s.DB, hub, chat.Options{
+	return nil
+}
+
+func (s *Server) wireChat(context.Context) error {
+	chats := chat.New(s.DB, s.Hub, chat.Options{
 		MaxGroupMembers: s.cfg.MaxGroupMembers, MaxTextChars: s.cfg.WSMaxTextChars,
-		CommitEvery: s.cfg.ChatCommitEvery, Logger: s.log, Registerer: s.Metrics.Registry, Files: mediaSvc.Files,
+		CommitEvery: s.cfg.ChatCommitEvery, Logger: s.log, Registerer: s.Metrics.Registry, Files: s.media.Files,
 	})
-	mediaSvc.Files.SetAccess(chats)            // members of a chat where a file was sent may download it
+	s.media.Files.SetAccess(chats)             // members of a chat where a file was sent may download it
 	s.closers = append(s.closers, chats.Close) // before the database closes: the writer drains into it
-	chats.Mount(s.API)
-	chats.RegisterCommands(hub)
-	hub.SetAudience(chats)
+	chats.RegisterCommands(s.Hub)
+	s.Hub.SetAudience(chats)
 	s.Chat = chats
+	s.mounts = append(s.mounts, chats.Mount)
 	return nil
 }
 
