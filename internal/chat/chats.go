@@ -64,7 +64,7 @@ func otherUsers(ids []string, self string) []string {
 }
 
 func (s *Service) checkUsersExist(ctx context.Context, q querier, location string, ids []string) error {
-	missing, err := missingUsers(ctx, q, ids)
+	missing, err := s.accounts.MissingUsers(ctx, q, ids)
 	if err != nil {
 		return s.internal("check users", err)
 	}

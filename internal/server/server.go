@@ -162,7 +162,7 @@ func (s *Server) build(ctx context.Context) error {
 	s.stoppers = append(s.stoppers, hub.Shutdown)
 	chats := chat.New(s.DB, hub, chat.Options{
 		MaxGroupMembers: s.cfg.MaxGroupMembers, MaxTextChars: s.cfg.WSMaxTextChars,
-		CommitEvery: s.cfg.ChatCommitEvery, Logger: s.log, Registerer: s.Metrics.Registry, Files: chatFiles{mediaSvc.Files},
+		CommitEvery: s.cfg.ChatCommitEvery, Logger: s.log, Registerer: s.Metrics.Registry, Files: chatFiles{mediaSvc.Files}, Accounts: chatAccounts{},
 	})
 	mediaSvc.Files.SetAccess(chats)            // members of a chat where a file was sent may download it
 	s.closers = append(s.closers, chats.Close) // before the database closes: the writer drains into it

@@ -3,12 +3,22 @@ package server
 import (
 	"context"
 
+	"github.com/nerutalk/nerutalk/internal/auth"
 	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/media"
 )
 
-// chatFiles is media's uploads as chat.Files: chat declares what it needs in its own types, and
+// What chat needs of the other features, in chat's own types: chat declares the interfaces, and
 // the wiring converts, so that neither feature imports the other.
+
+// chatAccounts is auth's accounts as chat.Accounts.
+type chatAccounts struct{}
+
+func (chatAccounts) MissingUsers(ctx context.Context, q chat.Querier, ids []string) ([]string, error) {
+	return auth.MissingUsers(ctx, q, ids)
+}
+
+// chatFiles is media's uploads as chat.Files.
 type chatFiles struct{ *media.Files }
 
 func (f chatFiles) Get(ctx context.Context, id string) (chat.FileInfo, error) {
