@@ -10,21 +10,44 @@ import (
 	"strings"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
-	"github.com/nerutalk/nerutalk/internal/media"
 )
 
 // MaxAttachments is the most files one message carries.
 const MaxAttachments = 10
 
-// Files is what chat needs of the media package's uploads; *media.Files implements it.
+// Files is what chat needs of the uploaded files (the media package's, adapted where the server
+// wires the features), in chat's own types.
 type Files interface {
-	// Get returns a file's metadata; a missing file is a not_found apperr.
-	Get(ctx context.Context, id string) (media.File, error)
+	// Get returns a file's owner and what a message carrying it shows; a missing file is a
+	// not_found apperr.
+	Get(ctx context.Context, id string) (FileInfo, error)
 	// AttachTx counts one more message referencing each of ids, inside the transaction that
 	// stores the message; ok is false (nothing changed) when one is missing or not ownerID's.
 	AttachTx(ctx context.Context, tx *sql.Tx, ownerID string, ids []string) (ok bool, err error)
 	// Release counts one message less; the file is deleted after its last release.
 	Release(ctx context.Context, id string) error
+	// FilesOf runs refs, a query over chat's own tables that returns the columns ref_key,
+	// file_id and position (args are its parameters), joined with the files' metadata in one
+	// statement run by q; the answer is ordered by ref_key, then position, and leaves out files
+	// that no longer exist.
+	FilesOf(ctx context.Context, q Querier, refs string, args ...any) ([]FileRef, error)
+}
+
+// FileInfo is an uploaded file as chat sees it.
+type FileInfo struct {
+	OwnerID    string
+	Attachment Attachment // what a message that carries the file shows
+}
+
+// FileRef is a file that a row of chat's references: Key is the row's ref_key.
+type FileRef struct {
+	Key        string
+	Attachment Attachment
+}
+
+// Querier runs a query: a transaction, or the read pool.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // errInvalidAttachment answers a file that is not the sender's: unknown, someone else's (the same
@@ -35,16 +58,6 @@ func errInvalidAttachment(i int) *apperr.Error {
 		loc += "[" + strconv.Itoa(i) + "]"
 	}
 	return invalid("invalid_attachment", loc, "no such file of yours: upload it with POST /files first")
-}
-
-// attachment converts media's metadata to a message's attachment.
-func attachment(f media.File) Attachment {
-	a := Attachment{ID: f.ID, Kind: f.Kind, MimeType: f.MIMEType, Size: f.Size, Name: f.Name, URL: f.URL,
-		ThumbnailURL: f.ThumbnailURL}
-	if f.Width != nil && f.Height != nil {
-		a.Width, a.Height = *f.Width, *f.Height
-	}
-	return a
 }
 
 // checkAttachments validates in's attachment_ids for sender and the kind they go with (inferring
@@ -73,7 +86,7 @@ func (s *Service) checkAttachments(ctx context.Context, sender string, in *SendI
 		if err != nil {
 			return nil, s.internal("attachment", err)
 		}
-		out = append(out, attachment(f))
+		out = append(out, f.Attachment)
 	}
 	if in.Kind == "" {
 		in.Kind = KindText
@@ -153,8 +166,12 @@ func insertAttachments(ctx context.Context, b *btx, res []opResult, idx []int) e
 	return nil
 }
 
-// loadAttachments fills in the attachments of msgs with one query (deleted messages have none).
-func loadAttachments(ctx context.Context, q querier, msgs []*Message) error {
+// loadAttachments fills in the attachments of msgs with one query (deleted messages have none):
+// message_attachments joined with the files' metadata by Files.FilesOf.
+func (s *Service) loadAttachments(ctx context.Context, q Querier, msgs []*Message) error {
+	if s.files == nil { // no files: nothing can be attached
+		return nil
+	}
 	byID := make(map[string]*Message, len(msgs))
 	var args []any
 	var ph []string
@@ -169,41 +186,25 @@ func loadAttachments(ctx context.Context, q querier, msgs []*Message) error {
 	if len(args) == 0 {
 		return nil
 	}
-	rows, err := q.QueryContext(ctx, `SELECT a.message_id, f.id, b.kind, b.mime_type, b.size, b.width, b.height, f.name, b.thumb_key
-		FROM message_attachments a
-		JOIN files f ON f.id = a.file_id
-		JOIN media_blobs b ON b.source_sha256 = f.source_sha256
-		WHERE a.message_id IN (`+strings.Join(ph, ", ")+`)
-		ORDER BY a.message_id, a.position`, args...)
+	refs, err := s.files.FilesOf(ctx, q, `SELECT message_id AS ref_key, file_id, position FROM message_attachments
+		WHERE message_id IN (`+strings.Join(ph, ", ")+`)`, args...)
 	if err != nil {
 		return fmt.Errorf("load attachments: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var msgID, thumb string
-		var a Attachment
-		var w, h sql.NullInt64
-		if err := rows.Scan(&msgID, &a.ID, &a.Kind, &a.MimeType, &a.Size, &w, &h, &a.Name, &thumb); err != nil {
-			return fmt.Errorf("load attachments: %w", err)
-		}
-		a.Width, a.Height = int(w.Int64), int(h.Int64)
-		a.URL, a.ThumbnailURL = media.FileURL(a.ID, thumb != "")
-		m := byID[msgID]
-		m.Attachments = append(m.Attachments, a)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load attachments: %w", err)
+	for _, r := range refs {
+		m := byID[r.Key]
+		m.Attachments = append(m.Attachments, r.Attachment)
 	}
 	return nil
 }
 
 // loadPageAttachments fills in the attachments of a slice of messages.
-func loadPageAttachments(ctx context.Context, q querier, msgs []Message) error {
+func (s *Service) loadPageAttachments(ctx context.Context, q Querier, msgs []Message) error {
 	ptrs := make([]*Message, len(msgs))
 	for i := range msgs {
 		ptrs[i] = &msgs[i]
 	}
-	return loadAttachments(ctx, q, ptrs)
+	return s.loadAttachments(ctx, q, ptrs)
 }
 
 // detachMessages deletes the attachment rows of the messages that where selects (a fixed SQL

@@ -153,7 +153,7 @@ func (s *Service) prepareSends(ctx context.Context, tx *btx, ops []*op, res []op
 		for n, k := range keys {
 			msgs[n] = stored[k]
 		}
-		if err := loadPageAttachments(ctx, tx, msgs); err != nil {
+		if err := s.loadPageAttachments(ctx, tx, msgs); err != nil {
 			return nil, err
 		}
 		for n, k := range keys {

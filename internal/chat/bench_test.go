@@ -153,7 +153,7 @@ func BenchmarkSendGroups(b *testing.B) {
 			}
 			deliver, ack := &latencies{}, &latencies{}
 			hub := newOnlineHub(users, deliver)
-			o := Options{MaxGroupMembers: 1000, MaxTextChars: 4096}
+			o := Options{MaxGroupMembers: 1000, MaxTextChars: 4096, Accounts: accounts{}}
 			if *benchSendHook {
 				o.SendHooks = []SendHook{nopHook{}}
 			}

@@ -64,7 +64,7 @@ func otherUsers(ids []string, self string) []string {
 }
 
 func (s *Service) checkUsersExist(ctx context.Context, q querier, location string, ids []string) error {
-	missing, err := missingUsers(ctx, q, ids)
+	missing, err := s.accounts.MissingUsers(ctx, q, ids)
 	if err != nil {
 		return s.internal("check users", err)
 	}
@@ -321,7 +321,7 @@ func (s *Service) Get(ctx context.Context, userID, chatID string) (ChatView, err
 	if err != nil {
 		return ChatView{}, s.internal("get chat", err)
 	}
-	if err := loadAttachments(ctx, s.db.R, []*Message{v.lastMsg}); err != nil {
+	if err := s.loadAttachments(ctx, s.db.R, []*Message{v.lastMsg}); err != nil {
 		return ChatView{}, s.internal("get chat", err)
 	}
 	return makeView(v, r), nil
@@ -359,7 +359,7 @@ func (s *Service) List(ctx context.Context, userID string, limit int, cursor str
 	for i := range rows {
 		last[i] = rows[i].lastMsg
 	}
-	if err := loadAttachments(ctx, s.db.R, last); err != nil {
+	if err := s.loadAttachments(ctx, s.db.R, last); err != nil {
 		return nil, "", s.internal("list chats", err)
 	}
 	next := ""

@@ -3,6 +3,15 @@
 // typing indicators and resync, over REST (Mount) and over WebSocket commands (RegisterCommands).
 // It also tells the realtime hub who sees whose presence (Contacts).
 //
+// # Dependencies
+//
+// chat imports no other feature. What it needs of them it declares with its own types, and the
+// server adapts: Publisher (the realtime hub, whose methods take plain types), Files (media's
+// uploads: FileInfo, FileRef), Accounts (auth's MissingUsers), SendHooks (push's outbox). Only
+// ws.go, the WebSocket adapter, imports realtime: the command table, realtime.Later for the
+// deferred ack of send_message and the hub's wake batch for the pipeline; the group commit and the
+// pipeline see them as plain funcs.
+//
 // # Seq and durability
 //
 // Every message of a chat has a seq 1, 2, 3... with no gaps and no duplicates. The transaction
@@ -14,23 +23,35 @@
 // # Attachments
 //
 // A message's attachment_ids are checked before the op enters the group commit (the sender's own
-// files, through the Files interface that *media.Files implements). The batch's transaction then
+// files, through the Files interface). The batch's transaction then
 // attaches them (Files.AttachTx: media's attach counts live in the same database, and the
 // files' rows are locked, so a concurrent file delete either wins and the send alone fails with
 // invalid_attachment, or finds the file attached) and inserts the message_attachments rows with
 // the message: a crash cannot leave a message pointing at a file that the orphan sweep deletes,
-// and a retry (same client_id) attaches nothing. Attachment metadata is read with one query per
-// page (joined with media's files and media_blobs tables); the events carry what the send
+// and a retry (same client_id) attaches nothing. Attachment metadata is read with one statement
+// per page: chat's query over message_attachments, joined with media's tables by Files.FilesOf
+// (media's SQL, so neither package names the other's tables); the events carry what the send
 // validated, so fan-out queries nothing. Deleting a message for everyone (or a chat) removes its
 // rows in its transaction and releases the files after the commit; a crash in between leaves a
 // file counted as attached (kept, never lost). CanRead is media's Access: a current member of a
 // chat where a message that is not deleted carries the file may download it.
 //
+// # Send hooks
+//
+// Options.SendHooks are told, inside the batch's transaction, after the messages and their
+// attachments are written, about every message it stored (not retries), each with its chat's
+// type, title and members at commit time (from the roster cache when its members_version is the
+// batch's, else one query in the transaction; nothing is read when no hook is registered). A
+// hook writes its own rows with the transaction (push's outbox), so a message is never committed
+// without them; a hook error rolls the batch back and the writer retries each op alone, like
+// any store error.
+//
 // # Concurrency model
 //
 //   - The writer goroutine is a group commit. Send and Mark queue an op and wait for it (the
-//     WebSocket's send_message queues it without waiting: startSend, answered through a
-//     realtime.Later that the pipeline makes Done once the events of its batch are published). The writer takes everything
+//     WebSocket's send_message queues it without waiting: the pipeline calls the op's answered
+//     func once the events of its batch are published, and cmdSend makes that the Done of the
+//     realtime.Later it returns). The writer takes everything
 //     queued (up to Options.MaxBatch), commits it in one transaction and answers each op. While
 //     it commits, the next batch accumulates, so batches grow with the load; and it paces itself
 //     (Options.CommitEvery): a batch that would start sooner than that after the previous one
@@ -39,11 +60,16 @@
 //     member, client_id used in another chat, seq beyond the last message) are answered without
 //     failing the batch; if the transaction itself fails, each op is retried in its own
 //     transaction so that one bad op cannot fail the others.
+//     The code: batch.go is the algorithm (which ops become messages, seq reservation, retries
+//     and refusals), batch_sql.go its statements on each engine, batch_tx.go the transaction and
+//     SQLite's prepared-statement cache, batch_keys.go the keys it groups by (clientKey: a
+//     sender's client_id; memberKey: a user in a chat), writer.go the goroutine and its pacing.
 //   - Other writes (chat and member changes, edits, deletes) run their own transaction.
 //   - orderMu is held from the start of every write transaction until its events are queued, so
 //     the event queue is in commit order. The pipeline goroutine publishes the queue one event at
 //     a time: each chat's message_new events go out by ascending seq, after their commit. It
-//     publishes whatever is queued (up to 64 items) under one realtime.WakeBatch, so the
+//     publishes whatever is queued (up to 64 items) under one wake batch (the hub's, adapted in
+//     ws.go), so the
 //     connections written to start writing once, after the run: a sender's message_new and its
 //     ack leave in one write.
 //   - Membership lives in a read-through cache (chat id -> roster) so that checking a sender and

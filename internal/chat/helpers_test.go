@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nerutalk/nerutalk/internal/auth"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -95,7 +96,7 @@ func (p *fakePublisher) reset() {
 func newTestService(t testing.TB, db *store.DB, mutate func(*Options)) (*Service, *fakePublisher) {
 	t.Helper()
 	pub := &fakePublisher{}
-	o := Options{MaxGroupMembers: 1000, MaxTextChars: 4096}
+	o := Options{MaxGroupMembers: 1000, MaxTextChars: 4096, Accounts: accounts{}}
 	if mutate != nil {
 		mutate(&o)
 	}
@@ -108,6 +109,13 @@ func newTestService(t testing.TB, db *store.DB, mutate func(*Options)) (*Service
 		}
 	})
 	return s, pub
+}
+
+// accounts is auth's accounts as the server adapts them.
+type accounts struct{}
+
+func (accounts) MissingUsers(ctx context.Context, q Querier, ids []string) ([]string, error) {
+	return auth.MissingUsers(ctx, q, ids)
 }
 
 // addUsers creates accounts directly in the users table and returns their ids.

@@ -251,3 +251,36 @@ func TestSendHookErrorRollsBackItsMessage(t *testing.T) {
 		}
 	})
 }
+
+// The members the hook gets are those at commit time even when this node's roster cache is older
+// (a member added by another node whose signal has not arrived yet): the cache is used only when
+// its members_version is the batch's.
+func TestSendHookMembersNewerThanTheCache(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		h := &outboxHook{}
+		s := newHookService(t, db, h)
+		u := addUsers(t, db, "alice", "bob", "carol")
+		c := mustGroup(t, s, u[0], u[1])
+		mustSend(t, s, u[0], c.ID, "cached") // the roster is cached now
+		// carol joins behind the cache's back, as a change committed by another node.
+		if _, err := db.W.ExecContext(ctx, `INSERT INTO chat_members (chat_id, user_id, role, joined_at, read_seq, delivered_seq)
+			VALUES ($1, $2, 'member', 0, 1, 1)`, c.ID, u[2]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.W.ExecContext(ctx, `UPDATE chats SET members_version = members_version + 1 WHERE id = $1`, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		m := mustSend(t, s, u[1], c.ID, "after")
+		got := h.seen()[m.ID].MemberIDs
+		want := []string{u[0], u[1], u[2]}
+		sort.Strings(want)
+		got = append([]string(nil), got...)
+		sort.Strings(got)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("members told to the hook (-want +got):\n%s", diff)
+		}
+	})
+}

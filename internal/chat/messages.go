@@ -158,7 +158,7 @@ func (s *Service) Edit(ctx context.Context, userID, chatID, msgID string, in Edi
 		if out, err = editMessage(ctx, tx, chatID, msgID, in.Text, s.now()); err != nil {
 			return nil, err
 		}
-		if err := loadAttachments(ctx, tx, []*Message{&out}); err != nil {
+		if err := s.loadAttachments(ctx, tx, []*Message{&out}); err != nil {
 			return nil, err
 		}
 		c, err := getChat(ctx, tx, chatID)
@@ -290,7 +290,7 @@ func (s *Service) History(ctx context.Context, userID, chatID string, q HistoryQ
 	if err != nil {
 		return Page{}, s.internal("history", err)
 	}
-	if err := loadPageAttachments(ctx, s.db.R, p.Items); err != nil {
+	if err := s.loadPageAttachments(ctx, s.db.R, p.Items); err != nil {
 		return Page{}, s.internal("history", err)
 	}
 	// Read after the page (no read transaction: on SQLite it would take the write lock), so

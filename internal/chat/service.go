@@ -30,6 +30,8 @@ type Options struct {
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer // where the chat metrics go; nil = nowhere
 	Files       Files                 // the media uploads messages attach; nil = every attachment_id is refused
+	// Accounts tells which user ids have an account (required).
+	Accounts Accounts
 	// SendHooks are called inside every group-commit transaction that stores messages, with
 	// those messages (see SendHook); nil = none.
 	SendHooks []SendHook
@@ -38,12 +40,13 @@ type Options struct {
 // Service is the chat domain: chats, members, messages, receipts and typing, over REST and over
 // the WebSocket commands. See the package documentation for its goroutines and locks.
 type Service struct {
-	db      *store.DB
-	pub     Publisher
-	files   Files
-	opts    Options
-	log     *slog.Logger
-	metrics *metrics
+	db       *store.DB
+	pub      Publisher
+	files    Files
+	accounts Accounts
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
 
 	rosters  *lazyCache[*roster]  // chat id -> members
 	contacts *lazyCache[[]string] // user id -> users sharing a chat with them
@@ -59,8 +62,19 @@ type Service struct {
 	closed  bool // guarded by orderMu
 }
 
-// New starts the service's writer and event goroutines; Close stops them.
+// Accounts is what chat needs of the user accounts: the auth package's MissingUsers, adapted
+// where the server wires the features.
+type Accounts interface {
+	// MissingUsers returns the ids among ids that have no account, reading with q (the caller's
+	// transaction or the read pool).
+	MissingUsers(ctx context.Context, q Querier, ids []string) ([]string, error)
+}
+
+// New starts the service's writer and event goroutines; Close stops them. o.Accounts is required.
 func New(db *store.DB, pub Publisher, o Options) *Service {
+	if o.Accounts == nil {
+		panic("chat: Options.Accounts is required")
+	}
 	if o.MaxGroupMembers <= 0 {
 		o.MaxGroupMembers = 1000
 	}
@@ -77,7 +91,7 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		db: db, pub: pub, files: o.Files, opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
+		db: db, pub: pub, files: o.Files, accounts: o.Accounts, opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
 		writer: &writer{in: make(chan *op, 4*o.MaxBatch), maxBatch: o.MaxBatch, every: o.CommitEvery, done: make(chan struct{})},
 		events: pipeline{ch: make(chan event, 4096), done: make(chan struct{}), wakeBatch: hubWakeBatch},
 		stmts:  newStmtCache(db.W),

@@ -119,40 +119,6 @@ func listMembers(ctx context.Context, q querier, chatID string) ([]memberRow, er
 	return out, rows.Err()
 }
 
-// missingUsers returns the ids among ids that have no account.
-func missingUsers(ctx context.Context, q querier, ids []string) ([]string, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := q.QueryContext(ctx, `SELECT id FROM users WHERE id IN (`+placeholders(1, len(ids))+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	found := make(map[string]bool, len(ids))
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		found[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	var missing []string
-	for _, id := range ids {
-		if !found[id] {
-			missing = append(missing, id)
-		}
-	}
-	return missing, nil
-}
-
 // insertChat creates the chat row; directKey is "" for a group.
 func insertChat(ctx context.Context, tx *sql.Tx, c chatRow, directKey, createdBy string) error {
 	var dk sql.NullString

@@ -253,14 +253,12 @@ func (f *Files) deleteObjects(ctx context.Context, keys []string) {
 
 // file converts a row to the API's File.
 func (f *Files) file(r fileRow) File {
-	out := File{ID: r.ID, URL: filesPrefix + r.ID, MIMEType: r.MIME, Size: r.Size, Name: r.Name, Kind: r.Kind,
+	out := File{ID: r.ID, MIMEType: r.MIME, Size: r.Size, Name: r.Name, Kind: r.Kind,
 		SHA256: r.SHA256, OwnerID: r.OwnerID, CreatedAt: store.Time(r.CreatedAt)}
+	out.URL, out.ThumbnailURL = FileURL(r.ID, r.ThumbKey != "")
 	if r.Width > 0 {
 		w, h := r.Width, r.Height
 		out.Width, out.Height = &w, &h
-	}
-	if r.ThumbKey != "" {
-		out.ThumbnailURL = out.URL + "/thumbnail"
 	}
 	return out
 }
@@ -375,8 +373,7 @@ func (f *Files) AttachTx(ctx context.Context, tx *sql.Tx, ownerID string, ids []
 	return true, nil
 }
 
-// FileURL is the download URL of file id, and thumbURL its thumbnail's when it has one: the URL
-// shapes of File, for the chat package, which reads attachment metadata in its own queries.
+// FileURL is the download URL of file id, and thumbURL its thumbnail's when it has one.
 func FileURL(id string, hasThumb bool) (url, thumbURL string) {
 	url = filesPrefix + id
 	if hasThumb {

@@ -1,0 +1,52 @@
+package server
+
+import (
+	"context"
+
+	"github.com/nerutalk/nerutalk/internal/auth"
+	"github.com/nerutalk/nerutalk/internal/chat"
+	"github.com/nerutalk/nerutalk/internal/media"
+)
+
+// What chat needs of the other features, in chat's own types: chat declares the interfaces, and
+// the wiring converts, so that neither feature imports the other.
+
+// chatAccounts is auth's accounts as chat.Accounts.
+type chatAccounts struct{}
+
+func (chatAccounts) MissingUsers(ctx context.Context, q chat.Querier, ids []string) ([]string, error) {
+	return auth.MissingUsers(ctx, q, ids)
+}
+
+// chatFiles is media's uploads as chat.Files.
+type chatFiles struct{ *media.Files }
+
+func (f chatFiles) Get(ctx context.Context, id string) (chat.FileInfo, error) {
+	m, err := f.Files.Get(ctx, id)
+	if err != nil {
+		return chat.FileInfo{}, err
+	}
+	return chat.FileInfo{OwnerID: m.OwnerID, Attachment: chatAttachment(m)}, nil
+}
+
+func (f chatFiles) FilesOf(ctx context.Context, q chat.Querier, refs string, args ...any) ([]chat.FileRef, error) {
+	got, err := f.Files.FilesOf(ctx, q, refs, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]chat.FileRef, len(got))
+	for i, r := range got {
+		out[i] = chat.FileRef{Key: r.Key, Attachment: chatAttachment(r.File)}
+	}
+	return out, nil
+}
+
+// chatAttachment is what a message that carries f shows.
+func chatAttachment(f media.File) chat.Attachment {
+	a := chat.Attachment{ID: f.ID, Kind: f.Kind, MimeType: f.MIMEType, Size: f.Size, Name: f.Name, URL: f.URL,
+		ThumbnailURL: f.ThumbnailURL}
+	if f.Width != nil && f.Height != nil {
+		a.Width, a.Height = *f.Width, *f.Height
+	}
+	return a
+}
