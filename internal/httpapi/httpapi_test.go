@@ -456,7 +456,7 @@ func TestPanicRecovery(t *testing.T) {
 
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
-	a := newTestAPI(t, nil)
+	a := newTestAPI(t, func(o *httpapi.Options) { o.Pprof = true })
 	const realm = `Bearer realm="nerutalk"`
 	tests := []struct {
 		name          string
@@ -479,6 +479,10 @@ func TestAuthentication(t *testing.T) {
 		{"admin route with a user", "/api/v1/test/admin", "Bearer user", 403, "forbidden", "", "", ""},
 		{"admin route with an expired token", "/api/v1/test/admin", "Bearer expired", 401, "token_expired", realm + `, error="invalid_token"`, "", ""},
 		{"admin", "/api/v1/test/admin", "Bearer admin", 200, "", "", "a1", ""},
+		{"pprof without token", "/debug/pprof/cmdline", "", 401, "unauthenticated", realm, "", ""},
+		{"pprof with an unknown token", "/debug/pprof/cmdline", "Bearer forged", 401, "invalid_token", realm + `, error="invalid_token"`, "", ""},
+		{"pprof with a user", "/debug/pprof/cmdline", "Bearer user", 403, "forbidden", "", "", ""},
+		{"pprof with a store failure", "/debug/pprof/cmdline", "Bearer broken", 500, "internal", "", "", "10.0.0.7"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

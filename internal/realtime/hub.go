@@ -92,9 +92,8 @@ type Hub struct {
 	handlers     map[string]CommandFunc
 	signalMu     sync.RWMutex
 	signals      map[string]SignalFunc
-	hookMu       sync.RWMutex
-	onDisconnect []DisconnectFunc
-	onPresence   []PresenceFunc
+	onDisconnect hooks[DisconnectFunc]
+	onPresence   hooks[PresenceFunc]
 	serving      atomic.Bool
 	closed       atomic.Bool
 	maxFrame     int64
@@ -313,9 +312,7 @@ func (h *Hub) OnDisconnect(fn DisconnectFunc) {
 	if fn == nil {
 		panic("realtime: OnDisconnect(nil)")
 	}
-	h.hookMu.Lock()
-	defer h.hookMu.Unlock()
-	h.onDisconnect = append(h.onDisconnect, fn)
+	h.onDisconnect.add(fn)
 }
 
 // PresenceFunc is called when a user's presence changes; see OnPresence.
@@ -332,27 +329,38 @@ func (h *Hub) OnPresence(fn PresenceFunc) {
 	if fn == nil {
 		panic("realtime: OnPresence(nil)")
 	}
-	h.hookMu.Lock()
-	defer h.hookMu.Unlock()
-	h.onPresence = append(h.onPresence, fn)
+	h.onPresence.add(fn)
+}
+
+// hooks holds the callbacks that features register (OnDisconnect, OnPresence).
+type hooks[F any] struct {
+	mu  sync.RWMutex
+	fns []F
+}
+
+func (l *hooks[F]) add(fn F) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fns = append(l.fns, fn)
+}
+
+// list returns the callbacks; appends after it do not change the returned slice.
+func (l *hooks[F]) list() []F {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.fns[:len(l.fns):len(l.fns)]
 }
 
 // disconnected runs the OnDisconnect hooks for c.
 func (h *Hub) disconnected(ctx context.Context, c *conn) {
-	h.hookMu.RLock()
-	hooks := h.onDisconnect
-	h.hookMu.RUnlock()
-	for _, fn := range hooks {
+	for _, fn := range h.onDisconnect.list() {
 		fn(ctx, c)
 	}
 }
 
 // presenceChanged runs the OnPresence hooks.
 func (h *Hub) presenceChanged(ctx context.Context, userID string, online bool) {
-	h.hookMu.RLock()
-	hooks := h.onPresence
-	h.hookMu.RUnlock()
-	for _, fn := range hooks {
+	for _, fn := range h.onPresence.list() {
 		fn(ctx, userID, online)
 	}
 }
