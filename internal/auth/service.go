@@ -201,7 +201,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (identity.Prin
 	st, ok := s.cache.get(c.SessionID, now)
 	if !ok {
 		if st, err = s.sessions.state(ctx, c.SessionID, now); err != nil {
-			return identity.Principal{}, err
+			// The token may well be good: the client must not be told to sign in again.
+			return identity.Principal{}, &apperr.Error{Kind: apperr.KindUnavailable, Code: "unavailable",
+				Detail: "the session cannot be checked right now; try again", Err: err}
 		}
 		s.cache.put(c.SessionID, st, now)
 		if st.live && now.Sub(st.lastUsedAt) >= time.Minute {

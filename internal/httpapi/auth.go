@@ -32,8 +32,8 @@ var (
 //
 // The error is an *AuthError, which WriteError and huma both answer the same way: a missing,
 // refused or expired token is a 401 problem with its Bearer challenge; a classified error of the
-// authenticator keeps its status; any other error (the store failed) is a logged 500, the status
-// of every unexpected failure, never a 401 that would send clients back to sign in.
+// authenticator keeps its status (auth answers a failing session store with 503 unavailable);
+// any other error is a logged 500 — never a 401 that would send clients back to sign in.
 func (a Authenticator) Caller(ctx context.Context, authorization, queryToken string) (identity.Principal, error) {
 	token := BearerToken(authorization)
 	if token == "" {

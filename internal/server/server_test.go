@@ -451,3 +451,48 @@ func TestNodeDocuments(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreOutageDuringAuthentication: when the database cannot be asked about a session, every
+// authenticated path (REST, the WebSocket upgrade, file downloads with ?token=) answers a 503
+// problem, never the 401 that would send every client back to the sign-in screen.
+func TestStoreOutageDuringAuthentication(t *testing.T) {
+	t.Parallel()
+	for _, d := range storetest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			n := servertest.New(t, d, func(c *config.Config) { c.SessionCacheTTL = 0 })
+			alice := n.Register(t, "alice")
+			if err := n.Srv.DB.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				name, path, header string
+			}{
+				{"REST", "/api/v1/users/me", "Bearer " + alice.AccessToken},
+				{"WebSocket upgrade", "/api/v1/ws", "Bearer " + alice.AccessToken},
+				{"WebSocket upgrade with ?token=", "/api/v1/ws?token=" + alice.AccessToken, ""},
+				{"file download with ?token=", "/api/v1/files/0192f5a0-0000-7000-8000-000000000000?token=" + alice.AccessToken, ""},
+			} {
+				req, _ := http.NewRequest(http.MethodGet, n.URL+c.path, nil)
+				if c.header != "" {
+					req.Header.Set("Authorization", c.header)
+				}
+				req.Header.Set("Connection", "Upgrade")
+				req.Header.Set("Upgrade", "websocket")
+				req.Header.Set("Sec-WebSocket-Version", "13")
+				req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatalf("%s: %v", c.name, err)
+				}
+				var p struct{ Code string }
+				err = json.NewDecoder(resp.Body).Decode(&p)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusServiceUnavailable || err != nil || p.Code != "unavailable" ||
+					resp.Header.Get("Content-Type") != "application/problem+json" {
+					t.Errorf("%s: %d %s code %q (%v), want 503 unavailable problem", c.name, resp.StatusCode, resp.Header.Get("Content-Type"), p.Code, err)
+				}
+			}
+		})
+	}
+}
