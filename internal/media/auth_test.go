@@ -21,7 +21,7 @@ func TestFilesAuthenticationFailures(t *testing.T) {
 		return identity.Principal{}, errors.New("sessions: connection refused")
 	}
 	api := httpapi.New(httpapi.Options{Authenticate: broken})
-	NewFiles(nil, nil, config.Default(), nil).Register(api)
+	NewFiles(nil, nil, FromConfig(config.Default(), nil)).Register(api)
 	srv := httptest.NewServer(api.Router)
 	t.Cleanup(srv.Close)
 	for _, tt := range []struct {

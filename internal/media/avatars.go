@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -19,20 +18,16 @@ import (
 	xdraw "golang.org/x/image/draw"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
-	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 )
 
-// NewBlobStore returns the configured blob store: S3 when NERUTALK_S3_BUCKET is set, otherwise
-// the folder DataDir/media.
-func NewBlobStore(cfg config.Config) (BlobStore, error) {
-	if cfg.S3Bucket != "" {
-		return NewS3Store(S3Config{
-			Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,
-			AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, PathStyle: cfg.S3PathStyle,
-		})
+// NewBlobStore returns the configured blob store: S3 when o.S3.Bucket is set, otherwise the
+// folder o.DiskDir.
+func NewBlobStore(o Options) (BlobStore, error) {
+	if o.S3.Bucket != "" {
+		return NewS3Store(o.S3)
 	}
-	return NewDiskStore(filepath.Join(cfg.DataDir, "media"))
+	return NewDiskStore(o.DiskDir)
 }
 
 // Avatar sizes, in pixels (square).
@@ -66,8 +61,8 @@ type Avatars struct {
 
 // NewAvatars returns the avatar store over blobs, with cfg's limits (AvatarMaxBytes,
 // ImageMaxPixels).
-func NewAvatars(blobs BlobStore, cfg config.Config) *Avatars {
-	return &Avatars{blobs: blobs, pipe: newPipeline(cfg.ImageMaxPixels), maxBytes: cfg.AvatarMaxBytes}
+func NewAvatars(blobs BlobStore, o Options) *Avatars {
+	return &Avatars{blobs: blobs, pipe: newPipeline(o.ImageMaxPixels), maxBytes: o.AvatarMaxBytes}
 }
 
 // SaveAvatar reads an image (at most AvatarMaxBytes; reading stops there), stores its two sizes

@@ -17,7 +17,7 @@ import (
 func testAvatars(t *testing.T, st BlobStore, maxBytes int64) *Avatars {
 	cfg := config.Default()
 	cfg.AvatarMaxBytes = maxBytes
-	return NewAvatars(st, cfg)
+	return NewAvatars(st, FromConfig(cfg, nil))
 }
 
 func TestAvatarsSaveAndDelete(t *testing.T) {

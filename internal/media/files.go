@@ -17,7 +17,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
-	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
@@ -66,22 +65,17 @@ type Files struct {
 	authenticate httpapi.Authenticator
 }
 
-// NewFiles returns the upload store over db and blobs with cfg's limits.
-func NewFiles(db *store.DB, blobs BlobStore, cfg config.Config, log *slog.Logger) *Files {
-	return newFiles(db, blobs, cfg, log, newPipeline(cfg.ImageMaxPixels))
+// NewFiles returns the upload store over db and blobs with o's limits.
+func NewFiles(db *store.DB, blobs BlobStore, o Options) *Files {
+	return newFiles(db, blobs, o, newPipeline(o.ImageMaxPixels))
 }
 
-func newFiles(db *store.DB, blobs BlobStore, cfg config.Config, log *slog.Logger, pipe *pipeline) *Files {
+func newFiles(db *store.DB, blobs BlobStore, o Options, pipe *pipeline) *Files {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Files{
-		blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: log, now: time.Now,
-		limits: map[string]int64{
-			KindImage: cfg.MediaMaxImageBytes, KindVideo: cfg.MediaMaxVideoBytes,
-			KindAudio: cfg.MediaMaxAudioBytes, KindFile: cfg.MediaMaxFileBytes,
-		},
-	}
+	return &Files{blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: log, now: time.Now, limits: o.MaxBytes}
 }
 
 // SetAccess lets a (the chat package) grant reading to users other than the owner. Until it is

@@ -48,7 +48,7 @@ func newFilesEnv(t *testing.T, db *store.DB, blobs BlobStore, mutate func(*confi
 	}
 	e := &filesEnv{db: db, blobs: blobs, clock: &testClock{}}
 	e.clock.ms.Store(time.Now().UnixMilli())
-	e.files = NewFiles(db, blobs, cfg, nil)
+	e.files = NewFiles(db, blobs, FromConfig(cfg, nil))
 	e.files.now = e.clock.now
 	if d, ok := blobs.(*DiskStore); ok {
 		e.root = d.root

@@ -3,6 +3,7 @@ package media
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/nerutalk/nerutalk/internal/config"
@@ -18,33 +19,78 @@ type Media struct {
 	Files   *Files   // Get, AttachTx, Release and SetAccess for the chat package
 	Search  *Search  // GIFs and stickers
 	builtin *Builtin
-	cfg     config.Config
+	opts    Options
 }
 
-// New builds the media capability on the configured blob store (S3 or DataDir/media). Avatars and
+// Options are the media capability's settings.
+type Options struct {
+	// Storage: S3 when S3.Bucket is set, otherwise the folder DiskDir.
+	S3      S3Config
+	DiskDir string
+
+	ImageMaxPixels int64 // decoded size limit of an image, in pixels
+	AvatarMaxBytes int64
+	// MaxBytes is the upload limit per kind (KindImage, KindVideo, KindAudio, KindFile).
+	MaxBytes map[string]int64
+	// OrphanAge is how long an upload that was never attached is kept.
+	OrphanAge time.Duration
+
+	// GIF and sticker search: Giphy when GiphyAPIKey is set, otherwise the built-in set.
+	GiphyURL, GiphyAPIKey string
+	SearchPerMinute       int // per user; 0 = unlimited
+
+	Logger *slog.Logger
+}
+
+// FromConfig returns the Options that the configuration asks for.
+func FromConfig(cfg config.Config, log *slog.Logger) Options {
+	o := Options{
+		S3: S3Config{
+			Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, Bucket: cfg.S3Bucket,
+			AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey, PathStyle: cfg.S3PathStyle,
+		},
+		DiskDir:        filepath.Join(cfg.DataDir, "media"),
+		ImageMaxPixels: cfg.ImageMaxPixels,
+		AvatarMaxBytes: cfg.AvatarMaxBytes,
+		MaxBytes: map[string]int64{
+			KindImage: cfg.MediaMaxImageBytes, KindVideo: cfg.MediaMaxVideoBytes,
+			KindAudio: cfg.MediaMaxAudioBytes, KindFile: cfg.MediaMaxFileBytes,
+		},
+		OrphanAge:   cfg.MediaOrphanAge,
+		GiphyURL:    cfg.GiphyURL,
+		GiphyAPIKey: cfg.GiphyAPIKey,
+		Logger:      log,
+	}
+	if cfg.RateLimits {
+		o.SearchPerMinute = cfg.MediaSearchPerMin
+	}
+	return o
+}
+
+// New builds the media capability on the configured blob store (S3 or DiskDir). Avatars and
 // files share one image pipeline, so the bound on concurrent decoding holds for both.
-func New(db *store.DB, cfg config.Config, log *slog.Logger) (*Media, error) {
-	blobs, err := NewBlobStore(cfg)
+func New(db *store.DB, o Options) (*Media, error) {
+	blobs, err := NewBlobStore(o)
 	if err != nil {
 		return nil, err
 	}
-	pipe := newPipeline(cfg.ImageMaxPixels)
+	pipe := newPipeline(o.ImageMaxPixels)
 	builtin := &Builtin{}
 	var provider Provider = builtin
-	if cfg.GiphyAPIKey != "" {
-		provider = NewGiphy(cfg.GiphyURL, cfg.GiphyAPIKey)
+	if o.GiphyAPIKey != "" {
+		provider = NewGiphy(o.GiphyURL, o.GiphyAPIKey)
 	}
 	var limiter Limiter = ratelimit.Noop{}
-	if cfg.RateLimits {
-		limiter = ratelimit.NewMemory(ratelimit.PerMinute(cfg.MediaSearchPerMin))
+	if o.SearchPerMinute > 0 {
+		limiter = ratelimit.NewMemory(ratelimit.PerMinute(o.SearchPerMinute))
 	}
 	return &Media{
 		Blobs:   blobs,
-		Avatars: &Avatars{blobs: blobs, pipe: pipe, maxBytes: cfg.AvatarMaxBytes},
-		Files:   newFiles(db, blobs, cfg, log, pipe),
+		Avatars: &Avatars{blobs: blobs, pipe: pipe, maxBytes: o.AvatarMaxBytes},
+		Files:   newFiles(db, blobs, o, pipe),
 		Search:  NewSearch(provider, limiter),
 		builtin: builtin,
-		cfg:     cfg,
+		opts:    o,
 	}, nil
 }
 
@@ -68,5 +114,5 @@ const CleanupInterval = time.Hour
 
 // Start runs the background work (the orphan sweep) until the returned stop is called.
 func (m *Media) Start() (stop func(context.Context)) {
-	return m.Files.StartCleanup(CleanupInterval, m.cfg.MediaOrphanAge)
+	return m.Files.StartCleanup(CleanupInterval, m.opts.OrphanAge)
 }

@@ -144,7 +144,7 @@ func (s *Server) wireRedis(ctx context.Context) error {
 }
 
 func (s *Server) wireMedia(context.Context) error {
-	m, err := media.New(s.DB, s.cfg, s.log)
+	m, err := media.New(s.DB, media.FromConfig(s.cfg, s.log))
 	if err != nil {
 		return err
 	}
