@@ -138,6 +138,17 @@ func lifecycle(t *testing.T, a, b *servertest.Node) {
 			t.Fatalf("%s: candidate %+v", d.name, s)
 		}
 	}
+	// Addressed to the session that answered: only that device gets it.
+	reoffer := map[string]any{"call_id": started.ID, "to_user_id": bob.ID, "to_session_id": bobSession, "sdp": "v=0 renegotiate"}
+	if f := ann2.command(call.CmdOffer, reoffer); f.Type != "ack" {
+		t.Fatalf("offer to a session: %s", f.Data)
+	}
+	var s call.Signal
+	bob2.event(call.CmdOffer, &s)
+	if s.SDP != "v=0 renegotiate" || s.FromUserID != ann.ID || s.FromSessionID == "" {
+		t.Fatalf("session offer %+v", s)
+	}
+	bob1.none(call.CmdOffer)
 	var tok call.WithCredentials
 	bob1.do(http.MethodPost, "/calls/"+started.ID+"/token", nil, &tok, http.StatusOK)
 	var got call.Call
@@ -270,4 +281,29 @@ func TestE2EMissed(t *testing.T) {
 		t.Fatal(err)
 	}
 	bobD.none(call.EventEnded, "message_new")
+}
+
+// TestE2EDisconnect: a participant whose last connection drops is taken out of the call after
+// the presence grace and the disconnect grace (both short here), and the call ends.
+func TestE2EDisconnect(t *testing.T) {
+	t.Parallel()
+	n := servertest.New(t, store.SQLite, func(c *config.Config) {
+		c.PresenceGrace, c.CallDisconnectGrace = 50*time.Millisecond, 50*time.Millisecond
+	})
+	ann := n.Register(t, "ann")
+	bob := n.Register(t, "bob")
+	annD := connect(t, n, ann, "ann/1")
+	bobD := connect(t, n, bob, "bob/1")
+	var direct chatRef
+	annD.do(http.MethodPost, "/chats", map[string]any{"type": "direct", "member_ids": []string{bob.ID}}, &direct, http.StatusCreated)
+	var c call.WithCredentials
+	annD.do(http.MethodPost, "/calls", map[string]any{"chat_id": direct.ID, "kind": "audio"}, &c, http.StatusCreated)
+	bobD.do(http.MethodPost, "/calls/"+c.ID+"/answer", nil, nil, http.StatusOK)
+	bobD.ws.CloseNow()
+	var left, ended call.Event
+	annD.event(call.EventParticipantLeft, &left)
+	annD.event(call.EventEnded, &ended)
+	if left.UserID != bob.ID || left.Reason != "disconnected" || ended.Reason != "failed" {
+		t.Fatalf("left %+v ended %+v", left, ended)
+	}
 }

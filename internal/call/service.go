@@ -25,10 +25,12 @@ type Chats interface {
 	PostSystem(ctx context.Context, chatID, senderID, clientID, text string) error
 }
 
-// Publisher delivers events to every connection of the users, on every node; the realtime hub
-// satisfies it.
+// Publisher delivers events on every node; the realtime hub satisfies it.
 type Publisher interface {
+	// PublishUsers sends an event to every connection of the users.
 	PublishUsers(ctx context.Context, userIDs []string, typ string, data any)
+	// PublishSession sends an event to the connections of one session (device) of a user.
+	PublishSession(ctx context.Context, userID, sessionID, typ string, data any)
 }
 
 // Options configures New.
@@ -40,7 +42,9 @@ type Options struct {
 	DisconnectGrace time.Duration
 	SweepInterval   time.Duration // how often the sweeper runs (default 2 s)
 	Now             func() time.Time
-	Logger          *slog.Logger
+	// AfterFunc runs f after d (the disconnect grace timers); default time.AfterFunc.
+	AfterFunc func(d time.Duration, f func())
+	Logger    *slog.Logger
 }
 
 // Service runs the calls.
@@ -71,6 +75,9 @@ func New(db *store.DB, chats Chats, pub Publisher, o Options) *Service {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.AfterFunc == nil {
+		o.AfterFunc = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -69,6 +69,12 @@ func (p *fakePub) PublishUsers(_ context.Context, users []string, typ string, da
 	p.evs = append(p.evs, published{users, typ, data.(call.Event)})
 }
 
+func (p *fakePub) PublishSession(_ context.Context, user, session, typ string, data any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.evs = append(p.evs, published{[]string{user + "/" + session}, typ, call.Event{}})
+}
+
 func (p *fakePub) types() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -109,6 +115,42 @@ func (c *clock) Add(d time.Duration) {
 type fakePresence struct {
 	mu     sync.Mutex
 	online map[string]bool
+	hooks  []func(context.Context, string, bool)
+	timers []func() // AfterFunc's, run by the test
+}
+
+func (p *fakePresence) OnPresence(fn func(context.Context, string, bool)) {
+	p.mu.Lock()
+	p.hooks = append(p.hooks, fn)
+	p.mu.Unlock()
+}
+
+// offline takes the user offline and announces it, as the hub does after the presence grace.
+func (p *fakePresence) offline(u string) {
+	p.set(u, false)
+	p.mu.Lock()
+	hooks := p.hooks
+	p.mu.Unlock()
+	for _, fn := range hooks {
+		fn(context.Background(), u, false)
+	}
+}
+
+func (p *fakePresence) afterFunc(_ time.Duration, f func()) {
+	p.mu.Lock()
+	p.timers = append(p.timers, f)
+	p.mu.Unlock()
+}
+
+// fire runs the timers started so far.
+func (p *fakePresence) fire() {
+	p.mu.Lock()
+	ts := p.timers
+	p.timers = nil
+	p.mu.Unlock()
+	for _, f := range ts {
+		f()
+	}
 }
 
 func (p *fakePresence) Online(u string) bool {
@@ -142,7 +184,7 @@ func newHarness(t *testing.T, db *store.DB) *harness {
 
 func (h *harness) newService() *call.Service {
 	svc := call.New(h.db, h.chats, h.pub, call.Options{RingTimeout: 45 * time.Second, MaxParticipants: 3,
-		DisconnectGrace: 10 * time.Second, Now: h.clock.Now})
+		DisconnectGrace: 10 * time.Second, Now: h.clock.Now, AfterFunc: h.pres.afterFunc})
 	svc.SetPresence(h.pres)
 	return svc
 }
@@ -388,6 +430,8 @@ func TestRingTimeout(t *testing.T) {
 	})
 }
 
+// TestLiveness: a participant who goes offline is taken out after the disconnect grace, by the
+// node that saw it go offline (OnPresence) or, should that node have died, by the periodic scan.
 func TestLiveness(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
@@ -395,33 +439,26 @@ func TestLiveness(t *testing.T) {
 		h := newHarness(t, db)
 		ctx := context.Background()
 		h.chat("d1", false, "ann", "bob")
-		h.pres.set("ann", true)
-		h.pres.set("bob", true)
+		h.chat("d2", false, "ann", "cat")
+		for _, u := range []string{"ann", "bob", "cat"} {
+			h.pres.set(u, true)
+		}
 		c := h.start("ann", "d1")
 		if _, err := h.svc.Answer(ctx, "bob", "s", c.ID); err != nil {
 			t.Fatal(err)
 		}
-		h.pres.set("bob", false) // bob's last connection dropped (or his node crashed)
-		h.clock.Add(time.Second)
-		if err := h.svc.Sweep(ctx); err != nil {
-			t.Fatal(err)
-		}
-		h.clock.Add(9 * time.Second)
-		h.pres.set("bob", true) // back within the grace: forgotten
-		if err := h.svc.Sweep(ctx); err != nil {
-			t.Fatal(err)
-		}
-		h.pres.set("bob", false)
-		h.svc.Sweep(ctx)
-		h.clock.Add(9 * time.Second)
-		h.svc.Sweep(ctx)
+		// bob drops and comes back within the grace: he stays.
+		h.pres.offline("bob")
+		h.pres.set("bob", true)
+		h.clock.Add(10 * time.Second)
+		h.pres.fire()
 		if got := h.get(c.ID); got.Status != "active" {
-			t.Fatalf("within the grace: %s", got.Status)
+			t.Fatalf("back within the grace: %s", got.Status)
 		}
-		h.clock.Add(time.Second)
-		if err := h.svc.Sweep(ctx); err != nil {
-			t.Fatal(err)
-		}
+		// bob drops for good.
+		h.pres.offline("bob")
+		h.clock.Add(10 * time.Second)
+		h.pres.fire()
 		got := h.get(c.ID)
 		if got.Status != "ended" || got.EndReason != "failed" || got.Participants[1].State != "left" {
 			t.Fatalf("after the grace %+v", got)
@@ -434,6 +471,29 @@ func TestLiveness(t *testing.T) {
 		}
 		if left.UserID != "bob" || left.Reason != "disconnected" {
 			t.Fatalf("left event %+v", left)
+		}
+
+		// The node that saw cat go offline died before its timer: the scan of another node's
+		// sweeper takes her out once two scans a grace apart saw her offline.
+		c2 := h.start("ann", "d2")
+		if _, err := h.svc.Answer(ctx, "cat", "s", c2.ID); err != nil {
+			t.Fatal(err)
+		}
+		other := h.newService()
+		h.pres.set("cat", false)
+		for i := range 2 * 10 {
+			if err := other.Sweep(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if i < 10 {
+				if got := h.get(c2.ID); got.Status != "active" {
+					t.Fatalf("sweep %d, before the grace: %s", i, got.Status)
+				}
+			}
+			h.clock.Add(time.Second)
+		}
+		if got := h.get(c2.ID); got.Status != "ended" || got.Participants[1].State != "left" {
+			t.Fatalf("after the scans %+v", got)
 		}
 	})
 }

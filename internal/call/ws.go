@@ -21,13 +21,6 @@ type CommandRegistry interface {
 	Handle(typ string, fn realtime.CommandFunc)
 }
 
-// SessionPublisher delivers an event to the connections of one session of a user, on every node;
-// the realtime hub satisfies it. Without it, a frame addressed to a session goes to every
-// connection of the user, with to_session_id in it for the clients to filter.
-type SessionPublisher interface {
-	PublishSession(ctx context.Context, userID, sessionID, typ string, data any)
-}
-
 // RegisterCommands registers the signaling commands.
 func (s *Service) RegisterCommands(reg CommandRegistry) {
 	reg.Handle(CmdOffer, s.cmdSignal(CmdOffer))
@@ -48,13 +41,6 @@ type Signal struct {
 
 var errBadFrame = apperr.New(apperr.KindBadRequest, "bad_request", "data is not the JSON object this command takes")
 
-func sessionOf(c realtime.Client) string {
-	if sc, ok := c.(interface{ SessionID() string }); ok {
-		return sc.SessionID()
-	}
-	return ""
-}
-
 func (s *Service) cmdSignal(typ string) realtime.CommandFunc {
 	return func(ctx context.Context, c realtime.Client, data json.RawMessage) (any, error) {
 		var in Signal
@@ -73,7 +59,7 @@ func (s *Service) cmdSignal(typ string) realtime.CommandFunc {
 		case typ != CmdICECandidate && in.SDP == "":
 			return nil, apperr.Invalid("sdp", "required")
 		}
-		return nil, s.Relay(ctx, c.UserID(), sessionOf(c), typ, in)
+		return nil, s.Relay(ctx, c.UserID(), c.SessionID(), typ, in)
 	}
 }
 
@@ -99,8 +85,8 @@ func (s *Service) Relay(ctx context.Context, fromUser, fromSession, typ string, 
 		return apperr.New(apperr.KindNotFound, "not_found", "no such participant in this call")
 	}
 	in.FromUserID, in.FromSessionID = fromUser, fromSession
-	if sp, ok := s.pub.(SessionPublisher); ok && in.ToSessionID != "" {
-		sp.PublishSession(ctx, in.ToUserID, in.ToSessionID, typ, in)
+	if in.ToSessionID != "" {
+		s.pub.PublishSession(ctx, in.ToUserID, in.ToSessionID, typ, in)
 		return nil
 	}
 	s.pub.PublishUsers(ctx, []string{in.ToUserID}, typ, in)
