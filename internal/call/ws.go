@@ -43,24 +43,34 @@ var errBadFrame = apperr.New(apperr.KindBadRequest, "bad_request", "data is not 
 
 func (s *Service) cmdSignal(typ string) realtime.CommandFunc {
 	return func(ctx context.Context, c realtime.Client, data json.RawMessage) (any, error) {
-		var in Signal
-		if err := json.Unmarshal(data, &in); err != nil {
-			return nil, errBadFrame
-		}
-		switch {
-		case in.CallID == "" || len(in.CallID) > 64:
-			return nil, apperr.Invalid("call_id", "required")
-		case in.ToUserID == "" || len(in.ToUserID) > 64:
-			return nil, apperr.Invalid("to_user_id", "required")
-		case len(in.ToSessionID) > 64:
-			return nil, apperr.Invalid("to_session_id", "not a session id")
-		case typ == CmdICECandidate && (len(in.Candidate) == 0 || string(in.Candidate) == "null"):
-			return nil, apperr.Invalid("candidate", "required")
-		case typ != CmdICECandidate && in.SDP == "":
-			return nil, apperr.Invalid("sdp", "required")
+		in, err := parseSignal(typ, data)
+		if err != nil {
+			return nil, err
 		}
 		return nil, s.Relay(ctx, c.UserID(), c.SessionID(), typ, in)
 	}
+}
+
+// parseSignal reads and checks the data of a signaling command from a client.
+func parseSignal(typ string, data json.RawMessage) (Signal, error) {
+	var in Signal
+	if err := json.Unmarshal(data, &in); err != nil {
+		return Signal{}, errBadFrame
+	}
+	in.FromUserID, in.FromSessionID = "", "" // the server sets them
+	switch {
+	case in.CallID == "" || len(in.CallID) > 64:
+		return Signal{}, apperr.Invalid("call_id", "required")
+	case in.ToUserID == "" || len(in.ToUserID) > 64:
+		return Signal{}, apperr.Invalid("to_user_id", "required")
+	case len(in.ToSessionID) > 64:
+		return Signal{}, apperr.Invalid("to_session_id", "not a session id")
+	case typ == CmdICECandidate && (len(in.Candidate) == 0 || string(in.Candidate) == "null"):
+		return Signal{}, apperr.Invalid("candidate", "required")
+	case typ != CmdICECandidate && in.SDP == "":
+		return Signal{}, apperr.Invalid("sdp", "required")
+	}
+	return in, nil
 }
 
 // Relay delivers one signaling frame from a participant of a ringing or active call to another
