@@ -228,7 +228,7 @@ type effect struct {
 // call_ended (404 for users who may not see it).
 func (s *Service) transition(ctx context.Context, userID, callID, cond string, fn func(tx *sql.Tx, c *Call, now time.Time) ([]effect, error), args ...any) (Call, error) {
 	if userID != "" {
-		if _, err := s.access(ctx, s.db.W, userID, callID); err != nil {
+		if _, err := s.access(ctx, s.db.R, userID, callID); err != nil {
 			return Call{}, err
 		}
 	}
@@ -414,7 +414,7 @@ func (s *Service) leave(ctx context.Context, userID, callID, why, cond string, a
 // End ends the call for everyone: its initiator may, and in a group a chat owner or admin.
 // Unanswered it ends as cancelled, else as completed.
 func (s *Service) End(ctx context.Context, userID, callID string) (Call, error) {
-	c, err := s.access(ctx, s.db.W, userID, callID)
+	c, err := s.access(ctx, s.db.R, userID, callID)
 	if err != nil {
 		return Call{}, err
 	}
