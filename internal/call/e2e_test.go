@@ -2,11 +2,15 @@ package call_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/nerutalk/nerutalk/internal/call"
+	"github.com/nerutalk/nerutalk/internal/call/agora"
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
@@ -306,4 +310,59 @@ func TestE2EDisconnect(t *testing.T) {
 	if left.UserID != bob.ID || left.Reason != "disconnected" || ended.Reason != "failed" {
 		t.Fatalf("left %+v ended %+v", left, ended)
 	}
+}
+
+// TestE2EProviders: with agora and livekit configured, POST /calls and answer hand out tokens
+// that verify with the configured secrets and name the call's channel and the participant.
+func TestE2EProviders(t *testing.T) {
+	t.Parallel()
+	const appID, cert = "970CA35de60c44645bbae8a215061b33", "5CFd2fd1755d40ecb72977518be15d3b"
+	t.Run("agora", func(t *testing.T) {
+		t.Parallel()
+		n := servertest.New(t, store.SQLite, func(c *config.Config) {
+			c.CallsProvider, c.AgoraAppID, c.AgoraAppCertificate = "agora", appID, cert
+		})
+		ann, bob := n.Register(t, "ann"), n.Register(t, "bob")
+		annD, bobD := connect(t, n, ann, "ann/1"), connect(t, n, bob, "bob/1")
+		var direct chatRef
+		annD.do(http.MethodPost, "/chats", map[string]any{"type": "direct", "member_ids": []string{bob.ID}}, &direct, http.StatusCreated)
+		var c, a call.WithCredentials
+		annD.do(http.MethodPost, "/calls", map[string]any{"chat_id": direct.ID, "kind": "video"}, &c, http.StatusCreated)
+		bobD.do(http.MethodPost, "/calls/"+c.ID+"/answer", nil, &a, http.StatusOK)
+		for i, cr := range []call.Credentials{c.Credentials, a.Credentials} {
+			if cr.Provider != "agora" || cr.AppID != appID || cr.UID == nil || *cr.UID != uint32(i+1) || c.Provider != "agora" {
+				t.Fatalf("credentials %d: %+v", i, cr)
+			}
+			tok, err := agora.Verify(cr.Token, cert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.Channel != c.Channel || tok.UID != fmt.Sprint(i+1) || tok.Privileges[agora.PrivilegePublishAudioStream] == 0 {
+				t.Fatalf("token %d: %+v", i, tok)
+			}
+		}
+	})
+	t.Run("livekit", func(t *testing.T) {
+		t.Parallel()
+		n := servertest.New(t, store.SQLite, func(c *config.Config) {
+			c.CallsProvider, c.LiveKitURL, c.LiveKitAPIKey, c.LiveKitAPISecret = "livekit", "wss://lk.example", "key1", "secret-secret-secret-secret-1234"
+		})
+		ann, bob := n.Register(t, "ann"), n.Register(t, "bob")
+		annD := connect(t, n, ann, "ann/1")
+		annD.do(http.MethodPatch, "/users/me", map[string]any{"display_name": "Ann Lee"}, nil, http.StatusOK)
+		var direct chatRef
+		annD.do(http.MethodPost, "/chats", map[string]any{"type": "direct", "member_ids": []string{bob.ID}}, &direct, http.StatusCreated)
+		var c call.WithCredentials
+		annD.do(http.MethodPost, "/calls", map[string]any{"chat_id": direct.ID, "kind": "audio"}, &c, http.StatusCreated)
+		claims := &call.LiveKitClaims{}
+		if _, err := jwt.ParseWithClaims(c.Credentials.Token, claims, func(*jwt.Token) (any, error) {
+			return []byte("secret-secret-secret-secret-1234"), nil
+		}, jwt.WithValidMethods([]string{"HS256"})); err != nil {
+			t.Fatal(err)
+		}
+		if c.Credentials.URL != "wss://lk.example" || claims.Subject != ann.ID || claims.Name != "Ann Lee" || claims.Issuer != "key1" ||
+			claims.Video.Room != c.Channel || !claims.Video.RoomJoin || !claims.Video.CanPublish || !claims.Video.CanSubscribe {
+			t.Fatalf("claims %+v, credentials %+v", claims, c.Credentials)
+		}
+	})
 }
