@@ -60,6 +60,7 @@ type Call struct {
 	EndedBy      string        `json:"ended_by,omitempty" doc:"Who ended it (empty when it ended by itself: timeout, last leave, sweeper)"`
 	EndReason    string        `json:"end_reason,omitempty" enum:"completed,missed,declined,cancelled,failed"`
 	DurationS    int64         `json:"duration_s" doc:"Seconds from the first answer to the end (0 if never answered); so far, while active"`
+	Version      int64         `json:"version" doc:"Grows with every change of the call: events of one call may arrive out of order from different nodes; keep the highest version seen"`
 }
 
 func (c *Call) live() bool { return c.Status == StatusRinging || c.Status == StatusActive }

@@ -290,6 +290,11 @@ func TestDirectLifecycle(t *testing.T) {
 		}
 		h.pub.mu.Lock()
 		ans := h.pub.evs[1]
+		for i := 1; i < len(h.pub.evs); i++ {
+			if a, b := h.pub.evs[i-1].ev.Call.Version, h.pub.evs[i].ev.Call.Version; b < a || (b == a && h.pub.evs[i].typ != call.EventEnded) {
+				t.Errorf("event %d (%s) version %d after %d", i, h.pub.evs[i].typ, b, a)
+			}
+		}
 		h.pub.mu.Unlock()
 		if ans.ev.UserID != "bob" || ans.ev.SessionID != "s-bob-2" || len(ans.users) != 2 {
 			t.Fatalf("call_answered %+v", ans)

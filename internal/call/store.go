@@ -19,7 +19,7 @@ type querier interface {
 }
 
 const callCols = `id, chat_id, kind, status, initiator_id, provider, channel, is_group, created_at, ring_deadline,
-	answered_at, ended_at, ended_by, end_reason`
+	answered_at, ended_at, ended_by, end_reason, version`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -29,7 +29,7 @@ func scanCall(s scanner) (Call, error) {
 	var answered, ended sql.NullInt64
 	var endedBy, reason sql.NullString
 	if err := s.Scan(&c.ID, &c.ChatID, &c.Kind, &c.Status, &c.InitiatorID, &c.Provider, &c.Channel, &c.Group,
-		&created, &deadline, &answered, &ended, &endedBy, &reason); err != nil {
+		&created, &deadline, &answered, &ended, &endedBy, &reason, &c.Version); err != nil {
 		return Call{}, err
 	}
 	c.CreatedAt, c.RingDeadline = store.Time(created), store.Time(deadline)
