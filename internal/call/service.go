@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,6 +58,7 @@ type Service struct {
 
 	live     liveness
 	presence Presence
+	stopped  atomic.Bool // Start's stop was called
 }
 
 // New returns the calls service.

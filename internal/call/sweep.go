@@ -41,6 +41,9 @@ func (s *Service) SetPresence(p Presence) {
 			return
 		}
 		s.opts.AfterFunc(s.opts.DisconnectGrace, func() {
+			if s.stopped.Load() { // the node is shutting down: the other nodes' sweepers take over
+				return
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if err := s.LeaveIfGone(ctx, userID); err != nil {
@@ -119,6 +122,7 @@ func (s *Service) Start() (stop func(context.Context)) {
 		}
 	}()
 	return func(context.Context) {
+		s.stopped.Store(true)
 		cancel()
 		<-done
 	}
