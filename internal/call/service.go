@@ -17,10 +17,10 @@ import (
 
 // Chats is what calls need from the chat feature; chat.Service satisfies it.
 type Chats interface {
-	// CallAccess tells whether userID is a member of chatID (an apperr 404 when not, or when the
+	// Membership tells whether userID is a member of chatID (an apperr 404 when not, or when the
 	// chat does not exist), whether the chat is a group, whether the user manages it (owner or
 	// admin) and who its members are.
-	CallAccess(ctx context.Context, chatID, userID string) (group, manager bool, members []string, err error)
+	Membership(ctx context.Context, chatID, userID string) (group, manager bool, members []string, err error)
 	// PostSystem stores a system message (kind "system") from senderID; the same clientID
 	// again stores nothing.
 	PostSystem(ctx context.Context, chatID, senderID, clientID, text string) error
@@ -117,7 +117,7 @@ func (s *Service) Initiate(ctx context.Context, userID, sessionID string, in Sta
 	if in.Kind != "audio" && in.Kind != "video" {
 		return WithCredentials{}, apperr.Invalid("body.kind", "audio or video")
 	}
-	group, _, members, err := s.chats.CallAccess(ctx, in.ChatID, userID)
+	group, _, members, err := s.chats.Membership(ctx, in.ChatID, userID)
 	if err != nil {
 		return WithCredentials{}, err
 	}
@@ -201,7 +201,7 @@ func (s *Service) access(ctx context.Context, q querier, userID, callID string) 
 		return Call{}, s.internal("get", err)
 	}
 	if c.participant(userID) == nil {
-		if _, _, _, err := s.chats.CallAccess(ctx, c.ChatID, userID); err != nil {
+		if _, _, _, err := s.chats.Membership(ctx, c.ChatID, userID); err != nil {
 			if apperr.KindOf(err) == apperr.KindNotFound {
 				return Call{}, errNotFound
 			}
@@ -423,7 +423,7 @@ func (s *Service) End(ctx context.Context, userID, callID string) (Call, error) 
 	if c.InitiatorID != userID {
 		allowed := false
 		if c.Group {
-			_, manager, _, err := s.chats.CallAccess(ctx, c.ChatID, userID)
+			_, manager, _, err := s.chats.Membership(ctx, c.ChatID, userID)
 			if err != nil && apperr.KindOf(err) != apperr.KindNotFound {
 				return Call{}, err
 			}

@@ -27,7 +27,7 @@ type fakeChat struct {
 	managers map[string]bool
 }
 
-func (f *fakeChats) CallAccess(_ context.Context, chatID, userID string) (bool, bool, []string, error) {
+func (f *fakeChats) Membership(_ context.Context, chatID, userID string) (bool, bool, []string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.chats[chatID]

@@ -4,12 +4,13 @@ import (
 	"context"
 )
 
-// What other features (calls) need from chats, as methods that take and return plain values.
+// What other features (calls, and whoever else needs it) ask of chats, as methods that take and
+// return plain values, so that they declare a small interface instead of importing chat.
 
-// CallAccess reports whether userID is a member of chatID (an apperr 404 when not, or when the
+// Membership reports whether userID is a member of chatID (an apperr 404 when not, or when the
 // chat does not exist), whether the chat is a group, whether the user manages it (owner or admin)
 // and the ids of its members.
-func (s *Service) CallAccess(ctx context.Context, chatID, userID string) (group, manager bool, members []string, err error) {
+func (s *Service) Membership(ctx context.Context, chatID, userID string) (group, manager bool, members []string, err error) {
 	r, role, err := s.member(ctx, chatID, userID)
 	if err != nil {
 		return false, false, nil, err
