@@ -241,6 +241,26 @@ func lifecycle(t *testing.T, a, b *servertest.Node) {
 	ann1.do(http.MethodGet, "/calls/stats?from=yesterday", nil, nil, http.StatusUnprocessableEntity)
 	ann1.do(http.MethodPost, "/calls", map[string]any{"chat_id": direct.ID, "kind": "hologram"}, nil, http.StatusUnprocessableEntity)
 	ann1.do(http.MethodGet, "/calls/nope", nil, nil, http.StatusNotFound)
+
+	// --- A group call everyone declines: call_declined for each, then call_ended (declined).
+	var d call.WithCredentials
+	cat1.do(http.MethodPost, "/calls", map[string]any{"chat_id": group.ID, "kind": "audio"}, &d, http.StatusCreated)
+	for _, dev := range everyone {
+		dev.event(call.EventInitiated, nil)
+	}
+	bob2.do(http.MethodPost, "/calls/"+d.ID+"/decline", nil, nil, http.StatusOK)
+	bob1.do(http.MethodPost, "/calls/"+d.ID+"/token", nil, nil, http.StatusConflict) // declined: no credentials
+	ann1.do(http.MethodPost, "/calls/"+d.ID+"/decline", nil, nil, http.StatusOK)
+	for _, dev := range everyone {
+		var first, second, ended call.Event
+		dev.event(call.EventDeclined, &first)
+		dev.event(call.EventDeclined, &second)
+		dev.event(call.EventEnded, &ended)
+		if first.UserID != bob.ID || second.UserID != ann.ID || ended.Reason != "declined" || ended.Call.Status != "declined" {
+			t.Fatalf("%s: declined %+v %+v ended %+v", dev.name, first, second, ended)
+		}
+	}
+	eve1.none(call.EventDeclined, call.EventEnded)
 }
 
 // TestE2EMissed: unanswered past the ring timeout, the call ends as missed on every device and
