@@ -16,7 +16,7 @@
 #   -nodes N              with -pg: N server processes on ports -port, -port+1, ... sharing the database
 #                         and Redis; the tool spreads its WebSockets over them (-ws-addrs). The server's
 #                         CPU is all the nodes' (-node-pids); -pid, memory and config are the first's
-#   -scenarios LIST       comma-separated: idle,fanout,chat,auth,loopback (default: all five; loopback
+#   -scenarios LIST       comma-separated: idle,fanout,chat,auth,loopback,calls (default: the first five; loopback
 #                         needs no server: it measures the machine's cost of moving frames)
 #   -full                 full sizes instead of the quick defaults
 #   -server-cpus LIST     pin the server to these CPUs (taskset -c), e.g. 0
@@ -153,7 +153,7 @@ make_admin() {
 # own defaults (the method of docs/BENCHMARKS.md).
 if [ $FULL = 1 ]; then
   COMMON=()
-  declare -A SIZES=([idle]="" [fanout]="" [chat]="" [auth]="" [loopback]="")
+  declare -A SIZES=([idle]="" [fanout]="" [chat]="" [auth]="" [loopback]="" [calls]="")
 else
   COMMON=(-warmup 2s -window 10s -runs 1 -drain 10s)
   declare -A SIZES=(
@@ -162,6 +162,7 @@ else
     [chat]="-chat-rates 1k,2.5k,5k"
     [auth]="-auth-workers 2"
     [loopback]="-loopback-rates 25k,50k"
+    [calls]=""
   )
 fi
 BENCH_PIN=()
@@ -180,7 +181,7 @@ LINES=$WORK/results.jsonl
 status=0
 IFS=, read -r -a LIST <<<"$SCENARIOS"
 for sc in "${LIST[@]}"; do
-  case "$sc" in idle|fanout|chat) argon=cheap ;; auth) argon=default ;; loopback) argon=none ;;
+  case "$sc" in idle|fanout|chat|calls) argon=cheap ;; auth) argon=default ;; loopback) argon=none ;;
     *) echo "run.sh: unknown scenario $sc" >&2; exit 2 ;; esac
   if [ "$argon" = none ]; then # no server: both ends are the tool's
     log "scenario $sc (no server)"

@@ -76,16 +76,18 @@ type options struct {
 
 	loopbackConns, loopbackFrame int
 	loopbackRates                []float64
+
+	callBackground, callWorkers int
 }
 
-var allScenarios = []string{"idle", "fanout", "chat", "auth", "loopback"}
+var allScenarios = []string{"idle", "fanout", "chat", "auth", "loopback", "calls"}
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("nerutalk-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var scenarios, addr, wsAddrs, nodePIDs, idle, fsizes, frates, crates, lrates, src string
-	fs.StringVar(&scenarios, "scenario", "", "scenarios to run, comma-separated: idle, fanout, chat, auth, loopback (required)")
+	fs.StringVar(&scenarios, "scenario", "", "scenarios to run, comma-separated: idle, fanout, chat, auth, loopback, calls (required)")
 	fs.StringVar(&addr, "addr", "http://127.0.0.1:8080", "server base URL (loopback only)")
 	fs.StringVar(&nodePIDs, "node-pids", "", "process ids of the other nodes (-ws-addrs), comma-separated: their CPU is added to the server's")
 	fs.StringVar(&wsAddrs, "ws-addrs", "", "more nodes of the same deployment (one database and Redis), comma-separated: the WebSockets are spread over -addr and these, round robin, so that a group's members sit on different nodes (REST and /metrics stay on -addr)")
@@ -129,8 +131,10 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.loopbackConns, "loopback-conns", 2000, "loopback: TCP connections (no server: both ends in this process)")
 	fs.IntVar(&o.loopbackFrame, "loopback-frame", 400, "loopback: bytes per frame (a message_new of a 100-byte text is about 400)")
 	fs.StringVar(&lrates, "loopback-rates", "25k,50k", "loopback: frames per second, stepped")
+	fs.IntVar(&o.callBackground, "call-background", 1000, "calls: active calls held open while set-ups are measured")
+	fs.IntVar(&o.callWorkers, "call-workers", 16, "calls: caller/callee pairs setting up calls in a closed loop")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: nerutalk-bench -scenario idle|fanout|chat|auth|loopback [flags]\n\n"+
+		fmt.Fprintf(stderr, "Usage: nerutalk-bench -scenario idle|fanout|chat|auth|loopback|calls [flags]\n\n"+
 			"Drives a running NeruTalk server over its public REST and WebSocket API and prints one JSON line\n"+
 			"of results per scenario on stdout (a human summary goes to stderr). See docs/BENCHMARKS.md.\n\n")
 		fs.PrintDefaults()
@@ -214,6 +218,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		{"fanout-senders", o.fanoutSenders, 1}, {"chat-users", o.chatUsers, 2}, {"chat-groups", o.chatGroups, 1},
 		{"chat-group-size", o.chatGroupSize, 2}, {"chat-senders", o.chatSenders, 1}, {"auth-users", o.authUsers, 1},
 		{"auth-workers", o.authWorkers, 1}, {"loopback-conns", o.loopbackConns, 1}, {"loopback-frame", o.loopbackFrame, 1},
+		{"call-background", o.callBackground, 0}, {"call-workers", o.callWorkers, 1},
 	} {
 		if f.v < f.min {
 			return nil, fmt.Errorf("-%s must be at least %d", f.name, f.min)
@@ -405,6 +410,8 @@ func runScenario(ctx context.Context, o *options, scenario string, stderr io.Wri
 		err = r.auth(ctx, res)
 	case "loopback":
 		err = r.loopback(ctx, res)
+	case "calls":
+		err = r.calls(ctx, res)
 	}
 	r.prof.wait()
 	if err != nil {

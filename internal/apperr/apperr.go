@@ -41,6 +41,7 @@ type Error struct {
 	Detail     string        // human-readable, safe to show to the client
 	Fields     []FieldError  // offending fields, for validation failures
 	RetryAfter time.Duration // for KindRateLimited
+	ExistingID string        // for KindConflict: the id of the existing resource the request ran into
 	Err        error         // the cause, never shown to clients
 }
 

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -90,6 +91,22 @@ type Config struct {
 	PushVAPIDPublicKey     string // empty (with the private key) = generated once and kept in the database
 	PushVAPIDPrivateKey    string
 	PushVAPIDSubject       string
+	// Calls (internal/call).
+	CallsProvider       string // p2p, agora or livekit
+	AgoraAppID          string
+	AgoraAppCertificate string
+	LiveKitURL          string
+	LiveKitAPIKey       string
+	LiveKitAPISecret    string
+	STUNURLs            []string
+	TURNURLs            []string
+	TURNSecret          string
+	CallTokenTTL        time.Duration // media credentials' lifetime
+	CallPrivilegeTTL    time.Duration // Agora's join and publish privileges (at most CallTokenTTL)
+	CallRingTimeout     time.Duration
+	CallMaxParticipants int
+	CallDisconnectGrace time.Duration
+	CallSweepInterval   time.Duration
 }
 
 // Setting describes one configuration value: its flag, its environment variable, its default and
@@ -313,6 +330,76 @@ func settings() []Setting {
 			c.PushVAPIDSubject = v
 			return nil
 		}},
+		{"calls-provider", "NERUTALK_CALLS_PROVIDER", "p2p", "media provider of calls: p2p (WebRTC signaled over the WebSocket, with NERUTALK_STUN_URLS/NERUTALK_TURN_URLS), agora (needs NERUTALK_AGORA_*) or livekit (needs NERUTALK_LIVEKIT_*)", func(c *Config, v string) error {
+			if v != "p2p" && v != "agora" && v != "livekit" {
+				return errors.New("want p2p, agora or livekit")
+			}
+			c.CallsProvider = v
+			return nil
+		}},
+		{"agora-app-id", "NERUTALK_AGORA_APP_ID", "", "Agora app id (32 hex digits), for NERUTALK_CALLS_PROVIDER=agora", hexKeySetter(func(c *Config) *string { return &c.AgoraAppID })},
+		{"agora-app-certificate", "NERUTALK_AGORA_APP_CERTIFICATE", "", "Agora app certificate (32 hex digits): signs the AccessToken2 RTC tokens", hexKeySetter(func(c *Config) *string { return &c.AgoraAppCertificate })},
+		{"livekit-url", "NERUTALK_LIVEKIT_URL", "", "LiveKit server URL handed to clients (wss://...), for NERUTALK_CALLS_PROVIDER=livekit", func(c *Config, v string) error {
+			if v != "" {
+				if u, err := url.Parse(v); err != nil || (u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return errors.New("want ws(s):// or http(s)://host[:port]")
+				}
+			}
+			c.LiveKitURL = v
+			return nil
+		}},
+		{"livekit-api-key", "NERUTALK_LIVEKIT_API_KEY", "", "LiveKit API key (the tokens' issuer)", func(c *Config, v string) error { c.LiveKitAPIKey = v; return nil }},
+		{"livekit-api-secret", "NERUTALK_LIVEKIT_API_SECRET", "", "LiveKit API secret (signs the HS256 access tokens)", func(c *Config, v string) error { c.LiveKitAPISecret = v; return nil }},
+		{"stun-urls", "NERUTALK_STUN_URLS", "", "comma-separated STUN URLs (stun:host:port) given to p2p calls", iceURLsSetter(func(c *Config) *[]string { return &c.STUNURLs }, "stun:", "stuns:")},
+		{"turn-urls", "NERUTALK_TURN_URLS", "", "comma-separated TURN URLs (turn:host:port?transport=udp, turns:...) given to p2p calls with REST credentials; needs NERUTALK_TURN_SECRET", iceURLsSetter(func(c *Config) *[]string { return &c.TURNURLs }, "turn:", "turns:")},
+		{"turn-secret", "NERUTALK_TURN_SECRET", "", "shared secret of the TURN server (coturn static-auth-secret): credential = base64(HMAC-SHA1(secret, \"<expiry>:<user id>\"))", func(c *Config, v string) error {
+			if v == "" && len(c.TURNURLs) > 0 {
+				return errors.New("NERUTALK_TURN_URLS needs it")
+			}
+			c.TURNSecret = v
+			return nil
+		}},
+		{"call-token-ttl", "NERUTALK_CALL_TOKEN_TTL", "1h", "lifetime of call media credentials (Agora and LiveKit tokens, TURN credentials); clients renew with POST /calls/{id}/token", durationSetter(func(c *Config) *time.Duration { return &c.CallTokenTTL })},
+		{"call-privilege-ttl", "NERUTALK_CALL_PRIVILEGE_TTL", "1h", "Agora: how long the join and publish privileges last (at most NERUTALK_CALL_TOKEN_TTL)", durationSetter(func(c *Config) *time.Duration { return &c.CallPrivilegeTTL })},
+		{"call-ring-timeout", "NERUTALK_CALL_RING_TIMEOUT", "45s", "an unanswered call ends as missed after this (and a system message is posted in the chat)", durationSetter(func(c *Config) *time.Duration { return &c.CallRingTimeout })},
+		{"call-max-participants", "NERUTALK_CALL_MAX_PARTICIPANTS", "16", "most participants in one call at once", intSetter(func(c *Config) *int { return &c.CallMaxParticipants }, 2)},
+		{"call-disconnect-grace", "NERUTALK_CALL_DISCONNECT_GRACE", "15s", "a participant with no WebSocket open anywhere for this long (on top of NERUTALK_PRESENCE_GRACE) is taken out of the call", durationSetter(func(c *Config) *time.Duration { return &c.CallDisconnectGrace })},
+		{"call-sweep-interval", "NERUTALK_CALL_SWEEP_INTERVAL", "2s", "how often each node looks for calls past their ring timeout and for disconnected participants", durationSetter(func(c *Config) *time.Duration { return &c.CallSweepInterval })},
+	}
+}
+
+// hexKeySetter accepts an empty value or 32 hex digits (Agora's app id and certificate).
+func hexKeySetter(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v != "" {
+			if _, err := hex.DecodeString(v); err != nil || len(v) != 32 {
+				return errors.New("want 32 hex digits")
+			}
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// iceURLsSetter reads a comma-separated list of ICE server URLs with one of the schemes.
+func iceURLsSetter(field func(*Config) *[]string, schemes ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var urls []string
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u == "" {
+				continue
+			}
+			ok := false
+			for _, s := range schemes {
+				ok = ok || (strings.HasPrefix(u, s) && len(u) > len(s))
+			}
+			if !ok {
+				return fmt.Errorf("%q: want %s URLs", u, strings.Join(schemes, " or "))
+			}
+			urls = append(urls, u)
+		}
+		*field(c) = urls
+		return nil
 	}
 }
 
@@ -378,7 +465,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 
 // redact hides what must not reach a log or a terminal: secrets, keys and URL passwords.
 func redact(s Setting, v string) string {
-	if strings.Contains(s.Env, "SECRET") || strings.HasSuffix(s.Env, "_KEY") {
+	if strings.Contains(s.Env, "SECRET") || strings.HasSuffix(s.Env, "_KEY") || strings.HasSuffix(s.Env, "_CERTIFICATE") {
 		return "(hidden)"
 	}
 	if u, err := url.Parse(v); err == nil && u.User != nil {

@@ -155,6 +155,28 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestCallSettings: the calls' settings as internal/call reads them.
+func TestCallSettings(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(nil, env(map[string]string{
+		"NERUTALK_CALLS_PROVIDER": "agora", "NERUTALK_AGORA_APP_ID": "970CA35de60c44645bbae8a215061b33",
+		"NERUTALK_AGORA_APP_CERTIFICATE": "5CFd2fd1755d40ecb72977518be15d3b",
+		"NERUTALK_STUN_URLS":             "stun:a.example:3478, stuns:b.example", "NERUTALK_TURN_URLS": "turn:t.example:3478?transport=udp",
+		"NERUTALK_TURN_SECRET": "s", "NERUTALK_CALL_RING_TIMEOUT": "30s", "NERUTALK_CALL_MAX_PARTICIPANTS": "8",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CallsProvider != "agora" || c.AgoraAppID == "" || len(c.STUNURLs) != 2 || c.STUNURLs[1] != "stuns:b.example" ||
+		len(c.TURNURLs) != 1 || c.TURNSecret != "s" || c.CallRingTimeout.String() != "30s" || c.CallMaxParticipants != 8 {
+		t.Errorf("loaded %+v", c)
+	}
+	d := config.Default()
+	if d.CallsProvider != "p2p" || d.CallMaxParticipants != 16 || d.CallRingTimeout.String() != "45s" {
+		t.Errorf("defaults: provider %q, max %d, ring %v", d.CallsProvider, d.CallMaxParticipants, d.CallRingTimeout)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -208,6 +230,16 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"addr"}, ""},
 		{"stray argument", nil, []string{"extra"},
 			[]string{`unexpected argument "extra"`}, ""},
+		{"calls provider", map[string]string{"NERUTALK_CALLS_PROVIDER": "skype"}, nil,
+			[]string{"NERUTALK_CALLS_PROVIDER", "p2p, agora or livekit"}, ""},
+		{"agora certificate is not echoed", map[string]string{"NERUTALK_AGORA_APP_CERTIFICATE": "not-hex-but-secret"}, nil,
+			[]string{"NERUTALK_AGORA_APP_CERTIFICATE", "32 hex digits"}, "not-hex-but-secret"},
+		{"stun scheme", map[string]string{"NERUTALK_STUN_URLS": "stun:a.example, http://b.example"}, nil,
+			[]string{"NERUTALK_STUN_URLS", "stun: or stuns:"}, ""},
+		{"turn without secret", map[string]string{"NERUTALK_TURN_URLS": "turn:t.example:3478"}, nil,
+			[]string{"NERUTALK_TURN_SECRET", "NERUTALK_TURN_URLS needs it"}, ""},
+		{"livekit url", map[string]string{"NERUTALK_LIVEKIT_URL": "ftp://lk"}, nil,
+			[]string{"NERUTALK_LIVEKIT_URL", "ws(s)://"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,14 +17,15 @@ import (
 
 // Problem is an RFC 9457 problem document with NeruTalk's stable machine-readable code.
 type Problem struct {
-	Type      string              `json:"type,omitempty" doc:"A URI reference that identifies the problem type"`
-	Title     string              `json:"title" doc:"Short summary of the problem type"`
-	Status    int                 `json:"status" doc:"HTTP status code"`
-	Detail    string              `json:"detail,omitempty" doc:"Explanation specific to this occurrence"`
-	Instance  string              `json:"instance,omitempty" doc:"The request path"`
-	Code      string              `json:"code" doc:"Stable machine-readable error code, e.g. validation_failed, invalid_credentials, not_found"`
-	RequestID string              `json:"request_id,omitempty" doc:"The request id, also in the X-Request-ID header"`
-	Errors    []apperr.FieldError `json:"errors,omitempty" doc:"The offending fields, for validation failures"`
+	Type       string              `json:"type,omitempty" doc:"A URI reference that identifies the problem type"`
+	Title      string              `json:"title" doc:"Short summary of the problem type"`
+	Status     int                 `json:"status" doc:"HTTP status code"`
+	Detail     string              `json:"detail,omitempty" doc:"Explanation specific to this occurrence"`
+	Instance   string              `json:"instance,omitempty" doc:"The request path"`
+	Code       string              `json:"code" doc:"Stable machine-readable error code, e.g. validation_failed, invalid_credentials, not_found"`
+	RequestID  string              `json:"request_id,omitempty" doc:"The request id, also in the X-Request-ID header"`
+	Errors     []apperr.FieldError `json:"errors,omitempty" doc:"The offending fields, for validation failures"`
+	ExistingID string              `json:"existing_id,omitempty" doc:"409: the id of the existing resource the request ran into (POST /calls: the chat's live call, to join instead)"`
 
 	retryAfter time.Duration
 }
@@ -81,7 +82,8 @@ func ProblemFor(ctx context.Context, status int, msg string, errs ...error) *Pro
 				Detail: fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)})
 		}
 		if ae, ok := apperr.As(err); ok {
-			p := &Problem{Status: kindStatus[ae.Kind], Code: ae.Code, Detail: ae.Detail, Errors: ae.Fields, retryAfter: ae.RetryAfter}
+			p := &Problem{Status: kindStatus[ae.Kind], Code: ae.Code, Detail: ae.Detail, Errors: ae.Fields, retryAfter: ae.RetryAfter,
+				ExistingID: ae.ExistingID}
 			if p.Status == http.StatusInternalServerError {
 				logInternal(ctx, err)
 				p.Detail = "internal error"

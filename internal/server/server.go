@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nerutalk/nerutalk/internal/auth"
+	"github.com/nerutalk/nerutalk/internal/call"
 	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
@@ -38,6 +39,7 @@ type Server struct {
 	Redis    *redis.Client                 // nil on a single node (NERUTALK_REDIS_URL unset)
 	Hub      *realtime.Hub                 // the WebSocket hub: features register commands and publish through it
 	Chat     *chat.Service                 // chats and messages
+	Calls    *call.Service                 // calls
 	closers  []func(context.Context) error // run in reverse order on Close
 	stoppers []func(context.Context)       // run in reverse order on Shutdown
 
@@ -103,6 +105,7 @@ func (s *Server) build(ctx context.Context) error {
 		s.wireRealtime, // the WebSocket hub (authenticates with the API's Authenticator at Mount)
 		s.wireAuth,     // accounts: the node's Authenticator, revocations signalled through the hub
 		s.wireChat,     // chats and messages: WebSocket commands, presence audience, file access
+		s.wireCalls,    // calls: lifecycle, events, signaling, credentials, sweeper
 		s.wireAPI,      // the HTTP surface: every feature's routes, authenticated by the accounts
 	} {
 		if err := wire(ctx); err != nil {
@@ -220,6 +223,30 @@ func (s *Server) wireChat(context.Context) error {
 	s.Hub.SetAudience(chats)
 	s.Chat = chats
 	s.mounts = append(s.mounts, chats.Mount)
+	return nil
+}
+
+// wireCalls: chat membership and system messages from chats, events and signaling through the
+// hub, liveness from the hub's presence, and the sweeper.
+func (s *Server) wireCalls(context.Context) error {
+	prov, err := call.NewProvider(call.ProviderOptions{
+		Name: s.cfg.CallsProvider, TTL: s.cfg.CallTokenTTL, PrivilegeTTL: s.cfg.CallPrivilegeTTL,
+		AgoraAppID: s.cfg.AgoraAppID, AgoraAppCertificate: s.cfg.AgoraAppCertificate,
+		LiveKitURL: s.cfg.LiveKitURL, LiveKitAPIKey: s.cfg.LiveKitAPIKey, LiveKitAPISecret: s.cfg.LiveKitAPISecret,
+		STUNURLs: s.cfg.STUNURLs, TURNURLs: s.cfg.TURNURLs, TURNSecret: s.cfg.TURNSecret,
+	})
+	if err != nil {
+		return fmt.Errorf("NERUTALK_CALLS_PROVIDER=%s: %w", s.cfg.CallsProvider, err)
+	}
+	calls := call.New(s.DB, s.Chat, s.Hub, call.Options{
+		Provider: prov, RingTimeout: s.cfg.CallRingTimeout, MaxParticipants: s.cfg.CallMaxParticipants,
+		DisconnectGrace: s.cfg.CallDisconnectGrace, SweepInterval: s.cfg.CallSweepInterval, Logger: s.log,
+	})
+	calls.SetPresence(s.Hub)
+	calls.RegisterCommands(s.Hub)
+	s.stoppers = append(s.stoppers, calls.Start())
+	s.Calls = calls
+	s.mounts = append(s.mounts, calls.Mount)
 	return nil
 }
 

@@ -1,0 +1,104 @@
+package call
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/realtime"
+)
+
+// The WebSocket signaling commands of the p2p provider: relayed to the addressee as server frames
+// of the same type, with from_user_id (and from_session_id) added.
+const (
+	CmdOffer        = "webrtc_offer"
+	CmdAnswer       = "webrtc_answer"
+	CmdICECandidate = "webrtc_ice_candidate"
+)
+
+// CommandRegistry is where commands are registered: the realtime hub.
+type CommandRegistry interface {
+	Handle(typ string, fn realtime.CommandFunc)
+}
+
+// RegisterCommands registers the signaling commands.
+func (s *Service) RegisterCommands(reg CommandRegistry) {
+	reg.Handle(CmdOffer, s.cmdSignal(CmdOffer))
+	reg.Handle(CmdAnswer, s.cmdSignal(CmdAnswer))
+	reg.Handle(CmdICECandidate, s.cmdSignal(CmdICECandidate))
+}
+
+// Signal is the data of the signaling commands and of the frames relayed to the addressee.
+type Signal struct {
+	CallID        string          `json:"call_id"`
+	ToUserID      string          `json:"to_user_id"`
+	ToSessionID   string          `json:"to_session_id,omitempty"`
+	SDP           string          `json:"sdp,omitempty"`
+	Candidate     json.RawMessage `json:"candidate,omitempty"`
+	FromUserID    string          `json:"from_user_id"`
+	FromSessionID string          `json:"from_session_id,omitempty"`
+}
+
+var errBadFrame = apperr.New(apperr.KindBadRequest, "bad_request", "data is not the JSON object this command takes")
+
+func (s *Service) cmdSignal(typ string) realtime.CommandFunc {
+	return func(ctx context.Context, c realtime.Client, data json.RawMessage) (any, error) {
+		in, err := parseSignal(typ, data)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.Relay(ctx, c.UserID(), c.SessionID(), typ, in)
+	}
+}
+
+// parseSignal reads and checks the data of a signaling command from a client.
+func parseSignal(typ string, data json.RawMessage) (Signal, error) {
+	var in Signal
+	if err := json.Unmarshal(data, &in); err != nil {
+		return Signal{}, errBadFrame
+	}
+	in.FromUserID, in.FromSessionID = "", "" // the server sets them
+	switch {
+	case in.CallID == "" || len(in.CallID) > 64:
+		return Signal{}, apperr.Invalid("call_id", "required")
+	case in.ToUserID == "" || len(in.ToUserID) > 64:
+		return Signal{}, apperr.Invalid("to_user_id", "required")
+	case len(in.ToSessionID) > 64:
+		return Signal{}, apperr.Invalid("to_session_id", "not a session id")
+	case typ == CmdICECandidate && (len(in.Candidate) == 0 || string(in.Candidate) == "null"):
+		return Signal{}, apperr.Invalid("candidate", "required")
+	case typ != CmdICECandidate && in.SDP == "":
+		return Signal{}, apperr.Invalid("sdp", "required")
+	}
+	return in, nil
+}
+
+// Relay delivers one signaling frame from a participant of a ringing or active call to another
+// participant of the same call (invited or joined): never across calls, never to or from anyone
+// who declined or left. The sender does not learn whether the addressee exists beyond that.
+func (s *Service) Relay(ctx context.Context, fromUser, fromSession, typ string, in Signal) error {
+	c, err := s.access(ctx, s.db.R, fromUser, in.CallID)
+	if err != nil {
+		return err
+	}
+	if !c.live() {
+		return errEnded
+	}
+	inCall := func(u string) bool {
+		p := c.participant(u)
+		return p != nil && (p.State == StateJoined || p.State == StateInvited)
+	}
+	if !inCall(fromUser) {
+		return errNotIn
+	}
+	if !inCall(in.ToUserID) || in.ToUserID == fromUser && in.ToSessionID == "" {
+		return apperr.New(apperr.KindNotFound, "not_found", "no such participant in this call")
+	}
+	in.FromUserID, in.FromSessionID = fromUser, fromSession
+	if in.ToSessionID != "" {
+		s.pub.PublishSession(ctx, in.ToUserID, in.ToSessionID, typ, in)
+		return nil
+	}
+	s.pub.PublishUsers(ctx, []string{in.ToUserID}, typ, in)
+	return nil
+}

@@ -1,0 +1,28 @@
+package chat
+
+import (
+	"context"
+)
+
+// What other features (calls, and whoever else needs it) ask of chats, as methods that take and
+// return plain values, so that they declare a small interface instead of importing chat.
+
+// Membership reports whether userID is a member of chatID (an apperr 404 when not, or when the
+// chat does not exist), whether the chat is a group, whether the user manages it (owner or admin)
+// and the ids of its members.
+func (s *Service) Membership(ctx context.Context, chatID, userID string) (group, manager bool, members []string, err error) {
+	r, role, err := s.member(ctx, chatID, userID)
+	if err != nil {
+		return false, false, nil, err
+	}
+	return r.typ == Group, role.manages(), append([]string(nil), r.ids...), nil
+}
+
+// PostSystem stores a system message (kind "system", e.g. "Missed audio call") from senderID,
+// who must be a member, and publishes it like any message. The same (senderID, clientID) again
+// stores nothing, so callers racing to post the same notice post it once.
+func (s *Service) PostSystem(ctx context.Context, chatID, senderID, clientID, text string) error {
+	m := Message{ID: newID(), ChatID: chatID, SenderID: senderID, ClientID: clientID, Kind: KindSystem, Text: text}
+	_, err := s.submit(ctx, &op{send: &sendOp{msg: m}})
+	return err
+}
