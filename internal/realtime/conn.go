@@ -35,6 +35,7 @@ var (
 	causePingTimeout = closeCause{ClosePingTimeout, "ping timeout", "ping_timeout", false}
 	causeBadFrames   = closeCause{rfc6455.StatusPolicyViolation, "too many bad frames", "bad_frames", true}
 	causeRateLimited = closeCause{CloseRateLimited, "rate limit exceeded", "rate_limited", true}
+	causeFrameFlood  = closeCause{CloseRateLimited, "too many frames", "frame_flood", false}
 	causeTooLarge    = closeCause{rfc6455.StatusMessageTooBig, "frame too large", "too_large", false}
 	causeProtocol    = closeCause{rfc6455.StatusProtocolError, "protocol error", "protocol_error", false}
 	causeBadText     = closeCause{rfc6455.StatusInvalidPayload, "text is not valid UTF-8", "invalid_payload", false}
@@ -276,6 +277,8 @@ func (c *conn) readLoop(ctx context.Context, setup <-chan struct{}) (handshake b
 				return true
 			case errors.Is(err, rfc6455.ErrMessageTooBig):
 				c.close(causeTooLarge)
+			case errors.Is(err, rfc6455.ErrFrameRate):
+				c.close(causeFrameFlood)
 			case errors.As(err, &pe) && pe.Code == rfc6455.StatusInvalidPayload:
 				c.close(causeBadText)
 			case errors.As(err, &pe):

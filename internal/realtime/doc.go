@@ -29,7 +29,8 @@
 // read loop until the connection closes; it then unregisters the connection and returns. A
 // connection ends when the client closes it, when its access token expires (4001), when its
 // session is revoked (4003, CloseSessions), when a ping gets no pong (4002), when its send queue
-// overflows (4008), when it abuses the rate limit (4029) or keeps sending bad frames (1008), when
+// overflows (4008), when it abuses the rate limit or the wire-frame budget (4029: every frame
+// counts, pings and fragments too) or keeps sending bad frames (1008), when
 // a frame exceeds the size limit (1009), when it breaks the protocol (1002, or 1007 for text that
 // is not UTF-8), or at Shutdown (1001).
 //

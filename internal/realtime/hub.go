@@ -36,6 +36,11 @@ const (
 	numShards = 32
 	// maxBadFrames bad frames in quick succession (one is forgiven per second) close the connection.
 	maxBadFrames = 10
+	// wireFramesPerFrame is how many wire frames (every frame the client sends: data, each
+	// fragment, pings, pongs) a connection may send per frame of its frame rate limit; over that,
+	// with bursts twice as large, it is closed with CloseRateLimited. It bounds the reader's work
+	// per second whatever the framing (empty continuations and ping floods included).
+	wireFramesPerFrame = 20
 	// closeTimeout bounds how long a closing connection may take to flush and hand over its close
 	// frame before its socket is dropped.
 	closeTimeout = 5 * time.Second

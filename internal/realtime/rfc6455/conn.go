@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 )
 
 // Opcode is a frame's opcode.
@@ -76,6 +78,12 @@ func (e *ProtocolError) Error() string { return "rfc6455: " + e.Reason }
 // The stream cannot be read further.
 var ErrMessageTooBig = errors.New("rfc6455: message too big")
 
+// ErrFrameRate is returned by ReadMessage when the peer sent more frames than SetFrameLimit
+// allows; every frame counts (control frames and each fragment of a message too), so a peer
+// cannot make the reader work without bound by its choice of framing. The stream cannot be read
+// further.
+var ErrFrameRate = errors.New("rfc6455: too many frames")
+
 // ErrClosed is returned by writes after the close frame was sent.
 var ErrClosed = errors.New("rfc6455: close frame already sent")
 
@@ -89,7 +97,10 @@ type Conn struct {
 
 	// Reader state: only ReadMessage touches it.
 	hdr    [14]byte
-	broken error // a protocol error ends reading for good
+	ctl    [maxControlPayload]byte // a control frame's payload
+	broken error                   // a protocol error ends reading for good
+	frames *rate.Limiter           // frames read per second, of any kind; nil: unlimited
+	now    func() time.Time        // the limiter's clock (tests replace it)
 
 	wmu       sync.Mutex // serializes writes
 	closeSent bool       // guarded by wmu
@@ -110,6 +121,17 @@ func (c *Conn) limit() int64 {
 		return DefaultReadLimit
 	}
 	return c.maxMsg
+}
+
+// SetFrameLimit bounds the frames ReadMessage reads: perSecond on average with bursts of burst,
+// counting every frame (data, continuation and control frames alike). Over it, ReadMessage
+// returns ErrFrameRate. perSecond <= 0 removes the limit.
+func (c *Conn) SetFrameLimit(perSecond float64, burst int) {
+	if perSecond <= 0 {
+		c.frames = nil
+		return
+	}
+	c.frames = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
 }
 
 // OnPong sets a function called (on the reading goroutine) for every pong the peer sends.
@@ -151,8 +173,11 @@ func (c *Conn) readMessage() (Opcode, []byte, error) {
 		if err != nil {
 			return 0, nil, err
 		}
+		if c.frames != nil && !c.frames.AllowN(c.clock(), 1) {
+			return 0, nil, ErrFrameRate
+		}
 		if f.op >= OpClose { // control frames may come between fragments
-			payload := make([]byte, f.length)
+			payload := c.ctl[:f.length] // readHeader checked the length
 			if err := c.readPayload(payload, f.mask); err != nil {
 				return 0, nil, err
 			}
@@ -174,7 +199,7 @@ func (c *Conn) readMessage() (Opcode, []byte, error) {
 			return 0, nil, ErrMessageTooBig
 		}
 		start := len(msg)
-		msg = grow(msg, int(f.length))
+		msg = grow(msg, int(f.length), c.limit())
 		if err := c.readPayload(msg[start:], f.mask); err != nil {
 			return 0, nil, err
 		}
@@ -189,14 +214,29 @@ func (c *Conn) readMessage() (Opcode, []byte, error) {
 	}
 }
 
-func grow(b []byte, n int) []byte {
+func (c *Conn) clock() time.Time {
+	if c.now != nil {
+		return c.now()
+	}
+	return time.Now()
+}
+
+// grow extends b by n bytes. The first frame of a message gets exactly its size (most messages
+// are one frame); a message that outgrows its buffer at least doubles it, up to limit, so
+// reassembling a message of any number of fragments copies O(its length) bytes in all.
+func grow(b []byte, n int, limit int64) []byte {
 	if n == 0 && b == nil {
 		return []byte{}
 	}
-	if cap(b)-len(b) >= n {
-		return b[:len(b)+n]
+	need := len(b) + n
+	if cap(b) >= need {
+		return b[:need]
 	}
-	out := make([]byte, len(b)+n)
+	size := need
+	if b != nil {
+		size = int(min(max(int64(need), 2*int64(cap(b)), 512), max(limit, int64(need))))
+	}
+	out := make([]byte, need, size)
 	copy(out, b)
 	return out
 }
