@@ -3,10 +3,10 @@ package auth
 import (
 	"net/mail"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // Limits of account fields, in characters (runes).
@@ -79,27 +79,28 @@ func validDomain(d string) bool {
 	return true
 }
 
-// normalizeDisplayName trims s and checks it: 1–64 characters, no control characters.
+// normalizeDisplayName trims s and checks it: 1–64 characters of usertext.Name (no control,
+// invisible or bidirectional formatting characters).
 func normalizeDisplayName(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if n := utf8.RuneCountInString(s); n < 1 || n > displayNameMax {
 		return "", apperr.Invalid(field, "must be 1 to 64 characters long")
 	}
-	if !cleanText(s, false) {
-		return "", apperr.Invalid(field, "must not contain control characters")
+	if err := usertext.Name.Check(s); err != nil {
+		return "", apperr.Invalid(field, err.Error())
 	}
 	return s, nil
 }
 
-// normalizeBio trims s and checks it: at most 500 characters, line breaks allowed, no other
-// control characters.
+// normalizeBio trims s and checks it: at most 500 characters of usertext.Text (line breaks and
+// tabs allowed, no other control characters).
 func normalizeBio(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if utf8.RuneCountInString(s) > bioMax {
 		return "", apperr.Invalid(field, "must be at most 500 characters long")
 	}
-	if !cleanText(s, true) {
-		return "", apperr.Invalid(field, "must not contain control characters")
+	if err := usertext.Text.Check(s); err != nil {
+		return "", apperr.Invalid(field, err.Error())
 	}
 	return s, nil
 }
@@ -120,52 +121,33 @@ func normalizeLogin(login string) (value string, isEmail bool) {
 	return login, strings.Contains(login, "@")
 }
 
-// cleanText reports whether s is valid UTF-8 without control characters (Unicode category Cc) and
-// without the bidirectional overrides and isolates that can disguise a name. multiline allows '\n'.
-func cleanText(s string, multiline bool) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r == '\n' && multiline:
-		case unicode.IsControl(r):
-			return false
-		case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
-			return false
-		}
-	}
-	return true
-}
-
 // cleanDeviceName trims a client-supplied device name; an invalid one is an error.
 func cleanDeviceName(field, s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", nil
 	}
-	if utf8.RuneCountInString(s) > deviceNameMax || !cleanText(s, false) {
-		return "", apperr.Invalid(field, "must be at most 64 characters without control characters")
+	if utf8.RuneCountInString(s) > deviceNameMax {
+		return "", apperr.Invalid(field, "must be at most 64 characters")
+	}
+	if err := usertext.Name.Check(s); err != nil {
+		return "", apperr.Invalid(field, err.Error())
 	}
 	return s, nil
 }
 
-// truncateText cuts s to at most n runes and replaces control characters, for values the client
-// does not choose deliberately (the User-Agent header).
+// truncateText cuts s to at most n runes and replaces what usertext.Name refuses with spaces,
+// for values the client does not choose deliberately (the User-Agent header).
 func truncateText(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
 	var b strings.Builder
 	for _, r := range s {
 		if n == 0 {
 			break
 		}
-		if unicode.IsControl(r) || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 {
-			r = ' '
-		}
 		b.WriteRune(r)
 		n--
 	}
-	return strings.TrimSpace(b.String())
+	return strings.TrimSpace(usertext.Name.Sanitize(b.String()))
 }
 
 // deviceFromUserAgent derives a readable device name ("Firefox on Linux", "NeruTalk on Android")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // MaxTitleChars is the longest group title.
@@ -38,11 +39,12 @@ func invalid(code, location, message string) *apperr.Error {
 	return e
 }
 
-// cleanTitle checks a group title and returns it trimmed.
+// cleanTitle checks a group title (usertext.Name: no control, invisible or bidirectional
+// formatting characters) and returns it trimmed.
 func cleanTitle(title string) (string, error) {
 	title = strings.TrimSpace(title)
-	if !utf8.ValidString(title) {
-		return "", apperr.Invalid("body.title", "must be valid UTF-8")
+	if err := usertext.Name.Check(title); err != nil {
+		return "", apperr.Invalid("body.title", err.Error())
 	}
 	if n := utf8.RuneCountInString(title); n > MaxTitleChars {
 		return "", apperr.Invalid("body.title", fmt.Sprintf("at most %d characters, got %d", MaxTitleChars, n))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // SendInput is a new message: the body of POST /chats/{id}/messages, and of send_message with
@@ -38,8 +39,8 @@ func validClientID(id string) bool {
 
 // checkText validates a message text of kind k.
 func (s *Service) checkText(text string, required bool) error {
-	if !utf8.ValidString(text) {
-		return apperr.Invalid("body.text", "must be valid UTF-8")
+	if err := usertext.Text.Check(text); err != nil { // no control characters but '\n' and '\t'
+		return apperr.Invalid("body.text", err.Error())
 	}
 	if n := utf8.RuneCountInString(text); n > s.opts.MaxTextChars {
 		e := apperr.Invalid("body.text", fmt.Sprintf("at most %d characters, got %d", s.opts.MaxTextChars, n))

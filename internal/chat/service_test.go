@@ -412,6 +412,11 @@ func TestSendValidation(t *testing.T) {
 		{"control characters in client_id", SendInput{ClientID: "a\nb", Text: "x"}, "validation_failed"},
 		{"empty text", SendInput{ClientID: "a", Text: "  "}, "validation_failed"},
 		{"text too long", SendInput{ClientID: "a", Text: "ééééééééééé"}, "text_too_long"},
+		{"NUL in text", SendInput{ClientID: "a", Text: "a\x00b"}, "validation_failed"},
+		{"ESC in text", SendInput{ClientID: "a", Text: "\x1b[2J"}, "validation_failed"},
+		{"BEL in text", SendInput{ClientID: "a", Text: "ding\a"}, "validation_failed"},
+		{"carriage return in text", SendInput{ClientID: "a", Text: "a\rb"}, "validation_failed"},
+		{"invalid UTF-8 in text", SendInput{ClientID: "a", Text: "a\xff"}, "validation_failed"},
 		{"system kind", SendInput{ClientID: "a", Kind: KindSystem, Text: "x"}, "validation_failed"},
 		{"unknown kind", SendInput{ClientID: "a", Kind: "poll", Text: "x"}, "validation_failed"},
 		{"unknown attachment", SendInput{ClientID: "a", Text: "x", AttachmentIDs: []string{"f1"}}, "invalid_attachment"},
@@ -426,6 +431,17 @@ func TestSendValidation(t *testing.T) {
 			wantCode(t, tc.name, err, tc.code)
 		})
 	}
+	t.Run("line breaks, tabs and bidi marks stay in text", func(t *testing.T) {
+		t.Parallel()
+		text := "a\n\tb\u202Eש\u202C👨\u200D👩" // 10 characters
+		m, _, err := s.Send(context.Background(), u[0], c.ID, SendInput{ClientID: "ws", Text: text})
+		if err != nil || m.Text != text {
+			t.Fatalf("got %q, %v; want the text unchanged", m.Text, err)
+		}
+		if _, err := s.Edit(context.Background(), u[0], c.ID, m.ID, EditInput{Text: "x\x00"}); err == nil {
+			t.Fatal("edit to a text with NUL accepted")
+		}
+	})
 	t.Run("ten characters is the limit", func(t *testing.T) {
 		t.Parallel()
 		m, _, err := s.Send(context.Background(), u[0], c.ID, SendInput{ClientID: "ten", Text: "éééééééééé", Kind: KindSticker})
