@@ -373,7 +373,7 @@ func TestSessions(t *testing.T) {
 		wantProblem(t, resp, http.StatusUnauthorized, "invalid_token")
 		resp = h.Do(t, http.MethodDelete, "/api/v1/auth/sessions/"+firstID, named.AccessToken, nil, nil)
 		wantProblem(t, resp, http.StatusNotFound, "not_found")
-		resp = h.Do(t, http.MethodDelete, "/api/v1/auth/sessions/no-such-session", named.AccessToken, nil, nil)
+		resp = h.Do(t, http.MethodDelete, "/api/v1/auth/sessions/0190a0a0-0000-7000-8000-000000000001", named.AccessToken, nil, nil)
 		wantProblem(t, resp, http.StatusNotFound, "not_found")
 		h.Do(t, http.MethodGet, "/api/v1/auth/sessions", named.AccessToken, nil, &page)
 		if len(page.Items) != 2 {
@@ -483,7 +483,7 @@ func TestProfilesNeverLeakEmails(t *testing.T) {
 		if pub.Username != "judy" || pub.DisplayName != "Judy Jones" {
 			t.Fatalf("public profile = %+v", pub)
 		}
-		resp = h.Do(t, http.MethodGet, "/api/v1/users/no-such-user", other.AccessToken, nil, nil)
+		resp = h.Do(t, http.MethodGet, "/api/v1/users/0190a0a0-0000-7000-8000-000000000001", other.AccessToken, nil, nil)
 		wantProblem(t, resp, http.StatusNotFound, "not_found")
 		resp = h.Do(t, http.MethodGet, "/api/v1/users/"+me.User.ID, "", nil, nil)
 		wantProblem(t, resp, http.StatusUnauthorized, "unauthenticated")

@@ -14,6 +14,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/identity"
+	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // The route table of the accounts capability (all under /api/v1):
@@ -256,7 +257,7 @@ func (s *Service) handleListSessions(ctx context.Context, in *httpapi.PageParams
 }
 
 type idInput struct {
-	ID string `path:"id" maxLength:"64" doc:"Id"`
+	ID string `path:"id" maxLength:"64" format:"uuid" doc:"Id"`
 }
 
 func (s *Service) handleRevokeSession(ctx context.Context, in *idInput) (*struct{}, error) {
@@ -420,6 +421,9 @@ type searchInput struct {
 }
 
 func (s *Service) handleSearchUsers(ctx context.Context, in *searchInput) (*httpapi.PageOutput[PublicUser], error) {
+	if err := usertext.Name.Check(in.Q); err != nil { // no name has these: refused before SQL
+		return nil, apperr.Invalid("query.q", err.Error())
+	}
 	after, err := decodeCursor("u", in.Cursor)
 	if err != nil {
 		return nil, err

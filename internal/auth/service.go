@@ -21,6 +21,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/identity"
 	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // AvatarStore keeps avatar images. The media package implements it (*media.Avatars).
@@ -357,6 +358,9 @@ func (s *Service) login(ctx context.Context, in loginRequest, cl client) (*Token
 		return nil, err
 	}
 	login, isEmail := normalizeLogin(in.Login)
+	if err := usertext.Name.Check(login); err != nil { // no name or address has these: refused before SQL
+		return nil, apperr.Invalid("body.login", err.Error())
+	}
 	var a *account
 	if len(login) <= loginMax {
 		if isEmail {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // Roles of a user.
@@ -253,7 +254,7 @@ func decodeCursor(tag, c string) (string, error) {
 		return "", apperr.Invalid("query.cursor", "malformed cursor")
 	}
 	t, pos, ok := strings.Cut(string(b), ":")
-	if !ok || t != tag || pos == "" {
+	if !ok || t != tag || pos == "" || usertext.Name.Check(pos) != nil { // the position goes to SQL
 		return "", apperr.Invalid("query.cursor", "malformed cursor")
 	}
 	return pos, nil

@@ -76,7 +76,7 @@ func (s *Service) checkAttachments(ctx context.Context, sender string, in *SendI
 			return nil, e
 		}
 		seen[id] = true
-		if s.files == nil || len(id) > 64 {
+		if s.files == nil || !validID(id) {
 			return nil, errInvalidAttachment(i)
 		}
 		f, err := s.files.Get(ctx, id)

@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"sort"
+	"strings"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // The group commit's algorithm: which ops of a batch become messages, in what order their seqs
@@ -37,6 +39,29 @@ type op struct {
 	// answered, when set, is called by the event pipeline once the events of the op's batch are
 	// published (a WebSocket send's deferred ack; see cmdSend).
 	answered func(ctx context.Context)
+}
+
+// errUnstorable refuses an op with a value the database would fail on: the callers validate
+// their input first, so it is only the last line of defence (see op.check).
+var errUnstorable = apperr.Invalid("body", "a value cannot be stored (malformed id, or control characters in text)")
+
+// check refuses an op whose values could fail its whole batch in the database (PostgreSQL fails
+// a statement on a NUL byte): such an op never joins a batch, so it cannot make the writer retry
+// the batch op by op and slow everyone else's messages down.
+func (o *op) check() error {
+	switch {
+	case o.send != nil:
+		m := &o.send.msg
+		if !validID(m.ID) || !validID(m.ChatID) || !validID(m.SenderID) || (m.ReplyTo != nil && !validID(*m.ReplyTo)) ||
+			strings.IndexByte(m.ClientID, 0) >= 0 || usertext.Text.Check(m.Text) != nil {
+			return errUnstorable
+		}
+	case o.mark != nil:
+		if !validID(o.mark.chatID) || !validID(o.mark.userID) {
+			return errUnstorable
+		}
+	}
+	return nil
 }
 
 // opResult is what a committed (or refused) op answers.

@@ -66,6 +66,9 @@ func otherUsers(ids []string, self string) []string {
 }
 
 func (s *Service) checkUsersExist(ctx context.Context, q querier, location string, ids []string) error {
+	if err := checkIDs(location, ids); err != nil {
+		return err
+	}
 	missing, err := s.accounts.MissingUsers(ctx, q, ids)
 	if err != nil {
 		return s.internal("check users", err)

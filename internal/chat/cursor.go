@@ -28,7 +28,7 @@ func parseChatCursor(s string) (chatCursor, error) {
 		return chatCursor{}, err
 	}
 	at, id, ok := strings.Cut(raw, ":")
-	if !ok || id == "" || len(id) > 64 {
+	if !ok || !validID(id) {
 		return chatCursor{}, errBadCursor
 	}
 	n, err := strconv.ParseInt(at, 10, 64)

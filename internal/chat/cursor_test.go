@@ -8,7 +8,7 @@ import (
 
 func TestCursorsRoundTrip(t *testing.T) {
 	t.Parallel()
-	for _, c := range []chatCursor{{0, "a"}, {1_700_000_000_000, "0190-aa:bb"}} {
+	for _, c := range []chatCursor{{0, "0190a0a0-0000-7000-8000-000000000001"}, {1_700_000_000_000, "0190a0a0-0000-7000-8000-0000000000ff"}} {
 		got, err := parseChatCursor(c.String())
 		if err != nil || got != c {
 			t.Errorf("chat cursor %+v: got %+v, %v", c, got, err)

@@ -25,6 +25,9 @@ import (
 // waitFor bounds every wait for a frame; a passing test never comes near it.
 const waitFor = 15 * time.Second
 
+// unknownID is a well-formed id that names nothing.
+const unknownID = "0190a0a0-0000-7000-8000-000000000001"
+
 // client is one WebSocket connection (one device) of a user.
 type client struct {
 	t       *testing.T
@@ -511,7 +514,8 @@ func TestE2EEditDeleteAndPermissions(t *testing.T) {
 			{"owner", http.MethodPatch, msg, map[string]any{"text": "x"}, http.StatusForbidden, "forbidden"},
 			{"stranger", http.MethodPatch, msg, map[string]any{"text": "x"}, http.StatusNotFound, "not_found"},
 			{"member", http.MethodPatch, msg, map[string]any{"text": ""}, http.StatusUnprocessableEntity, "validation_failed"},
-			{"member", http.MethodPatch, "/chats/" + g.ID + "/messages/nope", map[string]any{"text": "x"}, http.StatusNotFound, "not_found"},
+			{"member", http.MethodPatch, "/chats/" + g.ID + "/messages/" + unknownID, map[string]any{"text": "x"}, http.StatusNotFound, "not_found"},
+			{"member", http.MethodPatch, "/chats/" + g.ID + "/messages/nope", map[string]any{"text": "x"}, http.StatusUnprocessableEntity, "validation_failed"},
 			{"other", http.MethodDelete, msg, nil, http.StatusForbidden, "forbidden"},
 			{"stranger", http.MethodDelete, msg, nil, http.StatusNotFound, "not_found"},
 		} {
@@ -769,7 +773,7 @@ func TestE2EAuthorization(t *testing.T) {
 			{http.MethodPost, base + "/read", map[string]any{"seq": 1}},
 			{http.MethodPost, base + "/delivered", map[string]any{"seq": 1}},
 			{http.MethodGet, base + "/receipts", nil},
-			{http.MethodGet, "/chats/does-not-exist", nil},
+			{http.MethodGet, "/chats/" + unknownID, nil},
 		} {
 			if status, code := e.problem("stranger", tc.method, tc.path, tc.body); status != http.StatusNotFound || code != "not_found" {
 				t.Errorf("stranger %s %s: %d %s, want 404 not_found", tc.method, tc.path, status, code)
@@ -885,15 +889,18 @@ func TestE2EChatManagement(t *testing.T) {
 		}{
 			{"owner", http.MethodPost, "/chats", map[string]any{"type": "channel", "member_ids": []string{}}, http.StatusUnprocessableEntity, "validation_failed"},
 			{"owner", http.MethodPost, "/chats", map[string]any{"type": "direct", "member_ids": []string{e.id("ann"), e.id("ben")}}, http.StatusUnprocessableEntity, "validation_failed"},
-			{"owner", http.MethodPost, "/chats", map[string]any{"type": "group", "member_ids": []string{"nobody"}}, http.StatusUnprocessableEntity, "unknown_users"},
+			{"owner", http.MethodPost, "/chats", map[string]any{"type": "group", "member_ids": []string{unknownID}}, http.StatusUnprocessableEntity, "unknown_users"},
+			{"owner", http.MethodPost, "/chats", map[string]any{"type": "group", "member_ids": []string{"nobody"}}, http.StatusUnprocessableEntity, "validation_failed"},
 			{"owner", http.MethodPatch, base, map[string]any{"title": strings.Repeat("t", 129)}, http.StatusUnprocessableEntity, "validation_failed"},
 			{"owner", http.MethodPatch, base + "/members/" + e.id("ann"), map[string]any{"role": "king"}, http.StatusUnprocessableEntity, "validation_failed"},
 			{"owner", http.MethodPatch, base + "/members/" + e.id("owner"), map[string]any{"role": "member"}, http.StatusConflict, "owner_required"},
-			{"owner", http.MethodDelete, base + "/members/" + e.id("owner") + "x", nil, http.StatusNotFound, "not_found"},
+			{"owner", http.MethodDelete, base + "/members/" + unknownID, nil, http.StatusNotFound, "not_found"},
+			{"owner", http.MethodDelete, base + "/members/" + e.id("owner") + "x", nil, http.StatusUnprocessableEntity, "validation_failed"},
 			{"owner", http.MethodPost, base + "/messages", map[string]any{"client_id": "x", "text": "x", "attachment_ids": []string{"f"}}, http.StatusUnprocessableEntity, "invalid_attachment"},
 			{"owner", http.MethodPost, base + "/messages", map[string]any{"text": "x"}, http.StatusUnprocessableEntity, "validation_failed"},
 			{"owner", http.MethodPost, base + "/messages", map[string]any{"client_id": "x", "text": strings.Repeat("é", 4097)}, http.StatusUnprocessableEntity, "text_too_long"},
-			{"owner", http.MethodPost, base + "/messages", map[string]any{"client_id": "x", "text": "x", "reply_to": "nope"}, http.StatusUnprocessableEntity, "reply_not_found"},
+			{"owner", http.MethodPost, base + "/messages", map[string]any{"client_id": "x", "text": "x", "reply_to": unknownID}, http.StatusUnprocessableEntity, "reply_not_found"},
+			{"owner", http.MethodPost, base + "/messages", map[string]any{"client_id": "x", "text": "x", "reply_to": "nope"}, http.StatusUnprocessableEntity, "validation_failed"},
 			{"owner", http.MethodGet, "/chats?cursor=bogus", nil, http.StatusUnprocessableEntity, "validation_failed"},
 		} {
 			if status, code := e.problem(tc.user, tc.method, tc.path, tc.body); status != tc.status || code != tc.code {

@@ -148,17 +148,17 @@ func (s *Service) Mount(api *httpapi.API) {
 }
 
 type chatPath struct {
-	ID string `path:"id" maxLength:"64" doc:"Chat id"`
+	ID string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
 }
 
 type memberPath struct {
-	ID     string `path:"id" maxLength:"64" doc:"Chat id"`
-	UserID string `path:"user_id" maxLength:"64" doc:"The member's user id"`
+	ID     string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
+	UserID string `path:"user_id" maxLength:"64" format:"uuid" doc:"The member's user id"`
 }
 
 type messagePath struct {
-	ID    string `path:"id" maxLength:"64" doc:"Chat id"`
-	MsgID string `path:"msg_id" maxLength:"64" doc:"Message id"`
+	ID    string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
+	MsgID string `path:"msg_id" maxLength:"64" format:"uuid" doc:"Message id"`
 }
 
 type chatOutput struct {
@@ -201,7 +201,7 @@ func (s *Service) handleGet(ctx context.Context, in *chatPath) (*chatOutput, err
 }
 
 type updateInput struct {
-	ID   string `path:"id" maxLength:"64" doc:"Chat id"`
+	ID   string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
 	Body UpdateInput
 }
 
@@ -218,7 +218,7 @@ func (s *Service) handleLeave(ctx context.Context, in *chatPath) (*struct{}, err
 }
 
 type addMembersInput struct {
-	ID   string `path:"id" maxLength:"64" doc:"Chat id"`
+	ID   string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
 	Body AddMembersInput
 }
 
@@ -235,8 +235,8 @@ func (s *Service) handleRemoveMember(ctx context.Context, in *memberPath) (*stru
 }
 
 type roleInput struct {
-	ID     string `path:"id" maxLength:"64" doc:"Chat id"`
-	UserID string `path:"user_id" maxLength:"64" doc:"The member's user id"`
+	ID     string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
+	UserID string `path:"user_id" maxLength:"64" format:"uuid" doc:"The member's user id"`
 	Body   RoleInput
 }
 
@@ -249,7 +249,7 @@ func (s *Service) handleSetRole(ctx context.Context, in *roleInput) (*chatOutput
 }
 
 type sendInput struct {
-	ID   string `path:"id" maxLength:"64" doc:"Chat id"`
+	ID   string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
 	Body SendInput
 }
 
@@ -288,7 +288,7 @@ func (o *optionalSeq) Receiver() reflect.Value { return reflect.ValueOf(o).Elem(
 func (o *optionalSeq) OnParamSet(isSet bool, _ any) { o.IsSet = isSet }
 
 type historyInput struct {
-	ID        string      `path:"id" maxLength:"64" doc:"Chat id"`
+	ID        string      `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
 	AfterSeq  optionalSeq `query:"after_seq" doc:"Read forward from this seq (exclusive); 0 reads from the first message"`
 	BeforeSeq optionalSeq `query:"before_seq" doc:"Read backward from this seq (exclusive)"`
 	Limit     int         `query:"limit" minimum:"1" maximum:"200" default:"50" doc:"Page size"`
@@ -323,8 +323,8 @@ func (s *Service) handleHistory(ctx context.Context, in *historyInput) (*history
 }
 
 type editInput struct {
-	ID    string `path:"id" maxLength:"64" doc:"Chat id"`
-	MsgID string `path:"msg_id" maxLength:"64" doc:"Message id"`
+	ID    string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
+	MsgID string `path:"msg_id" maxLength:"64" format:"uuid" doc:"Message id"`
 	Body  EditInput
 }
 
@@ -341,7 +341,7 @@ func (s *Service) handleDelete(ctx context.Context, in *messagePath) (*struct{},
 }
 
 type markInput struct {
-	ID   string `path:"id" maxLength:"64" doc:"Chat id"`
+	ID   string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
 	Body MarkInput
 }
 

@@ -62,7 +62,7 @@ func (s *Service) validate(ctx context.Context, sender string, in *SendInput) ([
 	if in.Kind != "" && !in.Kind.clientKind() {
 		return nil, apperr.Invalid("body.kind", "want text, image, video, audio, file, sticker, gif or location")
 	}
-	if len(in.ReplyTo) > 64 {
+	if in.ReplyTo != "" && !validID(in.ReplyTo) {
 		return nil, apperr.Invalid("body.reply_to", "not a message id")
 	}
 	// The cheap checks first: the text, before any file is looked up.

@@ -219,6 +219,9 @@ func (s *Service) loadRoster(ctx context.Context, chatID string) (*roster, error
 // member returns the chat's roster and userID's role in it. A chat that does not exist and a chat
 // the user is not in look the same: not_found.
 func (s *Service) member(ctx context.Context, chatID, userID string) (*roster, Role, error) {
+	if !validID(chatID) { // never reaches SQL: see validID
+		return nil, "", apperr.NotFound("chat")
+	}
 	r, err := s.rosters.get(ctx, chatID)
 	if isNotFound(err) {
 		return nil, "", apperr.NotFound("chat")

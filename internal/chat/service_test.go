@@ -421,7 +421,9 @@ func TestSendValidation(t *testing.T) {
 		{"unknown kind", SendInput{ClientID: "a", Kind: "poll", Text: "x"}, "validation_failed"},
 		{"unknown attachment", SendInput{ClientID: "a", Text: "x", AttachmentIDs: []string{"f1"}}, "invalid_attachment"},
 		{"image without attachment", SendInput{ClientID: "a", Kind: KindImage}, "validation_failed"},
-		{"reply to nothing", SendInput{ClientID: "a", Text: "x", ReplyTo: "nope"}, "reply_not_found"},
+		{"reply to nothing", SendInput{ClientID: "a", Text: "x", ReplyTo: newID()}, "reply_not_found"},
+		{"malformed reply_to", SendInput{ClientID: "a", Text: "x", ReplyTo: "nope"}, "validation_failed"},
+		{"NUL in reply_to", SendInput{ClientID: "a", Text: "x", ReplyTo: "\x00"}, "validation_failed"},
 		{"reply to another chat", SendInput{ClientID: "a", Text: "x", ReplyTo: foreign.ID}, "reply_not_found"},
 	}
 	for _, tc := range tests {

@@ -33,3 +33,34 @@ func TestTitleTextPolicy(t *testing.T) {
 		}
 	}
 }
+
+// An op carrying a value the database would fail on never joins a batch: it is refused alone, so
+// it cannot make the writer retry its batch op by op.
+func TestUnstorableOpNeverJoinsABatch(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.SQLite)
+	s, _ := newTestService(t, db, nil)
+	u := addUsers(t, db, "alice")
+	c := mustGroup(t, s, u[0])
+	good := Message{ID: newID(), ChatID: c.ID, SenderID: u[0], ClientID: "c", Kind: KindText, Text: "t", Attachments: []Attachment{}}
+	bad := func(mut func(m *Message)) *op {
+		m := good
+		mut(&m)
+		return &op{send: &sendOp{msg: m}}
+	}
+	reply := "\x00"
+	for name, o := range map[string]*op{
+		"NUL in text":      bad(func(m *Message) { m.Text = "a\x00b" }),
+		"NUL in client_id": bad(func(m *Message) { m.ClientID = "\x00" }),
+		"bad chat id":      bad(func(m *Message) { m.ChatID = "x\x00" }),
+		"bad reply_to":     bad(func(m *Message) { m.ReplyTo = &reply }),
+		"bad mark":         {mark: &markOp{chatID: "\x00", userID: u[0], seq: 1}},
+	} {
+		if err := s.queueOp(context.Background(), o); err != errUnstorable {
+			t.Errorf("%s: queueOp = %v, want errUnstorable", name, err)
+		}
+	}
+	if err := s.queueOp(context.Background(), &op{send: &sendOp{msg: good}}); err != nil {
+		t.Fatalf("good op: %v", err)
+	}
+}

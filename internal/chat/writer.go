@@ -44,6 +44,9 @@ func (s *Service) submit(ctx context.Context, o *op) (opResult, error) {
 // queueOp hands o to the writer without waiting for its commit; o.done is closed once o.res is
 // set (and o.answered, when set, is called once the events of o's batch are published).
 func (s *Service) queueOp(ctx context.Context, o *op) error {
+	if err := o.check(); err != nil {
+		return err
+	}
 	o.done = make(chan struct{})
 	w := s.writer
 	w.mu.RLock()

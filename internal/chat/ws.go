@@ -44,15 +44,12 @@ func (s *Service) RegisterCommands(reg CommandRegistry) {
 
 var errBadFrame = apperr.New(apperr.KindBadRequest, "bad_request", "data is not the JSON object this command takes")
 
-// decode reads a command's data into v, and requires a chat_id.
+// decode reads a command's data into v, and requires a well-formed chat_id.
 func decode(data json.RawMessage, v any, chatID *string) error {
 	if err := json.Unmarshal(data, v); err != nil {
 		return errBadFrame
 	}
-	if *chatID == "" || len(*chatID) > 64 {
-		return apperr.Invalid("chat_id", "required")
-	}
-	return nil
+	return checkID("chat_id", *chatID)
 }
 
 // SendCommand is the data of send_message.
