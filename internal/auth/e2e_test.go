@@ -650,7 +650,7 @@ func TestRateLimits(t *testing.T) {
 	t.Parallel()
 	t.Run("per address", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, store.SQLite, withLimits(10, 1000))
+		h := newHarness(t, store.SQLite, withLimits(10, 1000, 1000))
 		for i := range 10 {
 			resp, _ := h.login(t, fmt.Sprintf("user%d", i), password, nil)
 			wantProblem(t, resp, http.StatusUnauthorized, "invalid_credentials")
@@ -671,9 +671,9 @@ func TestRateLimits(t *testing.T) {
 			t.Fatalf("login after waiting: %d", resp.StatusCode)
 		}
 	})
-	t.Run("per account", func(t *testing.T) {
+	t.Run("per account and address", func(t *testing.T) {
 		t.Parallel()
-		h := newHarness(t, store.SQLite, withLimits(1000, 10))
+		h := newHarness(t, store.SQLite, withLimits(1000, 10, 1000))
 		target := h.register(t, "target")
 		h.register(t, "bystander")
 		for range 5 {
@@ -685,7 +685,7 @@ func TestRateLimits(t *testing.T) {
 		if resp.Header.Get("Retry-After") == "" {
 			t.Fatal("no Retry-After")
 		}
-		// Changing the password counts against the account too.
+		// Changing the password counts against the account and address too.
 		resp = h.Do(t, http.MethodPut, "/api/v1/users/me/password", target.AccessToken,
 			map[string]string{"current_password": password, "new_password": "another password"}, nil)
 		wantProblem(t, resp, http.StatusTooManyRequests, "rate_limited")

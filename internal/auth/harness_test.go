@@ -92,10 +92,12 @@ func newLoggedHarness(t testing.TB, d store.Dialect, mutate func(*auth.Options),
 	return &harness{Node: &servertest.Node{Server: ts}, Svc: svc, DB: db, Clock: clk}
 }
 
-// withLimits switches on the in-memory limiters with the given rates, on the harness clock.
-func withLimits(perIP, perAccount int) func(*auth.Options) {
+// withLimits switches on the in-memory limiters with the given rates per minute (attempts per
+// address; failures per account and address; failures per account), on the harness clock.
+func withLimits(perIP, perPair, perAccount int) func(*auth.Options) {
 	return func(o *auth.Options) {
 		o.IPLimiter = ratelimit.NewMemory(ratelimit.PerMinute(perIP), ratelimit.WithClock(o.Now))
+		o.PairLimiter = ratelimit.NewMemory(ratelimit.PerMinute(perPair), ratelimit.WithClock(o.Now))
 		o.AccountLimiter = ratelimit.NewMemory(ratelimit.PerMinute(perAccount), ratelimit.WithClock(o.Now))
 	}
 }

@@ -42,9 +42,14 @@ type Options struct {
 	// HashConcurrency bounds the password hashes computed at once (each takes Argon2.MemoryKiB);
 	// 0 means GOMAXPROCS.
 	HashConcurrency int
-	// IPLimiter and AccountLimiter count attempts to register, log in or change a password, per
-	// client address (IPv6 per /64) and per account. Nil means no limit.
-	IPLimiter, AccountLimiter ratelimit.Limiter
+	// IPLimiter counts attempts to register, log in or change a password per client address
+	// (IPv6 per /64). Nil means no limit.
+	IPLimiter ratelimit.Limiter
+	// PairLimiter counts failed sign-ins (and wrong current passwords) per account and address;
+	// AccountLimiter counts failed sign-ins per account from every address, the limit against
+	// distributed guessing (and registrations per username). See loginLimits in limits.go and
+	// SECURITY.md. Nil means no limit.
+	PairLimiter, AccountLimiter ratelimit.Counter
 	// Avatars stores avatar images; nil answers the avatar endpoints with 503 avatars_unavailable.
 	Avatars        AvatarStore
 	AvatarMaxBytes int64
@@ -62,8 +67,17 @@ type Options struct {
 // DefaultSessionCacheTTL is the default of Options.SessionCacheTTL.
 const DefaultSessionCacheTTL = 5 * time.Second
 
-// AttemptsPerMinute is the default rate of sign-in attempts per address and per account.
+// AttemptsPerMinute is the default rate of sign-in attempts per address.
 const AttemptsPerMinute = 10
+
+// The default limits of failed sign-ins (see limits.go): per account and address, and per
+// account from every address (against distributed guessing). A correct password is refused only
+// for its own address's failures, or while the account is over AccountFailures from an address
+// that never signed into it.
+var (
+	PairFailures    = ratelimit.Rate{Events: 10, Per: 15 * time.Minute}
+	AccountFailures = ratelimit.Rate{Events: 100, Per: 15 * time.Minute}
+)
 
 const sessionCacheMax = 100_000
 
@@ -83,7 +97,8 @@ func FromConfig(cfg config.Config, key []byte) Options {
 	}
 	if cfg.RateLimits {
 		o.IPLimiter = ratelimit.NewMemory(ratelimit.PerMinute(AttemptsPerMinute))
-		o.AccountLimiter = ratelimit.NewMemory(ratelimit.PerMinute(AttemptsPerMinute))
+		o.PairLimiter = ratelimit.NewMemory(PairFailures)
+		o.AccountLimiter = ratelimit.NewMemory(AccountFailures)
 	}
 	return o
 }
@@ -98,7 +113,8 @@ type Service struct {
 	hasher   *hasher
 	cache    *sessionCache
 	ipLimit  ratelimit.Limiter
-	acctLim  ratelimit.Limiter
+	acctLim  ratelimit.Counter
+	pairLim  ratelimit.Counter
 	avatars  AvatarStore
 	signals  Signals // nil on a single node
 	o        Options
@@ -167,6 +183,9 @@ func New(db *store.DB, o Options) (*Service, error) {
 	if o.AccountLimiter == nil {
 		o.AccountLimiter = ratelimit.Noop{}
 	}
+	if o.PairLimiter == nil {
+		o.PairLimiter = ratelimit.Noop{}
+	}
 	if o.SessionCacheTTL == 0 {
 		o.SessionCacheTTL = DefaultSessionCacheTTL
 	}
@@ -181,7 +200,7 @@ func New(db *store.DB, o Options) (*Service, error) {
 	s := &Service{
 		db: db, users: users{db}, sessions: sessions{db}, tokens: tk, hasher: h,
 		cache:   newSessionCache(o.SessionCacheTTL, sessionCacheMax),
-		ipLimit: o.IPLimiter, acctLim: o.AccountLimiter, avatars: o.Avatars, o: o, now: o.Now,
+		ipLimit: o.IPLimiter, acctLim: o.AccountLimiter, pairLim: o.PairLimiter, avatars: o.Avatars, o: o, now: o.Now,
 	}
 	if o.Signals != nil {
 		s.listen(o.Signals)
@@ -240,7 +259,8 @@ var (
 )
 
 // limitIP and limitAccount count one attempt of action (register, login) against the limiter of
-// the client address and of the account. The address is checked first, so that a client spraying
+// the client address and of the account (limitAccount: registrations per username; sign-in
+// failures are limits.go's). The address is checked first, so that a client spraying
 // account names cannot fill the per-account limiter faster than its own rate.
 func (s *Service) limitIP(ctx context.Context, action, ip string) error {
 	return s.allow(ctx, s.ipLimit, action+":ip:"+ipKey(ip))
@@ -372,13 +392,13 @@ func (s *Service) login(ctx context.Context, in loginRequest, cl client) (*Token
 			return nil, err
 		}
 	}
-	// Count the attempt against the account, or against the name tried when there is none: the
+	// Failures count against the account, or against the name tried when there is none: the
 	// answer (and its cost) must not tell the two apart.
 	accountKey, hash := "name:"+login, ""
 	if a != nil {
 		accountKey, hash = "user:"+a.ID, a.PasswordHash
 	}
-	if err := s.limitAccount(ctx, "login", accountKey); err != nil {
+	if err := s.checkFailures(ctx, accountKey, a, cl.ip); err != nil {
 		return nil, err
 	}
 	ok, rehash, err := s.hasher.verify(ctx, in.Password, hash)
@@ -386,6 +406,7 @@ func (s *Service) login(ctx context.Context, in loginRequest, cl client) (*Token
 		return nil, err
 	}
 	if !ok || a == nil {
+		s.recordFailure(ctx, accountKey, cl.ip)
 		return nil, errInvalidCredentials
 	}
 	if rehash {
@@ -483,7 +504,8 @@ func (s *Service) changePassword(ctx context.Context, p identity.Principal, ip, 
 	if err := s.limitIP(ctx, "login", ip); err != nil {
 		return err
 	}
-	if err := s.limitAccount(ctx, "login", "user:"+p.UserID); err != nil {
+	// The caller holds a session of the account: only its own address's failures count.
+	if err := s.checkPairFailures(ctx, "user:"+p.UserID, ip); err != nil {
 		return err
 	}
 	a, err := s.users.byIDFresh(ctx, p.UserID)
@@ -495,6 +517,7 @@ func (s *Service) changePassword(ctx context.Context, p identity.Principal, ip, 
 		return err
 	}
 	if !ok {
+		s.recordFailure(ctx, "user:"+p.UserID, ip)
 		return errWrongPassword
 	}
 	h, err := s.hasher.hash(ctx, next)

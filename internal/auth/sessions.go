@@ -252,3 +252,24 @@ func (s sessions) touch(ctx context.Context, id string, now time.Time) error {
 	}
 	return nil
 }
+
+// signedInFrom reports whether a session of userID was started from ip's address (IPv6 by /64,
+// as the limits group addresses); the newest 100 sessions are looked at.
+func (s sessions) signedInFrom(ctx context.Context, userID, ip string) (bool, error) {
+	rows, err := s.db.R.QueryContext(ctx, `SELECT ip FROM sessions WHERE user_id = $1 ORDER BY created_at DESC LIMIT 100`, userID)
+	if err != nil {
+		return false, fmt.Errorf("auth: sessions of %s: %w", userID, err)
+	}
+	defer rows.Close()
+	want := ipKey(ip)
+	for rows.Next() {
+		var got string
+		if err := rows.Scan(&got); err != nil {
+			return false, fmt.Errorf("auth: sessions of %s: %w", userID, err)
+		}
+		if got != "" && ipKey(got) == want {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
+}

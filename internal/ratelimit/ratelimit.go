@@ -27,6 +27,16 @@ type Limiter interface {
 	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
 }
 
+// Counter is a Limiter that can also report a key's state without recording an event, for limits
+// that count only some events (failures) but are consulted before every attempt.
+type Counter interface {
+	Limiter
+	// Peek returns how many events key holds now (0: none within the window; Allow refuses once
+	// it reaches Rate.Events) and how long until one more would be allowed (0: now). It records
+	// nothing.
+	Peek(ctx context.Context, key string) (n int, retryAfter time.Duration, err error)
+}
+
 // Rate is "Events per Per": up to Events events may happen at once (the burst), after which one
 // more becomes available every Per/Events.
 type Rate struct {
@@ -44,6 +54,9 @@ type Noop struct{}
 
 // Allow always allows.
 func (Noop) Allow(context.Context, string) (bool, time.Duration, error) { return true, 0, nil }
+
+// Peek reports every key as fresh.
+func (Noop) Peek(context.Context, string) (int, time.Duration, error) { return 0, 0, nil }
 
 const shardCount = 16
 
@@ -124,6 +137,27 @@ func (m *Memory) Allow(_ context.Context, key string) (bool, time.Duration, erro
 	}
 	s.tat[key] = tat.Add(m.interval)
 	return true, 0, nil
+}
+
+// Peek reports key's state without recording an event (see Counter).
+func (m *Memory) Peek(_ context.Context, key string) (int, time.Duration, error) {
+	now := m.now()
+	s := &m.shards[maphash.String(m.seed, key)%shardCount]
+	s.mu.Lock()
+	tat, seen := s.tat[key]
+	s.mu.Unlock()
+	if !seen || !tat.After(now) {
+		return 0, 0, nil
+	}
+	n, retry := peek(tat.Sub(now), m.interval, m.tolerance)
+	return n, retry, nil
+}
+
+// peek turns how far a key's TAT runs ahead of now into the events it holds and the wait
+// before the next one is allowed.
+func peek(ahead, interval, tolerance time.Duration) (int, time.Duration) {
+	n := int((ahead + interval - 1) / interval)
+	return n, max(0, ahead-tolerance)
 }
 
 // makeRoom keeps the shard within its bounds before a new key is added. The caller holds s.mu.

@@ -48,6 +48,29 @@ local new = tat + tonumber(ARGV[1])
 redis.call('SET', KEYS[1], string.format('%d', new), 'PX', math.floor((new - now) / 1000) + 1)
 return 0`)
 
+// gcraPeek: KEYS[1] the key. Returns how far (µs) the key's TAT runs ahead of now, 0 for none.
+var gcraPeek = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat <= now then return 0 end
+return tat - now`)
+
+// Peek reports key's state without recording an event (see Counter). err is a failure to reach
+// Redis.
+func (l *Redis) Peek(ctx context.Context, key string) (int, time.Duration, error) {
+	ahead, err := gcraPeek.Run(ctx, l.rdb, []string{l.prefix + key}).Int64()
+	if err != nil {
+		return 0, 0, fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	if ahead <= 0 {
+		return 0, 0, nil
+	}
+	us := time.Microsecond
+	n, retry := peek(time.Duration(ahead)*us, time.Duration(l.interval)*us, time.Duration(l.tolerance)*us)
+	return n, retry, nil
+}
+
 // Allow records one event for key if the rate allows it. err is a failure to reach Redis.
 func (l *Redis) Allow(ctx context.Context, key string) (bool, time.Duration, error) {
 	wait, err := gcra.Run(ctx, l.rdb, []string{l.prefix + key}, l.interval, l.tolerance).Int64()

@@ -180,9 +180,9 @@ func (s *Server) wireAuth(ctx context.Context) error {
 	o.Avatars = s.media.Avatars
 	o.Signals = s.Hub                       // a revoked session is refused by every node at once
 	if s.Redis != nil && s.cfg.RateLimits { // one limit for all the nodes, not one per node
-		rate := ratelimit.PerMinute(auth.AttemptsPerMinute)
-		o.IPLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-ip:", rate)
-		o.AccountLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-account:", rate)
+		o.IPLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-ip:", ratelimit.PerMinute(auth.AttemptsPerMinute))
+		o.PairLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-pair:", auth.PairFailures)
+		o.AccountLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-account:", auth.AccountFailures)
 	}
 	accounts, err := auth.New(s.DB, o)
 	if err != nil {
