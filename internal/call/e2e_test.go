@@ -19,7 +19,8 @@ import (
 )
 
 type chatRef struct {
-	ID string `json:"id"`
+	ID         string  `json:"id"`
+	ActiveCall *string `json:"active_call"`
 }
 
 // TestE2E runs the lifecycle over real WebSocket clients on one node (SQLite).
@@ -74,6 +75,19 @@ func lifecycle(t *testing.T, a, b *servertest.Node) {
 		d.event(call.EventInitiated, &ev)
 		if ev.Call.ID != started.ID || ev.UserID != ann.ID {
 			t.Fatalf("%s: call_initiated %+v", d.name, ev)
+		}
+	}
+	// The chat shows its live call, in the chat and in the list.
+	var seen chatRef
+	bob1.do(http.MethodGet, "/chats/"+direct.ID, nil, &seen, http.StatusOK)
+	if seen.ActiveCall == nil || *seen.ActiveCall != started.ID {
+		t.Fatalf("active_call %v, want %s", seen.ActiveCall, started.ID)
+	}
+	var list httpapi.Page[chatRef]
+	ann2.do(http.MethodGet, "/chats", nil, &list, http.StatusOK)
+	for _, c := range list.Items {
+		if live := c.ActiveCall != nil && *c.ActiveCall == started.ID; live != (c.ID == direct.ID) {
+			t.Fatalf("chat list: %s has active_call %v", c.ID, c.ActiveCall)
 		}
 	}
 	// One live call per chat: 409 with its id.
@@ -180,6 +194,11 @@ func lifecycle(t *testing.T, a, b *servertest.Node) {
 	}
 	if c := ann1.refused(call.CmdOffer, offer); c != "call_ended" {
 		t.Fatalf("offer after the end: %s", c)
+	}
+	seen = chatRef{}
+	bob1.do(http.MethodGet, "/chats/"+direct.ID, nil, &seen, http.StatusOK)
+	if seen.ActiveCall != nil {
+		t.Fatalf("active_call after the end: %s", *seen.ActiveCall)
 	}
 
 	// --- A group call: every member's devices follow it.

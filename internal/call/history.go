@@ -76,6 +76,34 @@ func (s *Service) History(ctx context.Context, userID string, q HistoryQuery) ([
 	return out, next, nil
 }
 
+// LiveCalls maps each of chatIDs that has a ringing or active call to the call's id (a chat's
+// active_call).
+func (s *Service) LiveCalls(ctx context.Context, chatIDs []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(chatIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(chatIDs))
+	marks := make([]string, len(chatIDs))
+	for i, id := range chatIDs {
+		args[i], marks[i] = id, fmt.Sprintf("$%d", i+1)
+	}
+	rows, err := s.db.R.QueryContext(ctx, `SELECT chat_id, id FROM calls WHERE status IN ('ringing', 'active')
+		AND chat_id IN (`+strings.Join(marks, ",")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("call: live calls: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var chatID, id string
+		if err := rows.Scan(&chatID, &id); err != nil {
+			return nil, fmt.Errorf("call: live calls: %w", err)
+		}
+		out[chatID] = id
+	}
+	return out, rows.Err()
+}
+
 func prefixed(p, cols string) string {
 	parts := strings.Split(cols, ",")
 	for i, c := range parts {

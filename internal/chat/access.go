@@ -26,3 +26,30 @@ func (s *Service) PostSystem(ctx context.Context, chatID, senderID, clientID, te
 	_, err := s.submit(ctx, &op{send: &sendOp{msg: m}})
 	return err
 }
+
+// ActiveCalls tells which chats have a live (ringing or active) call: the calls feature.
+type ActiveCalls interface {
+	// LiveCalls maps each of chatIDs that has a live call to the call's id.
+	LiveCalls(ctx context.Context, chatIDs []string) (map[string]string, error)
+}
+
+// withActiveCalls fills the views' active_call.
+func (s *Service) withActiveCalls(ctx context.Context, views []ChatView) error {
+	if s.opts.ActiveCalls == nil || len(views) == 0 {
+		return nil
+	}
+	ids := make([]string, len(views))
+	for i, v := range views {
+		ids[i] = v.ID
+	}
+	live, err := s.opts.ActiveCalls.LiveCalls(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range views {
+		if id, ok := live[views[i].ID]; ok {
+			views[i].ActiveCall = &id
+		}
+	}
+	return nil
+}

@@ -329,7 +329,11 @@ func (s *Service) Get(ctx context.Context, userID, chatID string) (ChatView, err
 	if err := s.loadAttachments(ctx, s.db.R, []*Message{v.lastMsg}); err != nil {
 		return ChatView{}, s.internal("get chat", err)
 	}
-	return makeView(v, r), nil
+	views := []ChatView{makeView(v, r)}
+	if err := s.withActiveCalls(ctx, views); err != nil {
+		return ChatView{}, s.internal("get chat", err)
+	}
+	return views[0], nil
 }
 
 func makeView(v viewRow, r *roster) ChatView {
@@ -383,6 +387,9 @@ func (s *Service) List(ctx context.Context, userID string, limit int, cursor str
 			return nil, "", s.internal("list chats", err)
 		}
 		out = append(out, makeView(v, r))
+	}
+	if err := s.withActiveCalls(ctx, out); err != nil {
+		return nil, "", s.internal("list chats", err)
 	}
 	return out, next, nil
 }

@@ -84,6 +84,7 @@ type ChatView struct {
 	DeliveredSeq int64    `json:"delivered_seq" doc:"Every message up to this seq reached one of the caller's devices"`
 	UnreadCount  int64    `json:"unread_count" doc:"last_seq - read_seq"`
 	LastMessage  *Message `json:"last_message" doc:"The chat's last message, null when it has none"`
+	ActiveCall   *string  `json:"active_call" doc:"id of the chat's ringing or active call (GET /calls/{id}; join it with POST /calls/{id}/join), null when none. Filled by GET /chats and GET /chats/{id}"`
 }
 
 // Attachment is a file attached to a message: the metadata and URLs of the file from POST /files.

@@ -35,6 +35,8 @@ type Options struct {
 	// SendHooks are called inside every group-commit transaction that stores messages, with
 	// those messages (see SendHook); nil = none.
 	SendHooks []SendHook
+	// ActiveCalls fills active_call in GET /chats and GET /chats/{id}; nil = always null.
+	ActiveCalls ActiveCalls
 }
 
 // Service is the chat domain: chats, members, messages, receipts and typing, over REST and over

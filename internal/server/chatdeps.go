@@ -50,3 +50,11 @@ func chatAttachment(f media.File) chat.Attachment {
 	}
 	return a
 }
+
+// chatActiveCalls gives chats their live call (active_call). Calls are wired after chat (they
+// ask it about members), so it reaches them through the server when a request comes.
+type chatActiveCalls struct{ s *Server }
+
+func (a chatActiveCalls) LiveCalls(ctx context.Context, chatIDs []string) (map[string]string, error) {
+	return a.s.Calls.LiveCalls(ctx, chatIDs)
+}

@@ -216,6 +216,7 @@ func (s *Server) wireChat(context.Context) error {
 	chats := chat.New(s.DB, s.Hub, chat.Options{
 		MaxGroupMembers: s.cfg.MaxGroupMembers, MaxTextChars: s.cfg.WSMaxTextChars,
 		CommitEvery: s.cfg.ChatCommitEvery, Logger: s.log, Registerer: s.Metrics.Registry, Files: chatFiles{s.media.Files}, Accounts: chatAccounts{},
+		ActiveCalls: chatActiveCalls{s},
 	})
 	s.media.Files.SetAccess(chats)             // members of a chat where a file was sent may download it
 	s.closers = append(s.closers, chats.Close) // before the database closes: the writer drains into it
