@@ -43,6 +43,9 @@ type Options struct {
 	DisconnectGrace time.Duration
 	SweepInterval   time.Duration // how often the sweeper runs (default 2 s)
 	Now             func() time.Time
+	// Pusher, when set, is told whom calls ring for and for whom they stopped ringing (push
+	// notifications to devices without an open WebSocket).
+	Pusher Pusher
 	// AfterFunc runs f after d (the disconnect grace timers); default time.AfterFunc.
 	AfterFunc func(d time.Duration, f func())
 	Logger    *slog.Logger
@@ -155,6 +158,7 @@ func (s *Service) Initiate(ctx context.Context, userID, sessionID string, in Sta
 		return WithCredentials{}, err
 	}
 	s.publish(ctx, EventInitiated, Event{Call: c, UserID: userID, SessionID: sessionID})
+	s.pushRinging(ctx, c)
 	return out, nil
 }
 
@@ -267,6 +271,7 @@ func (s *Service) transition(ctx context.Context, userID, callID, cond string, f
 	for _, e := range effs {
 		s.publish(ctx, e.typ, Event{Call: c, UserID: e.user, SessionID: e.sess, Reason: e.reason})
 	}
+	s.pushStopped(ctx, c, effs)
 	return c, nil
 }
 
