@@ -1,73 +1,93 @@
 package call
 
-import "context"
+import (
+	"context"
+	"database/sql"
+)
 
-// Pusher reaches members' devices outside the WebSocket (push notifications, for devices that
-// are asleep or offline): the push feature, through a small adapter in internal/server. It is
-// optional (Options.Pusher); the service calls it after the commit, on the goroutine that made
-// the change, so it must hand slow work (sending) to its own queue.
+// Pusher reaches members' devices outside the WebSocket (push notifications, for phones whose
+// app sleeps): the push feature's durable outbox, through a small adapter in internal/server.
+// It is optional (Options.Pusher). CallRinging and CallStopped run inside the transaction of the
+// change (an error rolls the change back), so a ring or its withdrawal is queued exactly when the
+// change commits; Wake runs after the commit.
 type Pusher interface {
-	// CallRinging: the call rings for n.UserIDs (it started; call_initiated).
-	CallRinging(ctx context.Context, n PushNotice)
-	// CallStopped: it stopped ringing for n.UserIDs: they answered (on one of their devices) or
-	// declined, or the call ended before they answered (n.EndReason: missed, cancelled, declined,
-	// completed...).
-	CallStopped(ctx context.Context, n PushNotice)
+	// CallRinging: the call rings for n.UserIDs (it started).
+	CallRinging(ctx context.Context, tx *sql.Tx, n PushNotice) error
+	// CallStopped: it stopped ringing for n.UserIDs, because of n.Reason: answered (on one of
+	// their devices), declined, or the call's end reason (missed, cancelled, declined, completed,
+	// failed) when it ended while it still rang for them.
+	CallStopped(ctx context.Context, tx *sql.Tx, n PushNotice) error
+	// Wake tells the sender that something was queued.
+	Wake(ctx context.Context)
 }
 
-// PushNotice is what a push about a call says. Plain values: the push feature need not import
-// this package's types.
+// PushNotice is what a push about a call says, in plain values: the push feature need not import
+// this package.
 type PushNotice struct {
-	CallID    string
-	ChatID    string
-	CallerID  string // who started the call
-	Kind      string // audio or video
-	Status    string // the call's status after the change
-	EndReason string // when it ended
-	UserIDs   []string
+	CallID   string
+	ChatID   string
+	CallerID string // who started the call
+	Kind     string // audio or video
+	Reason   string // CallStopped: answered, declined, or the end reason
+	UserIDs  []string
 }
 
-func notice(c Call, users []string) PushNotice {
-	return PushNotice{CallID: c.ID, ChatID: c.ChatID, CallerID: c.InitiatorID, Kind: c.Kind, Status: c.Status,
-		EndReason: c.EndReason, UserIDs: users}
+func notice(c *Call, reason string, users []string) PushNotice {
+	return PushNotice{CallID: c.ID, ChatID: c.ChatID, CallerID: c.InitiatorID, Kind: c.Kind, Reason: reason, UserIDs: users}
 }
 
-// pushRinging tells the pusher whom a new call rings for.
-func (s *Service) pushRinging(ctx context.Context, c Call) {
-	if s.opts.Pusher == nil {
-		return
-	}
+func invited(c *Call) []string {
 	var users []string
 	for _, p := range c.Participants {
 		if p.State == StateInvited {
 			users = append(users, p.UserID)
 		}
 	}
-	if len(users) > 0 {
-		s.opts.Pusher.CallRinging(ctx, notice(c, users))
-	}
+	return users
 }
 
-// pushStopped tells the pusher for whom a transition stopped the ringing: the users who
-// answered or declined, and, when the call ended, everyone it was still ringing for.
-func (s *Service) pushStopped(ctx context.Context, c Call, effs []effect) {
+// pushRinging queues the ring of a new call for its invited members (in its transaction).
+func (s *Service) pushRinging(ctx context.Context, tx *sql.Tx, c *Call) error {
 	if s.opts.Pusher == nil {
-		return
+		return nil
 	}
-	var users []string
+	if users := invited(c); len(users) > 0 {
+		return s.opts.Pusher.CallRinging(ctx, tx, notice(c, "", users))
+	}
+	return nil
+}
+
+// pushStopped queues the withdrawal of the ringing a transition stopped (in its transaction):
+// for who answered or declined, and, when the call ended, for everyone it still rang for.
+func (s *Service) pushStopped(ctx context.Context, tx *sql.Tx, c *Call, effs []effect) error {
+	if s.opts.Pusher == nil {
+		return nil
+	}
 	for _, e := range effs {
+		var n PushNotice
 		switch e.typ {
-		case EventAnswered, EventDeclined:
-			users = append(users, e.user)
+		case EventAnswered:
+			n = notice(c, "answered", []string{e.user})
+		case EventDeclined:
+			n = notice(c, "declined", []string{e.user})
 		case EventEnded:
-			for _, p := range c.Participants {
-				if p.State == StateInvited {
-					users = append(users, p.UserID)
-				}
-			}
+			n = notice(c, c.EndReason, invited(c))
+		default:
+			continue
+		}
+		if len(n.UserIDs) == 0 {
+			continue
+		}
+		if err := s.opts.Pusher.CallStopped(ctx, tx, n); err != nil {
+			return err
 		}
 	}
-	if len(users) > 0 {
-		s.opts.Pusher.CallStopped(ctx, notice(c, users))
+	return nil
+}
+
+// pushWake wakes the sender after a commit that queued pushes.
+func (s *Service) pushWake(ctx context.Context) {
+	if s.opts.Pusher != nil {
+		s.opts.Pusher.Wake(ctx)
 	}
 }

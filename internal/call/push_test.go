@@ -2,6 +2,7 @@ package call_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"testing"
@@ -17,13 +18,21 @@ type fakePusher struct {
 	log []string
 }
 
-func (p *fakePusher) CallRinging(_ context.Context, n call.PushNotice) {
+// CallRinging and CallStopped write a row in the transaction they are given, so the test sees
+// that they run inside it (the row count equals the entries).
+func (p *fakePusher) CallRinging(ctx context.Context, tx *sql.Tx, n call.PushNotice) error {
 	p.add(fmt.Sprintf("ring %v %s %s", n.UserIDs, n.CallerID, n.Kind))
+	_, err := tx.ExecContext(ctx, `INSERT INTO server_settings (name, value) VALUES ($1, 'x')`, fmt.Sprint("push-", len(p.log)))
+	return err
 }
 
-func (p *fakePusher) CallStopped(_ context.Context, n call.PushNotice) {
-	p.add(fmt.Sprintf("stop %v %s %s", n.UserIDs, n.Status, n.EndReason))
+func (p *fakePusher) CallStopped(ctx context.Context, tx *sql.Tx, n call.PushNotice) error {
+	p.add(fmt.Sprintf("stop %v %s", n.UserIDs, n.Reason))
+	_, err := tx.ExecContext(ctx, `INSERT INTO server_settings (name, value) VALUES ($1, 'x')`, fmt.Sprint("push-", len(p.log)))
+	return err
 }
+
+func (p *fakePusher) Wake(context.Context) { p.add("wake") }
 
 func (p *fakePusher) add(s string) {
 	p.mu.Lock()
@@ -58,15 +67,19 @@ func TestPusher(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []string{
-			"ring [bob cat dan] ann audio",
-			"stop [bob] active ",
-			"stop [cat] active ",
-			"stop [dan] ended completed",
-			"ring [bob] ann audio",
-			"stop [bob] missed missed",
+			"ring [bob cat dan] ann audio", "wake",
+			"stop [bob] answered", "wake",
+			"stop [cat] declined", "wake",
+			"stop [dan] completed", "wake",
+			"ring [bob] ann audio", "wake",
+			"stop [bob] missed", "wake",
 		}
 		if fmt.Sprint(push.log) != fmt.Sprint(want) {
 			t.Fatalf("pushes\n got %q\nwant %q", push.log, want)
+		}
+		var rows int
+		if err := db.R.QueryRow(`SELECT COUNT(*) FROM server_settings WHERE name LIKE 'push-%'`).Scan(&rows); err != nil || rows != 6 {
+			t.Fatalf("%d rows written in the transactions (%v), want 6", rows, err)
 		}
 	})
 }

@@ -43,8 +43,8 @@ type Options struct {
 	DisconnectGrace time.Duration
 	SweepInterval   time.Duration // how often the sweeper runs (default 2 s)
 	Now             func() time.Time
-	// Pusher, when set, is told whom calls ring for and for whom they stopped ringing (push
-	// notifications to devices without an open WebSocket).
+	// Pusher, when set, queues pushes: whom calls ring for and for whom they stopped ringing
+	// (see Pusher).
 	Pusher Pusher
 	// AfterFunc runs f after d (the disconnect grace timers); default time.AfterFunc.
 	AfterFunc func(d time.Duration, f func())
@@ -140,7 +140,12 @@ func (s *Service) Initiate(ctx context.Context, userID, sessionID string, in Sta
 			c.Participants = append(c.Participants, Participant{UserID: m, State: StateInvited, UID: uid})
 		}
 	}
-	err = s.db.Tx(ctx, func(tx *sql.Tx) error { return insertCall(ctx, tx, &c) })
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		if err := insertCall(ctx, tx, &c); err != nil {
+			return err
+		}
+		return s.pushRinging(ctx, tx, &c)
+	})
 	if store.IsUniqueViolation(err) {
 		live, lerr := liveCallOfChat(ctx, s.db.W, in.ChatID)
 		if lerr != nil && !errors.Is(lerr, store.ErrNotFound) {
@@ -158,7 +163,7 @@ func (s *Service) Initiate(ctx context.Context, userID, sessionID string, in Sta
 		return WithCredentials{}, err
 	}
 	s.publish(ctx, EventInitiated, Event{Call: c, UserID: userID, SessionID: sessionID})
-	s.pushRinging(ctx, c)
+	s.pushWake(ctx)
 	return out, nil
 }
 
@@ -256,7 +261,10 @@ func (s *Service) transition(ctx context.Context, userID, callID, cond string, f
 			return err
 		}
 		// The call as committed, for the answer and the events.
-		return loadParticipants(ctx, tx, []*Call{&c})
+		if err := loadParticipants(ctx, tx, []*Call{&c}); err != nil {
+			return err
+		}
+		return s.pushStopped(ctx, tx, &c, effs)
 	})
 	if errors.Is(err, errNotLive) {
 		return Call{}, errEnded
@@ -271,7 +279,9 @@ func (s *Service) transition(ctx context.Context, userID, callID, cond string, f
 	for _, e := range effs {
 		s.publish(ctx, e.typ, Event{Call: c, UserID: e.user, SessionID: e.sess, Reason: e.reason})
 	}
-	s.pushStopped(ctx, c, effs)
+	if len(effs) > 0 {
+		s.pushWake(ctx)
+	}
 	return c, nil
 }
 
