@@ -259,7 +259,16 @@ func lifecycle(t *testing.T, a, b *servertest.Node) {
 	ann1.do(http.MethodGet, "/calls/stats?from="+from, nil, nil, http.StatusUnprocessableEntity)
 	ann1.do(http.MethodGet, "/calls/stats?from=yesterday", nil, nil, http.StatusUnprocessableEntity)
 	ann1.do(http.MethodPost, "/calls", map[string]any{"chat_id": direct.ID, "kind": "hologram"}, nil, http.StatusUnprocessableEntity)
-	ann1.do(http.MethodGet, "/calls/nope", nil, nil, http.StatusNotFound)
+	// Ids that cannot exist are refused before SQL, alike on both databases (never a 500).
+	ann1.do(http.MethodGet, "/calls/nope", nil, nil, http.StatusUnprocessableEntity)
+	ann1.do(http.MethodPost, "/calls/%00"+started.ID[1:]+"/answer", nil, nil, http.StatusUnprocessableEntity)
+	ann1.do(http.MethodGet, "/calls?chat_id=%00", nil, nil, http.StatusUnprocessableEntity)
+	ann1.do(http.MethodGet, "/calls?cursor=azE6AA", nil, nil, http.StatusUnprocessableEntity) // "k1:\x00"
+	ann1.do(http.MethodPost, "/calls", map[string]any{"chat_id": "x\u0000", "kind": "audio"}, nil, http.StatusUnprocessableEntity)
+	ann1.do(http.MethodGet, "/calls/01a23c3b-b83c-7843-b51b-9695464cd964", nil, nil, http.StatusNotFound)
+	if c := ann1.refused(call.CmdOffer, map[string]any{"call_id": "\u0000", "to_user_id": bob.ID, "sdp": "x"}); c != "validation_failed" {
+		t.Fatalf("offer with a NUL call id: %s", c)
+	}
 
 	// --- A group call everyone declines: call_declined for each, then call_ended (declined).
 	var d call.WithCredentials

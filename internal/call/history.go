@@ -29,10 +29,13 @@ func (s *Service) History(ctx context.Context, userID string, q HistoryQuery) ([
 	after := ""
 	if q.Cursor != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(q.Cursor)
-		if err != nil || !strings.HasPrefix(string(raw), "k1:") || len(raw) > 80 {
+		if err != nil || !strings.HasPrefix(string(raw), "k1:") || !validID(string(raw[3:])) {
 			return nil, "", errBadCursor
 		}
 		after = string(raw[3:])
+	}
+	if q.ChatID != "" && !validID(q.ChatID) {
+		return nil, "", apperr.Invalid("query.chat_id", "not a valid id")
 	}
 	switch q.Status {
 	case "", StatusRinging, StatusActive, StatusEnded, StatusMissed, StatusDeclined:

@@ -101,7 +101,7 @@ func (s *Service) Mount(api *httpapi.API) {
 }
 
 type callPath struct {
-	ID string `path:"id" maxLength:"64" doc:"Call id"`
+	ID string `path:"id" maxLength:"64" format:"uuid" doc:"Call id"`
 }
 
 type callOutput struct {
@@ -133,7 +133,7 @@ func (s *Service) handleStart(ctx context.Context, in *startInput) (*credOutput,
 
 type listInput struct {
 	httpapi.PageParams
-	ChatID string `query:"chat_id" maxLength:"64" doc:"Only this chat's calls"`
+	ChatID string `query:"chat_id" maxLength:"64" format:"uuid" doc:"Only this chat's calls"`
 	Status string `query:"status" enum:"ringing,active,ended,missed,declined" doc:"Only calls in this status"`
 }
 

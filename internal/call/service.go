@@ -101,6 +101,17 @@ var (
 	errNoAnswer = apperr.New(apperr.KindConflict, "not_ringing", "there is nothing to answer: the call is not ringing for you")
 )
 
+// validID reports whether id has the form of the ids the server issues (a UUID, 36 characters).
+// Ids from clients are checked before they reach SQL: PostgreSQL fails on a NUL byte (a 500)
+// where SQLite would compare it, so an id that cannot exist is refused alike on both.
+func validID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(id)
+	return err == nil
+}
+
 func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
 
 func (s *Service) internal(op string, err error) error {
@@ -109,7 +120,7 @@ func (s *Service) internal(op string, err error) error {
 
 // StartInput is the body of POST /calls.
 type StartInput struct {
-	ChatID string `json:"chat_id" minLength:"1" maxLength:"64" doc:"The chat to call"`
+	ChatID string `json:"chat_id" minLength:"1" maxLength:"64" format:"uuid" doc:"The chat to call"`
 	Kind   string `json:"kind" enum:"audio,video"`
 }
 
@@ -119,6 +130,9 @@ type StartInput struct {
 func (s *Service) Initiate(ctx context.Context, userID, sessionID string, in StartInput) (WithCredentials, error) {
 	if in.Kind != "audio" && in.Kind != "video" {
 		return WithCredentials{}, apperr.Invalid("body.kind", "audio or video")
+	}
+	if !validID(in.ChatID) {
+		return WithCredentials{}, apperr.Invalid("body.chat_id", "not a valid id")
 	}
 	group, _, members, err := s.chats.Membership(ctx, in.ChatID, userID)
 	if err != nil {
@@ -202,6 +216,9 @@ func (s *Service) displayName(ctx context.Context, userID string) (string, error
 // access loads a call the user may see: one they were part of, or one in a chat they are a
 // member of. Anyone else gets 404, whether the call exists or not.
 func (s *Service) access(ctx context.Context, q querier, userID, callID string) (Call, error) {
+	if !validID(callID) { // never reaches SQL: see validID
+		return Call{}, errNotFound
+	}
 	c, err := getCall(ctx, q, callID)
 	if errors.Is(err, store.ErrNotFound) {
 		return Call{}, errNotFound

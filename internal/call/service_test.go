@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/call"
 	"github.com/nerutalk/nerutalk/internal/store"
@@ -167,6 +169,7 @@ func (p *fakePresence) set(u string, on bool) {
 
 type harness struct {
 	t     *testing.T
+	ids   map[string]string // chat name → its id (a UUID, as the server's ids are)
 	db    *store.DB
 	svc   *call.Service
 	chats *fakeChats
@@ -176,7 +179,7 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, db *store.DB) *harness {
-	h := &harness{t: t, db: db, chats: &fakeChats{chats: map[string]fakeChat{}, seen: map[string]bool{}}, pub: &fakePub{},
+	h := &harness{t: t, db: db, ids: map[string]string{}, chats: &fakeChats{chats: map[string]fakeChat{}, seen: map[string]bool{}}, pub: &fakePub{},
 		clock: &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}, pres: &fakePresence{online: map[string]bool{}}}
 	h.svc = h.newService()
 	return h
@@ -189,9 +192,11 @@ func (h *harness) newService() *call.Service {
 	return svc
 }
 
-// chat creates a chat row (calls reference it) and its members in the fake.
-func (h *harness) chat(id string, group bool, members ...string) {
+// chat creates a chat row (calls reference it) and its members in the fake; name stands for its id.
+func (h *harness) chat(name string, group bool, members ...string) {
 	h.t.Helper()
+	id := uuid.Must(uuid.NewV7()).String()
+	h.ids[name] = id
 	typ := "direct"
 	if group {
 		typ = "group"
@@ -205,8 +210,12 @@ func (h *harness) chat(id string, group bool, members ...string) {
 	h.chats.mu.Unlock()
 }
 
-func (h *harness) start(user, chatID string) call.WithCredentials {
+// cid is the id of the chat named name.
+func (h *harness) cid(name string) string { return h.ids[name] }
+
+func (h *harness) start(user, chatName string) call.WithCredentials {
 	h.t.Helper()
+	chatID := h.cid(chatName)
 	c, err := h.svc.Initiate(context.Background(), user, "s-"+user, call.StartInput{ChatID: chatID, Kind: "audio"})
 	if err != nil {
 		h.t.Fatal(err)
@@ -245,7 +254,7 @@ func TestDirectLifecycle(t *testing.T) {
 			t.Fatalf("started %+v", c)
 		}
 		// One live call per chat: 409 with its id.
-		_, err := h.svc.Initiate(ctx, "bob", "s", call.StartInput{ChatID: "d1", Kind: "video"})
+		_, err := h.svc.Initiate(ctx, "bob", "s", call.StartInput{ChatID: h.cid("d1"), Kind: "video"})
 		if e, ok := apperr.As(err); !ok || e.Code != "call_in_progress" || e.ExistingID != c.ID {
 			t.Fatalf("second call: %v", err)
 		}
@@ -426,7 +435,7 @@ func TestRingTimeout(t *testing.T) {
 		if got.Status != "missed" || got.EndReason != "missed" || got.DurationS != 0 {
 			t.Fatalf("after the timeout %+v", got)
 		}
-		if want := "d1|ann|call-missed:" + c.ID + "|Missed audio call"; len(h.chats.messages) != 1 || h.chats.messages[0] != want {
+		if want := h.cid("d1") + "|ann|call-missed:" + c.ID + "|Missed audio call"; len(h.chats.messages) != 1 || h.chats.messages[0] != want {
 			t.Fatalf("system messages %v", h.chats.messages)
 		}
 		if _, err := h.svc.Answer(ctx, "bob", "s", c.ID); code(err) != "call_ended" {
@@ -691,7 +700,7 @@ func TestHistoryAndStats(t *testing.T) {
 		if len(items) != 3 {
 			t.Fatalf("bob sees %d calls", len(items))
 		}
-		items, _, _ = h.svc.History(ctx, "ann", call.HistoryQuery{ChatID: "d2"})
+		items, _, _ = h.svc.History(ctx, "ann", call.HistoryQuery{ChatID: h.cid("d2")})
 		if len(items) != 2 {
 			t.Fatalf("d2 has %d calls", len(items))
 		}

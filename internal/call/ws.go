@@ -59,10 +59,10 @@ func parseSignal(typ string, data json.RawMessage) (Signal, error) {
 	}
 	in.FromUserID, in.FromSessionID = "", "" // the server sets them
 	switch {
-	case in.CallID == "" || len(in.CallID) > 64:
-		return Signal{}, apperr.Invalid("call_id", "required")
-	case in.ToUserID == "" || len(in.ToUserID) > 64:
-		return Signal{}, apperr.Invalid("to_user_id", "required")
+	case !validID(in.CallID):
+		return Signal{}, apperr.Invalid("call_id", "a call id")
+	case !validID(in.ToUserID):
+		return Signal{}, apperr.Invalid("to_user_id", "a user id")
 	case len(in.ToSessionID) > 64:
 		return Signal{}, apperr.Invalid("to_session_id", "not a session id")
 	case typ == CmdICECandidate && (len(in.Candidate) == 0 || string(in.Candidate) == "null"):
