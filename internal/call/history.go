@@ -79,9 +79,13 @@ func (s *Service) History(ctx context.Context, userID string, q HistoryQuery) ([
 	return out, next, nil
 }
 
+// Queries are the reads call exports to other features, over its own tables. They need only the
+// database, so chat (built before calls) is given them at construction.
+type Queries struct{ DB *store.DB }
+
 // LiveCalls maps each of chatIDs that has a ringing or active call to the call's id (a chat's
 // active_call).
-func (s *Service) LiveCalls(ctx context.Context, chatIDs []string) (map[string]string, error) {
+func (q Queries) LiveCalls(ctx context.Context, chatIDs []string) (map[string]string, error) {
 	out := map[string]string{}
 	if len(chatIDs) == 0 {
 		return out, nil
@@ -91,7 +95,7 @@ func (s *Service) LiveCalls(ctx context.Context, chatIDs []string) (map[string]s
 	for i, id := range chatIDs {
 		args[i], marks[i] = id, fmt.Sprintf("$%d", i+1)
 	}
-	rows, err := s.db.R.QueryContext(ctx, `SELECT chat_id, id FROM calls WHERE status IN ('ringing', 'active')
+	rows, err := q.DB.R.QueryContext(ctx, `SELECT chat_id, id FROM calls WHERE status IN ('ringing', 'active')
 		AND chat_id IN (`+strings.Join(marks, ",")+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("call: live calls: %w", err)

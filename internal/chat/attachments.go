@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/store"
 )
 
 // MaxAttachments is the most files one message carries.
@@ -244,11 +245,15 @@ func (s *Service) release(ctx context.Context, fileIDs []string) {
 	}
 }
 
+// Queries are the reads chat exports to other features, over its own tables. They need only the
+// database, so a feature built before chat (media) can be given them at construction.
+type Queries struct{ DB *store.DB }
+
 // CanRead reports whether userID is a member of a chat where a message that is not deleted
 // carries fileID: media's Access, for downloads of files the reader does not own.
-func (s *Service) CanRead(ctx context.Context, userID, fileID string) (bool, error) {
+func (q Queries) CanRead(ctx context.Context, userID, fileID string) (bool, error) {
 	var one int
-	err := s.db.R.QueryRowContext(ctx, `SELECT 1 FROM message_attachments a
+	err := q.DB.R.QueryRowContext(ctx, `SELECT 1 FROM message_attachments a
 		JOIN messages m ON m.id = a.message_id
 		JOIN chat_members cm ON cm.chat_id = m.chat_id AND cm.user_id = $2
 		WHERE a.file_id = $1 AND m.deleted_at IS NULL LIMIT 1`, fileID, userID).Scan(&one)

@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,7 +60,7 @@ type Files struct {
 	limits       map[string]int64
 	log          *slog.Logger
 	now          func() time.Time
-	access       atomic.Pointer[Access]
+	access       Access // nil: only owners read
 	authenticate httpapi.Authenticator
 }
 
@@ -75,12 +74,8 @@ func newFiles(db *store.DB, blobs BlobStore, o Options, pipe *pipeline) *Files {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Files{blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: log, now: time.Now, limits: o.MaxBytes}
+	return &Files{blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: log, now: time.Now, limits: o.MaxBytes, access: o.Access}
 }
-
-// SetAccess lets a (the chat package) grant reading to users other than the owner. Until it is
-// called, only owners read their files.
-func (f *Files) SetAccess(a Access) { f.access.Store(&a) }
 
 // maxUpload is the largest upload of any kind.
 func (f *Files) maxUpload() int64 {
@@ -291,8 +286,8 @@ func (f *Files) readable(ctx context.Context, userID, id string) (fileRow, error
 	if row.OwnerID == userID {
 		return row, nil
 	}
-	if a := f.access.Load(); a != nil {
-		ok, err := (*a).CanRead(ctx, userID, id)
+	if f.access != nil {
+		ok, err := f.access.CanRead(ctx, userID, id)
 		if err != nil {
 			return fileRow{}, fmt.Errorf("media: access to %s: %w", id, err)
 		}

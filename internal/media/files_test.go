@@ -501,7 +501,7 @@ func TestReadAccess(t *testing.T) {
 	}
 	check(owner, nil)
 	check(member, errFileNotFound) // owner only until Access is set
-	e.files.SetAccess(fakeAccess{allow: map[string]bool{member: true}})
+	e.files.access = fakeAccess{allow: map[string]bool{member: true}}
 	check(owner, nil)
 	check(member, nil)
 	check(stranger, errFileNotFound)
@@ -512,7 +512,7 @@ func TestReadAccess(t *testing.T) {
 		t.Errorf("delete by a stranger: %v, want not_found", err)
 	}
 	boom := errors.New("chat store down")
-	e.files.SetAccess(fakeAccess{err: boom})
+	e.files.access = fakeAccess{err: boom}
 	check(stranger, boom)
 	if _, err := e.files.readable(ctx, owner, "../etc/passwd"); !errors.Is(err, errFileNotFound) {
 		t.Errorf("malformed id: %v", err)

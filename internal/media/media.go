@@ -16,7 +16,7 @@ import (
 type Media struct {
 	Blobs   BlobStore
 	Avatars *Avatars // for the accounts package
-	Files   *Files   // Get, AttachTx, Release and SetAccess for the chat package
+	Files   *Files   // Get, AttachTx, Release and FilesOf for the chat package
 	Search  *Search  // GIFs and stickers
 	builtin *Builtin
 	opts    Options
@@ -38,6 +38,10 @@ type Options struct {
 	// GIF and sticker search: Giphy when GiphyAPIKey is set, otherwise the built-in set.
 	GiphyURL, GiphyAPIKey string
 	SearchPerMinute       int // per user; 0 = unlimited
+
+	// Access lets users other than the owner read a file (chat: members of a chat where it was
+	// sent); nil = only owners read their files.
+	Access Access
 
 	Logger *slog.Logger
 }

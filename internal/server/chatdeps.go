@@ -2,6 +2,10 @@ package server
 
 import (
 	"context"
+	"log/slog"
+
+	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/store"
 
 	"github.com/nerutalk/nerutalk/internal/auth"
 	"github.com/nerutalk/nerutalk/internal/chat"
@@ -51,10 +55,10 @@ func chatAttachment(f media.File) chat.Attachment {
 	return a
 }
 
-// chatActiveCalls gives chats their live call (active_call). Calls are wired after chat (they
-// ask it about members), so it reaches them through the server when a request comes.
-type chatActiveCalls struct{ s *Server }
-
-func (a chatActiveCalls) LiveCalls(ctx context.Context, chatIDs []string) (map[string]string, error) {
-	return a.s.Calls.LiveCalls(ctx, chatIDs)
+// mediaOptions are media's settings, with chat's query of who may read a file sent in a chat
+// (media is built before chat, and the query needs only the database).
+func mediaOptions(cfg config.Config, log *slog.Logger, db *store.DB) media.Options {
+	o := media.FromConfig(cfg, log)
+	o.Access = chat.Queries{DB: db}
+	return o
 }

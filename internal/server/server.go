@@ -147,7 +147,7 @@ func (s *Server) wireRedis(ctx context.Context) error {
 }
 
 func (s *Server) wireMedia(context.Context) error {
-	m, err := media.New(s.DB, media.FromConfig(s.cfg, s.log))
+	m, err := media.New(s.DB, mediaOptions(s.cfg, s.log, s.DB))
 	if err != nil {
 		return err
 	}
@@ -216,9 +216,8 @@ func (s *Server) wireChat(context.Context) error {
 	chats := chat.New(s.DB, s.Hub, chat.Options{
 		MaxGroupMembers: s.cfg.MaxGroupMembers, MaxTextChars: s.cfg.WSMaxTextChars,
 		CommitEvery: s.cfg.ChatCommitEvery, Logger: s.log, Registerer: s.Metrics.Registry, Files: chatFiles{s.media.Files}, Accounts: chatAccounts{},
-		ActiveCalls: chatActiveCalls{s},
+		ActiveCalls: call.Queries{DB: s.DB},
 	})
-	s.media.Files.SetAccess(chats)             // members of a chat where a file was sent may download it
 	s.closers = append(s.closers, chats.Close) // before the database closes: the writer drains into it
 	chats.RegisterCommands(s.Hub)
 	s.Hub.SetAudience(chats)
