@@ -256,6 +256,7 @@ func (s *Service) membershipEvent(ctx context.Context, tx *sql.Tx, c chatRow, be
 			for _, u := range removed {
 				s.pub.LeaveTopicUser(ctx, topic(c.ID), u)
 			}
+			s.runMembersHook(ctx, c.ID, before, audience[:len(after)], removed)
 		},
 	}, nil
 }

@@ -53,10 +53,11 @@ type Service struct {
 	rosters  *lazyCache[*roster]  // chat id -> members
 	contacts *lazyCache[[]string] // user id -> users sharing a chat with them
 
-	writer *writer
-	stmts  *stmtCache
-	events pipeline
-	typing *typing
+	writer      *writer
+	stmts       *stmtCache
+	membersHook MembersHook // set while wiring (OnMembersChanged); nil = none
+	events      pipeline
+	typing      *typing
 
 	// orderMu is held from the start of every write transaction until its events are queued, so
 	// the event queue is in commit order.

@@ -1,0 +1,202 @@
+package location
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/location/geo"
+	"github.com/nerutalk/nerutalk/internal/store"
+)
+
+// The server events this package publishes.
+const (
+	EventShareStart    = "location_share_start"
+	EventShareStop     = "location_share_stop"
+	EventSharedUpdate  = "shared_location_update"
+	EventGeofenceEvent = "geofence_event"
+)
+
+// Publisher delivers events to the WebSocket connections of users on every node; the realtime
+// hub satisfies it. It must not block on slow connections.
+type Publisher interface {
+	PublishUsers(ctx context.Context, userIDs []string, typ string, data any)
+}
+
+// Chats is what location needs to know of chats; the chat service satisfies it.
+type Chats interface {
+	// MemberIDs returns the chat's members (a not-found error for a chat that does not exist).
+	// It reflects a removal at once on the node that made it and within the bus's delay on others.
+	MemberIDs(ctx context.Context, chatID string) ([]string, error)
+	// Contacts returns the users who share at least one chat with userID.
+	Contacts(ctx context.Context, userID string) ([]string, error)
+}
+
+// GeofenceNotifier is told of every geofence event with the users allowed to know of it (push
+// notifications, later). It must not block.
+type GeofenceNotifier interface {
+	GeofenceEvent(ctx context.Context, ev GeofenceEvent, recipients []string)
+}
+
+// Clock is the time source, injected so that tests move time by hand.
+type Clock interface{ Now() time.Time }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// Options configures a Service.
+type Options struct {
+	// HistoryEvery: at most one stored history point per user per this interval (config
+	// LocationHistoryEvery; default 1 s). The latest position is updated by every report.
+	HistoryEvery time.Duration
+	// ExpiryEvery is how often the expiry job looks for shares past their end (default 1 s).
+	ExpiryEvery time.Duration
+	// PruneEvery is how often history past its retention is deleted (default 1 h).
+	PruneEvery time.Duration
+	// GeofenceMaxAccuracyM: a fix less accurate than this causes no enter/exit (default 100 m).
+	GeofenceMaxAccuracyM float64
+	// GeofenceExitMarginM: how far beyond the boundary a fix must be to exit (default 25 m; or the
+	// fix's accuracy radius when that is larger).
+	GeofenceExitMarginM float64
+	Clock               Clock
+	Logger              *slog.Logger
+	Chats               Chats            // nil: shares with chats are refused
+	Notifier            GeofenceNotifier // nil: nobody besides the WebSocket
+}
+
+// Service is the location feature: positions, shares, nearby, history and geofences.
+type Service struct {
+	db    *store.DB
+	pub   Publisher
+	opts  Options
+	log   *slog.Logger
+	rules geo.Rules
+	clock Clock
+
+	fences fenceCache
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New builds the service; Start runs its background jobs.
+func New(db *store.DB, pub Publisher, o Options) *Service {
+	if o.HistoryEvery <= 0 {
+		o.HistoryEvery = time.Second
+	}
+	if o.ExpiryEvery <= 0 {
+		o.ExpiryEvery = time.Second
+	}
+	if o.PruneEvery <= 0 {
+		o.PruneEvery = time.Hour
+	}
+	if o.GeofenceMaxAccuracyM <= 0 {
+		o.GeofenceMaxAccuracyM = 100
+	}
+	if o.GeofenceExitMarginM <= 0 {
+		o.GeofenceExitMarginM = 25
+	}
+	if o.Clock == nil {
+		o.Clock = realClock{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		db: db, pub: pub, opts: o, log: o.Logger, clock: o.Clock,
+		rules:  geo.Rules{MaxAccuracyM: o.GeofenceMaxAccuracyM, ExitMarginM: o.GeofenceExitMarginM},
+		fences: fenceCache{m: map[fenceKey]*geo.Fence{}},
+		stop:   make(chan struct{}),
+	}
+}
+
+// Start runs the background jobs (share expiry every ExpiryEvery, history pruning every
+// PruneEvery) until the returned function is called. Both are safe on many nodes: expiry is a
+// conditional UPDATE (each share expires once), pruning a DELETE.
+func (s *Service) Start() func(context.Context) {
+	s.wg.Add(2)
+	go s.every(s.opts.ExpiryEvery, func(ctx context.Context) error {
+		_, err := s.ExpireDue(ctx)
+		return err
+	})
+	go s.every(s.opts.PruneEvery, func(ctx context.Context) error {
+		_, err := s.Prune(ctx)
+		return err
+	})
+	return func(context.Context) {
+		s.stopOnce.Do(func() { close(s.stop) })
+		s.wg.Wait()
+	}
+}
+
+func (s *Service) every(d time.Duration, job func(ctx context.Context) error) {
+	defer s.wg.Done()
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := job(ctx); err != nil {
+				s.log.Error("location: background job", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+func (s *Service) now() time.Time { return s.clock.Now() }
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func (s *Service) internal(what string, err error) error {
+	if _, ok := apperr.As(err); ok {
+		return err
+	}
+	return fmt.Errorf("location: %s: %w", what, err)
+}
+
+func nullFloat(v *float64) sql.NullFloat64 {
+	if v == nil {
+		return sql.NullFloat64{}
+	}
+	return sql.NullFloat64{Float64: *v, Valid: true}
+}
+
+func ptrFloat(v sql.NullFloat64) *float64 {
+	if !v.Valid {
+		return nil
+	}
+	f := v.Float64
+	return &f
+}
+
+func timePtr(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := store.Time(v.Int64)
+	return &t
+}
+
+// placeholders returns "$from, $from+1, ..." for n values.
+func placeholders(from, n int) string {
+	b := make([]byte, 0, n*5)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = fmt.Appendf(b, "$%d", from+i)
+	}
+	return string(b)
+}

@@ -1,0 +1,361 @@
+package location
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/store"
+)
+
+const shareCols = `id, owner_id, user_id, chat_id, precision_mode, status, created_at, expires_at, ended_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanShare(r scanner) (Share, error) {
+	var sh Share
+	var user, chat sql.NullString
+	var created int64
+	var expires, ended sql.NullInt64
+	if err := r.Scan(&sh.ID, &sh.OwnerID, &user, &chat, &sh.Precision, &sh.Status, &created, &expires, &ended); err != nil {
+		return Share{}, err
+	}
+	sh.UserID, sh.ChatID = user.String, chat.String
+	sh.CreatedAt, sh.ExpiresAt, sh.EndedAt = store.Time(created), timePtr(expires), timePtr(ended)
+	return sh, nil
+}
+
+func collectShares(rows *sql.Rows, err error) ([]Share, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Share
+	for rows.Next() {
+		sh, err := scanShare(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sh)
+	}
+	return out, rows.Err()
+}
+
+// activeShares returns the shares matching where (on $1 = arg) that are active and not past
+// their end at now (the expiry job may not have run yet: a share is over at expires_at exactly).
+func (s *Service) activeShares(ctx context.Context, where string, arg any, now time.Time) ([]Share, error) {
+	shares, err := collectShares(s.db.W.QueryContext(ctx, `SELECT `+shareCols+` FROM location_shares
+		WHERE `+where+` AND status = 'active' AND (expires_at IS NULL OR expires_at > $2) ORDER BY id`, arg, store.Millis(now)))
+	if err != nil {
+		return nil, s.internal("read shares", err)
+	}
+	return shares, nil
+}
+
+// viewers are the users who see share sh now: its user, or the chat's members other than the
+// owner — none if the owner is no longer a member.
+func (s *Service) viewers(ctx context.Context, sh Share) ([]string, error) {
+	if sh.UserID != "" {
+		return []string{sh.UserID}, nil
+	}
+	if s.opts.Chats == nil {
+		return nil, nil
+	}
+	members, err := s.opts.Chats.MemberIDs(ctx, sh.ChatID)
+	if apperr.KindOf(err) == apperr.KindNotFound || errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.internal("chat members", err)
+	}
+	if !slices.Contains(members, sh.OwnerID) {
+		return nil, nil
+	}
+	out := make([]string, 0, len(members))
+	for _, m := range members {
+		if m != sh.OwnerID {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// CreateShare shares the owner's location with a user or a chat's members. The viewers get
+// location_share_start with the latest position as the share shows it.
+func (s *Service) CreateShare(ctx context.Context, owner string, in ShareInput) (Share, error) {
+	switch {
+	case (in.UserID == "") == (in.ChatID == ""):
+		return Share{}, apperr.Invalid("body.user_id", "give exactly one of user_id and chat_id")
+	case in.UserID == owner:
+		return Share{}, apperr.Invalid("body.user_id", "you cannot share with yourself")
+	case in.Precision != PrecisionExact && in.Precision != PrecisionApproximate:
+		return Share{}, apperr.Invalid("body.precision", "must be exact or approximate")
+	case in.DurationS != 0 && (in.DurationS < int64(MinShareDuration/time.Second) || in.DurationS > int64(MaxShareDuration/time.Second)):
+		return Share{}, apperr.Invalid("body.duration_s", "must be from 900 (15 minutes) to 86400 (24 hours), or 0 for until stopped")
+	}
+	if in.ChatID != "" {
+		if s.opts.Chats == nil {
+			return Share{}, apperr.NotFound("chat")
+		}
+		members, err := s.opts.Chats.MemberIDs(ctx, in.ChatID)
+		if apperr.KindOf(err) == apperr.KindNotFound || errors.Is(err, store.ErrNotFound) || (err == nil && !slices.Contains(members, owner)) {
+			return Share{}, apperr.NotFound("chat")
+		}
+		if err != nil {
+			return Share{}, s.internal("chat members", err)
+		}
+	}
+	now := s.now()
+	sh := Share{ID: newID(), OwnerID: owner, UserID: in.UserID, ChatID: in.ChatID, Precision: in.Precision,
+		Status: StatusActive, CreatedAt: store.Time(store.Millis(now))}
+	var expires sql.NullInt64
+	if in.DurationS > 0 {
+		expires = sql.NullInt64{Int64: store.Millis(now) + in.DurationS*1000, Valid: true}
+		sh.ExpiresAt = timePtr(expires)
+	}
+	_, err := s.db.W.ExecContext(ctx, `INSERT INTO location_shares (`+shareCols+`)
+		VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, NULL)`, sh.ID, owner, sql.NullString{String: in.UserID, Valid: in.UserID != ""},
+		sql.NullString{String: in.ChatID, Valid: in.ChatID != ""}, in.Precision, store.Millis(now), expires)
+	if store.IsForeignKeyViolation(err) {
+		if in.UserID != "" {
+			return Share{}, apperr.NotFound("user")
+		}
+		return Share{}, apperr.NotFound("chat")
+	}
+	if err != nil {
+		return Share{}, s.internal("create share", err)
+	}
+	viewers, err := s.viewers(ctx, sh)
+	if err != nil {
+		return Share{}, err
+	}
+	if err := s.announceStart(ctx, sh, viewers); err != nil {
+		return Share{}, err
+	}
+	sh.Direction = "outgoing"
+	return sh, nil
+}
+
+// announceStart sends location_share_start of sh to viewers.
+func (s *Service) announceStart(ctx context.Context, sh Share, viewers []string) error {
+	if len(viewers) == 0 {
+		return nil
+	}
+	pos, _, err := s.latest(ctx, s.db.W, sh.OwnerID)
+	if err != nil {
+		return err
+	}
+	start := ShareStart{Share: sh}
+	if pos != nil {
+		start.Location = &SharedLocation{ShareID: sh.ID, UserID: sh.OwnerID, Precision: sh.Precision, Position: pos.view(sh.Precision)}
+	}
+	s.pub.PublishUsers(ctx, viewers, EventShareStart, start)
+	return nil
+}
+
+func (s *Service) announceStop(ctx context.Context, sh Share, viewers []string, reason string) {
+	if len(viewers) > 0 {
+		s.pub.PublishUsers(ctx, viewers, EventShareStop, ShareStop{ShareID: sh.ID, UserID: sh.OwnerID, Reason: reason})
+	}
+}
+
+// StopShare ends one of the owner's shares; its viewers get location_share_stop. Stopping a
+// share that has ended already does nothing; someone else's share is not found.
+func (s *Service) StopShare(ctx context.Context, owner, id string) error {
+	sh, err := scanShare(s.db.W.QueryRowContext(ctx, `UPDATE location_shares SET status = 'stopped', ended_at = $3
+		WHERE id = $1 AND owner_id = $2 AND status = 'active' RETURNING `+shareCols, id, owner, store.Millis(s.now())))
+	if errors.Is(err, sql.ErrNoRows) {
+		var n int
+		if err := s.db.W.QueryRowContext(ctx, `SELECT COUNT(*) FROM location_shares WHERE id = $1 AND owner_id = $2`, id, owner).Scan(&n); err != nil {
+			return s.internal("stop share", err)
+		}
+		if n == 0 {
+			return apperr.NotFound("share")
+		}
+		return nil
+	}
+	if err != nil {
+		return s.internal("stop share", err)
+	}
+	viewers, err := s.viewers(ctx, sh)
+	if err != nil {
+		return err
+	}
+	s.announceStop(ctx, sh, viewers, ReasonStopped)
+	return nil
+}
+
+// ExpireDue ends every active share whose end has come, and tells its viewers. One conditional
+// UPDATE ... RETURNING: on several nodes, each share expires on exactly one of them.
+func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	shares, err := collectShares(s.db.W.QueryContext(ctx, `UPDATE location_shares SET status = 'expired', ended_at = expires_at
+		WHERE status = 'active' AND expires_at <= $1 RETURNING `+shareCols, store.Millis(s.now())))
+	if err != nil {
+		return 0, s.internal("expire shares", err)
+	}
+	for _, sh := range shares {
+		viewers, err := s.viewers(ctx, sh)
+		if err != nil {
+			s.log.Error("location: viewers of an expired share", "share", sh.ID, "err", err)
+			continue
+		}
+		s.announceStop(ctx, sh, viewers, ReasonExpired)
+	}
+	return len(shares), nil
+}
+
+// incoming returns the active shares whose viewers include userID.
+func (s *Service) incoming(ctx context.Context, userID string, now time.Time) ([]Share, error) {
+	out, err := s.activeShares(ctx, `user_id = $1`, userID, now)
+	if err != nil || s.opts.Chats == nil {
+		return out, err
+	}
+	contacts, err := s.opts.Chats.Contacts(ctx, userID)
+	if err != nil {
+		return nil, s.internal("contacts", err)
+	}
+	for chunk := range slices.Chunk(contacts, 500) {
+		args := []any{store.Millis(now)}
+		for _, c := range chunk {
+			args = append(args, c)
+		}
+		shares, err := collectShares(s.db.R.QueryContext(ctx, `SELECT `+shareCols+` FROM location_shares
+			WHERE owner_id IN (`+placeholders(2, len(chunk))+`) AND chat_id IS NOT NULL AND status = 'active'
+			AND (expires_at IS NULL OR expires_at > $1)`, args...))
+		if err != nil {
+			return nil, s.internal("read shares", err)
+		}
+		for _, sh := range shares {
+			v, err := s.viewers(ctx, sh)
+			if err != nil {
+				return nil, err
+			}
+			if slices.Contains(v, userID) {
+				out = append(out, sh)
+			}
+		}
+	}
+	return out, nil
+}
+
+// ListShares returns the caller's active outgoing and incoming shares, by id (creation order).
+func (s *Service) ListShares(ctx context.Context, userID string, limit int, cursor string) ([]Share, string, error) {
+	now := s.now()
+	out, err := s.activeShares(ctx, `owner_id = $1`, userID, now)
+	if err != nil {
+		return nil, "", err
+	}
+	for i := range out {
+		out[i].Direction = "outgoing"
+	}
+	in, err := s.incoming(ctx, userID, now)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, sh := range in {
+		sh.Direction = "incoming"
+		out = append(out, sh)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return page(out, limit, cursor, func(sh Share) string { return sh.ID })
+}
+
+// page cuts items (sorted by key) after cursor to limit.
+func page[T any](items []T, limit int, cursor string, key func(T) string) ([]T, string, error) {
+	if limit <= 0 || limit > 200 {
+		limit = 50
+	}
+	if cursor != "" {
+		i := sort.Search(len(items), func(i int) bool { return key(items[i]) > cursor })
+		items = items[i:]
+	}
+	if items == nil {
+		items = []T{}
+	}
+	if len(items) > limit {
+		return items[:limit], key(items[limit-1]), nil
+	}
+	return items, "", nil
+}
+
+// Shared returns the latest position of each user who shares it with the caller, as their
+// shares show it (exact if any of their shares with the caller is exact), by user id.
+func (s *Service) Shared(ctx context.Context, userID string, limit int, cursor string) ([]SharedLocation, string, error) {
+	in, err := s.incoming(ctx, userID, s.now())
+	if err != nil {
+		return nil, "", err
+	}
+	best := map[string]Share{}
+	for _, sh := range in {
+		if b, ok := best[sh.OwnerID]; !ok || (b.Precision != PrecisionExact && sh.Precision == PrecisionExact) {
+			best[sh.OwnerID] = sh
+		}
+	}
+	var out []SharedLocation
+	for owner, sh := range best {
+		pos, _, err := s.latest(ctx, s.db.R, owner)
+		if err != nil {
+			return nil, "", err
+		}
+		if pos == nil {
+			continue
+		}
+		out = append(out, SharedLocation{ShareID: sh.ID, UserID: owner, Precision: sh.Precision, Position: pos.view(sh.Precision)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
+	return page(out, limit, cursor, func(l SharedLocation) string { return l.UserID })
+}
+
+// MembersChanged is told, once (on the node that made the change), that users joined or left a
+// chat. Members who left stop seeing the chat's shares at once (the members are read at every
+// update) and get location_share_stop; shares of a member who left end; members who joined get
+// location_share_start of the chat's active shares.
+func (s *Service) MembersChanged(ctx context.Context, chatID string, added, removed []string) {
+	shares, err := s.activeShares(ctx, `chat_id = $1`, chatID, s.now())
+	if err != nil {
+		s.log.Error("location: shares of a changed chat", "chat", chatID, "err", err)
+		return
+	}
+	for _, sh := range shares {
+		if slices.Contains(removed, sh.OwnerID) {
+			ended, err := s.db.W.ExecContext(ctx, `UPDATE location_shares SET status = 'stopped', ended_at = $2
+				WHERE id = $1 AND status = 'active'`, sh.ID, store.Millis(s.now()))
+			if err != nil {
+				s.log.Error("location: stop the share of a member who left", "share", sh.ID, "err", err)
+				continue
+			}
+			if n, _ := ended.RowsAffected(); n == 0 {
+				continue
+			}
+			members, _ := s.opts.Chats.MemberIDs(ctx, chatID)
+			var aud []string
+			for _, u := range append(members, removed...) {
+				if u != sh.OwnerID && !slices.Contains(aud, u) {
+					aud = append(aud, u)
+				}
+			}
+			s.announceStop(ctx, sh, aud, ReasonOwnerOut)
+			continue
+		}
+		var gone []string
+		for _, u := range removed {
+			if u != sh.OwnerID {
+				gone = append(gone, u)
+			}
+		}
+		s.announceStop(ctx, sh, gone, ReasonLeftChat)
+		var joined []string
+		for _, u := range added {
+			if u != sh.OwnerID {
+				joined = append(joined, u)
+			}
+		}
+		if err := s.announceStart(ctx, sh, joined); err != nil {
+			s.log.Error("location: share start for new members", "share", sh.ID, "err", err)
+		}
+	}
+}
