@@ -107,6 +107,11 @@ type Config struct {
 	CallMaxParticipants int
 	CallDisconnectGrace time.Duration
 	CallSweepInterval   time.Duration
+
+	LocationHistoryEvery       time.Duration // at most one stored history point per user per this
+	LocationPruneEvery         time.Duration // how often history past its retention is deleted
+	LocationGeofenceAccuracyM  int           // fixes less accurate than this cause no geofence enter/exit
+	LocationGeofenceExitMargin int           // meters beyond a geofence's boundary a fix must be to exit
 }
 
 // Setting describes one configuration value: its flag, its environment variable, its default and
@@ -365,6 +370,10 @@ func settings() []Setting {
 		{"call-max-participants", "NERUTALK_CALL_MAX_PARTICIPANTS", "16", "most participants in one call at once", intSetter(func(c *Config) *int { return &c.CallMaxParticipants }, 2)},
 		{"call-disconnect-grace", "NERUTALK_CALL_DISCONNECT_GRACE", "15s", "a participant with no WebSocket open anywhere for this long (on top of NERUTALK_PRESENCE_GRACE) is taken out of the call", durationSetter(func(c *Config) *time.Duration { return &c.CallDisconnectGrace })},
 		{"call-sweep-interval", "NERUTALK_CALL_SWEEP_INTERVAL", "2s", "how often each node looks for calls past their ring timeout and for disconnected participants", durationSetter(func(c *Config) *time.Duration { return &c.CallSweepInterval })},
+		{"location-history-interval", "NERUTALK_LOCATION_HISTORY_INTERVAL", "1s", "at most one stored location history point per user per this interval (every report still updates what viewers see)", durationSetter(func(c *Config) *time.Duration { return &c.LocationHistoryEvery })},
+		{"location-prune-interval", "NERUTALK_LOCATION_PRUNE_INTERVAL", "1h", "how often location history past each user's retention is deleted", durationSetter(func(c *Config) *time.Duration { return &c.LocationPruneEvery })},
+		{"location-geofence-max-accuracy", "NERUTALK_LOCATION_GEOFENCE_MAX_ACCURACY", "100", "fixes whose accuracy_m is above this many meters cause no geofence enter or exit", intSetter(func(c *Config) *int { return &c.LocationGeofenceAccuracyM }, 1)},
+		{"location-geofence-exit-margin", "NERUTALK_LOCATION_GEOFENCE_EXIT_MARGIN", "25", "meters beyond a geofence's boundary a fix must be (or its accuracy_m, if larger) to count as an exit", intSetter(func(c *Config) *int { return &c.LocationGeofenceExitMargin }, 1)},
 	}
 }
 

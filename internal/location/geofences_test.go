@@ -141,10 +141,10 @@ func TestGeofenceTransitions(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := h.CreateShare(ctx, owner, ShareInput{UserID: friend, Precision: PrecisionExact}); err != nil {
+		if _, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: friend, Precision: PrecisionExact}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.CreateShare(ctx, owner, ShareInput{UserID: rough, Precision: PrecisionApproximate}); err != nil {
+		if _, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: rough, Precision: PrecisionApproximate}); err != nil {
 			t.Fatal(err)
 		}
 		// dist east (positive) or west of the circle's center, in meters (1e-3° of longitude at the
@@ -157,7 +157,7 @@ func TestGeofenceTransitions(t *testing.T) {
 			if lng > 180 {
 				lng -= 360
 			}
-			if _, err := h.Update(ctx, owner, UpdateInput{Lat: 0, Lng: lng, AccuracyM: &acc, RecordedAt: &now}, ""); err != nil {
+			if _, err := h.Update(ctx, owner, PositionReport{Lat: 0, Lng: lng, AccuracyM: &acc, RecordedAt: &now}, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -225,7 +225,7 @@ func TestGeofenceTransitions(t *testing.T) {
 		polefix := func(lat, lng float64) []published {
 			h.clock.add(time.Second)
 			now := h.clock.Now()
-			if _, err := h.Update(ctx, owner, UpdateInput{Lat: lat, Lng: lng, AccuracyM: f64(5), RecordedAt: &now}, ""); err != nil {
+			if _, err := h.Update(ctx, owner, PositionReport{Lat: lat, Lng: lng, AccuracyM: f64(5), RecordedAt: &now}, ""); err != nil {
 				t.Fatal(err)
 			}
 			return h.pub.take(EventGeofenceEvent)

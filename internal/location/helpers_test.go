@@ -164,10 +164,10 @@ func (h *harness) chat(t *testing.T, members ...string) string {
 }
 
 // at reports a position of user recorded now (by the fake clock).
-func (h *harness) at(t *testing.T, user string, lat, lng float64) UpdateResult {
+func (h *harness) at(t *testing.T, user string, lat, lng float64) ReportResult {
 	t.Helper()
 	now := h.clock.Now()
-	r, err := h.Update(context.Background(), user, UpdateInput{Lat: lat, Lng: lng, RecordedAt: &now}, "")
+	r, err := h.Update(context.Background(), user, PositionReport{Lat: lat, Lng: lng, RecordedAt: &now}, "")
 	if err != nil {
 		t.Fatalf("update %s: %v", user, err)
 	}

@@ -12,11 +12,11 @@ import (
 
 // SetSettings changes the caller's settings; absent fields keep their value. Lowering the
 // retention deletes the points past it at once (0: every point).
-func (s *Service) SetSettings(ctx context.Context, userID string, in SettingsInput) (Settings, error) {
+func (s *Service) SetSettings(ctx context.Context, userID string, in LocationSettingsInput) (LocationSettings, error) {
 	if in.HistoryRetentionDays != nil && (*in.HistoryRetentionDays < 0 || *in.HistoryRetentionDays > MaxRetentionDays) {
-		return Settings{}, apperr.Invalid("body.history_retention_days", "must be from 0 to 365")
+		return LocationSettings{}, apperr.Invalid("body.history_retention_days", "must be from 0 to 365")
 	}
-	var out Settings
+	var out LocationSettings
 	err := s.db.W.QueryRowContext(ctx, `INSERT INTO location_users (user_id, discoverable, retention_days)
 		VALUES ($1, COALESCE($2, FALSE), COALESCE($3, 7))
 		ON CONFLICT (user_id) DO UPDATE SET discoverable = COALESCE($2, location_users.discoverable),
@@ -24,7 +24,7 @@ func (s *Service) SetSettings(ctx context.Context, userID string, in SettingsInp
 		RETURNING discoverable, retention_days`, userID, in.Discoverable, in.HistoryRetentionDays).
 		Scan(&out.Discoverable, &out.HistoryRetentionDays)
 	if err != nil {
-		return Settings{}, s.internal("settings", err)
+		return LocationSettings{}, s.internal("settings", err)
 	}
 	if in.HistoryRetentionDays != nil {
 		cutoff := store.Millis(s.now()) - int64(out.HistoryRetentionDays)*int64(24*time.Hour/time.Millisecond)
@@ -32,7 +32,7 @@ func (s *Service) SetSettings(ctx context.Context, userID string, in SettingsInp
 			cutoff = 1<<63 - 1
 		}
 		if _, err := s.db.W.ExecContext(ctx, `DELETE FROM location_history WHERE user_id = $1 AND recorded_at < $2`, userID, cutoff); err != nil {
-			return Settings{}, s.internal("settings", err)
+			return LocationSettings{}, s.internal("settings", err)
 		}
 	}
 	return out, nil

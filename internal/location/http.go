@@ -135,9 +135,9 @@ func (s *Service) Mount(api *httpapi.API) {
 	}, s.handleGeofenceEvents)
 }
 
-type updateInput struct{ Body UpdateInput }
+type updateInput struct{ Body PositionReport }
 
-type updateOutput struct{ Body UpdateResult }
+type updateOutput struct{ Body ReportResult }
 
 func (s *Service) handleUpdate(ctx context.Context, in *updateInput) (*updateOutput, error) {
 	r, err := s.Update(ctx, identity.UserID(ctx), in.Body, "body.")
@@ -147,7 +147,7 @@ func (s *Service) handleUpdate(ctx context.Context, in *updateInput) (*updateOut
 	return &updateOutput{Body: r}, nil
 }
 
-type meOutput struct{ Body Me }
+type meOutput struct{ Body MyLocation }
 
 func (s *Service) handleMe(ctx context.Context, _ *struct{}) (*meOutput, error) {
 	me, err := s.Me(ctx, identity.UserID(ctx))
@@ -157,9 +157,9 @@ func (s *Service) handleMe(ctx context.Context, _ *struct{}) (*meOutput, error) 
 	return &meOutput{Body: me}, nil
 }
 
-type settingsInput struct{ Body SettingsInput }
+type settingsInput struct{ Body LocationSettingsInput }
 
-type settingsOutput struct{ Body Settings }
+type settingsOutput struct{ Body LocationSettings }
 
 func (s *Service) handleSettings(ctx context.Context, in *settingsInput) (*settingsOutput, error) {
 	set, err := s.SetSettings(ctx, identity.UserID(ctx), in.Body)
@@ -169,9 +169,9 @@ func (s *Service) handleSettings(ctx context.Context, in *settingsInput) (*setti
 	return &settingsOutput{Body: set}, nil
 }
 
-type shareInput struct{ Body ShareInput }
+type shareInput struct{ Body LocationShareInput }
 
-type shareOutput struct{ Body Share }
+type shareOutput struct{ Body LocationShare }
 
 func (s *Service) handleCreateShare(ctx context.Context, in *shareInput) (*shareOutput, error) {
 	sh, err := s.CreateShare(ctx, identity.UserID(ctx), in.Body)
@@ -190,7 +190,7 @@ func pageOf[T any](items []T, next string, err error) (*httpapi.PageOutput[T], e
 	return out, nil
 }
 
-func (s *Service) handleListShares(ctx context.Context, in *httpapi.PageParams) (*httpapi.PageOutput[Share], error) {
+func (s *Service) handleListShares(ctx context.Context, in *httpapi.PageParams) (*httpapi.PageOutput[LocationShare], error) {
 	return pageOf(s.ListShares(ctx, identity.UserID(ctx), in.Limit, in.Cursor))
 }
 
@@ -211,7 +211,7 @@ type nearbyInput struct {
 	httpapi.PageParams
 }
 
-func (s *Service) handleNearby(ctx context.Context, in *nearbyInput) (*httpapi.PageOutput[Nearby], error) {
+func (s *Service) handleNearby(ctx context.Context, in *nearbyInput) (*httpapi.PageOutput[NearbyUser], error) {
 	return pageOf(s.Nearby(ctx, identity.UserID(ctx), in.RadiusM, in.Limit, in.Cursor))
 }
 

@@ -38,8 +38,8 @@ const (
 	maxNameChars     = 100
 )
 
-// UpdateInput is one position report (PUT /location, the location_update command).
-type UpdateInput struct {
+// PositionReport is one position report (PUT /location, the location_update command).
+type PositionReport struct {
 	Lat        float64    `json:"lat" minimum:"-90" maximum:"90" doc:"Latitude in degrees"`
 	Lng        float64    `json:"lng" minimum:"-180" maximum:"180" doc:"Longitude in degrees"`
 	AccuracyM  *float64   `json:"accuracy_m,omitempty" minimum:"0" maximum:"100000" doc:"Radius of 68% confidence, meters"`
@@ -55,7 +55,7 @@ func optRange(v *float64, lo, hi float64) bool {
 }
 
 // validate checks every field; prefix is "body." for REST and "" for the WebSocket.
-func (in *UpdateInput) validate(prefix string, now time.Time) error {
+func (in *PositionReport) validate(prefix string, now time.Time) error {
 	p := geo.Point{Lat: in.Lat, Lng: in.Lng}
 	var fields []apperr.FieldError
 	if err := p.Validate(); err == geo.ErrLatitude {
@@ -110,31 +110,31 @@ func (p Position) view(precision string) Position {
 	return p
 }
 
-// UpdateResult answers a position report.
-type UpdateResult struct {
+// ReportResult answers a position report.
+type ReportResult struct {
 	Accepted bool `json:"accepted" doc:"false when the report was older than the stored position (ignored)"`
 }
 
-// Settings are a user's location settings.
-type Settings struct {
+// LocationSettings are a user's location settings.
+type LocationSettings struct {
 	Discoverable         bool `json:"discoverable" doc:"Appear in other discoverable users' nearby lists (and see them)"`
 	HistoryRetentionDays int  `json:"history_retention_days" doc:"Days stored points are kept; 0 stores none"`
 }
 
-// Me is GET /location/me.
-type Me struct {
+// MyLocation is GET /location/me.
+type MyLocation struct {
 	Location *Position `json:"location" doc:"The latest position; null before the first"`
-	Settings
+	LocationSettings
 }
 
-// SettingsInput is PUT /location/settings; an absent field keeps its value.
-type SettingsInput struct {
+// LocationSettingsInput is PUT /location/settings; an absent field keeps its value.
+type LocationSettingsInput struct {
 	Discoverable         *bool `json:"discoverable,omitempty"`
 	HistoryRetentionDays *int  `json:"history_retention_days,omitempty" minimum:"0" maximum:"365"`
 }
 
-// ShareInput is POST /location/shares.
-type ShareInput struct {
+// LocationShareInput is POST /location/shares.
+type LocationShareInput struct {
 	UserID    string `json:"user_id,omitempty" maxLength:"64" doc:"Share with this user (or chat_id)"`
 	ChatID    string `json:"chat_id,omitempty" maxLength:"64" doc:"Share with this chat's members (or user_id)"`
 	DurationS int64  `json:"duration_s,omitempty" minimum:"0" maximum:"86400" doc:"900 (15 minutes) to 86400 (24 hours); 0 or absent: until stopped"`
@@ -142,7 +142,7 @@ type ShareInput struct {
 }
 
 // Share is a share of a user's location.
-type Share struct {
+type LocationShare struct {
 	ID        string     `json:"id"`
 	OwnerID   string     `json:"owner_id" doc:"Whose location"`
 	UserID    string     `json:"user_id,omitempty" doc:"The user it is shared with"`
@@ -164,9 +164,9 @@ type SharedLocation struct {
 	Position
 }
 
-// ShareStart is the data of location_share_start.
-type ShareStart struct {
-	Share
+// LocationShareStart is the data of location_share_start.
+type LocationShareStart struct {
+	LocationShare
 	Location *SharedLocation `json:"location" doc:"The latest position as the share shows it; null if none yet"`
 }
 
@@ -178,15 +178,15 @@ const (
 	ReasonOwnerOut = "owner_left_chat"
 )
 
-// ShareStop is the data of location_share_stop.
-type ShareStop struct {
+// LocationShareStop is the data of location_share_stop.
+type LocationShareStop struct {
 	ShareID string `json:"share_id"`
 	UserID  string `json:"user_id" doc:"Whose location"`
 	Reason  string `json:"reason" enum:"stopped,expired,left_chat,owner_left_chat"`
 }
 
-// Nearby is one entry of GET /location/nearby: no coordinates, the distance rounded up to 100 m.
-type Nearby struct {
+// NearbyUser is one entry of GET /location/nearby: no coordinates, the distance rounded up to 100 m.
+type NearbyUser struct {
 	UserID    string `json:"user_id"`
 	DistanceM int    `json:"distance_m" doc:"Rounded up to a multiple of 100 m"`
 }

@@ -23,7 +23,7 @@ const (
 // and have a recent position: nearest first, distances rounded up to 100 m, no coordinates. The
 // candidates come from the cell index (a few key ranges covering the disc), never a scan of all
 // users; the exact distance is then the haversine.
-func (s *Service) Nearby(ctx context.Context, userID string, radiusM, limit int, cursor string) ([]Nearby, string, error) {
+func (s *Service) Nearby(ctx context.Context, userID string, radiusM, limit int, cursor string) ([]NearbyUser, string, error) {
 	if radiusM < MinNearbyRadiusM || radiusM > MaxNearbyRadiusM {
 		return nil, "", apperr.Invalid("query.radius_m", fmt.Sprintf("must be from %d to %d", MinNearbyRadiusM, MaxNearbyRadiusM))
 	}
@@ -54,7 +54,7 @@ func (s *Service) Nearby(ctx context.Context, userID string, radiusM, limit int,
 		return nil, "", s.internal("nearby", err)
 	}
 	defer rows.Close()
-	var out []Nearby
+	var out []NearbyUser
 	for rows.Next() {
 		var id string
 		var p geo.Point
@@ -62,13 +62,13 @@ func (s *Service) Nearby(ctx context.Context, userID string, radiusM, limit int,
 			return nil, "", s.internal("nearby", err)
 		}
 		if d := geo.Distance(center, p); d <= float64(radiusM) {
-			out = append(out, Nearby{UserID: id, DistanceM: roundUp100(d)})
+			out = append(out, NearbyUser{UserID: id, DistanceM: roundUp100(d)})
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, "", s.internal("nearby", err)
 	}
-	key := func(n Nearby) string { return fmt.Sprintf("%06d:%s", n.DistanceM, n.UserID) }
+	key := func(n NearbyUser) string { return fmt.Sprintf("%06d:%s", n.DistanceM, n.UserID) }
 	sort.Slice(out, func(i, j int) bool { return key(out[i]) < key(out[j]) })
 	return page(out, limit, cursor, key)
 }

@@ -23,19 +23,19 @@ func TestUpdateValidation(t *testing.T) {
 		now := h.clock.Now()
 		future := now.Add(6 * time.Minute)
 		bad := []struct {
-			in    UpdateInput
+			in    PositionReport
 			field string
 		}{
-			{UpdateInput{Lat: 90.5}, "body.lat"},
-			{UpdateInput{Lat: math.NaN()}, "body.lat"},
-			{UpdateInput{Lng: -180.01}, "body.lng"},
-			{UpdateInput{Lng: math.Inf(1)}, "body.lng"},
-			{UpdateInput{AccuracyM: f64(-1)}, "body.accuracy_m"},
-			{UpdateInput{AccuracyM: f64(math.NaN())}, "body.accuracy_m"},
-			{UpdateInput{Heading: f64(361)}, "body.heading"},
-			{UpdateInput{Speed: f64(-0.1)}, "body.speed"},
-			{UpdateInput{Speed: f64(1001)}, "body.speed"},
-			{UpdateInput{RecordedAt: &future}, "body.recorded_at"},
+			{PositionReport{Lat: 90.5}, "body.lat"},
+			{PositionReport{Lat: math.NaN()}, "body.lat"},
+			{PositionReport{Lng: -180.01}, "body.lng"},
+			{PositionReport{Lng: math.Inf(1)}, "body.lng"},
+			{PositionReport{AccuracyM: f64(-1)}, "body.accuracy_m"},
+			{PositionReport{AccuracyM: f64(math.NaN())}, "body.accuracy_m"},
+			{PositionReport{Heading: f64(361)}, "body.heading"},
+			{PositionReport{Speed: f64(-0.1)}, "body.speed"},
+			{PositionReport{Speed: f64(1001)}, "body.speed"},
+			{PositionReport{RecordedAt: &future}, "body.recorded_at"},
 		}
 		for _, tt := range bad {
 			_, err := h.Update(ctx, u, tt.in, "body.")
@@ -48,23 +48,23 @@ func TestUpdateValidation(t *testing.T) {
 			t.Fatalf("a refused report was stored: %+v", me.Location)
 		}
 		soon := now.Add(4 * time.Minute)
-		if r, err := h.Update(ctx, u, UpdateInput{Lat: 1, Lng: 2, Heading: f64(90), Speed: f64(3), AccuracyM: f64(5), RecordedAt: &soon}, ""); err != nil || !r.Accepted {
+		if r, err := h.Update(ctx, u, PositionReport{Lat: 1, Lng: 2, Heading: f64(90), Speed: f64(3), AccuracyM: f64(5), RecordedAt: &soon}, ""); err != nil || !r.Accepted {
 			t.Fatalf("good report: %v %v", r, err)
 		}
 		// Older (or the same time): ignored, not an error; the newest stays.
 		for _, at := range []time.Time{now, soon} {
-			if r, err := h.Update(ctx, u, UpdateInput{Lat: 3, Lng: 4, RecordedAt: &at}, ""); err != nil || r.Accepted {
+			if r, err := h.Update(ctx, u, PositionReport{Lat: 3, Lng: 4, RecordedAt: &at}, ""); err != nil || r.Accepted {
 				t.Fatalf("older report: %v %v, want ignored", r, err)
 			}
 		}
 		me, err := h.Me(ctx, u)
 		if err != nil || me.Location == nil || me.Location.Lat != 1 || me.Location.Lng != 2 || *me.Location.Heading != 90 ||
 			!me.Location.RecordedAt.Equal(soon) || me.HistoryRetentionDays != 7 || me.Discoverable {
-			t.Fatalf("Me = %+v %v", me, err)
+			t.Fatalf("MyLocation = %+v %v", me, err)
 		}
 		// Without recorded_at: the server's time.
 		h.clock.add(10 * time.Minute)
-		if r, err := h.Update(ctx, u, UpdateInput{Lat: 5, Lng: 6}, ""); err != nil || !r.Accepted {
+		if r, err := h.Update(ctx, u, PositionReport{Lat: 5, Lng: 6}, ""); err != nil || !r.Accepted {
 			t.Fatalf("report without recorded_at: %v %v", r, err)
 		}
 	})
@@ -117,7 +117,7 @@ func TestHistoryThrottleRetentionAndDeletion(t *testing.T) {
 
 		// Retention: 1 day; points older are pruned by the job; others' points stay.
 		one := 1
-		if _, err := h.SetSettings(ctx, a, SettingsInput{HistoryRetentionDays: &one}); err != nil {
+		if _, err := h.SetSettings(ctx, a, LocationSettingsInput{HistoryRetentionDays: &one}); err != nil {
 			t.Fatal(err)
 		}
 		h.clock.add(25 * time.Hour)
@@ -134,7 +134,7 @@ func TestHistoryThrottleRetentionAndDeletion(t *testing.T) {
 		}
 		// Retention 0 deletes at once and keeps none from now on.
 		zero := 0
-		if set, err := h.SetSettings(ctx, a, SettingsInput{HistoryRetentionDays: &zero}); err != nil || set.HistoryRetentionDays != 0 {
+		if set, err := h.SetSettings(ctx, a, LocationSettingsInput{HistoryRetentionDays: &zero}); err != nil || set.HistoryRetentionDays != 0 {
 			t.Fatalf("settings: %v %v", set, err)
 		}
 		h.clock.add(time.Minute)
@@ -153,7 +153,7 @@ func TestHistoryThrottleRetentionAndDeletion(t *testing.T) {
 			t.Fatalf("after delete: %v", bp)
 		}
 		big := 366
-		_, err = h.SetSettings(ctx, a, SettingsInput{HistoryRetentionDays: &big})
+		_, err = h.SetSettings(ctx, a, LocationSettingsInput{HistoryRetentionDays: &big})
 		wantKind(t, err, apperr.KindInvalid, "retention 366")
 	})
 }
@@ -172,7 +172,7 @@ func TestSharePrivacy(t *testing.T) {
 		if got := h.pub.take(EventSharedUpdate); len(got) != 0 {
 			t.Fatalf("an update without shares went to %v", got)
 		}
-		direct, err := h.CreateShare(ctx, owner, ShareInput{UserID: friend, DurationS: 3600, Precision: PrecisionExact})
+		direct, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: friend, DurationS: 3600, Precision: PrecisionExact})
 		if err != nil || direct.Status != StatusActive || direct.ExpiresAt == nil || direct.Direction != "outgoing" {
 			t.Fatalf("share: %+v %v", direct, err)
 		}
@@ -180,10 +180,10 @@ func TestSharePrivacy(t *testing.T) {
 		if len(starts) != 1 || !slices.Equal(starts[0].users, []string{friend}) {
 			t.Fatalf("share start = %+v", starts)
 		}
-		if st := starts[0].data.(ShareStart); st.Location == nil || st.Location.Lat != 48.8584 {
+		if st := starts[0].data.(LocationShareStart); st.Location == nil || st.Location.Lat != 48.8584 {
 			t.Fatalf("start carries %+v", st.Location)
 		}
-		group, err := h.CreateShare(ctx, owner, ShareInput{ChatID: chatID, Precision: PrecisionApproximate})
+		group, err := h.CreateShare(ctx, owner, LocationShareInput{ChatID: chatID, Precision: PrecisionApproximate})
 		if err != nil || group.ExpiresAt != nil {
 			t.Fatalf("chat share: %+v %v", group, err)
 		}
@@ -191,7 +191,7 @@ func TestSharePrivacy(t *testing.T) {
 		if len(starts) != 1 || !sameSet(starts[0].users, []string{member, leaver}) {
 			t.Fatalf("chat share start = %+v", starts)
 		}
-		if st := starts[0].data.(ShareStart); st.Location.Lat == 48.8584 || st.Location.Heading != nil {
+		if st := starts[0].data.(LocationShareStart); st.Location.Lat == 48.8584 || st.Location.Heading != nil {
 			t.Fatalf("approximate start leaks %+v", st.Location)
 		}
 
@@ -264,7 +264,7 @@ func TestSharePrivacy(t *testing.T) {
 		h.chats.set(chatID, owner, member)
 		h.MembersChanged(ctx, chatID, nil, []string{leaver})
 		stops := h.pub.take(EventShareStop)
-		if len(stops) != 1 || !slices.Equal(stops[0].users, []string{leaver}) || stops[0].data.(ShareStop).Reason != ReasonLeftChat {
+		if len(stops) != 1 || !slices.Equal(stops[0].users, []string{leaver}) || stops[0].data.(LocationShareStop).Reason != ReasonLeftChat {
 			t.Fatalf("removal stops = %+v", stops)
 		}
 		h.clock.add(time.Second)
@@ -295,7 +295,7 @@ func TestSharePrivacy(t *testing.T) {
 		if err := h.StopShare(ctx, owner, direct.ID); err != nil {
 			t.Fatalf("second stop: %v", err)
 		}
-		if stops := h.pub.take(EventShareStop); len(stops) != 1 || stops[0].users[0] != friend || stops[0].data.(ShareStop).Reason != ReasonStopped {
+		if stops := h.pub.take(EventShareStop); len(stops) != 1 || stops[0].users[0] != friend || stops[0].data.(LocationShareStop).Reason != ReasonStopped {
 			t.Fatalf("stop = %+v", stops)
 		}
 		h.clock.add(time.Second)
@@ -312,7 +312,7 @@ func TestSharePrivacy(t *testing.T) {
 		h.chats.set(chatID, member)
 		h.MembersChanged(ctx, chatID, nil, []string{owner})
 		if stops := h.pub.take(EventShareStop); len(stops) != 1 || !slices.Equal(stops[0].users, []string{member}) ||
-			stops[0].data.(ShareStop).Reason != ReasonOwnerOut {
+			stops[0].data.(LocationShareStop).Reason != ReasonOwnerOut {
 			t.Fatalf("owner left: %+v", stops)
 		}
 		if got, _, _ := h.ListShares(ctx, owner, 50, ""); len(got) != 0 {
@@ -337,7 +337,7 @@ func TestShareExpiry(t *testing.T) {
 		ctx := context.Background()
 		us := h.users(t, 2)
 		owner, friend := us[0], us[1]
-		sh, err := h.CreateShare(ctx, owner, ShareInput{UserID: friend, DurationS: 900, Precision: PrecisionExact})
+		sh, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: friend, DurationS: 900, Precision: PrecisionExact})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -373,7 +373,7 @@ func TestShareExpiry(t *testing.T) {
 			t.Fatalf("two nodes expired %d shares, want 1", total)
 		}
 		stops := h.pub.take(EventShareStop)
-		if len(stops) != 1 || stops[0].data.(ShareStop).ShareID != sh.ID || stops[0].data.(ShareStop).Reason != ReasonExpired {
+		if len(stops) != 1 || stops[0].data.(LocationShareStop).ShareID != sh.ID || stops[0].data.(LocationShareStop).Reason != ReasonExpired {
 			t.Fatalf("stops = %+v", stops)
 		}
 		if got, _, _ := h.ListShares(ctx, friend, 50, ""); len(got) != 0 {
@@ -400,26 +400,26 @@ func TestShareValidation(t *testing.T) {
 		owner, other, third := us[0], us[1], us[2]
 		notMine := h.chat(t, other, third)
 		tests := []struct {
-			in   ShareInput
+			in   LocationShareInput
 			kind apperr.Kind
 		}{
-			{ShareInput{Precision: PrecisionExact}, apperr.KindInvalid},
-			{ShareInput{UserID: other, ChatID: notMine, Precision: PrecisionExact}, apperr.KindInvalid},
-			{ShareInput{UserID: owner, Precision: PrecisionExact}, apperr.KindInvalid},
-			{ShareInput{UserID: other, Precision: "rough"}, apperr.KindInvalid},
-			{ShareInput{UserID: other, Precision: PrecisionExact, DurationS: 899}, apperr.KindInvalid},
-			{ShareInput{UserID: other, Precision: PrecisionExact, DurationS: 86401}, apperr.KindInvalid},
-			{ShareInput{UserID: other, Precision: PrecisionExact, DurationS: -1}, apperr.KindInvalid},
-			{ShareInput{UserID: newID(), Precision: PrecisionExact}, apperr.KindNotFound},
-			{ShareInput{ChatID: notMine, Precision: PrecisionExact}, apperr.KindNotFound},
-			{ShareInput{ChatID: newID(), Precision: PrecisionExact}, apperr.KindNotFound},
+			{LocationShareInput{Precision: PrecisionExact}, apperr.KindInvalid},
+			{LocationShareInput{UserID: other, ChatID: notMine, Precision: PrecisionExact}, apperr.KindInvalid},
+			{LocationShareInput{UserID: owner, Precision: PrecisionExact}, apperr.KindInvalid},
+			{LocationShareInput{UserID: other, Precision: "rough"}, apperr.KindInvalid},
+			{LocationShareInput{UserID: other, Precision: PrecisionExact, DurationS: 899}, apperr.KindInvalid},
+			{LocationShareInput{UserID: other, Precision: PrecisionExact, DurationS: 86401}, apperr.KindInvalid},
+			{LocationShareInput{UserID: other, Precision: PrecisionExact, DurationS: -1}, apperr.KindInvalid},
+			{LocationShareInput{UserID: newID(), Precision: PrecisionExact}, apperr.KindNotFound},
+			{LocationShareInput{ChatID: notMine, Precision: PrecisionExact}, apperr.KindNotFound},
+			{LocationShareInput{ChatID: newID(), Precision: PrecisionExact}, apperr.KindNotFound},
 		}
 		for _, tt := range tests {
 			_, err := h.CreateShare(ctx, owner, tt.in)
 			wantKind(t, err, tt.kind, "share "+tt.in.UserID+tt.in.ChatID+tt.in.Precision)
 		}
 		for _, d := range []int64{0, 900, 86400} {
-			if _, err := h.CreateShare(ctx, owner, ShareInput{UserID: other, Precision: PrecisionApproximate, DurationS: d}); err != nil {
+			if _, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: other, Precision: PrecisionApproximate, DurationS: d}); err != nil {
 				t.Errorf("duration %d: %v", d, err)
 			}
 		}
@@ -435,7 +435,7 @@ func TestNearby(t *testing.T) {
 		me, near, hidden, far, stale, shy := us[0], us[1], us[2], us[3], us[4], us[5]
 		yes := true
 		for _, u := range []string{me, near, far, stale} {
-			if _, err := h.SetSettings(ctx, u, SettingsInput{Discoverable: &yes}); err != nil {
+			if _, err := h.SetSettings(ctx, u, LocationSettingsInput{Discoverable: &yes}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -461,7 +461,7 @@ func TestNearby(t *testing.T) {
 		wantKind(t, err, apperr.KindForbidden, "nearby for a non-discoverable caller")
 		// Turning discoverable off leaves the index at once.
 		no := false
-		if _, err := h.SetSettings(ctx, near, SettingsInput{Discoverable: &no}); err != nil {
+		if _, err := h.SetSettings(ctx, near, LocationSettingsInput{Discoverable: &no}); err != nil {
 			t.Fatal(err)
 		}
 		if got, _, _ := h.Nearby(ctx, me, 1000, 50, ""); len(got) != 0 {

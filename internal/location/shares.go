@@ -16,25 +16,25 @@ const shareCols = `id, owner_id, user_id, chat_id, precision_mode, status, creat
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanShare(r scanner) (Share, error) {
-	var sh Share
+func scanShare(r scanner) (LocationShare, error) {
+	var sh LocationShare
 	var user, chat sql.NullString
 	var created int64
 	var expires, ended sql.NullInt64
 	if err := r.Scan(&sh.ID, &sh.OwnerID, &user, &chat, &sh.Precision, &sh.Status, &created, &expires, &ended); err != nil {
-		return Share{}, err
+		return LocationShare{}, err
 	}
 	sh.UserID, sh.ChatID = user.String, chat.String
 	sh.CreatedAt, sh.ExpiresAt, sh.EndedAt = store.Time(created), timePtr(expires), timePtr(ended)
 	return sh, nil
 }
 
-func collectShares(rows *sql.Rows, err error) ([]Share, error) {
+func collectShares(rows *sql.Rows, err error) ([]LocationShare, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Share
+	var out []LocationShare
 	for rows.Next() {
 		sh, err := scanShare(rows)
 		if err != nil {
@@ -47,7 +47,7 @@ func collectShares(rows *sql.Rows, err error) ([]Share, error) {
 
 // activeShares returns the shares matching where (on $1 = arg) that are active and not past
 // their end at now (the expiry job may not have run yet: a share is over at expires_at exactly).
-func (s *Service) activeShares(ctx context.Context, where string, arg any, now time.Time) ([]Share, error) {
+func (s *Service) activeShares(ctx context.Context, where string, arg any, now time.Time) ([]LocationShare, error) {
 	shares, err := collectShares(s.db.W.QueryContext(ctx, `SELECT `+shareCols+` FROM location_shares
 		WHERE `+where+` AND status = 'active' AND (expires_at IS NULL OR expires_at > $2) ORDER BY id`, arg, store.Millis(now)))
 	if err != nil {
@@ -58,7 +58,7 @@ func (s *Service) activeShares(ctx context.Context, where string, arg any, now t
 
 // viewers are the users who see share sh now: its user, or the chat's members other than the
 // owner — none if the owner is no longer a member.
-func (s *Service) viewers(ctx context.Context, sh Share) ([]string, error) {
+func (s *Service) viewers(ctx context.Context, sh LocationShare) ([]string, error) {
 	if sh.UserID != "" {
 		return []string{sh.UserID}, nil
 	}
@@ -86,31 +86,31 @@ func (s *Service) viewers(ctx context.Context, sh Share) ([]string, error) {
 
 // CreateShare shares the owner's location with a user or a chat's members. The viewers get
 // location_share_start with the latest position as the share shows it.
-func (s *Service) CreateShare(ctx context.Context, owner string, in ShareInput) (Share, error) {
+func (s *Service) CreateShare(ctx context.Context, owner string, in LocationShareInput) (LocationShare, error) {
 	switch {
 	case (in.UserID == "") == (in.ChatID == ""):
-		return Share{}, apperr.Invalid("body.user_id", "give exactly one of user_id and chat_id")
+		return LocationShare{}, apperr.Invalid("body.user_id", "give exactly one of user_id and chat_id")
 	case in.UserID == owner:
-		return Share{}, apperr.Invalid("body.user_id", "you cannot share with yourself")
+		return LocationShare{}, apperr.Invalid("body.user_id", "you cannot share with yourself")
 	case in.Precision != PrecisionExact && in.Precision != PrecisionApproximate:
-		return Share{}, apperr.Invalid("body.precision", "must be exact or approximate")
+		return LocationShare{}, apperr.Invalid("body.precision", "must be exact or approximate")
 	case in.DurationS != 0 && (in.DurationS < int64(MinShareDuration/time.Second) || in.DurationS > int64(MaxShareDuration/time.Second)):
-		return Share{}, apperr.Invalid("body.duration_s", "must be from 900 (15 minutes) to 86400 (24 hours), or 0 for until stopped")
+		return LocationShare{}, apperr.Invalid("body.duration_s", "must be from 900 (15 minutes) to 86400 (24 hours), or 0 for until stopped")
 	}
 	if in.ChatID != "" {
 		if s.opts.Chats == nil {
-			return Share{}, apperr.NotFound("chat")
+			return LocationShare{}, apperr.NotFound("chat")
 		}
 		members, err := s.opts.Chats.MemberIDs(ctx, in.ChatID)
 		if apperr.KindOf(err) == apperr.KindNotFound || errors.Is(err, store.ErrNotFound) || (err == nil && !slices.Contains(members, owner)) {
-			return Share{}, apperr.NotFound("chat")
+			return LocationShare{}, apperr.NotFound("chat")
 		}
 		if err != nil {
-			return Share{}, s.internal("chat members", err)
+			return LocationShare{}, s.internal("chat members", err)
 		}
 	}
 	now := s.now()
-	sh := Share{ID: newID(), OwnerID: owner, UserID: in.UserID, ChatID: in.ChatID, Precision: in.Precision,
+	sh := LocationShare{ID: newID(), OwnerID: owner, UserID: in.UserID, ChatID: in.ChatID, Precision: in.Precision,
 		Status: StatusActive, CreatedAt: store.Time(store.Millis(now))}
 	var expires sql.NullInt64
 	if in.DurationS > 0 {
@@ -122,26 +122,26 @@ func (s *Service) CreateShare(ctx context.Context, owner string, in ShareInput) 
 		sql.NullString{String: in.ChatID, Valid: in.ChatID != ""}, in.Precision, store.Millis(now), expires)
 	if store.IsForeignKeyViolation(err) {
 		if in.UserID != "" {
-			return Share{}, apperr.NotFound("user")
+			return LocationShare{}, apperr.NotFound("user")
 		}
-		return Share{}, apperr.NotFound("chat")
+		return LocationShare{}, apperr.NotFound("chat")
 	}
 	if err != nil {
-		return Share{}, s.internal("create share", err)
+		return LocationShare{}, s.internal("create share", err)
 	}
 	viewers, err := s.viewers(ctx, sh)
 	if err != nil {
-		return Share{}, err
+		return LocationShare{}, err
 	}
 	if err := s.announceStart(ctx, sh, viewers); err != nil {
-		return Share{}, err
+		return LocationShare{}, err
 	}
 	sh.Direction = "outgoing"
 	return sh, nil
 }
 
 // announceStart sends location_share_start of sh to viewers.
-func (s *Service) announceStart(ctx context.Context, sh Share, viewers []string) error {
+func (s *Service) announceStart(ctx context.Context, sh LocationShare, viewers []string) error {
 	if len(viewers) == 0 {
 		return nil
 	}
@@ -149,7 +149,7 @@ func (s *Service) announceStart(ctx context.Context, sh Share, viewers []string)
 	if err != nil {
 		return err
 	}
-	start := ShareStart{Share: sh}
+	start := LocationShareStart{LocationShare: sh}
 	if pos != nil {
 		start.Location = &SharedLocation{ShareID: sh.ID, UserID: sh.OwnerID, Precision: sh.Precision, Position: pos.view(sh.Precision)}
 	}
@@ -157,9 +157,9 @@ func (s *Service) announceStart(ctx context.Context, sh Share, viewers []string)
 	return nil
 }
 
-func (s *Service) announceStop(ctx context.Context, sh Share, viewers []string, reason string) {
+func (s *Service) announceStop(ctx context.Context, sh LocationShare, viewers []string, reason string) {
 	if len(viewers) > 0 {
-		s.pub.PublishUsers(ctx, viewers, EventShareStop, ShareStop{ShareID: sh.ID, UserID: sh.OwnerID, Reason: reason})
+		s.pub.PublishUsers(ctx, viewers, EventShareStop, LocationShareStop{ShareID: sh.ID, UserID: sh.OwnerID, Reason: reason})
 	}
 }
 
@@ -209,7 +209,7 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 }
 
 // incoming returns the active shares whose viewers include userID.
-func (s *Service) incoming(ctx context.Context, userID string, now time.Time) ([]Share, error) {
+func (s *Service) incoming(ctx context.Context, userID string, now time.Time) ([]LocationShare, error) {
 	out, err := s.activeShares(ctx, `user_id = $1`, userID, now)
 	if err != nil || s.opts.Chats == nil {
 		return out, err
@@ -243,7 +243,7 @@ func (s *Service) incoming(ctx context.Context, userID string, now time.Time) ([
 }
 
 // ListShares returns the caller's active outgoing and incoming shares, by id (creation order).
-func (s *Service) ListShares(ctx context.Context, userID string, limit int, cursor string) ([]Share, string, error) {
+func (s *Service) ListShares(ctx context.Context, userID string, limit int, cursor string) ([]LocationShare, string, error) {
 	now := s.now()
 	out, err := s.activeShares(ctx, `owner_id = $1`, userID, now)
 	if err != nil {
@@ -261,7 +261,7 @@ func (s *Service) ListShares(ctx context.Context, userID string, limit int, curs
 		out = append(out, sh)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return page(out, limit, cursor, func(sh Share) string { return sh.ID })
+	return page(out, limit, cursor, func(sh LocationShare) string { return sh.ID })
 }
 
 // page cuts items (sorted by key) after cursor to limit.
@@ -289,7 +289,7 @@ func (s *Service) Shared(ctx context.Context, userID string, limit int, cursor s
 	if err != nil {
 		return nil, "", err
 	}
-	best := map[string]Share{}
+	best := map[string]LocationShare{}
 	for _, sh := range in {
 		if b, ok := best[sh.OwnerID]; !ok || (b.Precision != PrecisionExact && sh.Precision == PrecisionExact) {
 			best[sh.OwnerID] = sh

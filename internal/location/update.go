@@ -30,10 +30,10 @@ const upsertPosition = `INSERT INTO location_users
 // see: every active share's viewers get shared_location_update), is stored in the history when
 // the throttle allows, and is checked against the user's geofences. prefix names the fields in
 // validation errors ("body." for REST).
-func (s *Service) Update(ctx context.Context, userID string, in UpdateInput, prefix string) (UpdateResult, error) {
+func (s *Service) Update(ctx context.Context, userID string, in PositionReport, prefix string) (ReportResult, error) {
 	now := s.now()
 	if err := in.validate(prefix, now); err != nil {
-		return UpdateResult{}, err
+		return ReportResult{}, err
 	}
 	at := now
 	if in.RecordedAt != nil {
@@ -47,31 +47,31 @@ func (s *Service) Update(ctx context.Context, userID string, in UpdateInput, pre
 		nullFloat(in.Heading), nullFloat(in.Speed), atMs, geo.LeafKey(p), s.opts.HistoryEvery.Milliseconds(),
 	).Scan(&historyAt, &retention)
 	if errors.Is(err, sql.ErrNoRows) {
-		return UpdateResult{Accepted: false}, nil
+		return ReportResult{Accepted: false}, nil
 	}
 	if err != nil {
-		return UpdateResult{}, s.internal("store position", err)
+		return ReportResult{}, s.internal("store position", err)
 	}
 	if historyAt == atMs && retention > 0 {
 		if _, err := s.db.W.ExecContext(ctx, `INSERT INTO location_history
 			(user_id, recorded_at, lat, lng, accuracy_m, heading, speed) VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT DO NOTHING`, userID, atMs, in.Lat, in.Lng, nullFloat(in.AccuracyM), nullFloat(in.Heading), nullFloat(in.Speed)); err != nil {
-			return UpdateResult{}, s.internal("store history", err)
+			return ReportResult{}, s.internal("store history", err)
 		}
 	}
 	pos := Position{Lat: in.Lat, Lng: in.Lng, AccuracyM: in.AccuracyM, Heading: in.Heading, Speed: in.Speed, RecordedAt: store.Time(atMs)}
 	aud := &audience{s: s, owner: userID, now: now}
 	if err := s.fanOut(ctx, aud, pos); err != nil {
-		return UpdateResult{}, err
+		return ReportResult{}, err
 	}
 	acc := 0.0
 	if in.AccuracyM != nil {
 		acc = *in.AccuracyM
 	}
 	if err := s.checkFences(ctx, aud, geo.Fix{Point: p, AccuracyM: acc, At: store.Time(atMs)}); err != nil {
-		return UpdateResult{}, err
+		return ReportResult{}, err
 	}
-	return UpdateResult{Accepted: true}, nil
+	return ReportResult{Accepted: true}, nil
 }
 
 // audience lazily finds, once per report, who may see the owner's location.
@@ -84,7 +84,7 @@ type audience struct {
 }
 
 type shareViewers struct {
-	Share
+	LocationShare
 	viewers []string
 }
 
@@ -102,7 +102,7 @@ func (a *audience) load(ctx context.Context) ([]shareViewers, error) {
 			return nil, err
 		}
 		if len(v) > 0 {
-			a.shares = append(a.shares, shareViewers{Share: sh, viewers: v})
+			a.shares = append(a.shares, shareViewers{LocationShare: sh, viewers: v})
 		}
 	}
 	a.loaded = true
@@ -146,12 +146,12 @@ func (s *Service) fanOut(ctx context.Context, a *audience, pos Position) error {
 }
 
 // latest returns userID's latest position, or nil.
-func (s *Service) latest(ctx context.Context, q *sql.DB, userID string) (*Position, Settings, error) {
+func (s *Service) latest(ctx context.Context, q *sql.DB, userID string) (*Position, LocationSettings, error) {
 	var has bool
 	var p Position
 	var acc, heading, speed sql.NullFloat64
 	var at int64
-	set := Settings{HistoryRetentionDays: DefaultRetentionDays}
+	set := LocationSettings{HistoryRetentionDays: DefaultRetentionDays}
 	err := q.QueryRowContext(ctx, `SELECT has_position, lat, lng, accuracy_m, heading, speed, recorded_at, discoverable, retention_days
 		FROM location_users WHERE user_id = $1`, userID).Scan(&has, &p.Lat, &p.Lng, &acc, &heading, &speed, &at,
 		&set.Discoverable, &set.HistoryRetentionDays)
@@ -168,8 +168,8 @@ func (s *Service) latest(ctx context.Context, q *sql.DB, userID string) (*Positi
 	return &p, set, nil
 }
 
-// Me returns the caller's latest position and settings.
-func (s *Service) Me(ctx context.Context, userID string) (Me, error) {
+// MyLocation returns the caller's latest position and settings.
+func (s *Service) Me(ctx context.Context, userID string) (MyLocation, error) {
 	p, set, err := s.latest(ctx, s.db.W, userID)
-	return Me{Location: p, Settings: set}, err
+	return MyLocation{Location: p, LocationSettings: set}, err
 }

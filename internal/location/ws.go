@@ -23,7 +23,7 @@ func (s *Service) RegisterCommands(reg CommandRegistry) {
 
 // cmdUpdate answers with {"accepted": bool}, like PUT /location.
 func (s *Service) cmdUpdate(ctx context.Context, c realtime.Client, data json.RawMessage) (any, error) {
-	var in UpdateInput
+	var in PositionReport
 	var req struct{ Lat, Lng *float64 }
 	if json.Unmarshal(data, &in) != nil || json.Unmarshal(data, &req) != nil {
 		return nil, apperr.New(apperr.KindBadRequest, "bad_request", "data is not the JSON object this command takes")

@@ -23,6 +23,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/location"
 	"github.com/nerutalk/nerutalk/internal/media"
 	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/realtime"
@@ -40,6 +41,7 @@ type Server struct {
 	Hub      *realtime.Hub                 // the WebSocket hub: features register commands and publish through it
 	Chat     *chat.Service                 // chats and messages
 	Calls    *call.Service                 // calls
+	Location *location.Service             // positions, shares, nearby, history, geofences
 	closers  []func(context.Context) error // run in reverse order on Close
 	stoppers []func(context.Context)       // run in reverse order on Shutdown
 
@@ -106,6 +108,7 @@ func (s *Server) build(ctx context.Context) error {
 		s.wireAuth,     // accounts: the node's Authenticator, revocations signalled through the hub
 		s.wireChat,     // chats and messages: WebSocket commands, presence audience, file access
 		s.wireCalls,    // calls: lifecycle, events, signaling, credentials, sweeper
+		s.wireLocation, // positions, shares, nearby, history, geofences; expiry and pruning jobs
 		s.wireAPI,      // the HTTP surface: every feature's routes, authenticated by the accounts
 	} {
 		if err := wire(ctx); err != nil {
@@ -247,6 +250,22 @@ func (s *Server) wireCalls(context.Context) error {
 	s.stoppers = append(s.stoppers, calls.Start())
 	s.Calls = calls
 	s.mounts = append(s.mounts, calls.Mount)
+	return nil
+}
+
+// wireLocation: chat membership (and its changes) from chats, events through the hub, and the
+// share-expiry and history-pruning jobs.
+func (s *Server) wireLocation(context.Context) error {
+	places := location.New(s.DB, s.Hub, location.Options{
+		HistoryEvery: s.cfg.LocationHistoryEvery, PruneEvery: s.cfg.LocationPruneEvery,
+		GeofenceMaxAccuracyM: float64(s.cfg.LocationGeofenceAccuracyM), GeofenceExitMarginM: float64(s.cfg.LocationGeofenceExitMargin),
+		Logger: s.log, Chats: s.Chat,
+	})
+	s.Chat.OnMembersChanged(places.MembersChanged) // viewers who leave a chat are told its shares stopped
+	places.RegisterCommands(s.Hub)
+	s.stoppers = append(s.stoppers, places.Start())
+	s.Location = places
+	s.mounts = append(s.mounts, places.Mount)
 	return nil
 }
 
