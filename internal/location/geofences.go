@@ -427,7 +427,9 @@ func (s *Service) checkFences(ctx context.Context, a *audience, fix geo.Fix) err
 	for _, k := range keys {
 		args = append(args, k)
 	}
-	rows, err := s.db.W.QueryContext(ctx, `SELECT id, name, shape, notify, dwell_s, updated_at, inside, entered_at, dwell_sent
+	// A read connection: the state it reads is only a hint, every transition is a conditional
+	// UPDATE on the writer.
+	rows, err := s.query(ctx, s.db.R, `SELECT id, name, shape, notify, dwell_s, updated_at, inside, entered_at, dwell_sent
 		FROM geofences WHERE user_id = $1 AND (inside OR id IN (
 			SELECT fence_id FROM geofence_cells WHERE user_id = $1 AND cell IN (`+placeholders(2, len(keys))+`)))`, args...)
 	if err != nil {

@@ -81,6 +81,7 @@ type Service struct {
 	clock Clock
 
 	fences fenceCache
+	stmts  stmtCache
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -114,6 +115,7 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 		db: db, pub: pub, opts: o, log: o.Logger, clock: o.Clock,
 		rules:  geo.Rules{MaxAccuracyM: o.GeofenceMaxAccuracyM, ExitMarginM: o.GeofenceExitMarginM},
 		fences: fenceCache{m: map[fenceKey]*geo.Fence{}},
+		stmts:  stmtCache{m: map[stmtKey]*sql.Stmt{}},
 		stop:   make(chan struct{}),
 	}
 }
@@ -135,6 +137,58 @@ func (s *Service) Start() func(context.Context) {
 		s.stopOnce.Do(func() { close(s.stop) })
 		s.wg.Wait()
 	}
+}
+
+// stmtCache keeps the prepared statements of the hot path (a position report): SQLite would
+// otherwise parse each statement on every call. A *sql.Stmt is safe for concurrent use.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[stmtKey]*sql.Stmt
+}
+
+type stmtKey struct {
+	db *sql.DB
+	q  string
+}
+
+// prepared returns q prepared on db, preparing it on first use.
+func (s *Service) prepared(ctx context.Context, db *sql.DB, q string) (*sql.Stmt, error) {
+	k := stmtKey{db, q}
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	if st, ok := s.stmts.m[k]; ok {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	s.stmts.m[k] = st
+	return st, nil
+}
+
+func (s *Service) queryRow(ctx context.Context, db *sql.DB, q string, args ...any) *sql.Row {
+	st, err := s.prepared(ctx, db, q)
+	if err != nil {
+		return db.QueryRowContext(ctx, q, args...) // reports the same error through Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (s *Service) query(ctx context.Context, db *sql.DB, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepared(ctx, db, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s *Service) exec(ctx context.Context, db *sql.DB, q string, args ...any) (sql.Result, error) {
+	st, err := s.prepared(ctx, db, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 func (s *Service) every(d time.Duration, job func(ctx context.Context) error) {

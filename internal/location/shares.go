@@ -48,7 +48,7 @@ func collectShares(rows *sql.Rows, err error) ([]LocationShare, error) {
 // activeShares returns the shares matching where (on $1 = arg) that are active and not past
 // their end at now (the expiry job may not have run yet: a share is over at expires_at exactly).
 func (s *Service) activeShares(ctx context.Context, where string, arg any, now time.Time) ([]LocationShare, error) {
-	shares, err := collectShares(s.db.W.QueryContext(ctx, `SELECT `+shareCols+` FROM location_shares
+	shares, err := collectShares(s.query(ctx, s.db.R, `SELECT `+shareCols+` FROM location_shares
 		WHERE `+where+` AND status = 'active' AND (expires_at IS NULL OR expires_at > $2) ORDER BY id`, arg, store.Millis(now)))
 	if err != nil {
 		return nil, s.internal("read shares", err)

@@ -25,6 +25,9 @@ const upsertPosition = `INSERT INTO location_users
 	WHERE NOT location_users.has_position OR location_users.recorded_at < excluded.recorded_at
 	RETURNING history_at, retention_days`
 
+const insertHistory = `INSERT INTO location_history (user_id, recorded_at, lat, lng, accuracy_m, heading, speed)
+	VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`
+
 // Update takes one position report of userID. A report older than the stored position is
 // ignored (Accepted false, not an error). Otherwise it becomes the latest position (what viewers
 // see: every active share's viewers get shared_location_update), is stored in the history when
@@ -41,23 +44,40 @@ func (s *Service) Update(ctx context.Context, userID string, in PositionReport, 
 	}
 	atMs := store.Millis(at)
 	p := geo.Point{Lat: in.Lat, Lng: in.Lng}
-	var historyAt int64
-	var retention int
-	err := s.db.W.QueryRowContext(ctx, upsertPosition, userID, in.Lat, in.Lng, nullFloat(in.AccuracyM),
-		nullFloat(in.Heading), nullFloat(in.Speed), atMs, geo.LeafKey(p), s.opts.HistoryEvery.Milliseconds(),
-	).Scan(&historyAt, &retention)
-	if errors.Is(err, sql.ErrNoRows) {
-		return ReportResult{Accepted: false}, nil
-	}
+	// Prepared before the transaction: on SQLite the transaction holds the only write connection.
+	upsert, err := s.prepared(ctx, s.db.W, upsertPosition)
 	if err != nil {
 		return ReportResult{}, s.internal("store position", err)
 	}
-	if historyAt == atMs && retention > 0 {
-		if _, err := s.db.W.ExecContext(ctx, `INSERT INTO location_history
-			(user_id, recorded_at, lat, lng, accuracy_m, heading, speed) VALUES ($1, $2, $3, $4, $5, $6, $7)
-			ON CONFLICT DO NOTHING`, userID, atMs, in.Lat, in.Lng, nullFloat(in.AccuracyM), nullFloat(in.Heading), nullFloat(in.Speed)); err != nil {
-			return ReportResult{}, s.internal("store history", err)
+	history, err := s.prepared(ctx, s.db.W, insertHistory)
+	if err != nil {
+		return ReportResult{}, s.internal("store position", err)
+	}
+	var accepted bool
+	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		var historyAt int64
+		var retention int
+		err := tx.StmtContext(ctx, upsert).QueryRowContext(ctx, userID, in.Lat, in.Lng, nullFloat(in.AccuracyM),
+			nullFloat(in.Heading), nullFloat(in.Speed), atMs, geo.LeafKey(p), s.opts.HistoryEvery.Milliseconds(),
+		).Scan(&historyAt, &retention)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
 		}
+		if err != nil {
+			return err
+		}
+		accepted = true
+		if historyAt != atMs || retention == 0 {
+			return nil
+		}
+		_, err = tx.StmtContext(ctx, history).ExecContext(ctx, userID, atMs, in.Lat, in.Lng, nullFloat(in.AccuracyM), nullFloat(in.Heading), nullFloat(in.Speed))
+		return err
+	})
+	if err != nil {
+		return ReportResult{}, s.internal("store position", err)
+	}
+	if !accepted {
+		return ReportResult{Accepted: false}, nil
 	}
 	pos := Position{Lat: in.Lat, Lng: in.Lng, AccuracyM: in.AccuracyM, Heading: in.Heading, Speed: in.Speed, RecordedAt: store.Time(atMs)}
 	aud := &audience{s: s, owner: userID, now: now}
