@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"slices"
 )
 
 // What other features (calls, and whoever else needs it) ask of chats, as methods that take and
@@ -52,4 +53,29 @@ func (s *Service) withActiveCalls(ctx context.Context, views []ChatView) error {
 		}
 	}
 	return nil
+}
+
+// MembersHook is told, once per change of a chat's members, on the node that made it: the members
+// after the change, who joined and who left. It runs as the change takes effect, on the event
+// pipeline (between the events committed before and after it): it must be quick and must not call
+// back into the chat service's writes.
+type MembersHook func(ctx context.Context, chatID string, members, added, removed []string)
+
+// OnMembersChanged sets the hook; call it while wiring, before the service is used.
+func (s *Service) OnMembersChanged(fn MembersHook) { s.membersHook = fn }
+
+// runMembersHook calls the hook, if any, when someone joined (in after, not in before) or left.
+func (s *Service) runMembersHook(ctx context.Context, chatID string, before []memberRow, after, removed []string) {
+	if s.membersHook == nil {
+		return
+	}
+	var added []string
+	for _, u := range after {
+		if !slices.ContainsFunc(before, func(m memberRow) bool { return m.UserID == u }) {
+			added = append(added, u)
+		}
+	}
+	if len(added) > 0 || len(removed) > 0 {
+		s.membersHook(ctx, chatID, slices.Clone(after), added, slices.Clone(removed))
+	}
 }

@@ -71,14 +71,14 @@ type fakeChats struct {
 	members map[string][]string
 }
 
-func (c *fakeChats) MemberIDs(_ context.Context, chatID string) ([]string, error) {
+func (c *fakeChats) Membership(_ context.Context, chatID, userID string) (bool, bool, []string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m, ok := c.members[chatID]
-	if !ok {
-		return nil, apperr.NotFound("chat")
+	if !ok || !slices.Contains(m, userID) {
+		return false, false, nil, apperr.NotFound("chat")
 	}
-	return slices.Clone(m), nil
+	return true, false, slices.Clone(m), nil
 }
 
 func (c *fakeChats) Contacts(_ context.Context, userID string) ([]string, error) {

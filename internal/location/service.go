@@ -31,9 +31,10 @@ type Publisher interface {
 
 // Chats is what location needs to know of chats; the chat service satisfies it.
 type Chats interface {
-	// MemberIDs returns the chat's members (a not-found error for a chat that does not exist).
-	// It reflects a removal at once on the node that made it and within the bus's delay on others.
-	MemberIDs(ctx context.Context, chatID string) ([]string, error)
+	// Membership returns the chat's members if userID is one of them, else an apperr not-found
+	// error. It reflects a removal at once on the node that made it and within the bus's delay on
+	// others.
+	Membership(ctx context.Context, chatID, userID string) (group, manager bool, members []string, err error)
 	// Contacts returns the users who share at least one chat with userID.
 	Contacts(ctx context.Context, userID string) ([]string, error)
 }

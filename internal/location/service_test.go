@@ -262,7 +262,7 @@ func TestSharePrivacy(t *testing.T) {
 
 		// A member removed from the chat: told at once, then sees nothing.
 		h.chats.set(chatID, owner, member)
-		h.MembersChanged(ctx, chatID, nil, []string{leaver})
+		h.MembersChanged(ctx, chatID, []string{owner, member}, nil, []string{leaver})
 		stops := h.pub.take(EventShareStop)
 		if len(stops) != 1 || !slices.Equal(stops[0].users, []string{leaver}) || stops[0].data.(LocationShareStop).Reason != ReasonLeftChat {
 			t.Fatalf("removal stops = %+v", stops)
@@ -277,12 +277,12 @@ func TestSharePrivacy(t *testing.T) {
 		}
 		// A member who joins gets the start.
 		h.chats.set(chatID, owner, member, stranger)
-		h.MembersChanged(ctx, chatID, []string{stranger}, nil)
+		h.MembersChanged(ctx, chatID, []string{owner, member, stranger}, []string{stranger}, nil)
 		if got := h.pub.take(EventShareStart); len(got) != 1 || !slices.Equal(got[0].users, []string{stranger}) {
 			t.Fatalf("joiner's start = %+v", got)
 		}
 		h.chats.set(chatID, owner, member)
-		h.MembersChanged(ctx, chatID, nil, []string{stranger})
+		h.MembersChanged(ctx, chatID, []string{owner, member}, nil, []string{stranger})
 
 		// Stopping: only the owner; idempotent; the viewers are told.
 		h.pub.reset()
@@ -310,7 +310,7 @@ func TestSharePrivacy(t *testing.T) {
 		// The owner leaving the chat ends the chat share.
 		h.pub.reset()
 		h.chats.set(chatID, member)
-		h.MembersChanged(ctx, chatID, nil, []string{owner})
+		h.MembersChanged(ctx, chatID, []string{member}, nil, []string{owner})
 		if stops := h.pub.take(EventShareStop); len(stops) != 1 || !slices.Equal(stops[0].users, []string{member}) ||
 			stops[0].data.(LocationShareStop).Reason != ReasonOwnerOut {
 			t.Fatalf("owner left: %+v", stops)

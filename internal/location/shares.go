@@ -65,15 +65,12 @@ func (s *Service) viewers(ctx context.Context, sh LocationShare) ([]string, erro
 	if s.opts.Chats == nil {
 		return nil, nil
 	}
-	members, err := s.opts.Chats.MemberIDs(ctx, sh.ChatID)
+	_, _, members, err := s.opts.Chats.Membership(ctx, sh.ChatID, sh.OwnerID)
 	if apperr.KindOf(err) == apperr.KindNotFound || errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+		return nil, nil // the owner left, or the chat is gone
 	}
 	if err != nil {
 		return nil, s.internal("chat members", err)
-	}
-	if !slices.Contains(members, sh.OwnerID) {
-		return nil, nil
 	}
 	out := make([]string, 0, len(members))
 	for _, m := range members {
@@ -101,8 +98,8 @@ func (s *Service) CreateShare(ctx context.Context, owner string, in LocationShar
 		if s.opts.Chats == nil {
 			return LocationShare{}, apperr.NotFound("chat")
 		}
-		members, err := s.opts.Chats.MemberIDs(ctx, in.ChatID)
-		if apperr.KindOf(err) == apperr.KindNotFound || errors.Is(err, store.ErrNotFound) || (err == nil && !slices.Contains(members, owner)) {
+		_, _, _, err := s.opts.Chats.Membership(ctx, in.ChatID, owner)
+		if apperr.KindOf(err) == apperr.KindNotFound || errors.Is(err, store.ErrNotFound) {
 			return LocationShare{}, apperr.NotFound("chat")
 		}
 		if err != nil {
@@ -310,11 +307,11 @@ func (s *Service) Shared(ctx context.Context, userID string, limit int, cursor s
 	return page(out, limit, cursor, func(l SharedLocation) string { return l.UserID })
 }
 
-// MembersChanged is told, once (on the node that made the change), that users joined or left a
-// chat. Members who left stop seeing the chat's shares at once (the members are read at every
+// MembersChanged is told, once (on the node that made the change), the members of a chat after a
+// change and who joined or left. Members who left stop seeing the chat's shares at once (the members are read at every
 // update) and get location_share_stop; shares of a member who left end; members who joined get
 // location_share_start of the chat's active shares.
-func (s *Service) MembersChanged(ctx context.Context, chatID string, added, removed []string) {
+func (s *Service) MembersChanged(ctx context.Context, chatID string, members, added, removed []string) {
 	shares, err := s.activeShares(ctx, `chat_id = $1`, chatID, s.now())
 	if err != nil {
 		s.log.Error("location: shares of a changed chat", "chat", chatID, "err", err)
@@ -331,7 +328,6 @@ func (s *Service) MembersChanged(ctx context.Context, chatID string, added, remo
 			if n, _ := ended.RowsAffected(); n == 0 {
 				continue
 			}
-			members, _ := s.opts.Chats.MemberIDs(ctx, chatID)
 			var aud []string
 			for _, u := range append(members, removed...) {
 				if u != sh.OwnerID && !slices.Contains(aud, u) {
