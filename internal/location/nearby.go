@@ -15,14 +15,20 @@ import (
 // nearbyCellRanges is how many cell ranges cover the search disc; nearbyPerRange bounds the rows
 // read per range in a crowded place.
 const (
+	// snapReachM bounds the distance from a point to the center of its grid cell.
+	snapReachM       = 2500
 	nearbyCellRanges = 8
 	nearbyPerRange   = 1000
 )
 
 // Nearby returns the discoverable users within radiusM of the caller, who must be discoverable
-// and have a recent position: nearest first, distances rounded up to 100 m, no coordinates. The
-// candidates come from the cell index (a few key ranges covering the disc), never a scan of all
-// users; the exact distance is then the haversine.
+// and have a recent position: nearest first, distances rounded up to 100 m, no coordinates.
+//
+// Distances are measured to each user's approximate position (the center of their grid cell,
+// geo.Snap), both for the radius and for the answer: a caller who reports made-up positions and
+// asks again and again (trilateration) learns at most the cell, as from an approximate share.
+// The candidates come from the cell index (a few key ranges covering the disc widened by the
+// cell size), never a scan of all users; the distance is then the haversine.
 func (s *Service) Nearby(ctx context.Context, userID string, radiusM, limit int, cursor string) ([]NearbyUser, string, error) {
 	if radiusM < MinNearbyRadiusM || radiusM > MaxNearbyRadiusM {
 		return nil, "", apperr.Invalid("query.radius_m", fmt.Sprintf("must be from %d to %d", MinNearbyRadiusM, MaxNearbyRadiusM))
@@ -40,7 +46,7 @@ func (s *Service) Nearby(ctx context.Context, userID string, radiusM, limit int,
 		return nil, "", apperr.New(apperr.KindConflict, "no_location", "send your position first (PUT /location)")
 	}
 	center := geo.Point{Lat: me.Lat, Lng: me.Lng}
-	ranges := geo.CapRanges(center, float64(radiusM), nearbyCellRanges)
+	ranges := geo.CapRanges(center, float64(radiusM)+snapReachM, nearbyCellRanges)
 	args := []any{store.Millis(now.Add(-NearbyMaxAge)), userID}
 	parts := make([]string, len(ranges))
 	for i, r := range ranges {
@@ -61,7 +67,7 @@ func (s *Service) Nearby(ctx context.Context, userID string, radiusM, limit int,
 		if err := rows.Scan(&id, &p.Lat, &p.Lng); err != nil {
 			return nil, "", s.internal("nearby", err)
 		}
-		if d := geo.Distance(center, p); d <= float64(radiusM) {
+		if d := geo.Distance(center, geo.Snap(p)); d <= float64(radiusM) {
 			out = append(out, NearbyUser{UserID: id, DistanceM: roundUp100(d)})
 		}
 	}

@@ -448,13 +448,35 @@ func TestNearby(t *testing.T) {
 		h.at(t, hidden, 0.0005, 179.9995) // not discoverable
 		h.at(t, far, 0.05, 179.9995)      // 5.6 km
 		h.at(t, shy, 0.0002, 179.9995)
-		got, _, err := h.Nearby(ctx, me, 1000, 50, "")
-		if err != nil || len(got) != 1 || got[0].UserID != near || got[0].DistanceM != 200 {
-			t.Fatalf("nearby = %+v %v, want only near at 200 m", got, err)
+		// Distances are to the others' grid-cell centers, rounded up to 100 m.
+		mePt := geo.Point{Lat: 0, Lng: 179.9995}
+		want := func(p geo.Point) int { return roundUp100(geo.Distance(mePt, geo.Snap(p))) }
+		nearD, farD := want(geo.Point{Lat: 0.001, Lng: -179.9995}), want(geo.Point{Lat: 0.05, Lng: 179.9995})
+		got, _, err := h.Nearby(ctx, me, 20_000, 50, "")
+		if err != nil || len(got) != 2 || got[0] != (NearbyUser{near, min(nearD, farD)}) && got[0] != (NearbyUser{far, min(nearD, farD)}) {
+			t.Fatalf("nearby 20 km = %+v %v, want near at %d m and far at %d m", got, err, nearD, farD)
 		}
-		got, _, err = h.Nearby(ctx, me, 10_000, 50, "")
-		if err != nil || len(got) != 2 || got[1].UserID != far || got[1].DistanceM%100 != 0 {
-			t.Fatalf("nearby 10 km = %+v %v", got, err)
+		for _, n := range got {
+			if (n.UserID == near && n.DistanceM != nearD) || (n.UserID == far && n.DistanceM != farD) {
+				t.Fatalf("nearby = %+v, want near at %d m and far at %d m", got, nearD, farD)
+			}
+		}
+		// The radius applies to the same distances.
+		got, _, _ = h.Nearby(ctx, me, min(nearD, farD), 50, "")
+		if len(got) != 1 {
+			t.Fatalf("nearby within %d m = %+v", min(nearD, farD), got)
+		}
+		// Moving within the cell changes nothing: the answer reveals the cell, not the point.
+		moved := geo.Point{Lat: 0.0011, Lng: -179.9996}
+		if geo.Snap(moved) != geo.Snap(geo.Point{Lat: 0.001, Lng: -179.9995}) {
+			t.Fatal("test points are in different cells")
+		}
+		h.clock.add(time.Second)
+		h.at(t, near, moved.Lat, moved.Lng)
+		for _, n := range must(h.Nearby(ctx, me, 20_000, 50, "")) {
+			if n.UserID == near && n.DistanceM != nearD {
+				t.Fatalf("moving within the cell changed the distance: %d, was %d", n.DistanceM, nearD)
+			}
 		}
 		// Both sides must opt in: shy sees nobody.
 		_, _, err = h.Nearby(ctx, shy, 1000, 50, "")
@@ -464,8 +486,10 @@ func TestNearby(t *testing.T) {
 		if _, err := h.SetSettings(ctx, near, LocationSettingsInput{Discoverable: &no}); err != nil {
 			t.Fatal(err)
 		}
-		if got, _, _ := h.Nearby(ctx, me, 1000, 50, ""); len(got) != 0 {
-			t.Fatalf("nearby after opt-out = %+v", got)
+		for _, n := range must(h.Nearby(ctx, me, 20_000, 50, "")) {
+			if n.UserID == near {
+				t.Fatalf("nearby after opt-out lists near")
+			}
 		}
 		for _, r := range []int{99, 50_001} {
 			_, _, err := h.Nearby(ctx, me, r, 50, "")
@@ -475,10 +499,17 @@ func TestNearby(t *testing.T) {
 		h.clock.add(time.Second)
 		h.at(t, me, 89.9999, 0)
 		h.at(t, far, 89.9995, 150)
-		if got, _, _ := h.Nearby(ctx, me, 1000, 50, ""); len(got) != 1 || got[0].UserID != far {
+		if got, _, _ := h.Nearby(ctx, me, 5000, 50, ""); len(got) != 1 || got[0].UserID != far {
 			t.Fatalf("nearby at the pole = %+v", got)
 		}
 	})
+}
+
+func must[T any](v T, _ string, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func TestRoundUp100(t *testing.T) {
