@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"flag"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -24,6 +26,10 @@ const (
 	benchFences  = 10
 	benchViewers = 5
 )
+
+// senders is how many reports are in flight at once (closed loop: each sender waits for its
+// report to finish before the next).
+var senders = flag.Int("location.senders", 16, "concurrent senders of BenchmarkUpdate")
 
 type startKey struct{}
 
@@ -160,7 +166,7 @@ func BenchmarkUpdate(b *testing.B) {
 			pub.updates.Store(0)
 			var accepted atomic.Int64
 			var seedN atomic.Uint64
-			b.SetParallelism(8) // 8 senders per core: the store, not the senders, is the limit
+			b.SetParallelism(max(1, *senders/runtime.GOMAXPROCS(0)))
 			b.ResetTimer()
 			start, cpu0 := time.Now(), cpuTime()
 			b.RunParallel(func(pb *testing.PB) {

@@ -89,8 +89,8 @@ func (s *Service) Mount(api *httpapi.API) {
 		OperationID: "listNearbyUsers", Method: http.MethodGet, Path: "/location/nearby", Tags: tags,
 		Summary: "Discoverable users near the caller",
 		Description: "Only for a discoverable caller (else 403 not_discoverable) with a position of the last hour (else " +
-			"409 no_location); lists discoverable users with a position of the last hour, nearest first, distances " +
-			"rounded up to 100 m, no coordinates.",
+			"409 no_location); lists discoverable users with a position of the last hour, nearest first, no coordinates; " +
+			"distances run to each user's approximate position (their ~2 km grid cell's center) and are rounded up to 100 m.",
 		Errors: errs(http.StatusForbidden, http.StatusConflict),
 	}, s.handleNearby)
 	huma.Register(a, huma.Operation{
