@@ -212,6 +212,8 @@ func scenario(t *testing.T, a, b *servertest.Node) {
 	var fence location.Geofence
 	e.do(a, "owner", http.MethodPost, "/geofences", map[string]any{"name": "home", "center": home, "radius_m": 100, "notify": "viewers"}, &fence, http.StatusCreated)
 	e.do(a, "stranger", http.MethodGet, "/geofences/"+fence.ID, nil, nil, http.StatusNotFound)
+	e.do(a, "owner", http.MethodGet, "/geofences/not-an-id", nil, nil, http.StatusUnprocessableEntity)
+	e.do(a, "owner", http.MethodPost, "/geofences", map[string]any{"name": "a\u0000b", "center": home, "radius_m": 100}, nil, http.StatusUnprocessableEntity)
 
 	away := geo.Point{Lat: -33.87, Lng: 151.21}
 	for i, p := range []geo.Point{away, home} {

@@ -14,6 +14,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/location/geo"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // Who is told of a geofence's events.
@@ -86,6 +87,9 @@ func checkName(name string) error {
 	name = strings.TrimSpace(name)
 	if name == "" || utf8.RuneCountInString(name) > maxNameChars {
 		return apperr.Invalid("body.name", "1 to 100 characters")
+	}
+	if err := usertext.Name.Check(name); err != nil {
+		return apperr.Invalid("body.name", err.Error())
 	}
 	return nil
 }
@@ -202,6 +206,9 @@ func firstAppErr(err error) error {
 
 // Geofence returns one of the caller's geofences.
 func (s *Service) Geofence(ctx context.Context, userID, id string) (Geofence, error) {
+	if !validID(id) {
+		return Geofence{}, apperr.NotFound("geofence")
+	}
 	g, err := scanFence(s.db.W.QueryRowContext(ctx, `SELECT `+fenceCols+` FROM geofences WHERE id = $1 AND user_id = $2`, id, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Geofence{}, apperr.NotFound("geofence")
@@ -216,6 +223,9 @@ func (s *Service) Geofence(ctx context.Context, userID, id string) (Geofence, er
 func (s *Service) Geofences(ctx context.Context, userID string, limit int, cursor string) ([]Geofence, string, error) {
 	if limit <= 0 || limit > 200 {
 		limit = 50
+	}
+	if cursor != "" && !validID(cursor) {
+		return nil, "", errBadCursor
 	}
 	rows, err := s.db.R.QueryContext(ctx, `SELECT `+fenceCols+` FROM geofences WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
 		userID, cursor, limit+1)
@@ -320,6 +330,9 @@ func (s *Service) UpdateGeofence(ctx context.Context, userID, id string, in Geof
 
 // DeleteGeofence deletes one of the caller's geofences with its events.
 func (s *Service) DeleteGeofence(ctx context.Context, userID, id string) error {
+	if !validID(id) {
+		return apperr.NotFound("geofence")
+	}
 	res, err := s.db.W.ExecContext(ctx, `DELETE FROM geofences WHERE id = $1 AND user_id = $2`, id, userID)
 	if err != nil {
 		return s.internal("delete geofence", err)
@@ -338,6 +351,9 @@ func (s *Service) GeofenceEvents(ctx context.Context, userID, id string, limit i
 	}
 	if limit <= 0 || limit > 200 {
 		limit = 50
+	}
+	if cursor != "" && !validID(cursor) {
+		return nil, "", errBadCursor
 	}
 	q := `SELECT id, type, user_id, at FROM geofence_events WHERE geofence_id = $1 ORDER BY id DESC LIMIT $2`
 	args := []any{id, limit + 1}

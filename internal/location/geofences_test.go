@@ -54,6 +54,21 @@ func TestGeofenceValidationAndAccess(t *testing.T) {
 				t.Errorf("CreateGeofence(%+v) = %v, want invalid %s", tt.in, err, tt.field)
 			}
 		}
+		// Hostile input never reaches SQL (PostgreSQL refuses NUL in text).
+		_, err := h.CreateGeofence(ctx, owner, GeofenceInput{Name: "a\x00b", Center: c, RadiusM: 100})
+		wantKind(t, err, apperr.KindInvalid, "NUL in a name")
+		_, err = h.CreateGeofence(ctx, owner, GeofenceInput{Name: "a\u202eb", Center: c, RadiusM: 100})
+		wantKind(t, err, apperr.KindInvalid, "bidi control in a name")
+		_, err = h.Geofence(ctx, owner, "x\x00")
+		wantKind(t, err, apperr.KindNotFound, "NUL id")
+		wantKind(t, h.DeleteGeofence(ctx, owner, "x\x00"), apperr.KindNotFound, "NUL id delete")
+		_, _, err = h.Geofences(ctx, owner, 50, "\x00")
+		wantKind(t, err, apperr.KindInvalid, "NUL cursor")
+		_, err = h.CreateShare(ctx, owner, LocationShareInput{UserID: "\x00", Precision: PrecisionExact})
+		wantKind(t, err, apperr.KindInvalid, "NUL user id")
+		_, err = h.CreateShare(ctx, owner, LocationShareInput{ChatID: "x\x00", Precision: PrecisionExact})
+		wantKind(t, err, apperr.KindInvalid, "NUL chat id")
+		wantKind(t, h.StopShare(ctx, owner, "\x00"), apperr.KindNotFound, "NUL share id")
 		g, err := h.CreateGeofence(ctx, owner, GeofenceInput{Name: " home ", Center: c, RadiusM: 100})
 		if err != nil || g.Name != "home" || g.Notify != NotifyOwner {
 			t.Fatalf("create: %+v %v", g, err)

@@ -61,7 +61,7 @@ func (s *Service) History(ctx context.Context, userID string, q HistoryQuery) ([
 	if q.Cursor != "" {
 		c, err := strconv.ParseInt(q.Cursor, 10, 64)
 		if err != nil {
-			return nil, "", apperr.Invalid("query.cursor", "not a cursor of this list")
+			return nil, "", errBadCursor
 		}
 		from = max(from, c+1)
 	}

@@ -195,7 +195,7 @@ func (s *Service) handleListShares(ctx context.Context, in *httpapi.PageParams) 
 }
 
 type idPath struct {
-	ID string `path:"id" maxLength:"64"`
+	ID string `path:"id" maxLength:"64" format:"uuid"`
 }
 
 func (s *Service) handleStopShare(ctx context.Context, in *idPath) (*struct{}, error) {
@@ -254,7 +254,7 @@ func (s *Service) handleGetGeofence(ctx context.Context, in *idPath) (*geofenceO
 }
 
 type geofencePatchInput struct {
-	ID   string `path:"id" maxLength:"64"`
+	ID   string `path:"id" maxLength:"64" format:"uuid"`
 	Body GeofencePatch
 }
 
@@ -271,7 +271,7 @@ func (s *Service) handleDeleteGeofence(ctx context.Context, in *idPath) (*struct
 }
 
 type eventsInput struct {
-	ID string `path:"id" maxLength:"64"`
+	ID string `path:"id" maxLength:"64" format:"uuid"`
 	httpapi.PageParams
 }
 

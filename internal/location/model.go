@@ -135,8 +135,8 @@ type LocationSettingsInput struct {
 
 // LocationShareInput is POST /location/shares.
 type LocationShareInput struct {
-	UserID    string `json:"user_id,omitempty" maxLength:"64" doc:"Share with this user (or chat_id)"`
-	ChatID    string `json:"chat_id,omitempty" maxLength:"64" doc:"Share with this chat's members (or user_id)"`
+	UserID    string `json:"user_id,omitempty" maxLength:"64" format:"uuid" doc:"Share with this user (or chat_id)"`
+	ChatID    string `json:"chat_id,omitempty" maxLength:"64" format:"uuid" doc:"Share with this chat's members (or user_id)"`
 	DurationS int64  `json:"duration_s,omitempty" minimum:"0" maximum:"86400" doc:"900 (15 minutes) to 86400 (24 hours); 0 or absent: until stopped"`
 	Precision string `json:"precision" enum:"exact,approximate"`
 }

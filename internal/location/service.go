@@ -214,6 +214,18 @@ func (s *Service) now() time.Time { return s.clock.Now() }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
+// validID reports whether id is a UUID, as every id here is: anything else (a NUL byte, which
+// PostgreSQL refuses in text) never reaches SQL.
+func validID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(id)
+	return err == nil
+}
+
+var errBadCursor = apperr.Invalid("query.cursor", "not a cursor of this list")
+
 func (s *Service) internal(what string, err error) error {
 	if _, ok := apperr.As(err); ok {
 		return err

@@ -87,6 +87,10 @@ func (s *Service) CreateShare(ctx context.Context, owner string, in LocationShar
 	switch {
 	case (in.UserID == "") == (in.ChatID == ""):
 		return LocationShare{}, apperr.Invalid("body.user_id", "give exactly one of user_id and chat_id")
+	case in.UserID != "" && !validID(in.UserID):
+		return LocationShare{}, apperr.Invalid("body.user_id", "not a user id")
+	case in.ChatID != "" && !validID(in.ChatID):
+		return LocationShare{}, apperr.Invalid("body.chat_id", "not a chat id")
 	case in.UserID == owner:
 		return LocationShare{}, apperr.Invalid("body.user_id", "you cannot share with yourself")
 	case in.Precision != PrecisionExact && in.Precision != PrecisionApproximate:
@@ -163,6 +167,9 @@ func (s *Service) announceStop(ctx context.Context, sh LocationShare, viewers []
 // StopShare ends one of the owner's shares; its viewers get location_share_stop. Stopping a
 // share that has ended already does nothing; someone else's share is not found.
 func (s *Service) StopShare(ctx context.Context, owner, id string) error {
+	if !validID(id) {
+		return apperr.NotFound("share")
+	}
 	sh, err := scanShare(s.db.W.QueryRowContext(ctx, `UPDATE location_shares SET status = 'stopped', ended_at = $3
 		WHERE id = $1 AND owner_id = $2 AND status = 'active' RETURNING `+shareCols, id, owner, store.Millis(s.now())))
 	if errors.Is(err, sql.ErrNoRows) {
