@@ -1,0 +1,198 @@
+package push
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nerutalk/nerutalk/internal/chat"
+	"github.com/nerutalk/nerutalk/internal/push/provider"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
+	"github.com/nerutalk/nerutalk/internal/store"
+)
+
+// Presence tells whether a user has a connection open on any node (the realtime hub satisfies it).
+type Presence interface {
+	Online(userID string) bool
+}
+
+// Chats is what push needs of the chat feature (chat.Service satisfies it): the receipts of a
+// chat, read as userID, which must be a member (else a not-found error). Push uses it to check
+// membership for PUT /chats/{id}/notifications and, at send time, whether a member's devices
+// acknowledged a message (delivered_seq) before their push went out.
+type Chats interface {
+	Receipts(ctx context.Context, userID, chatID string) ([]chat.Receipt, error)
+}
+
+// Signals wakes the workers of every node when this node queued notifications that are due at
+// once (the realtime hub satisfies it). Optional: without it workers poll.
+type Signals interface {
+	OnSignal(name string, fn func(ctx context.Context, payload []byte))
+	PublishSignal(ctx context.Context, name string, payload []byte)
+}
+
+const signalWake = "push.wake"
+
+// Options configures a Service.
+type Options struct {
+	Sender   provider.Sender // where deliveries go; nil = provider.Log on Logger
+	Presence Presence        // nil = nobody is ever online
+	Chats    Chats           // nil = no membership check for chat preferences, no acknowledgement check
+	Signals  Signals         // nil = no wake-ups across nodes (workers poll)
+	// MessageDelay is how long a message notification waits before it is sent, so that a
+	// member whose connection receives and acknowledges the message gets no push. 0 = 3 s.
+	MessageDelay time.Duration
+	// PollInterval is how often an idle worker looks for due rows. 0 = 1 s.
+	PollInterval time.Duration
+	// Lease is how long a claimed row stays with its worker before another may take it (a node
+	// that died mid-send). 0 = 1 min. It must exceed the longest send.
+	Lease time.Duration
+	// MaxAttempts is how many times a delivery is tried before it is dead. 0 = 5.
+	MaxAttempts int
+	// Backoff is the delay before the first retry; each retry doubles it (with jitter), up to
+	// MaxBackoff. 0 = 5 s and 1 h.
+	Backoff, MaxBackoff time.Duration
+	// Batch is how many rows a worker claims at once; Concurrency how many sends it runs at once.
+	// 0 = 200 and 32.
+	Batch, Concurrency int
+	// FallbackLocale is used when no template exists for a device's locale. "" = "en".
+	FallbackLocale string
+	// AdminLimiter limits admin sends and broadcasts per admin; nil = 10 per minute in memory.
+	AdminLimiter ratelimit.Limiter
+	// VAPIDPublicKey is what GET /push/webpush-key answers ("" = 404 webpush_unavailable).
+	VAPIDPublicKey string
+	Logger         *slog.Logger
+	Now            func() time.Time // the clock; nil = time.Now
+	Rand           func() float64   // jitter in [0,1); nil = math/rand/v2
+}
+
+// Service is the push feature: devices, preferences, templates, the outbox and its workers.
+type Service struct {
+	db   *store.DB
+	o    Options
+	log  *slog.Logger
+	node string // this node's worker id, for leases
+
+	wake chan struct{}
+
+	mu      sync.Mutex
+	stop    context.CancelFunc
+	done    chan struct{}
+	running bool
+}
+
+// New builds the service. Start runs its worker.
+func New(db *store.DB, o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Sender == nil {
+		o.Sender = provider.Log{Logger: o.Logger}
+	}
+	if o.MessageDelay <= 0 {
+		o.MessageDelay = 3 * time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Lease <= 0 {
+		o.Lease = time.Minute
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 5 * time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = time.Hour
+	}
+	if o.Batch <= 0 {
+		o.Batch = 200
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 32
+	}
+	if o.FallbackLocale == "" {
+		o.FallbackLocale = "en"
+	}
+	if o.AdminLimiter == nil {
+		o.AdminLimiter = ratelimit.NewMemory(ratelimit.PerMinute(10))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Float64
+	}
+	s := &Service{db: db, o: o, log: o.Logger, node: uuid.NewString(), wake: make(chan struct{}, 1)}
+	if o.Signals != nil {
+		o.Signals.OnSignal(signalWake, func(context.Context, []byte) { s.nudge() })
+	}
+	return s
+}
+
+// Start runs the outbox worker until Stop. It returns Stop, for the server's stoppers.
+func (s *Service) Start() func(context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stop, s.done, s.running = cancel, make(chan struct{}), true
+		go func() {
+			defer close(s.done)
+			s.run(ctx)
+		}()
+	}
+	return s.Stop
+}
+
+// Stop ends the worker and waits for its current batch (bounded by ctx). Rows it had claimed but
+// not finished are taken again by a worker when their lease runs out.
+func (s *Service) Stop(ctx context.Context) {
+	s.mu.Lock()
+	if !s.running {
+		s.mu.Unlock()
+		return
+	}
+	s.running = false
+	stop, done := s.stop, s.done
+	s.mu.Unlock()
+	stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// Wake makes the workers of every node look for due rows now. Call it after committing a
+// transaction that enqueued notifications due at once (calls); without it they are found at the
+// next poll.
+func (s *Service) Wake(ctx context.Context) {
+	if s.o.Signals != nil {
+		s.o.Signals.PublishSignal(ctx, signalWake, nil)
+		return
+	}
+	s.nudge()
+}
+
+func (s *Service) nudge() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func (s *Service) internal(op string, err error) error {
+	return fmt.Errorf("push: %s: %w", op, err)
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
