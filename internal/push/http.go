@@ -97,8 +97,8 @@ func (s *Service) Mount(api *httpapi.API) {
 
 	huma.Register(api.Admin, huma.Operation{
 		OperationID: "sendNotification", Method: http.MethodPost, Path: "/notifications/send", Tags: tags,
-		Summary:     "Send a notification to given users (admin)",
-		Description: "Queued in the outbox (202); each user's devices get it. Rate limited per admin (429).",
+		Summary:       "Send a notification to given users (admin)",
+		Description:   "Queued in the outbox (202); each user's devices get it. Rate limited per admin (429).",
 		DefaultStatus: http.StatusAccepted,
 		Errors:        errs(http.StatusForbidden, http.StatusTooManyRequests),
 	}, s.handleSend)

@@ -223,7 +223,7 @@ type finish struct {
 }
 
 func (s *Service) applyFinish(ctx context.Context, tx *sql.Tx, f finish, now int64) (bool, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE push_outbox SET status = $1, error_code = $2, next_attempt_at = CASE WHEN $3 > 0 THEN $3 ELSE next_attempt_at END,
+	res, err := tx.ExecContext(ctx, `UPDATE push_outbox SET status = $1, error_code = $2, next_attempt_at = CASE WHEN CAST($3 AS BIGINT) > 0 THEN CAST($3 AS BIGINT) ELSE next_attempt_at END,
 		lease_owner = '', lease_until = 0, updated_at = $4 WHERE id = $5 AND lease_owner = $6 AND status = 'sending'`,
 		f.status, f.errorCode, f.nextAttemptAt, now, f.id, s.node)
 	if err != nil {

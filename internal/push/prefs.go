@@ -133,7 +133,9 @@ type userSettings struct {
 	Loc        *time.Location
 }
 
-func defaultSettings() userSettings { return userSettings{Previews: true, Start: -1, End: -1, Loc: time.UTC} }
+func defaultSettings() userSettings {
+	return userSettings{Previews: true, Start: -1, End: -1, Loc: time.UTC}
+}
 
 func (u userSettings) inDND(now time.Time) bool {
 	if u.Start < 0 || u.Start == u.End {
