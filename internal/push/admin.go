@@ -13,25 +13,25 @@ import (
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
-// SendInput is the body of POST /notifications/send.
-type SendInput struct {
+// AdminSendInput is the body of POST /notifications/send.
+type AdminSendInput struct {
 	UserIDs []string          `json:"user_ids" minItems:"1" maxItems:"1000" doc:"The recipients"`
-	Title   string            `json:"title" maxLength:"200"`
-	Body    string            `json:"body" maxLength:"1000"`
+	Title   string            `json:"title,omitempty" maxLength:"200"`
+	Body    string            `json:"body,omitempty" maxLength:"1000"`
 	Data    map[string]string `json:"data,omitempty" doc:"Handed to the app as it is (at most 20 keys)"`
 }
 
-// BroadcastInput is the body of POST /notifications/broadcast.
-type BroadcastInput struct {
-	Title    string            `json:"title" maxLength:"200"`
-	Body     string            `json:"body" maxLength:"1000"`
+// AdminBroadcastInput is the body of POST /notifications/broadcast.
+type AdminBroadcastInput struct {
+	Title    string            `json:"title,omitempty" maxLength:"200"`
+	Body     string            `json:"body,omitempty" maxLength:"1000"`
 	Data     map[string]string `json:"data,omitempty" doc:"Handed to the app as it is (at most 20 keys)"`
 	Platform string            `json:"platform,omitempty" enum:"android,ios,web" doc:"Only devices of this platform"`
 	Locale   string            `json:"locale,omitempty" maxLength:"35" doc:"Only devices whose locale is this or a variant of it (de matches de-AT)"`
 }
 
-// Queued is the answer of a send or broadcast.
-type Queued struct {
+// NotificationsQueued is the answer of a send or broadcast.
+type NotificationsQueued struct {
 	Queued int `json:"queued" doc:"Notifications queued: one per user, expanded to their devices by the workers"`
 }
 
@@ -62,63 +62,63 @@ func (s *Service) limitAdmin(ctx context.Context, adminID string) error {
 }
 
 // Send queues an admin notification to the given users.
-func (s *Service) Send(ctx context.Context, adminID string, in SendInput) (Queued, error) {
+func (s *Service) Send(ctx context.Context, adminID string, in AdminSendInput) (NotificationsQueued, error) {
 	if err := checkAdminText(in.Title, in.Body, in.Data); err != nil {
-		return Queued{}, err
+		return NotificationsQueued{}, err
 	}
 	ids := uniq(in.UserIDs)
 	if len(ids) == 0 {
-		return Queued{}, apperr.Invalid("body.user_ids", "at least one user id")
+		return NotificationsQueued{}, apperr.Invalid("body.user_ids", "at least one user id")
 	}
 	ph, args := inList(1, ids)
 	rows, err := s.db.R.QueryContext(ctx, `SELECT id FROM users WHERE id IN (`+ph+`)`, args...)
 	if err != nil {
-		return Queued{}, s.internal("send", err)
+		return NotificationsQueued{}, s.internal("send", err)
 	}
 	known := map[string]bool{}
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return Queued{}, s.internal("send", err)
+			return NotificationsQueued{}, s.internal("send", err)
 		}
 		known[id] = true
 	}
 	rows.Close()
 	for _, id := range ids {
 		if !known[id] {
-			return Queued{}, apperr.Invalid("body.user_ids", "unknown user "+id)
+			return NotificationsQueued{}, apperr.Invalid("body.user_ids", "unknown user "+id)
 		}
 	}
 	if err := s.limitAdmin(ctx, adminID); err != nil {
-		return Queued{}, err
+		return NotificationsQueued{}, err
 	}
 	ns := make([]Notification, len(ids))
 	for i, u := range ids {
 		ns[i] = Notification{UserID: u, Type: TypeAdmin, Payload: Payload{Title: in.Title, Body: in.Body, Data: in.Data}}
 	}
 	if err := s.db.Tx(ctx, func(tx *sql.Tx) error { return s.Enqueue(ctx, tx, ns) }); err != nil {
-		return Queued{}, s.internal("send", err)
+		return NotificationsQueued{}, s.internal("send", err)
 	}
 	s.Wake(ctx)
-	return Queued{Queued: len(ns)}, nil
+	return NotificationsQueued{Queued: len(ns)}, nil
 }
 
 // Broadcast queues an admin notification to every user with a device (of the platform and
 // locale asked for).
-func (s *Service) Broadcast(ctx context.Context, adminID string, in BroadcastInput) (Queued, error) {
+func (s *Service) Broadcast(ctx context.Context, adminID string, in AdminBroadcastInput) (NotificationsQueued, error) {
 	if err := checkAdminText(in.Title, in.Body, in.Data); err != nil {
-		return Queued{}, err
+		return NotificationsQueued{}, err
 	}
 	loc, ok := normalizeLocale(in.Locale)
 	if !ok {
-		return Queued{}, apperr.Invalid("body.locale", "must be a language tag such as en or de-AT")
+		return NotificationsQueued{}, apperr.Invalid("body.locale", "must be a language tag such as en or de-AT")
 	}
 	if in.Platform != "" && defaultProvider[in.Platform] == "" {
-		return Queued{}, apperr.Invalid("body.platform", "must be android, ios or web")
+		return NotificationsQueued{}, apperr.Invalid("body.platform", "must be android, ios or web")
 	}
 	if err := s.limitAdmin(ctx, adminID); err != nil {
-		return Queued{}, err
+		return NotificationsQueued{}, err
 	}
 	q := `SELECT DISTINCT user_id FROM push_devices WHERE 1 = 1`
 	var args []any
@@ -158,14 +158,14 @@ func (s *Service) Broadcast(ctx context.Context, adminID string, in BroadcastInp
 		return s.Enqueue(ctx, tx, ns)
 	})
 	if err != nil {
-		return Queued{}, s.internal("broadcast", err)
+		return NotificationsQueued{}, s.internal("broadcast", err)
 	}
 	s.Wake(ctx)
-	return Queued{Queued: n}, nil
+	return NotificationsQueued{Queued: n}, nil
 }
 
-// Counts are outbox rows by outcome.
-type Counts struct {
+// NotificationCounts are outbox rows by outcome.
+type NotificationCounts struct {
 	Queued               int64 `json:"queued" doc:"Waiting to be sent (or retried)"`
 	Sending              int64 `json:"sending" doc:"Claimed by a worker"`
 	Sent                 int64 `json:"sent"`
@@ -175,7 +175,7 @@ type Counts struct {
 	InvalidTokensRemoved int64 `json:"invalid_tokens_removed" doc:"Devices removed because the provider rejected their token"`
 }
 
-func (c *Counts) add(status, errorCode string, n int64) {
+func (c *NotificationCounts) add(status, errorCode string, n int64) {
 	switch status {
 	case "queued":
 		c.Queued += n
@@ -195,27 +195,27 @@ func (c *Counts) add(status, errorCode string, n int64) {
 	}
 }
 
-// Stats is the answer of GET /notifications/stats.
-type Stats struct {
-	Since         time.Time         `json:"since"`
-	Until         time.Time         `json:"until"`
-	Notifications Counts            `json:"notifications" doc:"Per user: sent = expanded to their devices"`
-	Deliveries    Counts            `json:"deliveries" doc:"Per device"`
-	ByProvider    map[string]Counts `json:"by_provider" doc:"Deliveries by provider (fcm, apns, webpush)"`
-	ByType        map[string]Counts `json:"by_type" doc:"Deliveries by notification type"`
-	SkippedBy     map[string]int64  `json:"skipped_by" doc:"Skipped notifications by reason"`
+// NotificationStats is the answer of GET /notifications/stats.
+type NotificationStats struct {
+	Since         time.Time                     `json:"since"`
+	Until         time.Time                     `json:"until"`
+	Notifications NotificationCounts            `json:"notifications" doc:"Per user: sent = expanded to their devices"`
+	Deliveries    NotificationCounts            `json:"deliveries" doc:"Per device"`
+	ByProvider    map[string]NotificationCounts `json:"by_provider" doc:"Deliveries by provider (fcm, apns, webpush)"`
+	ByType        map[string]NotificationCounts `json:"by_type" doc:"Deliveries by notification type"`
+	SkippedBy     map[string]int64              `json:"skipped_by" doc:"Skipped notifications by reason"`
 }
 
 // Stats counts the outbox rows created in [since, until).
-func (s *Service) Stats(ctx context.Context, since, until time.Time) (Stats, error) {
+func (s *Service) Stats(ctx context.Context, since, until time.Time) (NotificationStats, error) {
 	if !until.After(since) {
-		return Stats{}, apperr.Invalid("query.until", "must be after since")
+		return NotificationStats{}, apperr.Invalid("query.until", "must be after since")
 	}
-	out := Stats{Since: since.UTC(), Until: until.UTC(), ByProvider: map[string]Counts{}, ByType: map[string]Counts{}, SkippedBy: map[string]int64{}}
+	out := NotificationStats{Since: since.UTC(), Until: until.UTC(), ByProvider: map[string]NotificationCounts{}, ByType: map[string]NotificationCounts{}, SkippedBy: map[string]int64{}}
 	rows, err := s.db.R.QueryContext(ctx, `SELECT CASE WHEN device_id IS NULL THEN 0 ELSE 1 END, provider, type, status, error_code, COUNT(*)
 		FROM push_outbox WHERE created_at >= $1 AND created_at < $2 GROUP BY 1, 2, 3, 4, 5`, store.Millis(since), store.Millis(until))
 	if err != nil {
-		return Stats{}, s.internal("stats", err)
+		return NotificationStats{}, s.internal("stats", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -223,7 +223,7 @@ func (s *Service) Stats(ctx context.Context, since, until time.Time) (Stats, err
 		var prov, typ, status, code string
 		var n int64
 		if err := rows.Scan(&dev, &prov, &typ, &status, &code, &n); err != nil {
-			return Stats{}, s.internal("stats", err)
+			return NotificationStats{}, s.internal("stats", err)
 		}
 		if dev == 0 {
 			out.Notifications.add(status, code, n)
@@ -241,13 +241,13 @@ func (s *Service) Stats(ctx context.Context, since, until time.Time) (Stats, err
 		out.ByType[typ] = c
 	}
 	if err := rows.Err(); err != nil {
-		return Stats{}, s.internal("stats", err)
+		return NotificationStats{}, s.internal("stats", err)
 	}
 	return out, nil
 }
 
-// HistoryItem is one notification of the caller.
-type HistoryItem struct {
+// NotificationItem is one notification of the caller.
+type NotificationItem struct {
 	ID        string            `json:"id"`
 	Type      string            `json:"type"`
 	Status    string            `json:"status" enum:"queued,sending,sent,failed,dead,skipped"`
@@ -261,7 +261,7 @@ type HistoryItem struct {
 }
 
 // History lists userID's notifications, newest first.
-func (s *Service) History(ctx context.Context, userID string, limit int, cursor string) ([]HistoryItem, string, error) {
+func (s *Service) History(ctx context.Context, userID string, limit int, cursor string) ([]NotificationItem, string, error) {
 	after := ""
 	if cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cursor)
@@ -285,7 +285,7 @@ func (s *Service) History(ctx context.Context, userID string, limit int, cursor 
 	}
 	defer rows.Close()
 	type raw struct {
-		item      HistoryItem
+		item      NotificationItem
 		mentioned bool
 		p         Payload
 	}
@@ -319,7 +319,7 @@ func (s *Service) History(ctx context.Context, userID string, limit int, cursor 
 	if err != nil {
 		return nil, "", s.internal("history", err)
 	}
-	out := make([]HistoryItem, len(rs))
+	out := make([]NotificationItem, len(rs))
 	for i, r := range rs {
 		it, p := r.item, r.p
 		if n := names[p.SenderID]; n != "" {

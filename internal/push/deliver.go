@@ -178,15 +178,8 @@ func (s *Service) deliver(ctx context.Context, rows []claimed) error {
 	// Recorded even when ctx is cancelled (shutdown): sent is sent.
 	wctx := context.WithoutCancel(ctx)
 	err = s.db.Tx(wctx, func(tx *sql.Tx) error {
-		for _, f := range fs {
-			if f.id == "" {
-				continue
-			}
-			if _, err := s.applyFinish(wctx, tx, f, nowMs); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err := s.applyFinishes(wctx, tx, fs, nowMs)
+		return err
 	})
 	return err
 }

@@ -28,8 +28,8 @@ type Device struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// Subscription is a browser's PushSubscription (its toJSON form).
-type Subscription struct {
+// WebPushSubscription is a browser's PushSubscription (its toJSON form).
+type WebPushSubscription struct {
 	Endpoint string `json:"endpoint" maxLength:"2048" doc:"The push service URL (https)"`
 	Keys     struct {
 		P256dh string `json:"p256dh" maxLength:"200" doc:"base64url of the P-256 public key (65 bytes)"`
@@ -37,15 +37,15 @@ type Subscription struct {
 	} `json:"keys"`
 }
 
-// RegisterInput is the body of POST /devices.
-type RegisterInput struct {
-	Platform     string        `json:"platform" enum:"android,ios,web"`
-	Provider     string        `json:"provider,omitempty" enum:"fcm,apns,webpush" doc:"Default: fcm for android, apns for ios, webpush for web"`
-	Token        string        `json:"token,omitempty" maxLength:"4096" doc:"FCM registration token or APNs device token (hex); for webpush, the endpoint (or give subscription)"`
-	Subscription *Subscription `json:"subscription,omitempty" doc:"Web Push: the browser's subscription"`
-	VoIPToken    string        `json:"voip_token,omitempty" maxLength:"200" doc:"APNs PushKit token (hex), for incoming calls on iOS"`
-	AppID        string        `json:"app_id,omitempty" maxLength:"255" doc:"APNs topic (bundle id) or the app's id"`
-	Locale       string        `json:"locale,omitempty" maxLength:"35" doc:"BCP 47 language tag for the notification texts, e.g. de-AT"`
+// DeviceInput is the body of POST /devices.
+type DeviceInput struct {
+	Platform     string               `json:"platform" enum:"android,ios,web"`
+	Provider     string               `json:"provider,omitempty" enum:"fcm,apns,webpush" doc:"Default: fcm for android, apns for ios, webpush for web"`
+	Token        string               `json:"token,omitempty" maxLength:"4096" doc:"FCM registration token or APNs device token (hex); for webpush, the endpoint (or give subscription)"`
+	Subscription *WebPushSubscription `json:"subscription,omitempty" doc:"Web Push: the browser's subscription"`
+	VoIPToken    string               `json:"voip_token,omitempty" maxLength:"200" doc:"APNs PushKit token (hex), for incoming calls on iOS"`
+	AppID        string               `json:"app_id,omitempty" maxLength:"255" doc:"APNs topic (bundle id) or the app's id"`
+	Locale       string               `json:"locale,omitempty" maxLength:"35" doc:"BCP 47 language tag for the notification texts, e.g. de-AT"`
 }
 
 type deviceRow struct {
@@ -62,7 +62,7 @@ var defaultProvider = map[string]string{"android": "fcm", "ios": "apns", "web": 
 var allowedProvider = map[string][]string{"android": {"fcm"}, "ios": {"apns", "fcm"}, "web": {"webpush", "fcm"}}
 
 // normalize validates in and fills the provider default; it returns the row to store.
-func (in RegisterInput) normalize() (deviceRow, error) {
+func (in DeviceInput) normalize() (deviceRow, error) {
 	var r deviceRow
 	r.Platform = in.Platform
 	if _, ok := defaultProvider[in.Platform]; !ok {
@@ -188,7 +188,7 @@ func scanDevice(sc interface{ Scan(...any) error }) (deviceRow, error) {
 // updates the one row, which then belongs to userID and this session; a session registering a new
 // token for the same provider and app replaces its previous one. It reports whether the device
 // is new.
-func (s *Service) RegisterDevice(ctx context.Context, userID, sessionID string, in RegisterInput) (Device, bool, error) {
+func (s *Service) RegisterDevice(ctx context.Context, userID, sessionID string, in DeviceInput) (Device, bool, error) {
 	r, err := in.normalize()
 	if err != nil {
 		return Device{}, false, err

@@ -11,8 +11,8 @@ import (
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
-func webSub() *Subscription {
-	s := &Subscription{Endpoint: "https://push.example.com/send/abc"}
+func webSub() *WebPushSubscription {
+	s := &WebPushSubscription{Endpoint: "https://push.example.com/send/abc"}
 	key := make([]byte, 65)
 	key[0] = 4
 	s.Keys.P256dh = base64.RawURLEncoding.EncodeToString(key)
@@ -24,22 +24,22 @@ func TestRegisterValidation(t *testing.T) {
 	t.Parallel()
 	bad := []struct {
 		name  string
-		in    RegisterInput
+		in    DeviceInput
 		field string
 	}{
-		{"no platform", RegisterInput{Token: "x"}, "body.platform"},
-		{"apns on android", RegisterInput{Platform: "android", Provider: "apns", Token: apnsToken}, "body.provider"},
-		{"empty fcm token", RegisterInput{Platform: "android"}, "body.token"},
-		{"apns token not hex", RegisterInput{Platform: "ios", Token: "zz" + apnsToken}, "body.token"},
-		{"web without subscription", RegisterInput{Platform: "web"}, "body.subscription"},
-		{"voip on android", RegisterInput{Platform: "android", Token: "t", VoIPToken: apnsToken}, "body.voip_token"},
-		{"bad locale", RegisterInput{Platform: "android", Token: "t", Locale: "en US!"}, "body.locale"},
-		{"http endpoint", RegisterInput{Platform: "web", Subscription: func() *Subscription {
+		{"no platform", DeviceInput{Token: "x"}, "body.platform"},
+		{"apns on android", DeviceInput{Platform: "android", Provider: "apns", Token: apnsToken}, "body.provider"},
+		{"empty fcm token", DeviceInput{Platform: "android"}, "body.token"},
+		{"apns token not hex", DeviceInput{Platform: "ios", Token: "zz" + apnsToken}, "body.token"},
+		{"web without subscription", DeviceInput{Platform: "web"}, "body.subscription"},
+		{"voip on android", DeviceInput{Platform: "android", Token: "t", VoIPToken: apnsToken}, "body.voip_token"},
+		{"bad locale", DeviceInput{Platform: "android", Token: "t", Locale: "en US!"}, "body.locale"},
+		{"http endpoint", DeviceInput{Platform: "web", Subscription: func() *WebPushSubscription {
 			s := webSub()
 			s.Endpoint = "http://push.example.com/x"
 			return s
 		}()}, "body.subscription.endpoint"},
-		{"short p256dh", RegisterInput{Platform: "web", Subscription: func() *Subscription {
+		{"short p256dh", DeviceInput{Platform: "web", Subscription: func() *WebPushSubscription {
 			s := webSub()
 			s.Keys.P256dh = "AAAA"
 			return s
@@ -52,11 +52,11 @@ func TestRegisterValidation(t *testing.T) {
 			t.Errorf("%s: got %v, want invalid %s", tc.name, err, tc.field)
 		}
 	}
-	r, err := RegisterInput{Platform: "web", Subscription: webSub(), Locale: "de_AT"}.normalize()
+	r, err := DeviceInput{Platform: "web", Subscription: webSub(), Locale: "de_AT"}.normalize()
 	if err != nil || r.Provider != "webpush" || r.Token != "https://push.example.com/send/abc" || r.Locale != "de-AT" {
 		t.Errorf("web: got %+v, %v", r, err)
 	}
-	r, err = RegisterInput{Platform: "ios", Token: strings.ToUpper(apnsToken), VoIPToken: apnsToken}.normalize()
+	r, err = DeviceInput{Platform: "ios", Token: strings.ToUpper(apnsToken), VoIPToken: apnsToken}.normalize()
 	if err != nil || r.Provider != "apns" || r.Token != apnsToken || !r.HasVoIP {
 		t.Errorf("ios: got %+v, %v", r, err)
 	}
@@ -69,22 +69,22 @@ func TestDevices(t *testing.T) {
 		h := newHarness(t, db)
 		ctx := context.Background()
 		alice, bob := h.user("alice"), h.user("bob")
-		d1, created, err := h.svc.RegisterDevice(ctx, alice, "s1", RegisterInput{Platform: "android", Token: "tok-1", Locale: "en"})
+		d1, created, err := h.svc.RegisterDevice(ctx, alice, "s1", DeviceInput{Platform: "android", Token: "tok-1", Locale: "en"})
 		if err != nil || !created {
 			t.Fatalf("register: %v %v", created, err)
 		}
 		// The same token again updates the row.
-		d2, created, err := h.svc.RegisterDevice(ctx, alice, "s1", RegisterInput{Platform: "android", Token: "tok-1", Locale: "fr"})
+		d2, created, err := h.svc.RegisterDevice(ctx, alice, "s1", DeviceInput{Platform: "android", Token: "tok-1", Locale: "fr"})
 		if err != nil || created || d2.ID != d1.ID || d2.Locale != "fr" {
 			t.Fatalf("re-register: %+v %v %v", d2, created, err)
 		}
 		// A new token from the same session and app replaces the old one.
-		d3, _, err := h.svc.RegisterDevice(ctx, alice, "s1", RegisterInput{Platform: "android", Token: "tok-2"})
+		d3, _, err := h.svc.RegisterDevice(ctx, alice, "s1", DeviceInput{Platform: "android", Token: "tok-2"})
 		if err != nil || d3.ID != d1.ID || d3.Token != "tok-2" {
 			t.Fatalf("rotate: %+v %v", d3, err)
 		}
 		// Bob registers a token alice had (same phone, other account): it moves to him.
-		if _, _, err := h.svc.RegisterDevice(ctx, bob, "s9", RegisterInput{Platform: "android", Token: "tok-2"}); err != nil {
+		if _, _, err := h.svc.RegisterDevice(ctx, bob, "s9", DeviceInput{Platform: "android", Token: "tok-2"}); err != nil {
 			t.Fatal(err)
 		}
 		if ds, _ := h.svc.Devices(ctx, alice); len(ds) != 0 {
@@ -99,7 +99,7 @@ func TestDevices(t *testing.T) {
 			t.Fatalf("delete other's: %v", err)
 		}
 		// Web Push and a second session.
-		w, _, err := h.svc.RegisterDevice(ctx, bob, "s10", RegisterInput{Platform: "web", Subscription: webSub()})
+		w, _, err := h.svc.RegisterDevice(ctx, bob, "s10", DeviceInput{Platform: "web", Subscription: webSub()})
 		if err != nil || w.Provider != "webpush" {
 			t.Fatalf("web: %+v %v", w, err)
 		}

@@ -160,13 +160,13 @@ func (s *Service) expand(ctx context.Context, notes []claimed) error {
 		}
 	}
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
+		owned, err := s.applyFinishes(ctx, tx, finishes, nowMs)
+		if err != nil {
+			return err
+		}
 		var kids []outboxRow
 		for _, f := range finishes {
-			ok, err := s.applyFinish(ctx, tx, f, nowMs)
-			if err != nil {
-				return err
-			}
-			if ok { // still ours: another worker did not take it after our lease ran out
+			if owned[f.id] { // still ours: another worker did not take it after our lease ran out
 				kids = append(kids, children[f.id]...)
 			}
 		}

@@ -166,7 +166,7 @@ func (h *harness) chat(typ, title string, members ...string) string {
 
 func (h *harness) device(userID, platform, token string) Device {
 	h.t.Helper()
-	d, _, err := h.svc.RegisterDevice(context.Background(), userID, "sess-"+token, RegisterInput{Platform: platform, Token: token, Locale: "en"})
+	d, _, err := h.svc.RegisterDevice(context.Background(), userID, "sess-"+token, DeviceInput{Platform: platform, Token: token, Locale: "en"})
 	if err != nil {
 		h.t.Fatalf("register device: %v", err)
 	}

@@ -139,7 +139,7 @@ func (s *Service) Mount(api *httpapi.API) {
 	}, s.handleDeleteTemplate)
 }
 
-type registerInput struct{ Body RegisterInput }
+type registerInput struct{ Body DeviceInput }
 type deviceOutput struct {
 	Status int
 	Body   Device
@@ -184,60 +184,60 @@ func (s *Service) handleWebPushKey(context.Context, *struct{}) (*struct{ Body We
 	return &struct{ Body WebPushKey }{Body: WebPushKey{PublicKey: s.o.VAPIDPublicKey}}, nil
 }
 
-func (s *Service) handleGetChatPref(ctx context.Context, in *idPath) (*struct{ Body ChatPref }, error) {
+func (s *Service) handleGetChatPref(ctx context.Context, in *idPath) (*struct{ Body ChatNotifications }, error) {
 	p, err := s.ChatPref(ctx, identity.UserID(ctx), in.ID)
 	if err != nil {
 		return nil, err
 	}
-	return &struct{ Body ChatPref }{Body: p}, nil
+	return &struct{ Body ChatNotifications }{Body: p}, nil
 }
 
 type chatPrefInput struct {
 	ID   string `path:"id" maxLength:"64"`
-	Body ChatPrefInput
+	Body ChatNotificationsInput
 }
 
-func (s *Service) handleSetChatPref(ctx context.Context, in *chatPrefInput) (*struct{ Body ChatPref }, error) {
+func (s *Service) handleSetChatPref(ctx context.Context, in *chatPrefInput) (*struct{ Body ChatNotifications }, error) {
 	p, err := s.SetChatPref(ctx, identity.UserID(ctx), in.ID, in.Body)
 	if err != nil {
 		return nil, err
 	}
-	return &struct{ Body ChatPref }{Body: p}, nil
+	return &struct{ Body ChatNotifications }{Body: p}, nil
 }
 
-func (s *Service) handleGetSettings(ctx context.Context, _ *struct{}) (*struct{ Body Settings }, error) {
+func (s *Service) handleGetSettings(ctx context.Context, _ *struct{}) (*struct{ Body NotificationSettings }, error) {
 	st, err := s.Settings(ctx, identity.UserID(ctx))
 	if err != nil {
 		return nil, err
 	}
-	return &struct{ Body Settings }{Body: st}, nil
+	return &struct{ Body NotificationSettings }{Body: st}, nil
 }
 
-func (s *Service) handleSetSettings(ctx context.Context, in *struct{ Body SettingsInput }) (*struct{ Body Settings }, error) {
+func (s *Service) handleSetSettings(ctx context.Context, in *struct{ Body NotificationSettingsInput }) (*struct{ Body NotificationSettings }, error) {
 	st, err := s.SetSettings(ctx, identity.UserID(ctx), in.Body)
 	if err != nil {
 		return nil, err
 	}
-	return &struct{ Body Settings }{Body: st}, nil
+	return &struct{ Body NotificationSettings }{Body: st}, nil
 }
 
-func (s *Service) handleHistory(ctx context.Context, in *httpapi.PageParams) (*httpapi.PageOutput[HistoryItem], error) {
+func (s *Service) handleHistory(ctx context.Context, in *httpapi.PageParams) (*httpapi.PageOutput[NotificationItem], error) {
 	items, next, err := s.History(ctx, identity.UserID(ctx), in.Limit, in.Cursor)
 	if err != nil {
 		return nil, err
 	}
 	if items == nil {
-		items = []HistoryItem{}
+		items = []NotificationItem{}
 	}
-	return &httpapi.PageOutput[HistoryItem]{Body: httpapi.Page[HistoryItem]{Items: items, NextCursor: next}}, nil
+	return &httpapi.PageOutput[NotificationItem]{Body: httpapi.Page[NotificationItem]{Items: items, NextCursor: next}}, nil
 }
 
 type queuedOutput struct {
 	Status int
-	Body   Queued
+	Body   NotificationsQueued
 }
 
-func (s *Service) handleSend(ctx context.Context, in *struct{ Body SendInput }) (*queuedOutput, error) {
+func (s *Service) handleSend(ctx context.Context, in *struct{ Body AdminSendInput }) (*queuedOutput, error) {
 	q, err := s.Send(ctx, identity.UserID(ctx), in.Body)
 	if err != nil {
 		return nil, err
@@ -245,7 +245,7 @@ func (s *Service) handleSend(ctx context.Context, in *struct{ Body SendInput }) 
 	return &queuedOutput{Status: http.StatusAccepted, Body: q}, nil
 }
 
-func (s *Service) handleBroadcast(ctx context.Context, in *struct{ Body BroadcastInput }) (*queuedOutput, error) {
+func (s *Service) handleBroadcast(ctx context.Context, in *struct{ Body AdminBroadcastInput }) (*queuedOutput, error) {
 	q, err := s.Broadcast(ctx, identity.UserID(ctx), in.Body)
 	if err != nil {
 		return nil, err
@@ -258,7 +258,7 @@ type statsInput struct {
 	Until time.Time `query:"until" doc:"End (RFC 3339); default now"`
 }
 
-func (s *Service) handleStats(ctx context.Context, in *statsInput) (*struct{ Body Stats }, error) {
+func (s *Service) handleStats(ctx context.Context, in *statsInput) (*struct{ Body NotificationStats }, error) {
 	until := in.Until
 	if until.IsZero() {
 		until = s.o.Now().Add(time.Millisecond)
@@ -271,15 +271,15 @@ func (s *Service) handleStats(ctx context.Context, in *statsInput) (*struct{ Bod
 	if err != nil {
 		return nil, err
 	}
-	return &struct{ Body Stats }{Body: st}, nil
+	return &struct{ Body NotificationStats }{Body: st}, nil
 }
 
-func (s *Service) handleListTemplates(ctx context.Context, _ *struct{}) (*listOutput[Template], error) {
+func (s *Service) handleListTemplates(ctx context.Context, _ *struct{}) (*listOutput[NotificationTemplate], error) {
 	ts, err := s.Templates(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &listOutput[Template]{Body: httpapi.Page[Template]{Items: ts}}, nil
+	return &listOutput[NotificationTemplate]{Body: httpapi.Page[NotificationTemplate]{Items: ts}}, nil
 }
 
 type templatePath struct {
@@ -287,26 +287,26 @@ type templatePath struct {
 	Locale string `path:"locale" maxLength:"35"`
 }
 
-func (s *Service) handleGetTemplate(ctx context.Context, in *templatePath) (*struct{ Body Template }, error) {
+func (s *Service) handleGetTemplate(ctx context.Context, in *templatePath) (*struct{ Body NotificationTemplate }, error) {
 	t, err := s.Template(ctx, in.Type, in.Locale)
 	if err != nil {
 		return nil, err
 	}
-	return &struct{ Body Template }{Body: t}, nil
+	return &struct{ Body NotificationTemplate }{Body: t}, nil
 }
 
 type putTemplateInput struct {
 	Type   string `path:"type" maxLength:"32"`
 	Locale string `path:"locale" maxLength:"35"`
-	Body   TemplateInput
+	Body   NotificationTemplateInput
 }
 
-func (s *Service) handlePutTemplate(ctx context.Context, in *putTemplateInput) (*struct{ Body Template }, error) {
+func (s *Service) handlePutTemplate(ctx context.Context, in *putTemplateInput) (*struct{ Body NotificationTemplate }, error) {
 	t, err := s.PutTemplate(ctx, in.Type, in.Locale, in.Body)
 	if err != nil {
 		return nil, err
 	}
-	return &struct{ Body Template }{Body: t}, nil
+	return &struct{ Body NotificationTemplate }{Body: t}, nil
 }
 
 func (s *Service) handleDeleteTemplate(ctx context.Context, in *templatePath) (*struct{}, error) {

@@ -80,6 +80,7 @@ const outboxInsertArgs = 17 // placeholders per row (status and updated_at are d
 // execer is a transaction or a database.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
 }
 
 func nullable(s string) any {
@@ -92,37 +93,65 @@ func nullable(s string) any {
 // insertOutbox writes rows in multi-row statements. With collapse, a row meeting a queued
 // notification of the same user and collapse key merges into it. Rows of one call must not
 // share (user, collapse key).
+//
+// Statements carry at most insertChunk rows: SQLite looks up each $N parameter by name in a list
+// (linear), so a statement with thousands of parameters costs quadratic time to prepare; the
+// statement of a full chunk is prepared once per call.
 func insertOutbox(ctx context.Context, ex execer, rows []outboxRow, collapse bool) error {
-	const chunk = 500
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
 	for len(rows) > 0 {
-		n := min(len(rows), chunk)
-		var b strings.Builder
-		b.WriteString(`INSERT INTO push_outbox (` + outboxInsertCols + `) VALUES `)
+		n := min(len(rows), insertChunk)
 		args := make([]any, 0, n*outboxInsertArgs)
-		for i, r := range rows[:n] {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			p := i * outboxInsertArgs
-			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, 'queued', $%d, $%d, $%d, $%d)",
-				p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8, p+9, p+10, p+11, p+12, p+13, p+14, p+15, p+16, p+17, p+17)
+		for _, r := range rows[:n] {
 			args = append(args, r.ID, r.UserID, nullable(r.DeviceID), nullable(r.ParentID), r.Type, nullable(r.ChatID), r.Seq,
 				max(r.Count, 1), r.Mentioned, r.Payload, nullable(r.CollapseKey), r.Provider, r.PlatformFilter, r.LocaleFilter,
 				r.Attempts, r.NextAttemptAt, r.CreatedAt)
 		}
-		if collapse {
-			b.WriteString(` ON CONFLICT (user_id, collapse_key) WHERE status = 'queued' AND device_id IS NULL DO UPDATE SET
-				count = push_outbox.count + excluded.count,
-				seq = CASE WHEN excluded.seq > push_outbox.seq THEN excluded.seq ELSE push_outbox.seq END,
-				mentioned = (push_outbox.mentioned OR excluded.mentioned),
-				payload = excluded.payload, type = excluded.type, updated_at = excluded.updated_at`)
+		var err error
+		if n == insertChunk && len(rows) > insertChunk {
+			if full == nil {
+				if full, err = ex.PrepareContext(ctx, insertSQL(n, collapse)); err != nil {
+					return fmt.Errorf("push: outbox insert: %w", err)
+				}
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = ex.ExecContext(ctx, insertSQL(n, collapse), args...)
 		}
-		if _, err := ex.ExecContext(ctx, b.String(), args...); err != nil {
+		if err != nil {
 			return fmt.Errorf("push: outbox insert: %w", err)
 		}
 		rows = rows[n:]
 	}
 	return nil
+}
+
+const insertChunk = 50
+
+func insertSQL(n int, collapse bool) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO push_outbox (` + outboxInsertCols + `) VALUES `)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		p := i * outboxInsertArgs
+		fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, 'queued', $%d, $%d, $%d, $%d)",
+			p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8, p+9, p+10, p+11, p+12, p+13, p+14, p+15, p+16, p+17, p+17)
+	}
+	if collapse {
+		b.WriteString(` ON CONFLICT (user_id, collapse_key) WHERE status = 'queued' AND device_id IS NULL DO UPDATE SET
+			count = push_outbox.count + excluded.count,
+			seq = CASE WHEN excluded.seq > push_outbox.seq THEN excluded.seq ELSE push_outbox.seq END,
+			mentioned = (push_outbox.mentioned OR excluded.mentioned),
+			payload = excluded.payload, type = excluded.type, updated_at = excluded.updated_at`)
+	}
+	return b.String()
 }
 
 // Enqueue records notifications in tx, the transaction that stores their cause: they exist if
@@ -223,19 +252,72 @@ type finish struct {
 }
 
 func (s *Service) applyFinish(ctx context.Context, tx *sql.Tx, f finish, now int64) (bool, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE push_outbox SET status = $1, error_code = $2, next_attempt_at = CASE WHEN CAST($3 AS BIGINT) > 0 THEN CAST($3 AS BIGINT) ELSE next_attempt_at END,
-		lease_owner = '', lease_until = 0, updated_at = $4 WHERE id = $5 AND lease_owner = $6 AND status = 'sending'`,
-		f.status, f.errorCode, f.nextAttemptAt, now, f.id, s.node)
-	if err != nil {
-		return false, fmt.Errorf("push: finish: %w", err)
+	owned, err := s.applyFinishes(ctx, tx, []finish{f}, now)
+	return owned[f.id], err
+}
+
+// applyFinishes records outcomes in as few statements as it can: rows with the same outcome are
+// updated together (UPDATE ... WHERE id IN (...) RETURNING id). It returns the rows this worker
+// still held, the only ones changed; the devices of those with removeDevice are deleted.
+func (s *Service) applyFinishes(ctx context.Context, tx *sql.Tx, fs []finish, now int64) (map[string]bool, error) {
+	type outcome struct {
+		status, code string
+		next         int64
 	}
-	n, _ := res.RowsAffected()
-	if n == 1 && f.removeDevice != "" {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM push_devices WHERE id = $1`, f.removeDevice); err != nil {
-			return false, fmt.Errorf("push: remove device: %w", err)
+	groups := map[outcome][]string{}
+	var order []outcome
+	for _, f := range fs {
+		if f.id == "" {
+			continue
+		}
+		k := outcome{f.status, f.errorCode, f.nextAttemptAt}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], f.id)
+	}
+	owned := make(map[string]bool, len(fs))
+	for _, k := range order {
+		ids := groups[k]
+		for len(ids) > 0 {
+			n := min(len(ids), 200)
+			ph, args := inList(6, ids[:n])
+			rows, err := tx.QueryContext(ctx, `UPDATE push_outbox SET status = $1, error_code = $2,
+				next_attempt_at = CASE WHEN CAST($3 AS BIGINT) > 0 THEN CAST($3 AS BIGINT) ELSE next_attempt_at END,
+				lease_owner = '', lease_until = 0, updated_at = $4
+				WHERE lease_owner = $5 AND status = 'sending' AND id IN (`+ph+`) RETURNING id`,
+				append([]any{k.status, k.code, k.next, now, s.node}, args...)...)
+			if err != nil {
+				return nil, fmt.Errorf("push: finish: %w", err)
+			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("push: finish: %w", err)
+				}
+				owned[id] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, fmt.Errorf("push: finish: %w", err)
+			}
+			ids = ids[n:]
 		}
 	}
-	return n == 1, nil
+	var gone []string
+	for _, f := range fs {
+		if f.removeDevice != "" && owned[f.id] {
+			gone = append(gone, f.removeDevice)
+		}
+	}
+	if gone = uniq(gone); len(gone) > 0 {
+		ph, args := inList(1, gone)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM push_devices WHERE id IN (`+ph+`)`, args...); err != nil {
+			return nil, fmt.Errorf("push: remove devices: %w", err)
+		}
+	}
+	return owned, nil
 }
 
 // RunOnce claims one batch of due rows and handles it: notifications are expanded into
@@ -267,11 +349,18 @@ func (s *Service) RunOnce(ctx context.Context) (int, error) {
 }
 
 // run is the worker loop: a batch after another while there is work, else wait for a wake-up
-// or the poll interval.
+// or the poll interval. Once an hour it also deletes finished rows older than Retention.
 func (s *Service) run(ctx context.Context) {
-	t := time.NewTimer(0)
+	t := time.NewTimer(s.o.PollInterval)
 	defer t.Stop()
+	var lastSweep time.Time
 	for {
+		if now := s.o.Now(); now.Sub(lastSweep) >= time.Hour {
+			lastSweep = now
+			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.ErrorContext(ctx, "push: outbox sweep", "err", err)
+			}
+		}
 		n, err := s.RunOnce(ctx)
 		if ctx.Err() != nil {
 			return
@@ -282,17 +371,25 @@ func (s *Service) run(ctx context.Context) {
 		if n > 0 && err == nil {
 			continue
 		}
-		t.Reset(s.o.PollInterval)
+		t.Reset(s.o.PollInterval) // Go ≥ 1.23: no stale tick survives Reset or Stop
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
-			if !t.Stop() {
-				<-t.C
-			}
+			t.Stop()
 		case <-t.C:
 		}
 	}
+}
+
+// Sweep deletes finished rows (sent, failed, dead, skipped) created more than Retention ago:
+// the history and statistics reach that far back. Any node may run it at any time.
+func (s *Service) Sweep(ctx context.Context) error {
+	before := store.Millis(s.o.Now().Add(-s.o.Retention))
+	if _, err := s.db.W.ExecContext(ctx, `DELETE FROM push_outbox WHERE created_at < $1 AND status IN ('sent', 'failed', 'dead', 'skipped')`, before); err != nil {
+		return fmt.Errorf("push: sweep: %w", err)
+	}
+	return nil
 }
 
 // backoff is the delay before retry number attempt (1 = the first retry): Backoff doubled each

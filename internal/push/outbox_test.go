@@ -9,18 +9,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/push/provider"
 	"github.com/nerutalk/nerutalk/internal/store"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
-func (h *harness) stored(chatID, typ, title string, members []string, msgs ...StoredMessage) {
+func (h *harness) stored(chatID, typ, title string, members []string, msgs ...chat.StoredMessage) {
 	h.t.Helper()
 	h.tx(func(tx *sql.Tx) error { return h.svc.MessagesStored(context.Background(), tx, msgs) })
 }
 
-func sm(chatID, typ, title string, members []string, m ...any) StoredMessage {
-	return StoredMessage{Message: msg(chatID, m[0].(string), int64(m[1].(int)), m[2].(string)), ChatType: typ, ChatTitle: title, MemberIDs: members}
+func sm(chatID, typ, title string, members []string, m ...any) chat.StoredMessage {
+	return chat.StoredMessage{Message: msg(chatID, m[0].(string), int64(m[1].(int)), m[2].(string)), ChatType: typ, ChatTitle: title, MemberIDs: members}
 }
 
 func TestMessageTriggerCollapsesABurst(t *testing.T) {
@@ -79,18 +80,18 @@ func TestMessageTriggerSkips(t *testing.T) {
 		}
 		c := h.chat("group", "Team", members...)
 		h.online.set(users["online"], true)
-		if _, err := h.svc.SetChatPref(ctx, users["muted"], c, ChatPrefInput{Mode: ModeAll, MutedUntil: ptr(h.clock.Now().Add(time.Hour))}); err != nil {
+		if _, err := h.svc.SetChatPref(ctx, users["muted"], c, ChatNotificationsInput{Mode: ModeAll, MutedUntil: ptr(h.clock.Now().Add(time.Hour))}); err != nil {
 			t.Fatal(err)
 		}
 		for _, n := range []string{"mentions", "mentioned"} {
-			if _, err := h.svc.SetChatPref(ctx, users[n], c, ChatPrefInput{Mode: ModeMentions}); err != nil {
+			if _, err := h.svc.SetChatPref(ctx, users[n], c, ChatNotificationsInput{Mode: ModeMentions}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := h.svc.SetSettings(ctx, users["dnd"], SettingsInput{DND: &DND{Start: "11:00", End: "13:00", Timezone: "UTC"}}); err != nil {
+		if _, err := h.svc.SetSettings(ctx, users["dnd"], NotificationSettingsInput{DND: &DND{Start: "11:00", End: "13:00", Timezone: "UTC"}}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.svc.SetSettings(ctx, users["hidden"], SettingsInput{Previews: ptr(false)}); err != nil {
+		if _, err := h.svc.SetSettings(ctx, users["hidden"], NotificationSettingsInput{Previews: ptr(false)}); err != nil {
 			t.Fatal(err)
 		}
 		h.stored(c, "group", "Team", members, sm(c, "group", "Team", members, alice, 1, "secret plan, ask @mentioneduser"))
@@ -135,7 +136,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 		h.device(u, "android", "dead-token")
 		h.device(u, "android", "flaky")
 		h.device(u, "ios", apnsToken)
-		if _, _, err := h.svc.RegisterDevice(ctx, u, "s-web", RegisterInput{Platform: "web", Subscription: webSub()}); err != nil {
+		if _, _, err := h.svc.RegisterDevice(ctx, u, "s-web", DeviceInput{Platform: "web", Subscription: webSub()}); err != nil {
 			t.Fatal(err)
 		}
 		calls := map[string]int{}
@@ -158,7 +159,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 			}
 			return nil
 		}
-		if _, err := h.svc.Send(ctx, "admin", SendInput{UserIDs: []string{u}, Title: "T", Body: "B"}); err != nil {
+		if _, err := h.svc.Send(ctx, "admin", AdminSendInput{UserIDs: []string{u}, Title: "T", Body: "B"}); err != nil {
 			t.Fatal(err)
 		}
 		h.drain()
@@ -235,7 +236,7 @@ func TestTwoWorkersNoDuplicates(t *testing.T) {
 		h.device(u, "android", fmt.Sprintf("a-%d", i))
 		h.device(u, "ios", fmt.Sprintf("%064x", i))
 	}
-	if _, err := h.svc.Send(ctx, "admin", SendInput{UserIDs: ids, Title: "hello", Body: "all"}); err != nil {
+	if _, err := h.svc.Send(ctx, "admin", AdminSendInput{UserIDs: ids, Title: "hello", Body: "all"}); err != nil {
 		t.Fatal(err)
 	}
 	other := h.service(func(o *Options) { o.Batch = 7 })
@@ -284,11 +285,11 @@ func TestRestartResendsAfterLease(t *testing.T) {
 		ctx := context.Background()
 		u := h.user("Eve")
 		h.device(u, "android", "eve-phone")
-		if _, err := h.svc.Send(ctx, "admin", SendInput{UserIDs: []string{u}, Title: "T", Body: "B"}); err != nil {
+		if _, err := h.svc.Send(ctx, "admin", AdminSendInput{UserIDs: []string{u}, Title: "T", Body: "B"}); err != nil {
 			t.Fatal(err)
 		}
 		h.drain() // the notification becomes a delivery and is sent
-		if _, err := h.svc.Send(ctx, "admin", SendInput{UserIDs: []string{u}, Title: "T2", Body: "B2"}); err != nil {
+		if _, err := h.svc.Send(ctx, "admin", AdminSendInput{UserIDs: []string{u}, Title: "T2", Body: "B2"}); err != nil {
 			t.Fatal(err)
 		}
 		h.sender.mu.Lock()
@@ -332,7 +333,7 @@ func TestCalls(t *testing.T) {
 		h := newHarness(t, db)
 		ctx := context.Background()
 		caller, a, b := h.user("Caller"), h.user("Ann"), h.user("Ben")
-		if _, _, err := h.svc.RegisterDevice(ctx, a, "sa", RegisterInput{Platform: "ios", Token: apnsToken, VoIPToken: apnsToken[:40]}); err != nil {
+		if _, _, err := h.svc.RegisterDevice(ctx, a, "sa", DeviceInput{Platform: "ios", Token: apnsToken, VoIPToken: apnsToken[:40]}); err != nil {
 			t.Fatal(err)
 		}
 		h.device(b, "android", "ben-phone")
@@ -392,6 +393,32 @@ func TestGeofenceEvent(t *testing.T) {
 		got := h.sender.all()
 		if len(got) != 1 || got[0].Message.Title != "School" || got[0].Message.Body != "Kid arrived" || got[0].Message.Data["event"] != "enter" {
 			t.Fatalf("geofence: %+v", got)
+		}
+	})
+}
+
+func TestSweepKeepsUnfinishedRows(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h := newHarness(t, db, func(o *Options) { o.Retention = 24 * time.Hour })
+		ctx := context.Background()
+		u := h.user("Old")
+		h.device(u, "android", "old-phone")
+		if _, err := h.svc.Send(ctx, "admin", AdminSendInput{UserIDs: []string{u}, Title: "T"}); err != nil {
+			t.Fatal(err)
+		}
+		h.drain()
+		c := h.chat("direct", "", u, h.user("Other"))
+		h.tx(func(tx *sql.Tx) error {
+			return h.svc.Enqueue(ctx, tx, []Notification{{UserID: u, Type: TypeMessage, ChatID: c, Delay: 48 * time.Hour}})
+		})
+		h.clock.Advance(25 * time.Hour)
+		if err := h.svc.Sweep(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.statuses(); len(st) != 1 || st["note/queued"] != 1 {
+			t.Fatalf("after the sweep: %v", st)
 		}
 	})
 }

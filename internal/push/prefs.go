@@ -19,22 +19,22 @@ const (
 	ModeNone     = "none"
 )
 
-// ChatPref is the caller's notification setting for one chat.
-type ChatPref struct {
+// ChatNotifications is the caller's notification setting for one chat.
+type ChatNotifications struct {
 	ChatID     string     `json:"chat_id"`
 	Mode       string     `json:"mode" enum:"all,mentions,none"`
 	MutedUntil *time.Time `json:"muted_until" doc:"No pushes from this chat until then; null = not muted"`
 }
 
-// ChatPrefInput is the body of PUT /chats/{id}/notifications.
-type ChatPrefInput struct {
+// ChatNotificationsInput is the body of PUT /chats/{id}/notifications.
+type ChatNotificationsInput struct {
 	Mode       string     `json:"mode" enum:"all,mentions,none" doc:"all: every message; mentions: only messages naming you (@username); none: nothing"`
 	MutedUntil *time.Time `json:"muted_until,omitempty" doc:"Silence the chat until this time (RFC 3339); omitted or past = not muted"`
 }
 
 // chatPref reads a preference; a chat without one is mode all.
-func (s *Service) chatPref(ctx context.Context, userID, chatID string) (ChatPref, error) {
-	p := ChatPref{ChatID: chatID, Mode: ModeAll}
+func (s *Service) chatPref(ctx context.Context, userID, chatID string) (ChatNotifications, error) {
+	p := ChatNotifications{ChatID: chatID, Mode: ModeAll}
 	if chatID == "" {
 		return p, nil
 	}
@@ -69,9 +69,9 @@ func (s *Service) checkMember(ctx context.Context, userID, chatID string) error 
 }
 
 // ChatPref returns userID's setting for chatID (members only).
-func (s *Service) ChatPref(ctx context.Context, userID, chatID string) (ChatPref, error) {
+func (s *Service) ChatPref(ctx context.Context, userID, chatID string) (ChatNotifications, error) {
 	if err := s.checkMember(ctx, userID, chatID); err != nil {
-		return ChatPref{}, err
+		return ChatNotifications{}, err
 	}
 	p, err := s.chatPref(ctx, userID, chatID)
 	if err != nil {
@@ -81,16 +81,16 @@ func (s *Service) ChatPref(ctx context.Context, userID, chatID string) (ChatPref
 }
 
 // SetChatPref stores userID's setting for chatID (members only; others get not found).
-func (s *Service) SetChatPref(ctx context.Context, userID, chatID string, in ChatPrefInput) (ChatPref, error) {
+func (s *Service) SetChatPref(ctx context.Context, userID, chatID string, in ChatNotificationsInput) (ChatNotifications, error) {
 	if in.Mode != ModeAll && in.Mode != ModeMentions && in.Mode != ModeNone {
-		return ChatPref{}, apperr.Invalid("body.mode", "must be all, mentions or none")
+		return ChatNotifications{}, apperr.Invalid("body.mode", "must be all, mentions or none")
 	}
 	if err := s.checkMember(ctx, userID, chatID); err != nil {
-		return ChatPref{}, err
+		return ChatNotifications{}, err
 	}
 	now := s.o.Now()
 	var muted any
-	out := ChatPref{ChatID: chatID, Mode: in.Mode}
+	out := ChatNotifications{ChatID: chatID, Mode: in.Mode}
 	if in.MutedUntil != nil && in.MutedUntil.After(now) {
 		t := in.MutedUntil.UTC().Truncate(time.Millisecond)
 		out.MutedUntil, muted = &t, store.Millis(t)
@@ -101,9 +101,9 @@ func (s *Service) SetChatPref(ctx context.Context, userID, chatID string, in Cha
 		userID, chatID, in.Mode, muted, store.Millis(now))
 	if err != nil {
 		if store.IsForeignKeyViolation(err) { // the chat was deleted meanwhile
-			return ChatPref{}, apperr.NotFound("chat")
+			return ChatNotifications{}, apperr.NotFound("chat")
 		}
-		return ChatPref{}, s.internal("set chat preference", err)
+		return ChatNotifications{}, s.internal("set chat preference", err)
 	}
 	return out, nil
 }
@@ -115,14 +115,14 @@ type DND struct {
 	Timezone string `json:"timezone,omitempty" maxLength:"64" doc:"IANA time zone, e.g. Europe/Berlin; default UTC"`
 }
 
-// Settings are the caller's global notification settings.
-type Settings struct {
+// NotificationSettings are the caller's global notification settings.
+type NotificationSettings struct {
 	Previews bool `json:"previews" doc:"false: pushes carry no message text, only who wrote and where"`
 	DND      *DND `json:"dnd" doc:"Do-not-disturb window: no pushes inside it (except the cancelling push of a call); null = none"`
 }
 
-// SettingsInput is the body of PUT /notifications/settings (it replaces the settings).
-type SettingsInput struct {
+// NotificationSettingsInput is the body of PUT /notifications/settings (it replaces the settings).
+type NotificationSettingsInput struct {
 	Previews *bool `json:"previews,omitempty" doc:"Default true"`
 	DND      *DND  `json:"dnd,omitempty" doc:"Omitted or null = no window"`
 }
@@ -149,8 +149,8 @@ func (u userSettings) inDND(now time.Time) bool {
 	return m >= u.Start || m < u.End
 }
 
-func (u userSettings) public() Settings {
-	out := Settings{Previews: u.Previews}
+func (u userSettings) public() NotificationSettings {
+	out := NotificationSettings{Previews: u.Previews}
 	if u.Start >= 0 {
 		out.DND = &DND{Start: hhmm(u.Start), End: hhmm(u.End), Timezone: u.Loc.String()}
 	}
@@ -211,16 +211,16 @@ func (s *Service) userSettings(ctx context.Context, users []string) (map[string]
 }
 
 // Settings returns userID's notification settings.
-func (s *Service) Settings(ctx context.Context, userID string) (Settings, error) {
+func (s *Service) Settings(ctx context.Context, userID string) (NotificationSettings, error) {
 	m, err := s.userSettings(ctx, []string{userID})
 	if err != nil {
-		return Settings{}, s.internal("settings", err)
+		return NotificationSettings{}, s.internal("settings", err)
 	}
 	return m[userID].public(), nil
 }
 
 // SetSettings replaces userID's notification settings.
-func (s *Service) SetSettings(ctx context.Context, userID string, in SettingsInput) (Settings, error) {
+func (s *Service) SetSettings(ctx context.Context, userID string, in NotificationSettingsInput) (NotificationSettings, error) {
 	st := defaultSettings()
 	if in.Previews != nil {
 		st.Previews = *in.Previews
@@ -230,16 +230,16 @@ func (s *Service) SetSettings(ctx context.Context, userID string, in SettingsInp
 	if in.DND != nil {
 		a, ok := parseHHMM(in.DND.Start)
 		if !ok {
-			return Settings{}, apperr.Invalid("body.dnd.start", "must be HH:MM")
+			return NotificationSettings{}, apperr.Invalid("body.dnd.start", "must be HH:MM")
 		}
 		b, ok := parseHHMM(in.DND.End)
 		if !ok {
-			return Settings{}, apperr.Invalid("body.dnd.end", "must be HH:MM")
+			return NotificationSettings{}, apperr.Invalid("body.dnd.end", "must be HH:MM")
 		}
 		if in.DND.Timezone != "" {
 			loc, err := time.LoadLocation(in.DND.Timezone)
 			if err != nil || in.DND.Timezone == "Local" {
-				return Settings{}, apperr.Invalid("body.dnd.timezone", "must be an IANA time zone such as Europe/Berlin")
+				return NotificationSettings{}, apperr.Invalid("body.dnd.timezone", "must be an IANA time zone such as Europe/Berlin")
 			}
 			st.Loc, tz = loc, in.DND.Timezone
 		}
@@ -251,7 +251,7 @@ func (s *Service) SetSettings(ctx context.Context, userID string, in SettingsInp
 			timezone = excluded.timezone, updated_at = excluded.updated_at`,
 		userID, st.Previews, start, end, tz, store.Millis(s.o.Now()))
 	if err != nil {
-		return Settings{}, s.internal("set settings", err)
+		return NotificationSettings{}, s.internal("set settings", err)
 	}
 	return st.public(), nil
 }

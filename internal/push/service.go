@@ -2,16 +2,21 @@ package push
 
 import (
 	"context"
+	"crypto/ecdh"
+	crand "crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/nerutalk/nerutalk/internal/chat"
+	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/push/provider"
 	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/store"
@@ -59,8 +64,10 @@ type Options struct {
 	// MaxBackoff. 0 = 5 s and 1 h.
 	Backoff, MaxBackoff time.Duration
 	// Batch is how many rows a worker claims at once; Concurrency how many sends it runs at once.
-	// 0 = 200 and 32.
+	// 0 = 500 and 32.
 	Batch, Concurrency int
+	// Retention is how long finished rows are kept (the history and stats window). 0 = 30 days.
+	Retention time.Duration
 	// FallbackLocale is used when no template exists for a device's locale. "" = "en".
 	FallbackLocale string
 	// AdminLimiter limits admin sends and broadcasts per admin; nil = 10 per minute in memory.
@@ -114,10 +121,13 @@ func New(db *store.DB, o Options) *Service {
 		o.MaxBackoff = time.Hour
 	}
 	if o.Batch <= 0 {
-		o.Batch = 200
+		o.Batch = 500
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 32
+	}
+	if o.Retention <= 0 {
+		o.Retention = 30 * 24 * time.Hour
 	}
 	if o.FallbackLocale == "" {
 		o.FallbackLocale = "en"
@@ -137,6 +147,8 @@ func New(db *store.DB, o Options) *Service {
 	}
 	return s
 }
+
+var _ chat.SendHook = (*Service)(nil)
 
 // Start runs the outbox worker until Stop. It returns Stop, for the server's stoppers.
 func (s *Service) Start() func(context.Context) {
@@ -196,3 +208,57 @@ func (s *Service) internal(op string, err error) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// FromConfig fills the outbox settings of o from the configuration.
+func FromConfig(cfg config.Config, o Options) Options {
+	o.MessageDelay, o.PollInterval, o.Lease = cfg.PushMessageDelay, cfg.PushPollInterval, cfg.PushLease
+	o.MaxAttempts, o.Concurrency, o.FallbackLocale = cfg.PushMaxAttempts, cfg.PushConcurrency, cfg.PushFallbackLocale
+	o.Retention = cfg.PushRetention
+	if cfg.RateLimits {
+		o.AdminLimiter = ratelimit.NewMemory(ratelimit.PerMinute(max(cfg.PushAdminSendsPerMin, 1)))
+	} else {
+		o.AdminLimiter = ratelimit.Noop{}
+	}
+	return o
+}
+
+// SessionDevicesRemover returns the auth.Options.OnSessionsRevoked hook: the devices registered
+// by revoked sessions are removed. It needs only the database, so it can be wired before the
+// Service exists.
+func SessionDevicesRemover(db *store.DB, log *slog.Logger) func(ctx context.Context, userID string, sessionIDs []string) {
+	s := &Service{db: db, log: log}
+	return s.SessionsRevoked
+}
+
+// VAPIDKeys returns the Web Push VAPID key pair (base64url, as browsers and RFC 8292 want them):
+// generated with generate by the first node and kept in the database, so every node and every
+// restart sign with the same key and browsers' subscriptions stay valid. generate nil = P-256
+// keys made here.
+func VAPIDKeys(ctx context.Context, db *store.DB, generate func() (public, private string, err error)) (public, private string, err error) {
+	if generate == nil {
+		generate = generateVAPIDKeys
+	}
+	v, err := db.Setting(ctx, "webpush_vapid_keys", func() (string, error) {
+		pub, priv, err := generate()
+		if err != nil {
+			return "", err
+		}
+		return pub + " " + priv, nil
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("push: vapid keys: %w", err)
+	}
+	public, private, ok := strings.Cut(v, " ")
+	if !ok {
+		return "", "", errors.New("push: vapid keys: malformed server setting webpush_vapid_keys")
+	}
+	return public, private, nil
+}
+
+func generateVAPIDKeys() (public, private string, err error) {
+	k, err := ecdh.P256().GenerateKey(crand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(k.PublicKey().Bytes()), base64.RawURLEncoding.EncodeToString(k.Bytes()), nil
+}

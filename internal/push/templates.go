@@ -14,10 +14,10 @@ import (
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
-// Template is the localized title and body of one notification type. Placeholders: {{sender}},
+// NotificationTemplate is the localized title and body of one notification type. Placeholders: {{sender}},
 // {{chat}}, {{preview}}, {{count}}. Rendering substitutes them in one pass over the template:
 // the values (user content) are never read as template syntax.
-type Template struct {
+type NotificationTemplate struct {
 	Type      string     `json:"type"`
 	Locale    string     `json:"locale"`
 	Title     string     `json:"title"`
@@ -26,10 +26,10 @@ type Template struct {
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 }
 
-// TemplateInput is the body of PUT /notifications/templates/{type}/{locale}.
-type TemplateInput struct {
-	Title string `json:"title" maxLength:"200"`
-	Body  string `json:"body" maxLength:"1000"`
+// NotificationTemplateInput is the body of PUT /notifications/templates/{type}/{locale}.
+type NotificationTemplateInput struct {
+	Title string `json:"title,omitempty" maxLength:"200"`
+	Body  string `json:"body,omitempty" maxLength:"1000"`
 }
 
 // builtinTemplates are the English defaults, by type.
@@ -51,10 +51,13 @@ func templateType(t string) bool { _, ok := builtinTemplates[t]; return ok }
 
 var placeholder = regexp.MustCompile(`\{\{\s*([a-zA-Z_]*)\s*\}\}`)
 
+// anyBraces is whatever an admin may have meant as a placeholder.
+var anyBraces = regexp.MustCompile(`\{\{(.*?)(\}\}|$)`)
+
 // checkTemplate refuses placeholders other than the four known ones.
 func checkTemplate(field, s string) error {
-	for _, m := range placeholder.FindAllStringSubmatch(s, -1) {
-		switch m[1] {
+	for _, m := range anyBraces.FindAllStringSubmatch(s, -1) {
+		switch strings.TrimSpace(m[1]) {
 		case "sender", "chat", "preview", "count":
 		default:
 			return apperr.Invalid(field, fmt.Sprintf("unknown placeholder %s (known: {{sender}}, {{chat}}, {{preview}}, {{count}})", m[0]))
@@ -158,16 +161,16 @@ func preview(text string) string {
 }
 
 // Templates lists the stored templates and the built-in defaults they do not replace.
-func (s *Service) Templates(ctx context.Context) ([]Template, error) {
+func (s *Service) Templates(ctx context.Context) ([]NotificationTemplate, error) {
 	rows, err := s.db.R.QueryContext(ctx, `SELECT type, locale, title, body, updated_at FROM push_templates ORDER BY type, locale`)
 	if err != nil {
 		return nil, s.internal("templates", err)
 	}
 	defer rows.Close()
-	out := []Template{}
+	out := []NotificationTemplate{}
 	have := map[[2]string]bool{}
 	for rows.Next() {
-		var t Template
+		var t NotificationTemplate
 		var at int64
 		if err := rows.Scan(&t.Type, &t.Locale, &t.Title, &t.Body, &at); err != nil {
 			return nil, s.internal("templates", err)
@@ -183,7 +186,7 @@ func (s *Service) Templates(ctx context.Context) ([]Template, error) {
 	for _, typ := range sortedTypes() {
 		if !have[[2]string{typ, "en"}] {
 			b := builtinTemplates[typ]
-			out = append(out, Template{Type: typ, Locale: "en", Title: b[0], Body: b[1], Builtin: true})
+			out = append(out, NotificationTemplate{Type: typ, Locale: "en", Title: b[0], Body: b[1], Builtin: true})
 		}
 	}
 	return out, nil
@@ -205,13 +208,13 @@ func checkTypeLocale(typ, locale string) (string, error) {
 	return loc, nil
 }
 
-// Template returns the template of typ for locale: stored, or the built-in default for "en".
-func (s *Service) Template(ctx context.Context, typ, locale string) (Template, error) {
+// NotificationTemplate returns the template of typ for locale: stored, or the built-in default for "en".
+func (s *Service) Template(ctx context.Context, typ, locale string) (NotificationTemplate, error) {
 	loc, err := checkTypeLocale(typ, locale)
 	if err != nil {
-		return Template{}, err
+		return NotificationTemplate{}, err
 	}
-	t := Template{Type: typ, Locale: loc}
+	t := NotificationTemplate{Type: typ, Locale: loc}
 	var at int64
 	err = s.db.R.QueryRowContext(ctx, `SELECT title, body, updated_at FROM push_templates WHERE type = $1 AND locale = $2`, typ, loc).
 		Scan(&t.Title, &t.Body, &at)
@@ -221,10 +224,10 @@ func (s *Service) Template(ctx context.Context, typ, locale string) (Template, e
 			t.Title, t.Body, t.Builtin = b[0], b[1], true
 			return t, nil
 		}
-		return Template{}, apperr.NotFound("template")
+		return NotificationTemplate{}, apperr.NotFound("template")
 	}
 	if err != nil {
-		return Template{}, s.internal("template", err)
+		return NotificationTemplate{}, s.internal("template", err)
 	}
 	u := store.Time(at)
 	t.UpdatedAt = &u
@@ -232,28 +235,28 @@ func (s *Service) Template(ctx context.Context, typ, locale string) (Template, e
 }
 
 // PutTemplate creates or replaces the template of typ for locale.
-func (s *Service) PutTemplate(ctx context.Context, typ, locale string, in TemplateInput) (Template, error) {
+func (s *Service) PutTemplate(ctx context.Context, typ, locale string, in NotificationTemplateInput) (NotificationTemplate, error) {
 	loc, err := checkTypeLocale(typ, locale)
 	if err != nil {
-		return Template{}, err
+		return NotificationTemplate{}, err
 	}
 	if strings.TrimSpace(in.Title) == "" && strings.TrimSpace(in.Body) == "" {
-		return Template{}, apperr.Invalid("body", "title and body cannot both be empty")
+		return NotificationTemplate{}, apperr.Invalid("body", "title and body cannot both be empty")
 	}
 	if err := checkTemplate("body.title", in.Title); err != nil {
-		return Template{}, err
+		return NotificationTemplate{}, err
 	}
 	if err := checkTemplate("body.body", in.Body); err != nil {
-		return Template{}, err
+		return NotificationTemplate{}, err
 	}
 	now := s.o.Now().UTC().Truncate(time.Millisecond)
 	_, err = s.db.W.ExecContext(ctx, `INSERT INTO push_templates (type, locale, title, body, updated_at) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (type, locale) DO UPDATE SET title = excluded.title, body = excluded.body, updated_at = excluded.updated_at`,
 		typ, loc, in.Title, in.Body, store.Millis(now))
 	if err != nil {
-		return Template{}, s.internal("put template", err)
+		return NotificationTemplate{}, s.internal("put template", err)
 	}
-	return Template{Type: typ, Locale: loc, Title: in.Title, Body: in.Body, UpdatedAt: &now}, nil
+	return NotificationTemplate{Type: typ, Locale: loc, Title: in.Title, Body: in.Body, UpdatedAt: &now}, nil
 }
 
 // DeleteTemplate removes a stored template (the built-in default, if any, applies again).

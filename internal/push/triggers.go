@@ -11,15 +11,6 @@ import (
 	"github.com/nerutalk/nerutalk/internal/chat"
 )
 
-// StoredMessage is a message committed by chat's send transaction, with what push needs of its
-// chat (the fields of chat's send hook).
-type StoredMessage struct {
-	Message   chat.Message
-	ChatType  string
-	ChatTitle string
-	MemberIDs []string
-}
-
 // mentionRE finds @username (the account rules: 3–32 of a-z, 0-9, '_' and '.').
 var mentionRE = regexp.MustCompile(`(?:^|[^\w.@])@([A-Za-z0-9_.]{3,32})`)
 
@@ -64,12 +55,12 @@ func usersWithDevices(ctx context.Context, tx *sql.Tx, ids []string) (map[string
 	return out, nil
 }
 
-// MessagesStored queues a push for every member (but the sender) who has a device, inside the
+// MessagesStored (chat.SendHook) queues a push for every member (but the sender) who has a device, inside the
 // transaction that stores the messages. One chat's messages collapse into one queued
 // notification per member with a count. Whether it is sent is decided when it is due
 // (MessageDelay later): not if the member is online then, acknowledged the message, muted the
 // chat, or is in do-not-disturb.
-func (s *Service) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []StoredMessage) error {
+func (s *Service) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []chat.StoredMessage) error {
 	var everyone []string
 	for _, m := range msgs {
 		everyone = append(everyone, m.MemberIDs...)
