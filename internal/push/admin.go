@@ -70,25 +70,12 @@ func (s *Service) Send(ctx context.Context, adminID string, in AdminSendInput) (
 	if len(ids) == 0 {
 		return NotificationsQueued{}, apperr.Invalid("body.user_ids", "at least one user id")
 	}
-	ph, args := inList(1, ids)
-	rows, err := s.db.R.QueryContext(ctx, `SELECT id FROM users WHERE id IN (`+ph+`)`, args...)
+	missing, err := s.o.Accounts.MissingUsers(ctx, s.db.R, ids)
 	if err != nil {
 		return NotificationsQueued{}, s.internal("send", err)
 	}
-	known := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return NotificationsQueued{}, s.internal("send", err)
-		}
-		known[id] = true
-	}
-	rows.Close()
-	for _, id := range ids {
-		if !known[id] {
-			return NotificationsQueued{}, apperr.Invalid("body.user_ids", "unknown user "+id)
-		}
+	if len(missing) > 0 {
+		return NotificationsQueued{}, apperr.Invalid("body.user_ids", "unknown user "+missing[0])
 	}
 	if err := s.limitAdmin(ctx, adminID); err != nil {
 		return NotificationsQueued{}, err

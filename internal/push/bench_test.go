@@ -97,7 +97,7 @@ func BenchmarkBroadcast(b *testing.B) {
 				sender := &fcmLikeSender{}
 				svcs := make([]*Service, workers)
 				for i := range svcs {
-					svcs[i] = New(db, Options{Sender: sender, AdminLimiter: ratelimit.Noop{}, Batch: benchBatch()})
+					svcs[i] = New(db, Options{Sender: sender, Accounts: accounts{}, AdminLimiter: ratelimit.Noop{}, Batch: benchBatch()})
 				}
 				ctx := context.Background()
 				var peak atomic.Uint64
@@ -218,8 +218,8 @@ func BenchmarkWakeLatency(b *testing.B) {
 				bus = nil // the worker finds the rows at its next poll
 			}
 			sender := notifySender{sent: make(chan struct{}, 1)}
-			front := New(db, Options{Sender: sender, Signals: bus, AdminLimiter: ratelimit.Noop{}, PollInterval: time.Second})
-			worker := New(db, Options{Sender: sender, Signals: bus, PollInterval: time.Second})
+			front := New(db, Options{Sender: sender, Accounts: accounts{}, Signals: bus, AdminLimiter: ratelimit.Noop{}, PollInterval: time.Second})
+			worker := New(db, Options{Sender: sender, Accounts: accounts{}, Signals: bus, PollInterval: time.Second})
 			stop := worker.Start()
 			defer stop(context.Background())
 			ctx := context.Background()

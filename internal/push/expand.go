@@ -71,27 +71,13 @@ func (s *Service) loadDevicesOf(ctx context.Context, users []string) (map[string
 	return out, nil
 }
 
-// displayNames reads the display names of users (push reads the accounts table directly: a
-// name is all it needs, and only when it expands notifications).
+// displayNames reads the display names of users from the accounts.
 func (s *Service) displayNames(ctx context.Context, ids []string) (map[string]string, error) {
-	out := map[string]string{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	ph, args := inList(1, ids)
-	rows, err := s.db.R.QueryContext(ctx, `SELECT id, display_name FROM users WHERE id IN (`+ph+`)`, args...)
+	out, err := s.o.Accounts.DisplayNames(ctx, s.db.R, ids)
 	if err != nil {
 		return nil, fmt.Errorf("push: display names: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, name string
-		if err := rows.Scan(&id, &name); err != nil {
-			return nil, fmt.Errorf("push: display names: %w", err)
-		}
-		out[id] = name
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // expand turns claimed notifications into deliveries, one per matching device, or skips them.
@@ -206,17 +192,15 @@ func (s *Service) decide(ctx context.Context, n claimed, p *Payload, st userSett
 			return skipOnline, typ, nil
 		}
 		if s.o.Chats != nil && n.ChatID != "" && n.Seq > 0 {
-			rs, err := s.o.Chats.Receipts(ctx, n.UserID, n.ChatID)
+			delivered, err := s.o.Chats.DeliveredSeq(ctx, n.UserID, n.ChatID)
 			if err != nil {
 				if isNotFound(err) || isAppNotFound(err) {
 					return skipMuted, typ, nil // no longer a member
 				}
 				return "", "", err
 			}
-			for _, r := range rs {
-				if r.UserID == n.UserID && r.DeliveredSeq >= n.Seq {
-					return skipAcknowledged, typ, nil
-				}
+			if delivered >= n.Seq {
+				return skipAcknowledged, typ, nil
 			}
 		}
 		switch {

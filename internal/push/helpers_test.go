@@ -3,14 +3,14 @@ package push
 import (
 	"context"
 	"database/sql"
-	"fmt"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
-	"github.com/nerutalk/nerutalk/internal/chat"
+	"github.com/nerutalk/nerutalk/internal/auth"
 	"github.com/nerutalk/nerutalk/internal/push/provider"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
@@ -88,29 +88,31 @@ func (o *onlineSet) set(u string, on bool) {
 	o.m[u] = on
 }
 
-// dbChats reads receipts straight from chat_members, as chat.Service.Receipts does for a member.
+// dbChats reads delivered_seq straight from chat_members, as the wiring's adapter of chat does.
 type dbChats struct{ db *store.DB }
 
-func (c dbChats) Receipts(ctx context.Context, userID, chatID string) ([]chat.Receipt, error) {
-	rows, err := c.db.R.QueryContext(ctx, `SELECT user_id, read_seq, delivered_seq FROM chat_members WHERE chat_id = $1`, chatID)
-	if err != nil {
-		return nil, err
+func (c dbChats) DeliveredSeq(ctx context.Context, userID, chatID string) (int64, error) {
+	var seq int64
+	err := c.db.R.QueryRowContext(ctx, `SELECT delivered_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2`, chatID, userID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, apperr.NotFound("chat")
 	}
-	defer rows.Close()
-	var out []chat.Receipt
-	member := false
-	for rows.Next() {
-		var r chat.Receipt
-		if err := rows.Scan(&r.UserID, &r.ReadSeq, &r.DeliveredSeq); err != nil {
-			return nil, err
-		}
-		member = member || r.UserID == userID
-		out = append(out, r)
-	}
-	if !member {
-		return nil, apperr.NotFound("chat")
-	}
-	return out, rows.Err()
+	return seq, err
+}
+
+// accounts is auth's accounts as Accounts (what the wiring passes).
+type accounts struct{}
+
+func (accounts) MissingUsers(ctx context.Context, q Querier, ids []string) ([]string, error) {
+	return auth.MissingUsers(ctx, q, ids)
+}
+
+func (accounts) DisplayNames(ctx context.Context, q Querier, ids []string) (map[string]string, error) {
+	return auth.DisplayNames(ctx, q, ids)
+}
+
+func (accounts) IDsByUsername(ctx context.Context, q Querier, names []string) (map[string]string, error) {
+	return auth.IDsByUsername(ctx, q, names)
 }
 
 type harness struct {
@@ -130,7 +132,7 @@ func newHarness(t *testing.T, db *store.DB, mod ...func(*Options)) *harness {
 
 // service builds another Service (a worker on another node) on the same database and clock.
 func (h *harness) service(mod ...func(*Options)) *Service {
-	o := Options{Sender: h.sender, Presence: h.online, Chats: dbChats{h.db}, Now: h.clock.Now, Rand: func() float64 { return 0.5 },
+	o := Options{Sender: h.sender, Presence: h.online, Chats: dbChats{h.db}, Accounts: accounts{}, Now: h.clock.Now, Rand: func() float64 { return 0.5 },
 		MessageDelay: 3 * time.Second}
 	for _, m := range mod {
 		m(&o)
@@ -225,11 +227,6 @@ func (h *harness) statuses() map[string]int {
 		out[k] += n
 	}
 	return out
-}
-
-func msg(chatID, sender string, seq int64, text string) chat.Message {
-	return chat.Message{ID: newID(), ChatID: chatID, Seq: seq, SenderID: sender, ClientID: fmt.Sprint(seq), Kind: "text", Text: text,
-		CreatedAt: time.Now()}
 }
 
 const apnsToken = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"

@@ -9,19 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/push/provider"
 	"github.com/nerutalk/nerutalk/internal/store"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
-func (h *harness) stored(chatID, typ, title string, members []string, msgs ...chat.StoredMessage) {
+func (h *harness) stored(chatID, typ, title string, members []string, msgs ...StoredMessage) {
 	h.t.Helper()
 	h.tx(func(tx *sql.Tx) error { return h.svc.MessagesStored(context.Background(), tx, msgs) })
 }
 
-func sm(chatID, typ, title string, members []string, m ...any) chat.StoredMessage {
-	return chat.StoredMessage{Message: msg(chatID, m[0].(string), int64(m[1].(int)), m[2].(string)), ChatType: typ, ChatTitle: title, MemberIDs: members}
+func sm(chatID, typ, title string, members []string, m ...any) StoredMessage {
+	return StoredMessage{ID: newID(), ChatID: chatID, SenderID: m[0].(string), Seq: int64(m[1].(int)), Kind: "text", Text: m[2].(string),
+		ChatType: typ, ChatTitle: title, MemberIDs: members}
 }
 
 func TestMessageTriggerCollapsesABurst(t *testing.T) {
@@ -203,7 +203,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 
 func TestBackoff(t *testing.T) {
 	t.Parallel()
-	s := New(nil, Options{Backoff: time.Second, MaxBackoff: 10 * time.Second, Rand: func() float64 { return 0.999 }})
+	s := New(nil, Options{Accounts: accounts{}, Backoff: time.Second, MaxBackoff: 10 * time.Second, Rand: func() float64 { return 0.999 }})
 	for _, tc := range []struct {
 		attempt int
 		after   time.Duration

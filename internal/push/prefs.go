@@ -59,7 +59,7 @@ func (s *Service) checkMember(ctx context.Context, userID, chatID string) error 
 	if s.o.Chats == nil {
 		return nil
 	}
-	if _, err := s.o.Chats.Receipts(ctx, userID, chatID); err != nil {
+	if _, err := s.o.Chats.DeliveredSeq(ctx, userID, chatID); err != nil {
 		if isAppNotFound(err) || isNotFound(err) {
 			return apperr.NotFound("chat")
 		}

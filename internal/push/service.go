@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	crand "crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/push/provider"
 	"github.com/nerutalk/nerutalk/internal/ratelimit"
@@ -27,12 +27,28 @@ type Presence interface {
 	Online(userID string) bool
 }
 
-// Chats is what push needs of the chat feature (chat.Service satisfies it): the receipts of a
-// chat, read as userID, which must be a member (else a not-found error). Push uses it to check
-// membership for PUT /chats/{id}/notifications and, at send time, whether a member's devices
-// acknowledged a message (delivered_seq) before their push went out.
+// Chats is what push needs of the chat feature: userID's delivered_seq in chatID (how far their
+// devices acknowledged the chat's messages), or a not-found error when userID is not a member.
+// Push uses it for membership (PUT /chats/{id}/notifications) and, when a message push is due,
+// to skip a member whose devices acknowledged the message meanwhile.
 type Chats interface {
-	Receipts(ctx context.Context, userID, chatID string) ([]chat.Receipt, error)
+	DeliveredSeq(ctx context.Context, userID, chatID string) (int64, error)
+}
+
+// Querier reads within a transaction or from a pool (*sql.Tx and *sql.DB satisfy it).
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// Accounts is what push needs of the accounts feature, read with q (the caller's transaction or
+// a pool), so that push never names the users table.
+type Accounts interface {
+	// MissingUsers returns the ids among ids that have no account.
+	MissingUsers(ctx context.Context, q Querier, ids []string) ([]string, error)
+	// DisplayNames returns the display names of the accounts among ids, by id.
+	DisplayNames(ctx context.Context, q Querier, ids []string) (map[string]string, error)
+	// IDsByUsername returns the ids of the accounts named by lower-case usernames, by username.
+	IDsByUsername(ctx context.Context, q Querier, usernames []string) (map[string]string, error)
 }
 
 // Signals wakes the workers of every node when this node queued notifications that are due at
@@ -49,6 +65,7 @@ type Options struct {
 	Sender   provider.Sender // where deliveries go; nil = provider.Log on Logger
 	Presence Presence        // nil = nobody is ever online
 	Chats    Chats           // nil = no membership check for chat preferences, no acknowledgement check
+	Accounts Accounts        // required: names, @mentions, recipients of admin sends
 	Signals  Signals         // nil = no wake-ups across nodes (workers poll)
 	// MessageDelay is how long a message notification waits before it is sent, so that a
 	// member whose connection receives and acknowledges the message gets no push. 0 = 3 s.
@@ -94,8 +111,11 @@ type Service struct {
 	running bool
 }
 
-// New builds the service. Start runs its worker.
+// New builds the service. Start runs its worker. Options.Accounts is required.
 func New(db *store.DB, o Options) *Service {
+	if o.Accounts == nil {
+		panic("push: Options.Accounts is required")
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -147,8 +167,6 @@ func New(db *store.DB, o Options) *Service {
 	}
 	return s
 }
-
-var _ chat.SendHook = (*Service)(nil)
 
 // Start runs the outbox worker until Stop. It returns Stop, for the server's stoppers.
 func (s *Service) Start() func(context.Context) {

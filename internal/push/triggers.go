@@ -7,8 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/nerutalk/nerutalk/internal/chat"
 )
 
 // mentionRE finds @username (the account rules: 3–32 of a-z, 0-9, '_' and '.').
@@ -22,8 +20,19 @@ func mentions(text string) []string {
 	return uniq(out)
 }
 
+// StoredMessage is a message committed by chat's send transaction, with what push needs of it
+// and its chat (the wiring converts chat's send hook to it).
+type StoredMessage struct {
+	ID, ChatID, SenderID string
+	Seq                  int64
+	Kind, Text           string
+	Deleted              bool
+	ChatType, ChatTitle  string   // "direct" or "group"; the title ("" for direct chats)
+	MemberIDs            []string // every member at commit time (the sender included)
+}
+
 // kindPreview is the preview of a message without text.
-var kindPreview = map[chat.Kind]string{
+var kindPreview = map[string]string{
 	"image": "Photo", "video": "Video", "audio": "Voice message", "file": "File", "sticker": "Sticker", "gif": "GIF",
 	"location": "Location",
 }
@@ -55,12 +64,12 @@ func usersWithDevices(ctx context.Context, tx *sql.Tx, ids []string) (map[string
 	return out, nil
 }
 
-// MessagesStored (chat.SendHook) queues a push for every member (but the sender) who has a device, inside the
-// transaction that stores the messages. One chat's messages collapse into one queued
-// notification per member with a count. Whether it is sent is decided when it is due
-// (MessageDelay later): not if the member is online then, acknowledged the message, muted the
-// chat, or is in do-not-disturb.
-func (s *Service) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []chat.StoredMessage) error {
+// MessagesStored queues a push for every member (but the sender) who has a device, inside the
+// transaction that stores the messages (the wiring registers it as chat's send hook). One chat's
+// messages collapse into one queued notification per member with a count. Whether it is sent is
+// decided when it is due (MessageDelay later): not if the member is online then, acknowledged
+// the message, muted the chat, or is in do-not-disturb.
+func (s *Service) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []StoredMessage) error {
 	var everyone []string
 	for _, m := range msgs {
 		everyone = append(everyone, m.MemberIDs...)
@@ -72,46 +81,32 @@ func (s *Service) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []chat.St
 	if err != nil || len(reachable) == 0 {
 		return err
 	}
-	// @usernames named in the batch, resolved to user ids.
+	// @usernames named in the batch, resolved to user ids in the same transaction.
 	var named []string
 	for _, m := range msgs {
-		named = append(named, mentions(m.Message.Text)...)
+		named = append(named, mentions(m.Text)...)
 	}
-	mentioned := map[string]bool{} // user ids
+	var ids map[string]string // username -> user id
 	if named = uniq(named); len(named) > 0 {
-		ph, args := inList(1, named)
-		rows, err := tx.QueryContext(ctx, `SELECT id FROM users WHERE username IN (`+ph+`)`, args...)
-		if err != nil {
-			return fmt.Errorf("push: mentions: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return fmt.Errorf("push: mentions: %w", err)
-			}
-			mentioned[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if ids, err = s.o.Accounts.IDsByUsername(ctx, tx, named); err != nil {
 			return fmt.Errorf("push: mentions: %w", err)
 		}
 	}
 	var ns []Notification
 	for _, m := range msgs {
-		msg := m.Message
-		if msg.Deleted || msg.Kind == "system" {
+		if m.Deleted || m.Kind == "system" {
 			continue
 		}
-		pv := preview(msg.Text)
+		pv := preview(m.Text)
 		if pv == "" {
-			pv = kindPreview[msg.Kind]
+			pv = kindPreview[m.Kind]
 		}
-		var names map[string]bool
-		if len(mentioned) > 0 {
-			names = map[string]bool{}
-			for _, u := range mentions(msg.Text) {
-				names[u] = true
+		mentioned := map[string]bool{}
+		if len(ids) > 0 {
+			for _, u := range mentions(m.Text) {
+				if id := ids[u]; id != "" {
+					mentioned[id] = true
+				}
 			}
 		}
 		title := m.ChatTitle
@@ -119,31 +114,18 @@ func (s *Service) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []chat.St
 			title = ""
 		}
 		for _, u := range m.MemberIDs {
-			if u == msg.SenderID || !reachable[u] {
+			if u == m.SenderID || !reachable[u] {
 				continue
 			}
 			ns = append(ns, Notification{
-				UserID: u, Type: TypeMessage, ChatID: msg.ChatID, Seq: msg.Seq, Count: 1,
-				Mentioned: mentioned[u] && s.namesUser(ctx, tx, names, u),
-				Payload: Payload{SenderID: msg.SenderID, Chat: title, ChatType: m.ChatType, Preview: pv,
-					Data: map[string]string{"chat_id": msg.ChatID, "message_id": msg.ID, "seq": strconv.FormatInt(msg.Seq, 10)}},
-				CollapseKey: "chat:" + msg.ChatID, Delay: s.o.MessageDelay,
+				UserID: u, Type: TypeMessage, ChatID: m.ChatID, Seq: m.Seq, Count: 1, Mentioned: mentioned[u],
+				Payload: Payload{SenderID: m.SenderID, Chat: title, ChatType: m.ChatType, Preview: pv,
+					Data: map[string]string{"chat_id": m.ChatID, "message_id": m.ID, "seq": strconv.FormatInt(m.Seq, 10)}},
+				CollapseKey: "chat:" + m.ChatID, Delay: s.o.MessageDelay,
 			})
 		}
 	}
 	return s.Enqueue(ctx, tx, ns)
-}
-
-// namesUser reports whether this message's mentions (lower-case usernames) include user u.
-func (s *Service) namesUser(ctx context.Context, tx *sql.Tx, names map[string]bool, u string) bool {
-	if len(names) == 0 {
-		return false
-	}
-	var username string
-	if err := tx.QueryRowContext(ctx, `SELECT username FROM users WHERE id = $1`, u).Scan(&username); err != nil {
-		return false
-	}
-	return names[username]
 }
 
 // Call describes a call for its notifications.

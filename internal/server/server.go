@@ -6,7 +6,6 @@ package server
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -277,22 +276,11 @@ func (s *Server) wirePush(ctx context.Context) error {
 		return err
 	}
 	s.Push = push.New(s.DB, push.FromConfig(s.cfg, push.Options{
-		Sender: sender, Presence: s.Hub, Chats: s.Chat, Signals: s.Hub, VAPIDPublicKey: vapidPublic, Logger: s.log,
+		Sender: sender, Presence: s.Hub, Chats: pushChats{s.Chat}, Accounts: pushAccounts{}, Signals: s.Hub, VAPIDPublicKey: vapidPublic, Logger: s.log,
 	}))
 	s.stoppers = append(s.stoppers, s.Push.Start())
 	s.mounts = append(s.mounts, s.Push.Mount)
 	return nil
-}
-
-// pushHook is chat's send hook for push, which is built after chat (it reads chat's receipts);
-// nothing is sent before the server serves, so it is set by then.
-type pushHook struct{ s *Server }
-
-func (h pushHook) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []chat.StoredMessage) error {
-	if h.s.Push == nil {
-		return nil
-	}
-	return h.s.Push.MessagesStored(ctx, tx, msgs)
 }
 
 // openRedis connects to NERUTALK_REDIS_URL and checks that it answers.
