@@ -6,8 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
@@ -69,6 +72,11 @@ func (s *Service) Send(ctx context.Context, adminID string, in AdminSendInput) (
 	ids := uniq(in.UserIDs)
 	if len(ids) == 0 {
 		return NotificationsQueued{}, apperr.Invalid("body.user_ids", "at least one user id")
+	}
+	for _, id := range ids {
+		if _, err := uuid.Parse(id); err != nil {
+			return NotificationsQueued{}, apperr.Invalid("body.user_ids", "not a user id: "+strconv.Quote(id))
+		}
 	}
 	missing, err := s.o.Accounts.MissingUsers(ctx, s.db.R, ids)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 
 	"github.com/nerutalk/nerutalk/internal/auth"
 	"github.com/nerutalk/nerutalk/internal/config"
@@ -88,6 +89,7 @@ func TestE2EDevicesAndPreferences(t *testing.T) {
 				t.Fatalf("devices: %+v", list)
 			}
 			expect(t, n.Do(t, http.MethodDelete, "/api/v1/devices/"+web.ID, eve.AccessToken, nil, nil), http.StatusNotFound)
+			expect(t, n.Do(t, http.MethodDelete, "/api/v1/devices/not-an-id", ann.AccessToken, nil, nil), http.StatusUnprocessableEntity)
 			expect(t, n.Do(t, http.MethodDelete, "/api/v1/devices/"+web.ID, ann.AccessToken, nil, nil), http.StatusNoContent)
 
 			var key2 push.WebPushKey
@@ -150,6 +152,7 @@ func TestE2EAdmin(t *testing.T) {
 	var q push.NotificationsQueued
 	expect(t, n.Do(t, http.MethodPost, "/api/v1/notifications/send", boss.AccessToken, map[string]any{"user_ids": []string{joe.ID}, "title": "Hi", "body": "there"}, &q), http.StatusAccepted)
 	expect(t, n.Do(t, http.MethodPost, "/api/v1/notifications/send", boss.AccessToken, map[string]any{"user_ids": []string{"nobody"}, "title": "Hi"}, nil), http.StatusUnprocessableEntity)
+	expect(t, n.Do(t, http.MethodPost, "/api/v1/notifications/send", boss.AccessToken, map[string]any{"user_ids": []string{uuid.NewString()}, "title": "Hi"}, nil), http.StatusUnprocessableEntity)
 	expect(t, n.Do(t, http.MethodPost, "/api/v1/notifications/broadcast", boss.AccessToken, map[string]any{"title": "All", "platform": "ios", "locale": "en"}, &q), http.StatusAccepted)
 	if q.Queued != 1 {
 		t.Fatalf("broadcast queued %d", q.Queued)

@@ -165,7 +165,7 @@ func (s *Service) handleListDevices(ctx context.Context, _ *struct{}) (*listOutp
 }
 
 type idPath struct {
-	ID string `path:"id" maxLength:"64"`
+	ID string `path:"id" maxLength:"64" format:"uuid"`
 }
 
 func (s *Service) handleDeleteDevice(ctx context.Context, in *idPath) (*struct{}, error) {
@@ -193,7 +193,7 @@ func (s *Service) handleGetChatPref(ctx context.Context, in *idPath) (*struct{ B
 }
 
 type chatPrefInput struct {
-	ID   string `path:"id" maxLength:"64"`
+	ID   string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
 	Body ChatNotificationsInput
 }
 
