@@ -42,12 +42,18 @@ func checkAdminText(title, body string, data map[string]string) error {
 	if strings.TrimSpace(title) == "" && strings.TrimSpace(body) == "" {
 		return apperr.Invalid("body.title", "title and body cannot both be empty")
 	}
+	if controlChar(title, false) {
+		return apperr.Invalid("body.title", "no control characters")
+	}
+	if controlChar(body, true) {
+		return apperr.Invalid("body.body", "no control characters but newlines and tabs")
+	}
 	if len(data) > 20 {
 		return apperr.Invalid("body.data", "at most 20 keys")
 	}
 	for k, v := range data {
-		if k == "" || len(k) > 64 || len(v) > 1024 {
-			return apperr.Invalid("body.data", "keys of 1 to 64 bytes, values of at most 1024")
+		if k == "" || len(k) > 64 || len(v) > 1024 || controlChar(k, false) || controlChar(v, true) {
+			return apperr.Invalid("body.data", "keys of 1 to 64 bytes, values of at most 1024, no control characters")
 		}
 	}
 	return nil
@@ -264,6 +270,9 @@ func (s *Service) History(ctx context.Context, userID string, limit int, cursor 
 			return nil, "", apperr.Invalid("query.cursor", "malformed cursor")
 		}
 		after = string(b[3:])
+		if _, err := uuid.Parse(after); err != nil {
+			return nil, "", apperr.Invalid("query.cursor", "malformed cursor")
+		}
 	}
 	q := `SELECT id, type, status, error_code, COALESCE(chat_id, ''), count, mentioned, payload, created_at FROM push_outbox
 		WHERE user_id = $1 AND device_id IS NULL`

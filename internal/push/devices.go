@@ -106,7 +106,7 @@ func (in DeviceInput) normalize() (deviceRow, error) {
 		}
 		r.Token = strings.ToLower(r.Token)
 	default: // fcm
-		if r.Token == "" || len(r.Token) > 4096 || strings.ContainsAny(r.Token, " \t\r\n") {
+		if r.Token == "" || len(r.Token) > 4096 || strings.ContainsAny(r.Token, " ") || controlChar(r.Token, false) {
 			return r, apperr.Invalid("body.token", "required: the FCM registration token")
 		}
 		if in.Subscription != nil {
@@ -123,7 +123,7 @@ func (in DeviceInput) normalize() (deviceRow, error) {
 		r.VoIPToken = strings.ToLower(in.VoIPToken)
 		r.HasVoIP = true
 	}
-	if len(in.AppID) > 255 || strings.ContainsAny(in.AppID, " \t\r\n") {
+	if len(in.AppID) > 255 || strings.ContainsAny(in.AppID, " ") || controlChar(in.AppID, false) {
 		return r, apperr.Invalid("body.app_id", "at most 255 characters, no spaces")
 	}
 	r.AppID = in.AppID
@@ -133,6 +133,20 @@ func (in DeviceInput) normalize() (deviceRow, error) {
 	}
 	r.Locale = loc
 	return r, nil
+}
+
+// controlChar reports whether s holds a control character (NUL included, which PostgreSQL
+// refuses in text); multiline allows newlines and tabs.
+func controlChar(s string, multiline bool) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			if multiline && (r == '\n' || r == '\t' || r == '\r') {
+				continue
+			}
+			return true
+		}
+	}
+	return false
 }
 
 func isHex(s string) bool {

@@ -117,3 +117,25 @@ func TestDevices(t *testing.T) {
 		}
 	})
 }
+
+func TestControlCharactersRefused(t *testing.T) {
+	t.Parallel()
+	if _, err := (DeviceInput{Platform: "android", Token: "a\x00b"}).normalize(); apperr.KindOf(err) != apperr.KindInvalid {
+		t.Errorf("NUL in token: %v", err)
+	}
+	if _, err := (DeviceInput{Platform: "android", Token: "t", AppID: "x\x01"}).normalize(); apperr.KindOf(err) != apperr.KindInvalid {
+		t.Errorf("control in app id: %v", err)
+	}
+	if err := checkAdminText("a\x00", "", nil); apperr.KindOf(err) != apperr.KindInvalid {
+		t.Errorf("NUL in title: %v", err)
+	}
+	if err := checkAdminText("t", "line\nline", map[string]string{"k": "v\x00"}); apperr.KindOf(err) != apperr.KindInvalid {
+		t.Errorf("NUL in data: %v", err)
+	}
+	if err := checkAdminText("t", "line\nline", nil); err != nil {
+		t.Errorf("newline in body: %v", err)
+	}
+	if err := checkTemplate("body.body", "{{sender}}\x00"); apperr.KindOf(err) != apperr.KindInvalid {
+		t.Errorf("NUL in template: %v", err)
+	}
+}
