@@ -139,3 +139,33 @@ func TestControlCharactersRefused(t *testing.T) {
 		t.Errorf("NUL in template: %v", err)
 	}
 }
+
+// FuzzDeviceInput: whatever a client registers, normalize never panics, and what it accepts
+// carries no control characters and a known platform/provider pair.
+func FuzzDeviceInput(f *testing.F) {
+	f.Add("android", "", "tok", "", "", "", "en")
+	f.Add("ios", "apns", apnsToken, apnsToken, "", "", "de_AT")
+	f.Add("web", "", "", "", "https://push.example.com/x", "BAAA", "de-")
+	f.Fuzz(func(t *testing.T, platform, prov, token, voip, endpoint, p256dh, locale string) {
+		in := DeviceInput{Platform: platform, Provider: prov, Token: token, VoIPToken: voip, Locale: locale}
+		if endpoint != "" || p256dh != "" {
+			in.Subscription = &WebPushSubscription{Endpoint: endpoint}
+			in.Subscription.Keys.P256dh = p256dh
+			in.Subscription.Keys.Auth = p256dh
+		}
+		r, err := in.normalize()
+		if err != nil {
+			return
+		}
+		if controlChar(r.Token, false) || controlChar(r.AppID, false) || controlChar(r.Locale, false) {
+			t.Fatalf("accepted control characters: %+v", r)
+		}
+		ok := false
+		for _, p := range allowedProvider[r.Platform] {
+			ok = ok || p == r.Provider
+		}
+		if !ok {
+			t.Fatalf("accepted %s on %s", r.Provider, r.Platform)
+		}
+	})
+}
