@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 
-	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/auth"
 	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/push"
@@ -28,28 +27,11 @@ func (pushAccounts) IDsByUsername(ctx context.Context, q push.Querier, usernames
 	return auth.IDsByUsername(ctx, q, usernames)
 }
 
-// pushChats is chat's receipts as push.Chats.
-type pushChats struct{ chats *chat.Service }
-
-func (c pushChats) DeliveredSeq(ctx context.Context, userID, chatID string) (int64, error) {
-	rs, err := c.chats.Receipts(ctx, userID, chatID) // not found unless userID is a member
-	if err != nil {
-		return 0, err
-	}
-	for _, r := range rs {
-		if r.UserID == userID {
-			return r.DeliveredSeq, nil
-		}
-	}
-	return 0, apperr.NotFound("chat")
-}
-
-// pushHook is chat's send hook for push, which is built after chat (it reads chat's receipts);
-// nothing is sent before the server serves, so it is set by then.
-type pushHook struct{ s *Server }
+// pushHook is push as chat's send hook: chat's stored messages in push's own type.
+type pushHook struct{ push *push.Service }
 
 func (h pushHook) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []chat.StoredMessage) error {
-	if h.s.Push == nil || len(msgs) == 0 {
+	if len(msgs) == 0 {
 		return nil
 	}
 	out := make([]push.StoredMessage, len(msgs))
@@ -58,5 +40,5 @@ func (h pushHook) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []chat.St
 			Kind: string(m.Message.Kind), Text: m.Message.Text, Deleted: m.Message.Deleted,
 			ChatType: m.ChatType, ChatTitle: m.ChatTitle, MemberIDs: m.MemberIDs}
 	}
-	return h.s.Push.MessagesStored(ctx, tx, out)
+	return h.push.MessagesStored(ctx, tx, out)
 }
