@@ -49,3 +49,44 @@ func MissingUsers(ctx context.Context, q Querier, ids []string) ([]string, error
 	}
 	return missing, nil
 }
+
+// DisplayNames returns the display names of the accounts among ids, by id, reading with q (push
+// names senders in notifications this way, without knowing the users table).
+func DisplayNames(ctx context.Context, q Querier, ids []string) (map[string]string, error) {
+	return lookupUsers(ctx, q, `SELECT id, display_name FROM users WHERE id IN `, ids)
+}
+
+// IDsByUsername returns the ids of the accounts named by usernames (lower-case), by username,
+// reading with q (push resolves @mentions in chat's send transaction this way).
+func IDsByUsername(ctx context.Context, q Querier, usernames []string) (map[string]string, error) {
+	return lookupUsers(ctx, q, `SELECT username, id FROM users WHERE username IN `, usernames)
+}
+
+// lookupUsers runs query (ending in "IN ") over keys and returns its two columns as a map.
+func lookupUsers(ctx context.Context, q Querier, query string, keys []string) (map[string]string, error) {
+	out := make(map[string]string, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(keys))
+	ph := make([]string, len(keys))
+	for i, k := range keys {
+		args[i], ph[i] = k, "$"+strconv.Itoa(i+1)
+	}
+	rows, err := q.QueryContext(ctx, query+`(`+strings.Join(ph, ", ")+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("auth: users: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, fmt.Errorf("auth: users: %w", err)
+		}
+		out[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("auth: users: %w", err)
+	}
+	return out, nil
+}

@@ -62,6 +62,10 @@ type Options struct {
 	// their WebSockets.
 	Signals Signals
 	Now     func() time.Time // the clock; nil means time.Now
+	// OnSessionsRevoked, when set, is called on the node that revoked sessions of userID (sign-out,
+	// DELETE /auth/sessions/{id}, refresh-token reuse, a password change), after the revocation is
+	// stored: push removes the devices those sessions registered.
+	OnSessionsRevoked func(ctx context.Context, userID string, sessionIDs []string)
 }
 
 // DefaultSessionCacheTTL is the default of Options.SessionCacheTTL.
@@ -157,6 +161,9 @@ func (s *Service) revoked(ctx context.Context, now time.Time, userID string, ids
 		return
 	}
 	s.cache.kill(now, ids...)
+	if s.o.OnSessionsRevoked != nil {
+		s.o.OnSessionsRevoked(ctx, userID, ids)
+	}
 	if s.signals != nil {
 		payload, _ := json.Marshal(sessionsRevoked{UserID: userID, Sessions: ids}) // strings: cannot fail
 		s.signals.PublishSignal(ctx, signalSessionsRevoked, payload)

@@ -265,3 +265,18 @@ func (q Queries) CanRead(ctx context.Context, userID, fileID string) (bool, erro
 	}
 	return true, nil
 }
+
+// DeliveredSeq returns userID's delivered_seq in chatID (how far their devices acknowledged the
+// chat's messages), and store.ErrNotFound when userID is not a member: push's Chats, which skips
+// a message push its member's devices acknowledged meanwhile.
+func (q Queries) DeliveredSeq(ctx context.Context, userID, chatID string) (int64, error) {
+	var seq int64
+	err := q.DB.R.QueryRowContext(ctx, `SELECT delivered_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2`, chatID, userID).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("chat: delivered seq: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("chat: delivered seq: %w", err)
+	}
+	return seq, nil
+}

@@ -112,6 +112,15 @@ type Config struct {
 	LocationPruneEvery         time.Duration // how often history past its retention is deleted
 	LocationGeofenceAccuracyM  int           // fixes less accurate than this cause no geofence enter/exit
 	LocationGeofenceExitMargin int           // meters beyond a geofence's boundary a fix must be to exit
+	// Push notifications (internal/push): the outbox and its workers.
+	PushMessageDelay     time.Duration // a message push waits this long: an acknowledged message is not pushed
+	PushPollInterval     time.Duration // how often an idle outbox worker looks for due rows
+	PushLease            time.Duration // how long a claimed outbox row stays with its worker
+	PushMaxAttempts      int           // tries of one delivery before it is dead
+	PushConcurrency      int           // sends in flight per node
+	PushFallbackLocale   string        // template locale when a device's has none
+	PushAdminSendsPerMin int           // admin sends and broadcasts per admin per minute
+	PushRetention        time.Duration // finished notifications are deleted after this
 }
 
 // Setting describes one configuration value: its flag, its environment variable, its default and
@@ -374,6 +383,20 @@ func settings() []Setting {
 		{"location-prune-interval", "NERUTALK_LOCATION_PRUNE_INTERVAL", "1h", "how often location history past each user's retention is deleted", durationSetter(func(c *Config) *time.Duration { return &c.LocationPruneEvery })},
 		{"location-geofence-max-accuracy", "NERUTALK_LOCATION_GEOFENCE_MAX_ACCURACY", "100", "fixes whose accuracy_m is above this many meters cause no geofence enter or exit", intSetter(func(c *Config) *int { return &c.LocationGeofenceAccuracyM }, 1)},
 		{"location-geofence-exit-margin", "NERUTALK_LOCATION_GEOFENCE_EXIT_MARGIN", "25", "meters beyond a geofence's boundary a fix must be (or its accuracy_m, if larger) to count as an exit", intSetter(func(c *Config) *int { return &c.LocationGeofenceExitMargin }, 1)},
+		{"push-message-delay", "NERUTALK_PUSH_MESSAGE_DELAY", "3s", "how long a message's push waits before it is sent; a member who is online then, or whose app acknowledged the message (message_delivered), gets none", durationSetter(func(c *Config) *time.Duration { return &c.PushMessageDelay })},
+		{"push-poll-interval", "NERUTALK_PUSH_POLL_INTERVAL", "1s", "how often an idle push worker looks for due notifications (sends and broadcasts wake the workers of every node at once)", durationSetter(func(c *Config) *time.Duration { return &c.PushPollInterval })},
+		{"push-lease", "NERUTALK_PUSH_LEASE", "1m", "how long a push worker holds the notifications it claimed; a node that dies mid-send has them re-sent by another after this", durationSetter(func(c *Config) *time.Duration { return &c.PushLease })},
+		{"push-max-attempts", "NERUTALK_PUSH_MAX_ATTEMPTS", "5", "tries of one push delivery (retries back off exponentially with jitter, honouring Retry-After) before it is dead", intSetter(func(c *Config) *int { return &c.PushMaxAttempts }, 1)},
+		{"push-concurrency", "NERUTALK_PUSH_CONCURRENCY", "32", "push sends in flight at once on each node", intSetter(func(c *Config) *int { return &c.PushConcurrency }, 1)},
+		{"push-fallback-locale", "NERUTALK_PUSH_FALLBACK_LOCALE", "en", "notification template locale for devices whose locale has no template", func(c *Config, v string) error {
+			if v == "" || len(v) > 35 || strings.ContainsAny(v, " /") {
+				return errors.New("want a language tag such as en or de-AT")
+			}
+			c.PushFallbackLocale = v
+			return nil
+		}},
+		{"push-retention", "NERUTALK_PUSH_RETENTION", "720h", "finished notifications (sent, failed, dead, skipped) are deleted after this: the reach of GET /notifications and the stats", durationSetter(func(c *Config) *time.Duration { return &c.PushRetention })},
+		{"push-admin-sends-per-minute", "NERUTALK_PUSH_ADMIN_SENDS_PER_MINUTE", "10", "admin notification sends and broadcasts per admin per minute; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.PushAdminSendsPerMin }, 1)},
 	}
 }
 

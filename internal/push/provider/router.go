@@ -116,7 +116,7 @@ func NewRouter(opts Options) (*Router, error) {
 
 	for _, p := range []string{"fcm", "apns", "webpush"} {
 		if r.senders[p] != nil {
-			logger.Info("push: provider configured", "provider", p)
+			logger.Debug("push: provider configured", "provider", p)
 		}
 	}
 	return r, nil
