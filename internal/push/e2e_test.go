@@ -294,3 +294,83 @@ func TestE2EMessagePushes(t *testing.T) {
 		t.Fatalf("muted member: %+v", h)
 	}
 }
+
+// TestE2ECallPushes: the server wires calls to push: a call rings on the callee's phone (a
+// high-priority "call" push queued in the call's transaction), and hanging up queues the
+// cancelling "call_cancel" push with the same call id, on both databases.
+func TestE2ECallPushes(t *testing.T) {
+	t.Parallel()
+	for _, d := range storetest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			n := servertest.New(t, d, fast)
+			ann, bob := n.Register(t, "ann"), n.Register(t, "bob")
+			registerDevice(t, n, bob, map[string]any{"platform": "android", "token": "tok-bob"})
+			chatID := createChat(t, n, ann, "group", bob)
+			var c struct {
+				ID string `json:"id"`
+			}
+			expect(t, n.Do(t, http.MethodPost, "/api/v1/calls", ann.AccessToken, map[string]any{"chat_id": chatID, "kind": "video"}, &c), http.StatusCreated)
+			byType := func() map[string]push.NotificationItem {
+				m := map[string]push.NotificationItem{}
+				for _, it := range history(t, n, bob) {
+					m[it.Type] = it
+				}
+				return m
+			}
+			waitFor(t, "the ring push", func() bool { return byType()["call"].Status == "sent" })
+			if it := byType()["call"]; it.Data["call_id"] != c.ID || it.Data["kind"] != "video" {
+				t.Fatalf("ring push: %+v", it)
+			}
+			expect(t, n.Do(t, http.MethodPost, "/api/v1/calls/"+c.ID+"/end", ann.AccessToken, nil, nil), http.StatusOK)
+			waitFor(t, "the cancelling push", func() bool { return byType()["call_cancel"].Status == "sent" })
+			if it := byType()["call_cancel"]; it.Data["call_id"] != c.ID {
+				t.Fatalf("cancel push: %+v", it)
+			}
+			if h := history(t, n, ann); len(h) != 0 {
+				t.Errorf("the caller got pushes of their own call: %+v", h)
+			}
+		})
+	}
+}
+
+// TestE2EGeofencePushes: the server wires location's geofence events to push: a viewer of the
+// owner's exact location is told on their phone when the owner enters a geofence that notifies
+// viewers; the owner, who made the move, is not.
+func TestE2EGeofencePushes(t *testing.T) {
+	t.Parallel()
+	n := servertest.New(t, store.SQLite, fast)
+	ann, bob := n.Register(t, "ann"), n.Register(t, "bob")
+	registerDevice(t, n, bob, map[string]any{"platform": "android", "token": "tok-bob"})
+	registerDevice(t, n, ann, map[string]any{"platform": "android", "token": "tok-ann"})
+	expect(t, n.Do(t, http.MethodPost, "/api/v1/location/shares", ann.AccessToken,
+		map[string]any{"user_id": bob.ID, "duration_s": 3600, "precision": "exact"}, nil), http.StatusCreated)
+	var g struct {
+		ID string `json:"id"`
+	}
+	expect(t, n.Do(t, http.MethodPost, "/api/v1/geofences", ann.AccessToken, map[string]any{
+		"name": "Office", "center": map[string]any{"lat": 48.8584, "lng": 2.2945}, "radius_m": 200, "notify": "viewers",
+	}, &g), http.StatusCreated)
+	expect(t, n.Do(t, http.MethodPut, "/api/v1/location", ann.AccessToken,
+		map[string]any{"lat": 48.8600, "lng": 2.3100, "accuracy_m": 10}, nil), http.StatusOK)
+	expect(t, n.Do(t, http.MethodPut, "/api/v1/location", ann.AccessToken,
+		map[string]any{"lat": 48.8584, "lng": 2.2945, "accuracy_m": 10, "recorded_at": time.Now().Add(time.Second).UTC().Format(time.RFC3339Nano)}, nil), http.StatusOK)
+	var got push.NotificationItem
+	waitFor(t, "the geofence push", func() bool {
+		for _, it := range history(t, n, bob) {
+			if it.Type == push.TypeGeofenceEnter && it.Status == "sent" {
+				got = it
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(got.Body+got.Title, "Office") {
+		t.Errorf("geofence push does not name the geofence: %+v", got)
+	}
+	for _, it := range history(t, n, ann) {
+		if strings.HasPrefix(it.Type, "geofence") {
+			t.Errorf("the owner got a push of their own move: %+v", it)
+		}
+	}
+}

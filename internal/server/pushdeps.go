@@ -4,9 +4,14 @@ import (
 	"context"
 	"database/sql"
 
+	"log/slog"
+
 	"github.com/nerutalk/nerutalk/internal/auth"
+	"github.com/nerutalk/nerutalk/internal/call"
 	"github.com/nerutalk/nerutalk/internal/chat"
+	"github.com/nerutalk/nerutalk/internal/location"
 	"github.com/nerutalk/nerutalk/internal/push"
+	"github.com/nerutalk/nerutalk/internal/store"
 )
 
 // What push needs of the other features, in push's own types: push declares the interfaces, and
@@ -41,4 +46,45 @@ func (h pushHook) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []chat.St
 			ChatType: m.ChatType, ChatTitle: m.ChatTitle, MemberIDs: m.MemberIDs}
 	}
 	return h.push.MessagesStored(ctx, tx, out)
+}
+
+// callPusher is push as call's Pusher: a call's ring and its withdrawal are queued in the call's
+// transaction (a VoIP/high-priority push, then a cancelling one with the same collapse key).
+type callPusher struct{ p *push.Service }
+
+func pushCall(n call.PushNotice) push.Call {
+	return push.Call{ID: n.CallID, ChatID: n.ChatID, Kind: n.Kind, CallerID: n.CallerID}
+}
+
+func (c callPusher) CallRinging(ctx context.Context, tx *sql.Tx, n call.PushNotice) error {
+	return c.p.CallRinging(ctx, tx, pushCall(n), n.UserIDs)
+}
+
+func (c callPusher) CallStopped(ctx context.Context, tx *sql.Tx, n call.PushNotice) error {
+	return c.p.CallEnded(ctx, tx, pushCall(n), n.UserIDs, n.Reason)
+}
+
+func (c callPusher) Wake(ctx context.Context) { c.p.Wake(ctx) }
+
+// geofencePusher is push as location's GeofenceNotifier: enter and exit events reach the
+// watchers' devices (dwell stays a WebSocket event). Location tells it after the event is stored,
+// so the outbox row is written in a transaction of its own right after (not atomically with the
+// event: a node that dies between the two loses that one push, never the event).
+type geofencePusher struct {
+	p   *push.Service
+	db  *store.DB
+	log *slog.Logger
+}
+
+func (g geofencePusher) GeofenceEvent(ctx context.Context, ev location.GeofenceEvent, recipients []string) {
+	if ev.Type != "enter" && ev.Type != "exit" {
+		return
+	}
+	n := push.Geofence{ID: ev.GeofenceID, Name: ev.Name, SubjectID: ev.UserID, Entered: ev.Type == "enter"}
+	err := g.db.Tx(ctx, func(tx *sql.Tx) error { return g.p.GeofenceEvent(ctx, tx, n, recipients) })
+	if err != nil {
+		g.log.WarnContext(ctx, "push: cannot queue a geofence notification", "geofence", ev.GeofenceID, "err", err)
+		return
+	}
+	g.p.Wake(ctx)
 }

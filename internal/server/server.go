@@ -250,6 +250,7 @@ func (s *Server) wireCalls(context.Context) error {
 	calls := call.New(s.DB, s.Chat, s.Hub, call.Options{
 		Provider: prov, RingTimeout: s.cfg.CallRingTimeout, MaxParticipants: s.cfg.CallMaxParticipants,
 		DisconnectGrace: s.cfg.CallDisconnectGrace, SweepInterval: s.cfg.CallSweepInterval, Logger: s.log,
+		Pusher: callPusher{s.Push},
 	})
 	calls.SetPresence(s.Hub)
 	calls.RegisterCommands(s.Hub)
@@ -265,7 +266,7 @@ func (s *Server) wireLocation(context.Context) error {
 	places := location.New(s.DB, s.Hub, location.Options{
 		HistoryEvery: s.cfg.LocationHistoryEvery, PruneEvery: s.cfg.LocationPruneEvery,
 		GeofenceMaxAccuracyM: float64(s.cfg.LocationGeofenceAccuracyM), GeofenceExitMarginM: float64(s.cfg.LocationGeofenceExitMargin),
-		Logger: s.log, Chats: s.Chat,
+		Logger: s.log, Chats: s.Chat, Notifier: geofencePusher{s.Push, s.DB, s.log},
 	})
 	s.Chat.OnMembersChanged(places.MembersChanged) // viewers who leave a chat are told its shares stopped
 	places.RegisterCommands(s.Hub)
