@@ -144,8 +144,9 @@ func TestE2EAdmin(t *testing.T) {
 	registerDevice(t, n, joe, map[string]any{"platform": "ios", "token": apnsToken, "locale": "en-GB"})
 	for _, r := range []struct{ method, path string }{
 		{http.MethodPost, "/notifications/send"}, {http.MethodPost, "/notifications/broadcast"}, {http.MethodGet, "/notifications/stats"},
-		{http.MethodGet, "/notifications/templates"}, {http.MethodPut, "/notifications/templates/message/de"},
-		{http.MethodDelete, "/notifications/templates/message/de"},
+		{http.MethodGet, "/notifications/templates"}, {http.MethodPost, "/notifications/templates"},
+		{http.MethodGet, "/notifications/templates/message:en"}, {http.MethodPut, "/notifications/templates/message:de"},
+		{http.MethodDelete, "/notifications/templates/message:de"},
 	} {
 		expect(t, n.Do(t, r.method, "/api/v1"+r.path, joe.AccessToken, map[string]any{"title": "x", "body": "y", "user_ids": []string{joe.ID}}, nil), http.StatusForbidden)
 	}
@@ -162,8 +163,23 @@ func TestE2EAdmin(t *testing.T) {
 		t.Fatalf("web broadcast queued %d", q.Queued)
 	}
 	var tpl push.NotificationTemplate
-	expect(t, n.Do(t, http.MethodPut, "/api/v1/notifications/templates/message/de", boss.AccessToken, map[string]any{"title": "{{chat}}", "body": "{{sender}}: {{preview}}"}, &tpl), http.StatusOK)
-	expect(t, n.Do(t, http.MethodPut, "/api/v1/notifications/templates/message/de", boss.AccessToken, map[string]any{"title": "{{.Env}}"}, nil), http.StatusUnprocessableEntity)
+	expect(t, n.Do(t, http.MethodPost, "/api/v1/notifications/templates", boss.AccessToken, map[string]any{"type": "message", "locale": "de", "title": "{{chat}}", "body": "{{sender}}: {{preview}}"}, &tpl), http.StatusCreated)
+	if tpl.ID != "message:de" || tpl.Builtin {
+		t.Fatalf("created template: %+v", tpl)
+	}
+	expect(t, n.Do(t, http.MethodPost, "/api/v1/notifications/templates", boss.AccessToken, map[string]any{"type": "message", "locale": "de", "title": "x"}, nil), http.StatusConflict)
+	expect(t, n.Do(t, http.MethodPost, "/api/v1/notifications/templates", boss.AccessToken, map[string]any{"type": "nope", "locale": "de", "title": "x"}, nil), http.StatusUnprocessableEntity)
+	expect(t, n.Do(t, http.MethodPut, "/api/v1/notifications/templates/message:de", boss.AccessToken, map[string]any{"title": "{{chat}}", "body": "{{sender}} schreibt: {{preview}}"}, &tpl), http.StatusOK)
+	expect(t, n.Do(t, http.MethodPut, "/api/v1/notifications/templates/message:de", boss.AccessToken, map[string]any{"title": "{{.Env}}"}, nil), http.StatusUnprocessableEntity)
+	expect(t, n.Do(t, http.MethodGet, "/api/v1/notifications/templates/message:de", boss.AccessToken, nil, &tpl), http.StatusOK)
+	if tpl.Body != "{{sender}} schreibt: {{preview}}" {
+		t.Fatalf("stored template: %+v", tpl)
+	}
+	expect(t, n.Do(t, http.MethodGet, "/api/v1/notifications/templates/message:fr", boss.AccessToken, nil, nil), http.StatusNotFound)
+	expect(t, n.Do(t, http.MethodGet, "/api/v1/notifications/templates/garbage", boss.AccessToken, nil, nil), http.StatusUnprocessableEntity)
+	expect(t, n.Do(t, http.MethodPost, "/api/v1/notifications/templates", boss.AccessToken, map[string]any{"type": "mention", "locale": "fr", "title": "x"}, nil), http.StatusCreated)
+	expect(t, n.Do(t, http.MethodDelete, "/api/v1/notifications/templates/mention:fr", boss.AccessToken, nil, nil), http.StatusNoContent)
+	expect(t, n.Do(t, http.MethodDelete, "/api/v1/notifications/templates/mention:fr", boss.AccessToken, nil, nil), http.StatusNotFound)
 	// Joe's two notifications are sent (through the log sender: no APNs configured).
 	var stats push.NotificationStats
 	waitFor(t, "two deliveries sent", func() bool {

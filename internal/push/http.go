@@ -27,9 +27,10 @@ import (
 //	admin   POST   /notifications/broadcast                   broadcastNotification
 //	admin   GET    /notifications/stats                       notificationStats
 //	admin   GET    /notifications/templates                   listTemplates
-//	admin   GET    /notifications/templates/{type}/{locale}   getTemplate
-//	admin   PUT    /notifications/templates/{type}/{locale}   putTemplate
-//	admin   DELETE /notifications/templates/{type}/{locale}   deleteTemplate
+//	admin   POST   /notifications/templates                   createTemplate
+//	admin   GET    /notifications/templates/{id}              getTemplate
+//	admin   PUT    /notifications/templates/{id}              putTemplate
+//	admin   DELETE /notifications/templates/{id}              deleteTemplate
 //
 // Mount registers them.
 func (s *Service) Mount(api *httpapi.API) {
@@ -122,11 +123,17 @@ func (s *Service) Mount(api *httpapi.API) {
 		Errors: errs(http.StatusForbidden),
 	}, s.handleListTemplates)
 	huma.Register(api.Admin, huma.Operation{
-		OperationID: "getTemplate", Method: http.MethodGet, Path: "/notifications/templates/{type}/{locale}", Tags: tags,
+		OperationID: "createTemplate", Method: http.MethodPost, Path: "/notifications/templates", Tags: tags,
+		Summary:       "Create a template (admin)",
+		Description:   "Its id is <type>:<locale>. A stored template of the same type and locale is 409 (PUT replaces it). Placeholders as for PUT.",
+		DefaultStatus: http.StatusCreated, Errors: errs(http.StatusForbidden, http.StatusConflict),
+	}, s.handleCreateTemplate)
+	huma.Register(api.Admin, huma.Operation{
+		OperationID: "getTemplate", Method: http.MethodGet, Path: "/notifications/templates/{id}", Tags: tags,
 		Summary: "One template (admin)", Errors: errs(http.StatusForbidden, nf),
 	}, s.handleGetTemplate)
 	huma.Register(api.Admin, huma.Operation{
-		OperationID: "putTemplate", Method: http.MethodPut, Path: "/notifications/templates/{type}/{locale}", Tags: tags,
+		OperationID: "putTemplate", Method: http.MethodPut, Path: "/notifications/templates/{id}", Tags: tags,
 		Summary: "Create or replace a template (admin)",
 		Description: "Placeholders {{sender}}, {{chat}}, {{preview}} and {{count}} are replaced by plain substitution: " +
 			"what users write is never read as template syntax. Any other {{...}} is 422. A device whose locale has no " +
@@ -134,7 +141,7 @@ func (s *Service) Mount(api *httpapi.API) {
 		Errors: errs(http.StatusForbidden),
 	}, s.handlePutTemplate)
 	huma.Register(api.Admin, huma.Operation{
-		OperationID: "deleteTemplate", Method: http.MethodDelete, Path: "/notifications/templates/{type}/{locale}", Tags: tags,
+		OperationID: "deleteTemplate", Method: http.MethodDelete, Path: "/notifications/templates/{id}", Tags: tags,
 		Summary: "Remove a template (admin)", DefaultStatus: http.StatusNoContent, Errors: errs(http.StatusForbidden, nf),
 	}, s.handleDeleteTemplate)
 }
@@ -283,32 +290,55 @@ func (s *Service) handleListTemplates(ctx context.Context, _ *struct{}) (*listOu
 }
 
 type templatePath struct {
-	Type   string `path:"type" maxLength:"32"`
-	Locale string `path:"locale" maxLength:"35"`
+	ID string `path:"id" maxLength:"68" doc:"<type>:<locale>, e.g. message:de"`
 }
 
-func (s *Service) handleGetTemplate(ctx context.Context, in *templatePath) (*struct{ Body NotificationTemplate }, error) {
-	t, err := s.Template(ctx, in.Type, in.Locale)
+type templateOutput struct {
+	Status int
+	Body   NotificationTemplate
+}
+
+func (s *Service) handleCreateTemplate(ctx context.Context, in *struct{ Body NewNotificationTemplate }) (*templateOutput, error) {
+	t, err := s.CreateTemplate(ctx, in.Body)
 	if err != nil {
 		return nil, err
 	}
-	return &struct{ Body NotificationTemplate }{Body: t}, nil
+	return &templateOutput{Status: http.StatusCreated, Body: t}, nil
+}
+
+func (s *Service) handleGetTemplate(ctx context.Context, in *templatePath) (*templateOutput, error) {
+	typ, locale, err := parseTemplateID(in.ID)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.Template(ctx, typ, locale)
+	if err != nil {
+		return nil, err
+	}
+	return &templateOutput{Status: http.StatusOK, Body: t}, nil
 }
 
 type putTemplateInput struct {
-	Type   string `path:"type" maxLength:"32"`
-	Locale string `path:"locale" maxLength:"35"`
-	Body   NotificationTemplateInput
+	ID   string `path:"id" maxLength:"68" doc:"<type>:<locale>, e.g. message:de"`
+	Body NotificationTemplateInput
 }
 
-func (s *Service) handlePutTemplate(ctx context.Context, in *putTemplateInput) (*struct{ Body NotificationTemplate }, error) {
-	t, err := s.PutTemplate(ctx, in.Type, in.Locale, in.Body)
+func (s *Service) handlePutTemplate(ctx context.Context, in *putTemplateInput) (*templateOutput, error) {
+	typ, locale, err := parseTemplateID(in.ID)
 	if err != nil {
 		return nil, err
 	}
-	return &struct{ Body NotificationTemplate }{Body: t}, nil
+	t, err := s.PutTemplate(ctx, typ, locale, in.Body)
+	if err != nil {
+		return nil, err
+	}
+	return &templateOutput{Status: http.StatusOK, Body: t}, nil
 }
 
 func (s *Service) handleDeleteTemplate(ctx context.Context, in *templatePath) (*struct{}, error) {
-	return nil, s.DeleteTemplate(ctx, in.Type, in.Locale)
+	typ, locale, err := parseTemplateID(in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.DeleteTemplate(ctx, typ, locale)
 }

@@ -18,6 +18,7 @@ import (
 // {{chat}}, {{preview}}, {{count}}. Rendering substitutes them in one pass over the template:
 // the values (user content) are never read as template syntax.
 type NotificationTemplate struct {
+	ID        string     `json:"id" doc:"<type>:<locale>, e.g. message:de" example:"message:de"`
 	Type      string     `json:"type"`
 	Locale    string     `json:"locale"`
 	Title     string     `json:"title"`
@@ -26,7 +27,26 @@ type NotificationTemplate struct {
 	UpdatedAt *time.Time `json:"updated_at,omitempty"`
 }
 
-// NotificationTemplateInput is the body of PUT /notifications/templates/{type}/{locale}.
+// TemplateID is the id of the template of typ for locale: "<type>:<locale>".
+func TemplateID(typ, locale string) string { return typ + ":" + locale }
+
+// parseTemplateID splits an id into its type and locale.
+func parseTemplateID(id string) (typ, locale string, err error) {
+	typ, locale, ok := strings.Cut(id, ":")
+	if !ok {
+		return "", "", apperr.Invalid("path.id", "a template id is <type>:<locale>, e.g. message:de")
+	}
+	return typ, locale, nil
+}
+
+// NewNotificationTemplate is the body of POST /notifications/templates.
+type NewNotificationTemplate struct {
+	Type   string `json:"type" maxLength:"32" doc:"Notification type (message, messages, mention, message_hidden, mention_hidden, call, call_cancel, geofence_enter, geofence_exit, location_share)"`
+	Locale string `json:"locale" maxLength:"35" doc:"Language tag such as en or de-AT"`
+	NotificationTemplateInput
+}
+
+// NotificationTemplateInput is the body of PUT /notifications/templates/{id}.
 type NotificationTemplateInput struct {
 	Title string `json:"title,omitempty" maxLength:"200"`
 	Body  string `json:"body,omitempty" maxLength:"1000"`
@@ -177,6 +197,7 @@ func (s *Service) Templates(ctx context.Context) ([]NotificationTemplate, error)
 		}
 		u := store.Time(at)
 		t.UpdatedAt = &u
+		t.ID = TemplateID(t.Type, t.Locale)
 		have[[2]string{t.Type, t.Locale}] = true
 		out = append(out, t)
 	}
@@ -186,7 +207,7 @@ func (s *Service) Templates(ctx context.Context) ([]NotificationTemplate, error)
 	for _, typ := range sortedTypes() {
 		if !have[[2]string{typ, "en"}] {
 			b := builtinTemplates[typ]
-			out = append(out, NotificationTemplate{Type: typ, Locale: "en", Title: b[0], Body: b[1], Builtin: true})
+			out = append(out, NotificationTemplate{ID: TemplateID(typ, "en"), Type: typ, Locale: "en", Title: b[0], Body: b[1], Builtin: true})
 		}
 	}
 	return out, nil
@@ -199,11 +220,11 @@ func sortedTypes() []string {
 
 func checkTypeLocale(typ, locale string) (string, error) {
 	if !templateType(typ) {
-		return "", apperr.Invalid("path.type", "unknown notification type (one of "+strings.Join(sortedTypes(), ", ")+")")
+		return "", apperr.Invalid("type", "unknown notification type (one of "+strings.Join(sortedTypes(), ", ")+")")
 	}
 	loc, ok := normalizeLocale(locale)
 	if !ok || loc == "" {
-		return "", apperr.Invalid("path.locale", "must be a language tag such as en or de-AT")
+		return "", apperr.Invalid("locale", "must be a language tag such as en or de-AT")
 	}
 	return loc, nil
 }
@@ -214,7 +235,7 @@ func (s *Service) Template(ctx context.Context, typ, locale string) (Notificatio
 	if err != nil {
 		return NotificationTemplate{}, err
 	}
-	t := NotificationTemplate{Type: typ, Locale: loc}
+	t := NotificationTemplate{ID: TemplateID(typ, loc), Type: typ, Locale: loc}
 	var at int64
 	err = s.db.R.QueryRowContext(ctx, `SELECT title, body, updated_at FROM push_templates WHERE type = $1 AND locale = $2`, typ, loc).
 		Scan(&t.Title, &t.Body, &at)
@@ -232,6 +253,25 @@ func (s *Service) Template(ctx context.Context, typ, locale string) (Notificatio
 	u := store.Time(at)
 	t.UpdatedAt = &u
 	return t, nil
+}
+
+// CreateTemplate stores a new template; one that is stored already for its type and locale is a
+// conflict (replace it with PutTemplate).
+func (s *Service) CreateTemplate(ctx context.Context, in NewNotificationTemplate) (NotificationTemplate, error) {
+	loc, err := checkTypeLocale(in.Type, in.Locale)
+	if err != nil {
+		return NotificationTemplate{}, err
+	}
+	var one int
+	err = s.db.R.QueryRowContext(ctx, `SELECT 1 FROM push_templates WHERE type = $1 AND locale = $2`, in.Type, loc).Scan(&one)
+	if err == nil {
+		return NotificationTemplate{}, apperr.New(apperr.KindConflict, "template_exists",
+			"a template for "+TemplateID(in.Type, loc)+" exists; PUT /notifications/templates/"+TemplateID(in.Type, loc)+" replaces it")
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return NotificationTemplate{}, s.internal("create template", err)
+	}
+	return s.PutTemplate(ctx, in.Type, loc, in.NotificationTemplateInput)
 }
 
 // PutTemplate creates or replaces the template of typ for locale.
@@ -256,7 +296,7 @@ func (s *Service) PutTemplate(ctx context.Context, typ, locale string, in Notifi
 	if err != nil {
 		return NotificationTemplate{}, s.internal("put template", err)
 	}
-	return NotificationTemplate{Type: typ, Locale: loc, Title: in.Title, Body: in.Body, UpdatedAt: &now}, nil
+	return NotificationTemplate{ID: TemplateID(typ, loc), Type: typ, Locale: loc, Title: in.Title, Body: in.Body, UpdatedAt: &now}, nil
 }
 
 // DeleteTemplate removes a stored template (the built-in default, if any, applies again).
