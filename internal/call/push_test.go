@@ -62,7 +62,7 @@ func TestPusher(t *testing.T) {
 		}
 		h.chat("d1", false, "ann", "bob")
 		h.start("ann", "d1")
-		h.clock.Add(46 * time.Second)
+		h.clock.Advance(46 * time.Second)
 		if err := h.svc.Sweep(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/call"
+	"github.com/nerutalk/nerutalk/internal/clocktest"
 	"github.com/nerutalk/nerutalk/internal/store"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
@@ -97,23 +98,6 @@ func (p *fakePub) count(typ string) int {
 	return n
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type fakePresence struct {
 	mu     sync.Mutex
 	online map[string]bool
@@ -174,13 +158,13 @@ type harness struct {
 	svc   *call.Service
 	chats *fakeChats
 	pub   *fakePub
-	clock *clock
+	clock *clocktest.Clock
 	pres  *fakePresence
 }
 
 func newHarness(t *testing.T, db *store.DB) *harness {
 	h := &harness{t: t, db: db, ids: map[string]string{}, chats: &fakeChats{chats: map[string]fakeChat{}, seen: map[string]bool{}}, pub: &fakePub{},
-		clock: &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}, pres: &fakePresence{online: map[string]bool{}}}
+		clock: clocktest.New(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)), pres: &fakePresence{online: map[string]bool{}}}
 	h.svc = h.newService()
 	return h
 }
@@ -268,7 +252,7 @@ func TestDirectLifecycle(t *testing.T) {
 		if _, err := h.svc.Token(ctx, "bob", c.ID); code(err) != "not_in_call" {
 			t.Fatalf("token before answering: %v", err)
 		}
-		h.clock.Add(3 * time.Second)
+		h.clock.Advance(3 * time.Second)
 		a, err := h.svc.Answer(ctx, "bob", "s-bob-2", c.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -279,7 +263,7 @@ func TestDirectLifecycle(t *testing.T) {
 		if _, err := h.svc.Token(ctx, "bob", c.ID); err != nil {
 			t.Fatal(err)
 		}
-		h.clock.Add(65 * time.Second)
+		h.clock.Advance(65 * time.Second)
 		l, err := h.svc.Leave(ctx, "bob", c.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -420,14 +404,14 @@ func TestRingTimeout(t *testing.T) {
 		h.chat("d1", false, "ann", "bob")
 		h.pres.set("ann", true)
 		c := h.start("ann", "d1")
-		h.clock.Add(44 * time.Second)
+		h.clock.Advance(44 * time.Second)
 		if err := h.svc.Sweep(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if got := h.get(c.ID); got.Status != "ringing" {
 			t.Fatalf("before the timeout: %s", got.Status)
 		}
-		h.clock.Add(time.Second)
+		h.clock.Advance(time.Second)
 		if err := h.svc.Sweep(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -464,14 +448,14 @@ func TestLiveness(t *testing.T) {
 		// bob drops and comes back within the grace: he stays.
 		h.pres.offline("bob")
 		h.pres.set("bob", true)
-		h.clock.Add(10 * time.Second)
+		h.clock.Advance(10 * time.Second)
 		h.pres.fire()
 		if got := h.get(c.ID); got.Status != "active" {
 			t.Fatalf("back within the grace: %s", got.Status)
 		}
 		// bob drops for good.
 		h.pres.offline("bob")
-		h.clock.Add(10 * time.Second)
+		h.clock.Advance(10 * time.Second)
 		h.pres.fire()
 		got := h.get(c.ID)
 		if got.Status != "ended" || got.EndReason != "failed" || got.Participants[1].State != "left" {
@@ -504,7 +488,7 @@ func TestLiveness(t *testing.T) {
 					t.Fatalf("sweep %d, before the grace: %s", i, got.Status)
 				}
 			}
-			h.clock.Add(time.Second)
+			h.clock.Advance(time.Second)
 		}
 		if got := h.get(c2.ID); got.Status != "ended" || got.Participants[1].State != "left" {
 			t.Fatalf("after the scans %+v", got)
@@ -618,7 +602,7 @@ func TestSweepRaces(t *testing.T) {
 			h.chat(fmt.Sprint("t", i), false, "ann", "bob")
 			ids = append(ids, h.start("ann", fmt.Sprint("t", i)).ID)
 		}
-		h.clock.Add(45 * time.Second)
+		h.clock.Advance(45 * time.Second)
 		answers := make([]error, len(ids))
 		fns := []func() error{
 			func() error { return h.svc.Sweep(ctx) },
@@ -671,12 +655,12 @@ func TestHistoryAndStats(t *testing.T) {
 			}
 			if i < 3 {
 				h.svc.Answer(ctx, callee, "s", c.ID)
-				h.clock.Add(10 * time.Second)
+				h.clock.Advance(10 * time.Second)
 				h.svc.Leave(ctx, callee, c.ID)
 			} else {
 				h.svc.Decline(ctx, callee, c.ID)
 			}
-			h.clock.Add(time.Second)
+			h.clock.Advance(time.Second)
 		}
 		var all []string
 		cursor := ""

@@ -166,7 +166,7 @@ func TestGeofenceTransitions(t *testing.T) {
 		// equator is 111.2 m).
 		fix := func(metersEast float64, acc float64) {
 			t.Helper()
-			h.clock.add(time.Second)
+			h.clock.Advance(time.Second)
 			now := h.clock.Now()
 			lng := 180 + metersEast/111_195
 			if lng > 180 {
@@ -211,7 +211,7 @@ func TestGeofenceTransitions(t *testing.T) {
 			}
 		}
 		// Dwell: 5 minutes after the enter, once.
-		h.clock.add(299 * time.Second)
+		h.clock.Advance(299 * time.Second)
 		fix(50, 5)
 		if got := h.pub.take(EventGeofenceEvent); !slices.Equal(types(got), []string{"dwell"}) {
 			t.Fatalf("dwell: %v", types(got))
@@ -238,7 +238,7 @@ func TestGeofenceTransitions(t *testing.T) {
 
 		// The pole polygon: owner only.
 		polefix := func(lat, lng float64) []published {
-			h.clock.add(time.Second)
+			h.clock.Advance(time.Second)
 			now := h.clock.Now()
 			if _, err := h.Update(ctx, owner, PositionReport{Lat: lat, Lng: lng, AccuracyM: f64(5), RecordedAt: &now}, ""); err != nil {
 				t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/clocktest"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -103,34 +104,17 @@ func (c *fakeChats) set(chatID string, members ...string) {
 	c.mu.Unlock()
 }
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type harness struct {
 	*Service
 	db    *store.DB
 	pub   *fakePub
 	chats *fakeChats
-	clock *fakeClock
+	clock *clocktest.Clock
 }
 
 func newHarness(t *testing.T, db *store.DB) *harness {
 	h := &harness{db: db, pub: &fakePub{}, chats: &fakeChats{members: map[string][]string{}},
-		clock: &fakeClock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}}
+		clock: clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))}
 	h.Service = New(db, h.pub, Options{Clock: h.clock, Chats: h.chats})
 	return h
 }

@@ -63,7 +63,7 @@ func TestUpdateValidation(t *testing.T) {
 			t.Fatalf("MyLocation = %+v %v", me, err)
 		}
 		// Without recorded_at: the server's time.
-		h.clock.add(10 * time.Minute)
+		h.clock.Advance(10 * time.Minute)
 		if r, err := h.Update(ctx, u, PositionReport{Lat: 5, Lng: 6}, ""); err != nil || !r.Accepted {
 			t.Fatalf("report without recorded_at: %v %v", r, err)
 		}
@@ -81,7 +81,7 @@ func TestHistoryThrottleRetentionAndDeletion(t *testing.T) {
 		// 10 reports 250 ms apart: 3 stored points (0, 1 s, 2 s); every one is the latest.
 		for i := range 10 {
 			h.at(t, a, 10, float64(i)/1000)
-			h.clock.add(250 * time.Millisecond)
+			h.clock.Advance(250 * time.Millisecond)
 		}
 		h.at(t, b, 50, 50)
 		pts, next, err := h.History(ctx, a, HistoryQuery{})
@@ -120,7 +120,7 @@ func TestHistoryThrottleRetentionAndDeletion(t *testing.T) {
 		if _, err := h.SetSettings(ctx, a, LocationSettingsInput{HistoryRetentionDays: &one}); err != nil {
 			t.Fatal(err)
 		}
-		h.clock.add(25 * time.Hour)
+		h.clock.Advance(25 * time.Hour)
 		h.at(t, a, 11, 11)
 		n, err := h.Prune(ctx)
 		if err != nil || n != 3 {
@@ -137,7 +137,7 @@ func TestHistoryThrottleRetentionAndDeletion(t *testing.T) {
 		if set, err := h.SetSettings(ctx, a, LocationSettingsInput{HistoryRetentionDays: &zero}); err != nil || set.HistoryRetentionDays != 0 {
 			t.Fatalf("settings: %v %v", set, err)
 		}
-		h.clock.add(time.Minute)
+		h.clock.Advance(time.Minute)
 		h.at(t, a, 12, 12)
 		if pts, _, _ := h.History(ctx, a, HistoryQuery{}); len(pts) != 0 {
 			t.Fatalf("retention 0 kept %v", pts)
@@ -203,7 +203,7 @@ func TestSharePrivacy(t *testing.T) {
 		var sumLat, sumLng float64
 		const n = 200
 		for range n {
-			h.clock.add(time.Second)
+			h.clock.Advance(time.Second)
 			p := geo.Point{Lat: truth.Lat + (r.Float64()-0.5)*0.0004, Lng: truth.Lng + (r.Float64()-0.5)*0.0004}
 			h.at(t, owner, p.Lat, p.Lng)
 			for _, d := range h.pub.to(member, EventSharedUpdate) {
@@ -267,7 +267,7 @@ func TestSharePrivacy(t *testing.T) {
 		if len(stops) != 1 || !slices.Equal(stops[0].users, []string{leaver}) || stops[0].data.(LocationShareStop).Reason != ReasonLeftChat {
 			t.Fatalf("removal stops = %+v", stops)
 		}
-		h.clock.add(time.Second)
+		h.clock.Advance(time.Second)
 		h.at(t, owner, 48.86, 2.29)
 		if got := h.pub.to(leaver, EventSharedUpdate); len(got) != 0 {
 			t.Fatalf("removed member saw %v", got)
@@ -298,7 +298,7 @@ func TestSharePrivacy(t *testing.T) {
 		if stops := h.pub.take(EventShareStop); len(stops) != 1 || stops[0].users[0] != friend || stops[0].data.(LocationShareStop).Reason != ReasonStopped {
 			t.Fatalf("stop = %+v", stops)
 		}
-		h.clock.add(time.Second)
+		h.clock.Advance(time.Second)
 		h.at(t, owner, 48.87, 2.29)
 		if got := h.pub.to(friend, EventSharedUpdate); len(got) != 0 {
 			t.Fatalf("friend saw after the stop: %v", got)
@@ -341,7 +341,7 @@ func TestShareExpiry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h.clock.add(900*time.Second - time.Millisecond)
+		h.clock.Advance(900*time.Second - time.Millisecond)
 		if n, err := h.ExpireDue(ctx); err != nil || n != 0 {
 			t.Fatalf("ExpireDue before the end = %d %v", n, err)
 		}
@@ -350,7 +350,7 @@ func TestShareExpiry(t *testing.T) {
 			t.Fatalf("update just before the end: %v", got)
 		}
 		h.pub.reset()
-		h.clock.add(time.Millisecond)
+		h.clock.Advance(time.Millisecond)
 		// At the end exactly, before any job ran: over already.
 		h.at(t, owner, 2, 2)
 		if got := h.pub.to(friend, EventSharedUpdate); len(got) != 0 {
@@ -380,7 +380,7 @@ func TestShareExpiry(t *testing.T) {
 			t.Fatalf("expired share listed: %v", got)
 		}
 		// Ended shares are pruned after 30 days.
-		h.clock.add(31 * 24 * time.Hour)
+		h.clock.Advance(31 * 24 * time.Hour)
 		if _, err := h.Prune(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -442,7 +442,7 @@ func TestNearby(t *testing.T) {
 		_, _, err := h.Nearby(ctx, me, 1000, 50, "")
 		wantKind(t, err, apperr.KindConflict, "nearby without a position")
 		h.at(t, stale, 0.0001, 179.9999)
-		h.clock.add(2 * time.Hour)
+		h.clock.Advance(2 * time.Hour)
 		h.at(t, me, 0, 179.9995)          // on the antimeridian
 		h.at(t, near, 0.001, -179.9995)   // ~130 m away, across it
 		h.at(t, hidden, 0.0005, 179.9995) // not discoverable
@@ -471,7 +471,7 @@ func TestNearby(t *testing.T) {
 		if geo.Snap(moved) != geo.Snap(geo.Point{Lat: 0.001, Lng: -179.9995}) {
 			t.Fatal("test points are in different cells")
 		}
-		h.clock.add(time.Second)
+		h.clock.Advance(time.Second)
 		h.at(t, near, moved.Lat, moved.Lng)
 		for _, n := range must(h.Nearby(ctx, me, 20_000, 50, "")) {
 			if n.UserID == near && n.DistanceM != nearD {
@@ -496,7 +496,7 @@ func TestNearby(t *testing.T) {
 			wantKind(t, err, apperr.KindInvalid, "radius")
 		}
 		// The North Pole: everyone within the radius, whatever their longitude.
-		h.clock.add(time.Second)
+		h.clock.Advance(time.Second)
 		h.at(t, me, 89.9999, 0)
 		h.at(t, far, 89.9995, 150)
 		if got, _, _ := h.Nearby(ctx, me, 5000, 50, ""); len(got) != 1 || got[0].UserID != far {

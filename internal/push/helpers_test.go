@@ -11,29 +11,10 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/auth"
+	"github.com/nerutalk/nerutalk/internal/clocktest"
 	"github.com/nerutalk/nerutalk/internal/push/provider"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
-
-// clock is a settable time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // sent is one call a fakeSender saw.
 type sent struct {
@@ -118,14 +99,14 @@ func (accounts) IDsByUsername(ctx context.Context, q Querier, names []string) (m
 type harness struct {
 	t      *testing.T
 	db     *store.DB
-	clock  *clock
+	clock  *clocktest.Clock
 	sender *fakeSender
 	online *onlineSet
 	svc    *Service
 }
 
 func newHarness(t *testing.T, db *store.DB, mod ...func(*Options)) *harness {
-	h := &harness{t: t, db: db, clock: newClock(), sender: &fakeSender{}, online: &onlineSet{}}
+	h := &harness{t: t, db: db, clock: clocktest.New(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)), sender: &fakeSender{}, online: &onlineSet{}}
 	h.svc = h.service(mod...)
 	return h
 }

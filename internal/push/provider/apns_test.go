@@ -22,26 +22,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nerutalk/nerutalk/internal/clocktest"
 	"github.com/nerutalk/nerutalk/internal/push/provider"
 )
-
-// testClock is an injected clock tests move by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // verifyES256 checks a compact JWS signed with ES256 by pub, without a JWT library, and returns
 // its header and claims.
@@ -87,7 +70,7 @@ type fakeAPNs struct {
 	srv   *httptest.Server
 	key   *ecdsa.PrivateKey
 	p8    []byte
-	clock *testClock
+	clock *clocktest.Clock
 
 	mu           sync.Mutex
 	requests     int
@@ -125,7 +108,7 @@ func newFakeAPNs(t testing.TB) *fakeAPNs {
 		t.Fatal(err)
 	}
 	f := &fakeAPNs{key: key, p8: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
-		clock: &testClock{now: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)},
+		clock: clocktest.New(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)),
 		jwts:  map[string]bool{}, expired: map[string]bool{}}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.handle))
 	f.srv.EnableHTTP2 = true

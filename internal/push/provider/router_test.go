@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nerutalk/nerutalk/internal/clocktest"
 	"github.com/nerutalk/nerutalk/internal/push/provider"
 )
 
@@ -39,7 +40,7 @@ func TestRouterRoutesByProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	web := newFakePushService(t, pub, &testClock{now: time.Now()})
+	web := newFakePushService(t, pub, clocktest.New(time.Now()))
 	dir := t.TempDir()
 	credsFile := filepath.Join(dir, "fcm.json")
 	if err := os.WriteFile(credsFile, fcm.credentials(), 0o600); err != nil {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/nerutalk/nerutalk/internal/clocktest"
 	"github.com/nerutalk/nerutalk/internal/push/provider"
 )
 
@@ -96,7 +97,7 @@ type pushDelivery struct {
 type fakePushService struct {
 	srv      *httptest.Server
 	vapidPub string
-	clock    *testClock
+	clock    *clocktest.Clock
 
 	mu       sync.Mutex
 	subs     map[string]subscription
@@ -105,7 +106,7 @@ type fakePushService struct {
 	vapidJWT map[string]bool
 }
 
-func newFakePushService(t testing.TB, vapidPub string, clock *testClock) *fakePushService {
+func newFakePushService(t testing.TB, vapidPub string, clock *clocktest.Clock) *fakePushService {
 	f := &fakePushService{vapidPub: vapidPub, clock: clock, subs: map[string]subscription{},
 		status: map[string]int{}, vapidJWT: map[string]bool{}}
 	mux := http.NewServeMux()
@@ -214,7 +215,7 @@ func newWebPush(t testing.TB) (*provider.WebPush, *fakePushService) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &testClock{now: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
 	fake := newFakePushService(t, pub, clock)
 	c, err := provider.NewWebPush(provider.WebPushConfig{VAPIDPublicKey: pub, VAPIDPrivateKey: priv,
 		Subject: "mailto:ops@example.org", HTTPClient: fake.srv.Client(), Now: clock.Now})
@@ -342,7 +343,7 @@ func TestWebPushDefaultClientRefusesPrivateAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := newFakePushService(t, pub, &testClock{now: time.Now()})
+	fake := newFakePushService(t, pub, clocktest.New(time.Now()))
 	target := fake.subscribe(t, "s1")
 	c, err := provider.NewWebPush(provider.WebPushConfig{VAPIDPublicKey: pub, VAPIDPrivateKey: priv, Subject: "mailto:ops@example.org"})
 	if err != nil {
