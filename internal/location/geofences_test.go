@@ -24,6 +24,8 @@ func (n *recordingNotifier) GeofenceEvent(_ context.Context, ev GeofenceEvent, _
 	n.mu.Unlock()
 }
 
+func (n *recordingNotifier) ShareStarted(context.Context, LocationShare, []string) {}
+
 func TestGeofenceValidationAndAccess(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.DB) {

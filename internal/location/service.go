@@ -39,10 +39,12 @@ type Chats interface {
 	Contacts(ctx context.Context, userID string) ([]string, error)
 }
 
-// GeofenceNotifier is told of every geofence event with the users allowed to know of it (push
-// notifications, later). It must not block.
-type GeofenceNotifier interface {
+// Notifier reaches users outside the WebSocket (push notifications): it is told of every
+// geofence event with the users allowed to know of it, and of every new share with its viewers.
+// Both are called after the change is stored. It must not block for long.
+type Notifier interface {
 	GeofenceEvent(ctx context.Context, ev GeofenceEvent, recipients []string)
+	ShareStarted(ctx context.Context, sh LocationShare, viewers []string)
 }
 
 // Clock is the time source, injected so that tests move time by hand.
@@ -68,8 +70,8 @@ type Options struct {
 	GeofenceExitMarginM float64
 	Clock               Clock
 	Logger              *slog.Logger
-	Chats               Chats            // nil: shares with chats are refused
-	Notifier            GeofenceNotifier // nil: nobody besides the WebSocket
+	Chats               Chats    // nil: shares with chats are refused
+	Notifier            Notifier // nil: nobody besides the WebSocket
 }
 
 // Service is the location feature: positions, shares, nearby, history and geofences.

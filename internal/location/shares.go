@@ -137,6 +137,9 @@ func (s *Service) CreateShare(ctx context.Context, owner string, in LocationShar
 	if err := s.announceStart(ctx, sh, viewers); err != nil {
 		return LocationShare{}, err
 	}
+	if s.opts.Notifier != nil && len(viewers) > 0 {
+		s.opts.Notifier.ShareStarted(ctx, sh, viewers)
+	}
 	sh.Direction = "outgoing"
 	return sh, nil
 }

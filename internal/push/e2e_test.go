@@ -350,9 +350,9 @@ func TestE2ECallPushes(t *testing.T) {
 	}
 }
 
-// TestE2EGeofencePushes: the server wires location's geofence events to push: a viewer of the
-// owner's exact location is told on their phone when the owner enters a geofence that notifies
-// viewers; the owner, who made the move, is not.
+// TestE2EGeofencePushes: the server wires location to push: the viewer of a new share is told on
+// their phone, and a viewer of the owner's exact location is told when the owner enters a
+// geofence that notifies viewers; the owner, who made the move, is not.
 func TestE2EGeofencePushes(t *testing.T) {
 	t.Parallel()
 	n := servertest.New(t, store.SQLite, fast)
@@ -361,6 +361,14 @@ func TestE2EGeofencePushes(t *testing.T) {
 	registerDevice(t, n, ann, map[string]any{"platform": "android", "token": "tok-ann"})
 	expect(t, n.Do(t, http.MethodPost, "/api/v1/location/shares", ann.AccessToken,
 		map[string]any{"user_id": bob.ID, "duration_s": 3600, "precision": "exact"}, nil), http.StatusCreated)
+	waitFor(t, "the share push", func() bool {
+		for _, it := range history(t, n, bob) {
+			if it.Type == push.TypeLocation && it.Status == "sent" && it.Data["user_id"] == ann.ID {
+				return true
+			}
+		}
+		return false
+	})
 	var g struct {
 		ID string `json:"id"`
 	}

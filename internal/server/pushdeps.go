@@ -66,24 +66,32 @@ func (c callPusher) CallStopped(ctx context.Context, tx *sql.Tx, n call.PushNoti
 
 func (c callPusher) Wake(ctx context.Context) { c.p.Wake(ctx) }
 
-// geofencePusher is push as location's GeofenceNotifier: enter and exit events reach the
-// watchers' devices (dwell stays a WebSocket event). Location tells it after the event is stored,
-// so the outbox row is written in a transaction of its own right after (not atomically with the
-// event: a node that dies between the two loses that one push, never the event).
-type geofencePusher struct {
+// locationPusher is push as location's Notifier: geofence enter and exit events reach the
+// watchers' devices (dwell stays a WebSocket event), and a new share its viewers'. Location tells
+// it after the change is stored, so the outbox row is written in a transaction of its own right
+// after (not atomically with the change: a node that dies between the two loses that one push,
+// never the event or the share).
+type locationPusher struct {
 	p   *push.Service
 	db  *store.DB
 	log *slog.Logger
 }
 
-func (g geofencePusher) GeofenceEvent(ctx context.Context, ev location.GeofenceEvent, recipients []string) {
+func (g locationPusher) GeofenceEvent(ctx context.Context, ev location.GeofenceEvent, recipients []string) {
 	if ev.Type != "enter" && ev.Type != "exit" {
 		return
 	}
 	n := push.Geofence{ID: ev.GeofenceID, Name: ev.Name, SubjectID: ev.UserID, Entered: ev.Type == "enter"}
-	err := g.db.Tx(ctx, func(tx *sql.Tx) error { return g.p.GeofenceEvent(ctx, tx, n, recipients) })
-	if err != nil {
-		g.log.WarnContext(ctx, "push: cannot queue a geofence notification", "geofence", ev.GeofenceID, "err", err)
+	g.queue(ctx, "geofence "+ev.GeofenceID, func(tx *sql.Tx) error { return g.p.GeofenceEvent(ctx, tx, n, recipients) })
+}
+
+func (g locationPusher) ShareStarted(ctx context.Context, sh location.LocationShare, viewers []string) {
+	g.queue(ctx, "share "+sh.ID, func(tx *sql.Tx) error { return g.p.LocationShared(ctx, tx, sh.OwnerID, sh.ChatID, viewers) })
+}
+
+func (g locationPusher) queue(ctx context.Context, what string, enqueue func(*sql.Tx) error) {
+	if err := g.db.Tx(ctx, enqueue); err != nil {
+		g.log.WarnContext(ctx, "push: cannot queue a location notification", "for", what, "err", err)
 		return
 	}
 	g.p.Wake(ctx)

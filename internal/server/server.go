@@ -266,7 +266,7 @@ func (s *Server) wireLocation(context.Context) error {
 	places := location.New(s.DB, s.Hub, location.Options{
 		HistoryEvery: s.cfg.LocationHistoryEvery, PruneEvery: s.cfg.LocationPruneEvery,
 		GeofenceMaxAccuracyM: float64(s.cfg.LocationGeofenceAccuracyM), GeofenceExitMarginM: float64(s.cfg.LocationGeofenceExitMargin),
-		Logger: s.log, Chats: s.Chat, Notifier: geofencePusher{s.Push, s.DB, s.log},
+		Logger: s.log, Chats: s.Chat, Notifier: locationPusher{s.Push, s.DB, s.log},
 	})
 	s.Chat.OnMembersChanged(places.MembersChanged) // viewers who leave a chat are told its shares stopped
 	places.RegisterCommands(s.Hub)
