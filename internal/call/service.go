@@ -26,6 +26,17 @@ type Chats interface {
 	PostSystem(ctx context.Context, chatID, senderID, clientID, text string) error
 }
 
+// Querier runs a query: a *sql.DB or a *sql.Tx.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// Accounts is what calls need from the accounts feature (auth, adapted in internal/server).
+type Accounts interface {
+	// DisplayNames returns the display names of the accounts among ids, by id.
+	DisplayNames(ctx context.Context, q Querier, ids []string) (map[string]string, error)
+}
+
 // Publisher delivers events on every node; the realtime hub satisfies it.
 type Publisher interface {
 	// PublishUsers sends an event to every connection of the users.
@@ -46,6 +57,8 @@ type Options struct {
 	// Pusher, when set, queues pushes: whom calls ring for and for whom they stopped ringing
 	// (see Pusher).
 	Pusher Pusher
+	// Accounts, when set, names LiveKit participants (the token's name claim).
+	Accounts Accounts
 	// AfterFunc runs f after d (the disconnect grace timers); default time.AfterFunc.
 	AfterFunc func(d time.Duration, f func())
 	Logger    *slog.Logger
@@ -202,15 +215,13 @@ func (s *Service) withCredentials(ctx context.Context, c Call, userID string) (W
 	return WithCredentials{Call: c, Credentials: cr}, nil
 }
 
-// displayName is the LiveKit participant name. It reads the accounts' users table: the one place
-// the calls feature reads another feature's table, for one column.
+// displayName is the LiveKit participant name, from the accounts feature ("" without one).
 func (s *Service) displayName(ctx context.Context, userID string) (string, error) {
-	var name string
-	err := s.db.R.QueryRowContext(ctx, `SELECT display_name FROM users WHERE id = $1`, userID).Scan(&name)
-	if errors.Is(err, sql.ErrNoRows) {
+	if s.opts.Accounts == nil {
 		return "", nil
 	}
-	return name, err
+	names, err := s.opts.Accounts.DisplayNames(ctx, s.db.R, []string{userID})
+	return names[userID], err
 }
 
 // access loads a call the user may see: one they were part of, or one in a chat they are a

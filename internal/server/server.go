@@ -250,7 +250,7 @@ func (s *Server) wireCalls(context.Context) error {
 	calls := call.New(s.DB, s.Chat, s.Hub, call.Options{
 		Provider: prov, RingTimeout: s.cfg.CallRingTimeout, MaxParticipants: s.cfg.CallMaxParticipants,
 		DisconnectGrace: s.cfg.CallDisconnectGrace, SweepInterval: s.cfg.CallSweepInterval, Logger: s.log,
-		Pusher: callPusher{s.Push},
+		Pusher: callPusher{s.Push}, Accounts: callAccounts{},
 	})
 	calls.SetPresence(s.Hub)
 	calls.RegisterCommands(s.Hub)
