@@ -706,3 +706,35 @@ func TestHistoryAndStats(t *testing.T) {
 		}
 	})
 }
+
+// A large group's call writes its participants in several statements: every member is invited,
+// with the uids in order, and the last one can answer.
+func TestLargeGroupParticipants(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h := newHarness(t, db)
+		members := []string{"ann"}
+		for i := 1; i < 450; i++ {
+			members = append(members, fmt.Sprintf("m%03d", i))
+		}
+		h.chat("big", true, members...)
+		c := h.start("ann", "big")
+		got := h.get(c.ID)
+		if len(got.Participants) != len(members) {
+			t.Fatalf("%d participants, want %d", len(got.Participants), len(members))
+		}
+		for i, p := range got.Participants {
+			wantState := call.StateInvited
+			if i == 0 {
+				wantState = call.StateJoined
+			}
+			if p.UID != uint32(i+1) || p.UserID != members[i] || p.State != wantState {
+				t.Fatalf("participant %d: %+v", i, p)
+			}
+		}
+		if _, err := h.svc.Answer(context.Background(), "m449", "s-m449", c.ID); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -144,10 +144,29 @@ func insertCall(ctx context.Context, tx *sql.Tx, c *Call) error {
 		store.Millis(c.CreatedAt), store.Millis(c.RingDeadline)); err != nil {
 		return err
 	}
-	for _, p := range c.Participants {
-		if err := insertParticipant(ctx, tx, c.ID, p); err != nil {
+	return insertParticipants(ctx, tx, c.ID, c.Participants)
+}
+
+// participantBatch rows per INSERT: a group call rings for up to the chat's members (1000 by
+// default), 7 parameters a row, well under both engines' parameter limits.
+const participantBatch = 200
+
+// insertParticipants writes a new call's participants, participantBatch rows per statement.
+func insertParticipants(ctx context.Context, tx *sql.Tx, callID string, ps []Participant) error {
+	for len(ps) > 0 {
+		n := min(len(ps), participantBatch)
+		rows := make([]string, n)
+		args := make([]any, 0, 7*n)
+		for i, p := range ps[:n] {
+			k := len(args)
+			rows[i] = fmt.Sprintf("($%d, $%d, $%d, $%d, $%d, $%d, $%d)", k+1, k+2, k+3, k+4, k+5, k+6, k+7)
+			args = append(args, callID, p.UserID, int64(p.UID), p.State, p.SessionID, optMillis(p.JoinedAt), optMillis(p.LeftAt))
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO call_participants (call_id, user_id, uid, state, session_id, joined_at, left_at)
+			VALUES `+strings.Join(rows, ", "), args...); err != nil {
 			return err
 		}
+		ps = ps[n:]
 	}
 	return nil
 }
