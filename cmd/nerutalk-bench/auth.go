@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,18 @@ type loopRun struct {
 
 // closedLoop runs op on workers goroutines for warm-up plus window and measures the window.
 func (r *runner) closedLoop(ctx context.Context, workers int, op func(ctx context.Context, w int) error) loopRun {
+	return r.timedLoop(ctx, workers, func(ctx context.Context, w int) (time.Duration, error) {
+		t0 := time.Now()
+		err := op(ctx, w)
+		return time.Since(t0), err
+	})
+}
+
+// timedLoop is closedLoop for operations that time only part of themselves (a call set-up, not
+// its end): op returns the duration to record. Operations that start in the warm-up or end after
+// the window are not counted; after an error a worker pauses 100 ms (no spinning on a failing
+// server).
+func (r *runner) timedLoop(ctx context.Context, workers int, op func(ctx context.Context, w int) (time.Duration, error)) loopRun {
 	start := time.Now()
 	ws, we := start.Add(r.opt.warmup), start.Add(r.opt.warmup+r.opt.window)
 	var h histogram
@@ -46,18 +59,22 @@ func (r *runner) closedLoop(ctx context.Context, workers int, op func(ctx contex
 				if !t0.Before(we) {
 					return
 				}
-				err := op(ctx, w)
+				took, err := op(ctx, w)
 				t1 := time.Now()
 				if t0.Before(ws) || !t1.Before(we) {
-					continue // started in the warm-up or ended after the window
+					if err != nil && !errors.Is(err, context.Canceled) {
+						time.Sleep(100 * time.Millisecond) // do not spin on a failing server
+					}
+					continue
 				}
 				if err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
+					time.Sleep(100 * time.Millisecond)
 					continue
 				}
 				ok.Add(1)
-				h.Record(t1.Sub(t0))
+				h.Record(took)
 			}
 		}()
 	}

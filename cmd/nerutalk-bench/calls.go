@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -152,7 +151,7 @@ func (r *runner) calls(ctx context.Context, res *result) error {
 	var setups, msgs []loopRun
 	var seq atomic.Uint64
 	for i := range o.runs {
-		lr := r.setupLoop(ctx, o.callWorkers, func(ctx context.Context, w int) (time.Duration, error) {
+		lr := r.timedLoop(ctx, o.callWorkers, func(ctx context.Context, w int) (time.Duration, error) {
 			caller, callee, chat := users[2*(base+w)], users[2*(base+w)+1], chats[base+w]
 			t0 := time.Now()
 			var c callAnswer
@@ -181,7 +180,7 @@ func (r *runner) calls(ctx context.Context, res *result) error {
 		r.logf("call set-up run %d/%d: %.1f/s, p50 %.1f ms, p99 %.1f ms, errors %d, server %s cores", i+1, o.runs,
 			lr.PerS, lr.Latency.P50MS, lr.Latency.P99MS, lr.Errors, cores(lr.CPU.ServerCores))
 		setups = append(setups, lr)
-		mr := r.setupLoop(ctx, o.callWorkers, func(ctx context.Context, w int) (time.Duration, error) {
+		mr := r.timedLoop(ctx, o.callWorkers, func(ctx context.Context, w int) (time.Duration, error) {
 			p := base + w
 			t0 := time.Now()
 			id := strconv.FormatUint(seq.Add(1), 10)
@@ -220,60 +219,4 @@ func (r *runner) calls(ctx context.Context, res *result) error {
 	res.say("ratios: set-up p99 / message p99 = %.2f; messages/s per set-up/s = %.2f; server CPU per set-up %.2f ms",
 		out.SetUpPerMessageP99, out.MessagesPerSetUp, out.ServerCPUMSPerSetUp)
 	return nil
-}
-
-// setupLoop is closedLoop for operations that time only part of themselves (a call set-up, not
-// its end): op returns the duration to record.
-func (r *runner) setupLoop(ctx context.Context, workers int, op func(ctx context.Context, w int) (time.Duration, error)) loopRun {
-	start := time.Now()
-	ws, we := start.Add(r.opt.warmup), start.Add(r.opt.warmup+r.opt.window)
-	var h histogram
-	var ok, errs atomic.Uint64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	var cpu cpuUse
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if sleepUntil(ctx, ws) {
-			m := startCPU(r.opt.serverPIDs())
-			if sleepUntil(ctx, we) {
-				cpu = m.stop()
-			}
-		}
-	}()
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				if !t0.Before(we) {
-					return
-				}
-				took, err := op(ctx, w)
-				t1 := time.Now()
-				if t0.Before(ws) || !t1.Before(we) {
-					if err != nil && !errors.Is(err, context.Canceled) {
-						time.Sleep(100 * time.Millisecond) // do not spin on a failing server
-					}
-					continue
-				}
-				if err != nil {
-					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					time.Sleep(100 * time.Millisecond)
-					continue
-				}
-				ok.Add(1)
-				h.Record(took)
-			}
-		}()
-	}
-	wg.Wait()
-	run := loopRun{PerS: perSecond(ok.Load(), r.opt.window.Seconds()), Latency: h.Summary(), Errors: errs.Load(), CPU: cpu}
-	if v, _ := firstErr.Load().(string); v != "" {
-		run.FirstErr = v
-	}
-	return run
 }
