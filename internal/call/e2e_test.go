@@ -100,6 +100,9 @@ func lifecycle(t *testing.T, a, b *servertest.Node) {
 	eve1.do(http.MethodGet, "/calls/"+started.ID, nil, nil, http.StatusNotFound)
 	eve1.do(http.MethodPost, "/calls/"+started.ID+"/token", nil, nil, http.StatusNotFound)
 	eve1.do(http.MethodPost, "/calls/"+started.ID+"/answer", nil, nil, http.StatusNotFound)
+	for _, op := range []string{"decline", "join", "leave", "end"} {
+		eve1.do(http.MethodPost, "/calls/"+started.ID+"/"+op, nil, nil, http.StatusNotFound)
+	}
 	eve1.do(http.MethodPost, "/calls", map[string]any{"chat_id": direct.ID, "kind": "audio"}, nil, http.StatusNotFound)
 	offer := map[string]any{"call_id": started.ID, "to_user_id": bob.ID, "sdp": "v=0 offer"}
 	if c := eve1.refused(call.CmdOffer, offer); c != "not_found" {
