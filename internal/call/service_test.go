@@ -69,7 +69,8 @@ type fakePub struct {
 func (p *fakePub) PublishUsers(_ context.Context, users []string, typ string, data any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.evs = append(p.evs, published{users, typ, data.(call.Event)})
+	ev, _ := data.(call.Event) // signaling frames carry a call.Signal
+	p.evs = append(p.evs, published{users, typ, ev})
 }
 
 func (p *fakePub) PublishSession(_ context.Context, user, session, typ string, data any) {
@@ -735,6 +736,52 @@ func TestLargeGroupParticipants(t *testing.T) {
 		}
 		if _, err := h.svc.Answer(context.Background(), "m449", "s-m449", c.ID); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// Relay reads only the two participants' states; who may signal whom stays as before.
+func TestRelayAccess(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h := newHarness(t, db)
+		ctx := context.Background()
+		h.chat("g", true, "ann", "bob", "cat")
+		c := h.start("ann", "g")
+		h.chats.mu.Lock() // dan joins the chat after the call started: a member, not a participant
+		fc := h.chats.chats[h.cid("g")]
+		fc.members = append(fc.members, "dan")
+		h.chats.chats[h.cid("g")] = fc
+		h.chats.mu.Unlock()
+		if _, err := h.svc.Decline(ctx, "bob", c.ID); err != nil {
+			t.Fatal(err)
+		}
+		sig := func(from, to string) string {
+			return code(h.svc.Relay(ctx, from, "s-"+from, call.CmdOffer, call.Signal{CallID: c.ID, ToUserID: to, SDP: "x"}))
+		}
+		for _, tc := range []struct{ from, to, want string }{
+			{"ann", "cat", ""},
+			{"cat", "ann", ""},
+			{"ann", "bob", "not_found"},   // declined
+			{"bob", "ann", "not_in_call"}, // declined
+			{"dan", "ann", "not_in_call"}, // a member, not in the call
+			{"eve", "ann", "not_found"},   // a stranger
+			{"ann", "ann", "not_found"},   // to oneself without a session
+		} {
+			if got := sig(tc.from, tc.to); got != tc.want {
+				t.Errorf("%s → %s: %q, want %q", tc.from, tc.to, got, tc.want)
+			}
+		}
+		other := uuid.Must(uuid.NewV7()).String()
+		if err := h.svc.Relay(ctx, "ann", "s", call.CmdOffer, call.Signal{CallID: other, ToUserID: "cat", SDP: "x"}); code(err) != "not_found" {
+			t.Fatalf("no such call: %v", err)
+		}
+		if _, err := h.svc.End(ctx, "ann", c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := sig("cat", "ann"); got != "call_ended" {
+			t.Fatalf("after the end: %q", got)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
@@ -76,22 +77,32 @@ func parseSignal(typ string, data json.RawMessage) (Signal, error) {
 // Relay delivers one signaling frame from a participant of a ringing or active call to another
 // participant of the same call (invited or joined): never across calls, never to or from anyone
 // who declined or left. The sender does not learn whether the addressee exists beyond that.
+// It runs for every ICE candidate, so it reads the two participants' states only, not the call
+// with all its participants (a group's up to its members).
 func (s *Service) Relay(ctx context.Context, fromUser, fromSession, typ string, in Signal) error {
-	c, err := s.access(ctx, s.db.R, fromUser, in.CallID)
-	if err != nil {
-		return err
+	if !validID(in.CallID) { // never reaches SQL: see validID
+		return errNotFound
 	}
-	if !c.live() {
+	live, states, err := relayStates(ctx, s.db.R, in.CallID, fromUser, in.ToUserID)
+	if err != nil {
+		return s.internal("relay", err)
+	}
+	from, ok := states[fromUser]
+	if !ok { // not a participant (or no such call): 404 unless the chat's member may see the call
+		c, err := s.access(ctx, s.db.R, fromUser, in.CallID)
+		if err != nil {
+			return err
+		}
+		live, from = c.live(), ""
+	}
+	if !live {
 		return errEnded
 	}
-	inCall := func(u string) bool {
-		p := c.participant(u)
-		return p != nil && (p.State == StateJoined || p.State == StateInvited)
-	}
-	if !inCall(fromUser) {
+	inCall := func(state string) bool { return state == StateJoined || state == StateInvited }
+	if !inCall(from) {
 		return errNotIn
 	}
-	if !inCall(in.ToUserID) || in.ToUserID == fromUser && in.ToSessionID == "" {
+	if to, ok := states[in.ToUserID]; !ok || !inCall(to) || in.ToUserID == fromUser && in.ToSessionID == "" {
 		return apperr.New(apperr.KindNotFound, "not_found", "no such participant in this call")
 	}
 	in.FromUserID, in.FromSessionID = fromUser, fromSession
@@ -101,4 +112,28 @@ func (s *Service) Relay(ctx context.Context, fromUser, fromSession, typ string, 
 	}
 	s.pub.PublishUsers(ctx, []string{in.ToUserID}, typ, in)
 	return nil
+}
+
+// relayStates reads whether the call is live and the participant states of users (absent: not a
+// participant; no rows at all: no such call).
+func relayStates(ctx context.Context, q querier, callID string, users ...string) (live bool, states map[string]string, err error) {
+	rows, err := q.QueryContext(ctx, `SELECT c.status, p.user_id, p.state FROM calls c
+		LEFT JOIN call_participants p ON p.call_id = c.id AND p.user_id IN ($2, $3) WHERE c.id = $1`, callID, users[0], users[1])
+	if err != nil {
+		return false, nil, err
+	}
+	defer rows.Close()
+	states = map[string]string{}
+	for rows.Next() {
+		var status string
+		var user, state sql.NullString
+		if err := rows.Scan(&status, &user, &state); err != nil {
+			return false, nil, err
+		}
+		live = status == StatusRinging || status == StatusActive
+		if user.Valid {
+			states[user.String] = state.String
+		}
+	}
+	return live, states, rows.Err()
 }
