@@ -56,6 +56,11 @@ type deviceRow struct {
 	Auth      string
 }
 
+// MaxDevices is how many devices one user may have registered at once: a phone, a tablet and a
+// few browsers, with room to spare. Registering one more is a 409 too_many_devices; the client
+// deletes one first (a dead or signed-out device leaves on its own).
+const MaxDevices = 20
+
 var defaultProvider = map[string]string{"android": "fcm", "ios": "apns", "web": "webpush"}
 
 // allowed pairs of platform and provider.
@@ -240,6 +245,15 @@ func upsertDevice(ctx context.Context, tx *sql.Tx, r deviceRow, now int64) (devi
 		found = err == nil
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return r, false, err
+		}
+	}
+	if !found || existing.UserID != r.UserID { // a device more for this user
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM push_devices WHERE user_id = $1`, r.UserID).Scan(&n); err != nil {
+			return r, false, err
+		}
+		if n >= MaxDevices {
+			return r, false, apperr.New(apperr.KindConflict, "too_many_devices", fmt.Sprintf("a user has at most %d devices", MaxDevices))
 		}
 	}
 	if found {
