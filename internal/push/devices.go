@@ -12,6 +12,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // Device is a registered push endpoint of the caller.
@@ -140,18 +141,11 @@ func (in DeviceInput) normalize() (deviceRow, error) {
 	return r, nil
 }
 
-// controlChar reports whether s holds a control character (NUL included, which PostgreSQL
-// refuses in text); multiline allows newlines and tabs.
+// controlChar reports whether s breaks the project's text policy (usertext.Text: valid UTF-8,
+// no control characters, NUL included, which PostgreSQL refuses in text); unless multiline,
+// newlines and tabs count as control characters too.
 func controlChar(s string, multiline bool) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			if multiline && (r == '\n' || r == '\t' || r == '\r') {
-				continue
-			}
-			return true
-		}
-	}
-	return false
+	return usertext.Text.Check(s) != nil || !multiline && strings.ContainsAny(s, "\n\t")
 }
 
 func isHex(s string) bool {

@@ -166,6 +166,16 @@ func TestControlCharactersRefused(t *testing.T) {
 	if err := checkAdminText("t", "line\nline", nil); err != nil {
 		t.Errorf("newline in body: %v", err)
 	}
+	// The project's text policy (usertext.Text): C1 controls, carriage returns and bytes that
+	// are not UTF-8 are refused as well.
+	for _, bad := range []string{"a\u0085b", "a\r\nb", "a\xffb"} {
+		if err := checkAdminText("t", bad, nil); apperr.KindOf(err) != apperr.KindInvalid {
+			t.Errorf("body %q: %v", bad, err)
+		}
+	}
+	if err := checkAdminText("two\nlines", "", nil); apperr.KindOf(err) != apperr.KindInvalid {
+		t.Errorf("newline in title: %v", err)
+	}
 	if err := checkTemplate("body.body", "{{sender}}\x00"); apperr.KindOf(err) != apperr.KindInvalid {
 		t.Errorf("NUL in template: %v", err)
 	}
