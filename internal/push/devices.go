@@ -12,6 +12,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // Device is a registered push endpoint of the caller.
@@ -55,6 +56,11 @@ type deviceRow struct {
 	P256dh    string
 	Auth      string
 }
+
+// MaxDevices is how many devices one user may have registered at once: a phone, a tablet and a
+// few browsers, with room to spare. Registering one more is a 409 too_many_devices; the client
+// deletes one first (a dead or signed-out device leaves on its own).
+const MaxDevices = 20
 
 var defaultProvider = map[string]string{"android": "fcm", "ios": "apns", "web": "webpush"}
 
@@ -135,18 +141,11 @@ func (in DeviceInput) normalize() (deviceRow, error) {
 	return r, nil
 }
 
-// controlChar reports whether s holds a control character (NUL included, which PostgreSQL
-// refuses in text); multiline allows newlines and tabs.
+// controlChar reports whether s breaks the project's text policy (usertext.Text: valid UTF-8,
+// no control characters, NUL included, which PostgreSQL refuses in text); unless multiline,
+// newlines and tabs count as control characters too.
 func controlChar(s string, multiline bool) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			if multiline && (r == '\n' || r == '\t' || r == '\r') {
-				continue
-			}
-			return true
-		}
-	}
-	return false
+	return usertext.Text.Check(s) != nil || !multiline && strings.ContainsAny(s, "\n\t")
 }
 
 func isHex(s string) bool {
@@ -240,6 +239,15 @@ func upsertDevice(ctx context.Context, tx *sql.Tx, r deviceRow, now int64) (devi
 		found = err == nil
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return r, false, err
+		}
+	}
+	if !found || existing.UserID != r.UserID { // a device more for this user
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM push_devices WHERE user_id = $1`, r.UserID).Scan(&n); err != nil {
+			return r, false, err
+		}
+		if n >= MaxDevices {
+			return r, false, apperr.New(apperr.KindConflict, "too_many_devices", fmt.Sprintf("a user has at most %d devices", MaxDevices))
 		}
 	}
 	if found {

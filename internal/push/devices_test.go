@@ -3,6 +3,7 @@ package push
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -118,6 +119,36 @@ func TestDevices(t *testing.T) {
 	})
 }
 
+func TestDeviceCap(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		h := newHarness(t, db)
+		ctx := context.Background()
+		alice, bob := h.user("alice"), h.user("bob")
+		for i := range MaxDevices {
+			if _, _, err := h.svc.RegisterDevice(ctx, alice, fmt.Sprintf("s%d", i), DeviceInput{Platform: "android", Token: fmt.Sprintf("tok-%d", i)}); err != nil {
+				t.Fatalf("device %d: %v", i, err)
+			}
+		}
+		_, _, err := h.svc.RegisterDevice(ctx, alice, "more", DeviceInput{Platform: "android", Token: "tok-more"})
+		if e, ok := apperr.As(err); !ok || e.Kind != apperr.KindConflict || e.Code != "too_many_devices" {
+			t.Fatalf("one too many: %v", err)
+		}
+		// Updating a device she has is fine at the cap.
+		if _, created, err := h.svc.RegisterDevice(ctx, alice, "s0", DeviceInput{Platform: "android", Token: "tok-0", Locale: "de"}); err != nil || created {
+			t.Fatalf("update at the cap: %v %v", created, err)
+		}
+		// A token moving to her from another account counts as one more.
+		if _, _, err := h.svc.RegisterDevice(ctx, bob, "b1", DeviceInput{Platform: "android", Token: "tok-bob"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := h.svc.RegisterDevice(ctx, alice, "s-x", DeviceInput{Platform: "android", Token: "tok-bob"}); apperr.KindOf(err) != apperr.KindConflict {
+			t.Fatalf("moved token over the cap: %v", err)
+		}
+	})
+}
+
 func TestControlCharactersRefused(t *testing.T) {
 	t.Parallel()
 	if _, err := (DeviceInput{Platform: "android", Token: "a\x00b"}).normalize(); apperr.KindOf(err) != apperr.KindInvalid {
@@ -134,6 +165,16 @@ func TestControlCharactersRefused(t *testing.T) {
 	}
 	if err := checkAdminText("t", "line\nline", nil); err != nil {
 		t.Errorf("newline in body: %v", err)
+	}
+	// The project's text policy (usertext.Text): C1 controls, carriage returns and bytes that
+	// are not UTF-8 are refused as well.
+	for _, bad := range []string{"a\u0085b", "a\r\nb", "a\xffb"} {
+		if err := checkAdminText("t", bad, nil); apperr.KindOf(err) != apperr.KindInvalid {
+			t.Errorf("body %q: %v", bad, err)
+		}
+	}
+	if err := checkAdminText("two\nlines", "", nil); apperr.KindOf(err) != apperr.KindInvalid {
+		t.Errorf("newline in title: %v", err)
 	}
 	if err := checkTemplate("body.body", "{{sender}}\x00"); apperr.KindOf(err) != apperr.KindInvalid {
 		t.Errorf("NUL in template: %v", err)

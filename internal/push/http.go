@@ -47,9 +47,10 @@ func (s *Service) Mount(api *httpapi.API) {
 			"again updates that device (also when another account had it: it moves to the caller), and a session that " +
 			"registers a new token for the same provider and app replaces its previous one: no duplicates. The answer " +
 			"is 201 with the device either way. Signing the session out (logout, revocation, refresh-token reuse, a " +
-			"password change) removes the devices it registered.",
+			"password change) removes the devices it registered. A user has at most 20 devices (push.MaxDevices): one " +
+			"more is 409 too_many_devices.",
 		DefaultStatus: http.StatusCreated,
-		Errors:        errs(),
+		Errors:        errs(http.StatusConflict),
 	}, s.handleRegister)
 	huma.Register(api.Authed, huma.Operation{
 		OperationID: "listDevices", Method: http.MethodGet, Path: "/devices", Tags: tags,

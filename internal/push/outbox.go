@@ -383,13 +383,25 @@ func (s *Service) run(ctx context.Context) {
 }
 
 // Sweep deletes finished rows (sent, failed, dead, skipped) created more than Retention ago:
-// the history and statistics reach that far back. Any node may run it at any time.
-func (s *Service) Sweep(ctx context.Context) error {
+// the history and statistics reach that far back. Any node may run it at any time: it deletes
+// only rows no worker touches any more, in batches of sweepBatch, so that an hour of a busy
+// outbox is not one long statement holding locks.
+func (s *Service) Sweep(ctx context.Context) error { return s.sweep(ctx, sweepBatch) }
+
+const sweepBatch = 1000
+
+func (s *Service) sweep(ctx context.Context, batch int) error {
 	before := store.Millis(s.o.Now().Add(-s.o.Retention))
-	if _, err := s.db.W.ExecContext(ctx, `DELETE FROM push_outbox WHERE created_at < $1 AND status IN ('sent', 'failed', 'dead', 'skipped')`, before); err != nil {
-		return fmt.Errorf("push: sweep: %w", err)
+	for {
+		res, err := s.db.W.ExecContext(ctx, `DELETE FROM push_outbox WHERE id IN (SELECT id FROM push_outbox
+			WHERE created_at < $1 AND status IN ('sent', 'failed', 'dead', 'skipped') LIMIT $2)`, before, batch)
+		if err != nil {
+			return fmt.Errorf("push: sweep: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n < int64(batch) {
+			return err
+		}
 	}
-	return nil
 }
 
 // backoff is the delay before retry number attempt (1 = the first retry): Backoff doubled each

@@ -83,7 +83,7 @@ func checkTemplate(field, s string) error {
 			return apperr.Invalid(field, fmt.Sprintf("unknown placeholder %s (known: {{sender}}, {{chat}}, {{preview}}, {{count}})", m[0]))
 		}
 	}
-	if !utf8.ValidString(s) || controlChar(s, true) {
+	if controlChar(s, true) {
 		return apperr.Invalid(field, "must be UTF-8 text without control characters (newlines and tabs are fine)")
 	}
 	return nil

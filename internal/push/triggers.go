@@ -13,6 +13,9 @@ import (
 var mentionRE = regexp.MustCompile(`(?:^|[^\w.@])@([A-Za-z0-9_.]{3,32})`)
 
 func mentions(text string) []string {
+	if !strings.Contains(text, "@") { // most messages: skip the regexp
+		return nil
+	}
 	var out []string
 	for _, m := range mentionRE.FindAllStringSubmatch(text, 20) {
 		out = append(out, strings.ToLower(strings.TrimRight(m[1], ".")))
@@ -81,19 +84,22 @@ func (s *Service) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []StoredM
 	if err != nil || len(reachable) == 0 {
 		return err
 	}
-	// @usernames named in the batch, resolved to user ids in the same transaction.
-	var named []string
-	for _, m := range msgs {
-		named = append(named, mentions(m.Text)...)
+	// @usernames named in the batch (each message parsed once), resolved to user ids in the
+	// same transaction: one more query, only for a batch that names someone.
+	named := make([][]string, len(msgs))
+	var all []string
+	for i, m := range msgs {
+		named[i] = mentions(m.Text)
+		all = append(all, named[i]...)
 	}
 	var ids map[string]string // username -> user id
-	if named = uniq(named); len(named) > 0 {
-		if ids, err = s.o.Accounts.IDsByUsername(ctx, tx, named); err != nil {
+	if all = uniq(all); len(all) > 0 {
+		if ids, err = s.o.Accounts.IDsByUsername(ctx, tx, all); err != nil {
 			return fmt.Errorf("push: mentions: %w", err)
 		}
 	}
 	var ns []Notification
-	for _, m := range msgs {
+	for i, m := range msgs {
 		if m.Deleted || m.Kind == "system" {
 			continue
 		}
@@ -101,27 +107,30 @@ func (s *Service) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []StoredM
 		if pv == "" {
 			pv = kindPreview[m.Kind]
 		}
-		mentioned := map[string]bool{}
-		if len(ids) > 0 {
-			for _, u := range mentions(m.Text) {
-				if id := ids[u]; id != "" {
-					mentioned[id] = true
+		var mentioned map[string]bool // nil for most messages
+		for _, u := range named[i] {
+			if id := ids[u]; id != "" {
+				if mentioned == nil {
+					mentioned = map[string]bool{}
 				}
+				mentioned[id] = true
 			}
 		}
 		title := m.ChatTitle
 		if m.ChatType == "direct" {
 			title = ""
 		}
+		// One payload per message, shared by its recipients (Enqueue only marshals it).
+		p := Payload{SenderID: m.SenderID, Chat: title, ChatType: m.ChatType, Preview: pv,
+			Data: map[string]string{"chat_id": m.ChatID, "message_id": m.ID, "seq": strconv.FormatInt(m.Seq, 10)}}
+		key := "chat:" + m.ChatID
 		for _, u := range m.MemberIDs {
 			if u == m.SenderID || !reachable[u] {
 				continue
 			}
 			ns = append(ns, Notification{
 				UserID: u, Type: TypeMessage, ChatID: m.ChatID, Seq: m.Seq, Count: 1, Mentioned: mentioned[u],
-				Payload: Payload{SenderID: m.SenderID, Chat: title, ChatType: m.ChatType, Preview: pv,
-					Data: map[string]string{"chat_id": m.ChatID, "message_id": m.ID, "seq": strconv.FormatInt(m.Seq, 10)}},
-				CollapseKey: "chat:" + m.ChatID, Delay: s.o.MessageDelay,
+				Payload: p, CollapseKey: key, Delay: s.o.MessageDelay,
 			})
 		}
 	}
