@@ -520,3 +520,37 @@ func TestRoundUp100(t *testing.T) {
 		}
 	}
 }
+
+func TestShareCap(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db)
+		ctx := context.Background()
+		us := h.users(t, 2)
+		owner, friend := us[0], us[1]
+		var last LocationShare
+		for range MaxActiveShares {
+			sh, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: friend, DurationS: 3600, Precision: PrecisionExact})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = sh
+		}
+		_, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: friend, Precision: PrecisionExact})
+		wantKind(t, err, apperr.KindConflict, "too many shares")
+		if e, ok := apperr.As(err); !ok || e.Code != "too_many_shares" {
+			t.Fatalf("code: %v", err)
+		}
+		// The friend's own shares are not capped by the owner's.
+		if _, err := h.CreateShare(ctx, friend, LocationShareInput{UserID: owner, Precision: PrecisionExact}); err != nil {
+			t.Fatal(err)
+		}
+		// A stopped share frees a place.
+		if err := h.StopShare(ctx, owner, last.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: friend, Precision: PrecisionExact}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
