@@ -337,6 +337,10 @@ func (s *Service) MembersChanged(ctx context.Context, chatID string, members, ad
 		s.log.Error("location: shares of a changed chat", "chat", chatID, "err", err)
 		return
 	}
+	// Everyone who saw the chat's shares before the change: the members now and those who left.
+	// (An owner of an active share was a member before, so is never among added; one who left
+	// is handled first.)
+	before := append(slices.Clone(members), removed...)
 	for _, sh := range shares {
 		if slices.Contains(removed, sh.OwnerID) {
 			ended, err := s.db.W.ExecContext(ctx, `UPDATE location_shares SET status = 'stopped', ended_at = $2
@@ -348,29 +352,11 @@ func (s *Service) MembersChanged(ctx context.Context, chatID string, members, ad
 			if n, _ := ended.RowsAffected(); n == 0 {
 				continue
 			}
-			var aud []string
-			for _, u := range append(members, removed...) {
-				if u != sh.OwnerID && !slices.Contains(aud, u) {
-					aud = append(aud, u)
-				}
-			}
-			s.announceStop(ctx, sh, aud, ReasonOwnerOut)
+			s.announceStop(ctx, sh, slices.DeleteFunc(slices.Clone(before), func(u string) bool { return u == sh.OwnerID }), ReasonOwnerOut)
 			continue
 		}
-		var gone []string
-		for _, u := range removed {
-			if u != sh.OwnerID {
-				gone = append(gone, u)
-			}
-		}
-		s.announceStop(ctx, sh, gone, ReasonLeftChat)
-		var joined []string
-		for _, u := range added {
-			if u != sh.OwnerID {
-				joined = append(joined, u)
-			}
-		}
-		if err := s.announceStart(ctx, sh, joined); err != nil {
+		s.announceStop(ctx, sh, removed, ReasonLeftChat)
+		if err := s.announceStart(ctx, sh, added); err != nil {
 			s.log.Error("location: share start for new members", "share", sh.ID, "err", err)
 		}
 	}
