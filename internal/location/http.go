@@ -64,9 +64,10 @@ func (s *Service) Mount(api *httpapi.API) {
 		Description: "For duration_s (15 minutes to 24 hours; 0 or absent: until stopped), exact or approximate " +
 			"(snapped to a fixed grid of about 2 km: see docs/location.md). The viewers (the user, or the chat's other " +
 			"members while they are members) receive location_share_start, then shared_location_update, then " +
-			"location_share_stop. An unknown user or a chat the caller is not in: 404.",
+			"location_share_stop. An unknown user or a chat the caller is not in: 404. At most 100 active shares " +
+			"per user (409 too_many_shares).",
 		DefaultStatus: http.StatusCreated,
-		Errors:        errs(nf),
+		Errors:        errs(nf, http.StatusConflict),
 	}, s.handleCreateShare)
 	huma.Register(a, huma.Operation{
 		OperationID: "listLocationShares", Method: http.MethodGet, Path: "/location/shares", Tags: tags,

@@ -35,7 +35,9 @@ const (
 	MaxFutureSkew = 5 * time.Minute
 	// MaxGeofenceDwell is the longest dwell time of a geofence.
 	MaxGeofenceDwell = 24 * time.Hour
-	maxNameChars     = 100
+	// MaxActiveShares is the most active shares a user may have (more: 409 too_many_shares).
+	MaxActiveShares = 100
+	maxNameChars    = 100
 )
 
 // PositionReport is one position report (PUT /location, the location_update command).

@@ -2,6 +2,7 @@ package location
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -519,4 +520,72 @@ func TestRoundUp100(t *testing.T) {
 			t.Errorf("roundUp100(%v) = %d, want %d", d, got, want)
 		}
 	}
+}
+
+func TestShareCap(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db)
+		ctx := context.Background()
+		us := h.users(t, 2)
+		owner, friend := us[0], us[1]
+		var last LocationShare
+		for range MaxActiveShares {
+			sh, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: friend, DurationS: 3600, Precision: PrecisionExact})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = sh
+		}
+		_, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: friend, Precision: PrecisionExact})
+		wantKind(t, err, apperr.KindConflict, "too many shares")
+		if e, ok := apperr.As(err); !ok || e.Code != "too_many_shares" {
+			t.Fatalf("code: %v", err)
+		}
+		// The friend's own shares are not capped by the owner's.
+		if _, err := h.CreateShare(ctx, friend, LocationShareInput{UserID: owner, Precision: PrecisionExact}); err != nil {
+			t.Fatal(err)
+		}
+		// A stopped share frees a place.
+		if err := h.StopShare(ctx, owner, last.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.CreateShare(ctx, owner, LocationShareInput{UserID: friend, Precision: PrecisionExact}); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+type wsClient struct{ user string }
+
+func (c wsClient) UserID() string    { return c.user }
+func (c wsClient) ConnID() string    { return "conn" }
+func (c wsClient) SessionID() string { return "session" }
+func (c wsClient) Join(string)       {}
+func (c wsClient) Leave(string)      {}
+
+func TestCmdUpdate(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		h := newHarness(t, db)
+		ctx := context.Background()
+		user := h.users(t, 1)[0]
+		c := wsClient{user}
+		_, err := h.cmdUpdate(ctx, c, json.RawMessage(`{"lng": 2}`))
+		wantKind(t, err, apperr.KindInvalid, "no lat")
+		_, err = h.cmdUpdate(ctx, c, json.RawMessage(`{"lat": 0}`))
+		wantKind(t, err, apperr.KindInvalid, "no lng")
+		_, err = h.cmdUpdate(ctx, c, json.RawMessage(`[1]`))
+		wantKind(t, err, apperr.KindBadRequest, "not an object")
+		_, err = h.cmdUpdate(ctx, c, json.RawMessage(`{"lat": 0, "lng": 0, "speed": -1}`))
+		wantKind(t, err, apperr.KindInvalid, "bad speed")
+		res, err := h.cmdUpdate(ctx, c, json.RawMessage(`{"lat": 0, "lng": 0, "accuracy_m": 7, "heading": 90}`))
+		if err != nil || !res.(ReportResult).Accepted {
+			t.Fatalf("update: %+v %v", res, err)
+		}
+		me, err := h.Me(ctx, user)
+		if err != nil || me.Location == nil || me.Location.Lat != 0 || *me.Location.AccuracyM != 7 || *me.Location.Heading != 90 {
+			t.Fatalf("stored: %+v %v", me.Location, err)
+		}
+	})
 }

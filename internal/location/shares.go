@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -118,9 +119,12 @@ func (s *Service) CreateShare(ctx context.Context, owner string, in LocationShar
 		expires = sql.NullInt64{Int64: store.Millis(now) + in.DurationS*1000, Valid: true}
 		sh.ExpiresAt = timePtr(expires)
 	}
-	_, err := s.db.W.ExecContext(ctx, `INSERT INTO location_shares (`+shareCols+`)
-		VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, NULL)`, sh.ID, owner, sql.NullString{String: in.UserID, Valid: in.UserID != ""},
-		sql.NullString{String: in.ChatID, Valid: in.ChatID != ""}, in.Precision, store.Millis(now), expires)
+	// One statement with the cap: a share past MaxActiveShares is not inserted (0 rows).
+	res, err := s.db.W.ExecContext(ctx, `INSERT INTO location_shares (`+shareCols+`)
+		SELECT $1, $2, $3, $4, $5, 'active', CAST($6 AS BIGINT), CAST($7 AS BIGINT), NULL
+		WHERE (SELECT COUNT(*) FROM location_shares WHERE owner_id = $2 AND status = 'active'
+			AND (expires_at IS NULL OR expires_at > $6)) < $8`, sh.ID, owner, sql.NullString{String: in.UserID, Valid: in.UserID != ""},
+		sql.NullString{String: in.ChatID, Valid: in.ChatID != ""}, in.Precision, store.Millis(now), expires, MaxActiveShares)
 	if store.IsForeignKeyViolation(err) {
 		if in.UserID != "" {
 			return LocationShare{}, apperr.NotFound("user")
@@ -129,6 +133,12 @@ func (s *Service) CreateShare(ctx context.Context, owner string, in LocationShar
 	}
 	if err != nil {
 		return LocationShare{}, s.internal("create share", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return LocationShare{}, s.internal("create share", err)
+	} else if n == 0 {
+		return LocationShare{}, apperr.New(apperr.KindConflict, "too_many_shares",
+			fmt.Sprintf("a user has at most %d active shares", MaxActiveShares))
 	}
 	viewers, err := s.viewers(ctx, sh)
 	if err != nil {
@@ -327,6 +337,10 @@ func (s *Service) MembersChanged(ctx context.Context, chatID string, members, ad
 		s.log.Error("location: shares of a changed chat", "chat", chatID, "err", err)
 		return
 	}
+	// Everyone who saw the chat's shares before the change: the members now and those who left.
+	// (An owner of an active share was a member before, so is never among added; one who left
+	// is handled first.)
+	before := append(slices.Clone(members), removed...)
 	for _, sh := range shares {
 		if slices.Contains(removed, sh.OwnerID) {
 			ended, err := s.db.W.ExecContext(ctx, `UPDATE location_shares SET status = 'stopped', ended_at = $2
@@ -338,29 +352,11 @@ func (s *Service) MembersChanged(ctx context.Context, chatID string, members, ad
 			if n, _ := ended.RowsAffected(); n == 0 {
 				continue
 			}
-			var aud []string
-			for _, u := range append(members, removed...) {
-				if u != sh.OwnerID && !slices.Contains(aud, u) {
-					aud = append(aud, u)
-				}
-			}
-			s.announceStop(ctx, sh, aud, ReasonOwnerOut)
+			s.announceStop(ctx, sh, slices.DeleteFunc(slices.Clone(before), func(u string) bool { return u == sh.OwnerID }), ReasonOwnerOut)
 			continue
 		}
-		var gone []string
-		for _, u := range removed {
-			if u != sh.OwnerID {
-				gone = append(gone, u)
-			}
-		}
-		s.announceStop(ctx, sh, gone, ReasonLeftChat)
-		var joined []string
-		for _, u := range added {
-			if u != sh.OwnerID {
-				joined = append(joined, u)
-			}
-		}
-		if err := s.announceStart(ctx, sh, joined); err != nil {
+		s.announceStop(ctx, sh, removed, ReasonLeftChat)
+		if err := s.announceStart(ctx, sh, added); err != nil {
 			s.log.Error("location: share start for new members", "share", sh.ID, "err", err)
 		}
 	}

@@ -13,7 +13,9 @@ import (
 // upsertPosition stores a report as the latest position unless a newer one is stored (then it
 // returns no row), and moves history_at to it when a history point is due: retention is not 0
 // and the last stored point is at least HistoryEvery older. One statement, so two nodes taking
-// reports of the same user at once cannot both win nor both store a point.
+// reports of the same user at once cannot both win nor both store a point. It also tells whether
+// the user has active shares and geofences, so that a report of a user with neither costs this
+// one statement.
 const upsertPosition = `INSERT INTO location_users
 	(user_id, has_position, lat, lng, accuracy_m, heading, speed, recorded_at, cell, history_at)
 	VALUES ($1, TRUE, $2, $3, $4, $5, $6, $7, $8, $7)
@@ -23,7 +25,9 @@ const upsertPosition = `INSERT INTO location_users
 		history_at = CASE WHEN location_users.retention_days > 0 AND excluded.recorded_at - location_users.history_at >= $9
 			THEN excluded.recorded_at ELSE location_users.history_at END
 	WHERE NOT location_users.has_position OR location_users.recorded_at < excluded.recorded_at
-	RETURNING history_at, retention_days`
+	RETURNING history_at, retention_days,
+		EXISTS (SELECT 1 FROM location_shares WHERE owner_id = $1 AND status = 'active'),
+		EXISTS (SELECT 1 FROM geofences WHERE user_id = $1)`
 
 const insertHistory = `INSERT INTO location_history (user_id, recorded_at, lat, lng, accuracy_m, heading, speed)
 	VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`
@@ -53,13 +57,13 @@ func (s *Service) Update(ctx context.Context, userID string, in PositionReport, 
 	if err != nil {
 		return ReportResult{}, s.internal("store position", err)
 	}
-	var accepted bool
+	var accepted, sharing, fenced bool
 	err = s.db.Tx(ctx, func(tx *sql.Tx) error {
 		var historyAt int64
 		var retention int
 		err := tx.StmtContext(ctx, upsert).QueryRowContext(ctx, userID, in.Lat, in.Lng, nullFloat(in.AccuracyM),
 			nullFloat(in.Heading), nullFloat(in.Speed), atMs, geo.LeafKey(p), s.opts.HistoryEvery.Milliseconds(),
-		).Scan(&historyAt, &retention)
+		).Scan(&historyAt, &retention, &sharing, &fenced)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -80,9 +84,13 @@ func (s *Service) Update(ctx context.Context, userID string, in PositionReport, 
 		return ReportResult{Accepted: false}, nil
 	}
 	pos := Position{Lat: in.Lat, Lng: in.Lng, AccuracyM: in.AccuracyM, Heading: in.Heading, Speed: in.Speed, RecordedAt: store.Time(atMs)}
-	aud := &audience{s: s, owner: userID, now: now}
+	// Without an active share nobody sees the position: no shares to read.
+	aud := &audience{s: s, owner: userID, now: now, loaded: !sharing}
 	if err := s.fanOut(ctx, aud, pos); err != nil {
 		return ReportResult{}, err
+	}
+	if !fenced {
+		return ReportResult{Accepted: true}, nil
 	}
 	acc := 0.0
 	if in.AccuracyM != nil {

@@ -23,9 +23,13 @@ func (s *Service) RegisterCommands(reg CommandRegistry) {
 
 // cmdUpdate answers with {"accepted": bool}, like PUT /location.
 func (s *Service) cmdUpdate(ctx context.Context, c realtime.Client, data json.RawMessage) (any, error) {
-	var in PositionReport
-	var req struct{ Lat, Lng *float64 }
-	if json.Unmarshal(data, &in) != nil || json.Unmarshal(data, &req) != nil {
+	// One decode: the outer lat/lng (pointers, to tell absent from 0) shadow the report's.
+	var req struct {
+		PositionReport
+		Lat *float64 `json:"lat"`
+		Lng *float64 `json:"lng"`
+	}
+	if json.Unmarshal(data, &req) != nil {
 		return nil, apperr.New(apperr.KindBadRequest, "bad_request", "data is not the JSON object this command takes")
 	}
 	if req.Lat == nil {
@@ -34,5 +38,7 @@ func (s *Service) cmdUpdate(ctx context.Context, c realtime.Client, data json.Ra
 	if req.Lng == nil {
 		return nil, apperr.Invalid("lng", "required")
 	}
+	in := req.PositionReport
+	in.Lat, in.Lng = *req.Lat, *req.Lng
 	return s.Update(ctx, c.UserID(), in, "")
 }
