@@ -17,33 +17,13 @@ type Querier interface {
 // (the caller's transaction, so that the answer holds until it commits, or a pool). It is how
 // other features check user ids without knowing the users table (chat's member lists).
 func MissingUsers(ctx context.Context, q Querier, ids []string) ([]string, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	args := make([]any, len(ids))
-	ph := make([]string, len(ids))
-	for i, id := range ids {
-		args[i], ph[i] = id, "$"+strconv.Itoa(i+1)
-	}
-	rows, err := q.QueryContext(ctx, `SELECT id FROM users WHERE id IN (`+strings.Join(ph, ", ")+`)`, args...)
+	found, err := lookupUsers(ctx, q, `SELECT id, id FROM users WHERE id IN `, ids)
 	if err != nil {
-		return nil, fmt.Errorf("auth: missing users: %w", err)
-	}
-	defer rows.Close()
-	found := make(map[string]bool, len(ids))
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("auth: missing users: %w", err)
-		}
-		found[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("auth: missing users: %w", err)
+		return nil, err
 	}
 	var missing []string
 	for _, id := range ids {
-		if !found[id] {
+		if _, ok := found[id]; !ok {
 			missing = append(missing, id)
 		}
 	}

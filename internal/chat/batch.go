@@ -6,10 +6,10 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/store"
-	"github.com/nerutalk/nerutalk/internal/usertext"
 )
 
 // The group commit's algorithm: which ops of a batch become messages, in what order their seqs
@@ -53,7 +53,7 @@ func (o *op) check() error {
 	case o.send != nil:
 		m := &o.send.msg
 		if !validID(m.ID) || !validID(m.ChatID) || !validID(m.SenderID) || (m.ReplyTo != nil && !validID(*m.ReplyTo)) ||
-			strings.IndexByte(m.ClientID, 0) >= 0 || usertext.Text.Check(m.Text) != nil {
+			!storable(m.ClientID) || !storable(m.Text) {
 			return errUnstorable
 		}
 	case o.mark != nil:
@@ -62,6 +62,12 @@ func (o *op) check() error {
 		}
 	}
 	return nil
+}
+
+// storable reports whether both engines store s as given: PostgreSQL refuses invalid UTF-8 and
+// NUL bytes in text. Cheaper than usertext.Text.Check, which the callers have already applied.
+func storable(s string) bool {
+	return strings.IndexByte(s, 0) < 0 && utf8.ValidString(s)
 }
 
 // opResult is what a committed (or refused) op answers.

@@ -73,8 +73,11 @@ func (s *Service) validate(ctx context.Context, sender string, in *SendInput) ([
 	if err != nil {
 		return nil, err
 	}
-	// A caption is optional; a message without files needs its text.
-	return atts, s.checkText(in.Text, len(atts) == 0)
+	// A caption is optional; a message without files needs its text (already checked above).
+	if len(atts) == 0 && strings.TrimSpace(in.Text) == "" {
+		return nil, apperr.Invalid("body.text", "must not be empty")
+	}
+	return atts, nil
 }
 
 // Send stores a message and returns it once it is committed; existed is true when the sender used

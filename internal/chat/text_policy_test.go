@@ -50,11 +50,12 @@ func TestUnstorableOpNeverJoinsABatch(t *testing.T) {
 	}
 	reply := "\x00"
 	for name, o := range map[string]*op{
-		"NUL in text":      bad(func(m *Message) { m.Text = "a\x00b" }),
-		"NUL in client_id": bad(func(m *Message) { m.ClientID = "\x00" }),
-		"bad chat id":      bad(func(m *Message) { m.ChatID = "x\x00" }),
-		"bad reply_to":     bad(func(m *Message) { m.ReplyTo = &reply }),
-		"bad mark":         {mark: &markOp{chatID: "\x00", userID: u[0], seq: 1}},
+		"NUL in text":       bad(func(m *Message) { m.Text = "a\x00b" }),
+		"NUL in client_id":  bad(func(m *Message) { m.ClientID = "\x00" }),
+		"bad UTF-8 in text": bad(func(m *Message) { m.Text = "a\xffb" }),
+		"bad chat id":       bad(func(m *Message) { m.ChatID = "x\x00" }),
+		"bad reply_to":      bad(func(m *Message) { m.ReplyTo = &reply }),
+		"bad mark":          {mark: &markOp{chatID: "\x00", userID: u[0], seq: 1}},
 	} {
 		if err := s.queueOp(context.Background(), o); err != errUnstorable {
 			t.Errorf("%s: queueOp = %v, want errUnstorable", name, err)
