@@ -296,9 +296,13 @@ func (s *Server) wirePush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.Push = push.New(s.DB, push.FromConfig(s.cfg, push.Options{
+	o := push.FromConfig(s.cfg, push.Options{
 		Sender: sender, Presence: s.Hub, Chats: chat.Queries{DB: s.DB}, Accounts: pushAccounts{}, Signals: s.Hub, VAPIDPublicKey: vapidPublic, Logger: s.log,
-	}))
+	})
+	if s.Redis != nil && s.cfg.RateLimits { // one admin send limit for all the nodes, not one per node
+		o.AdminLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", ratelimit.PerMinute(max(s.cfg.PushAdminSendsPerMin, 1)))
+	}
+	s.Push = push.New(s.DB, o)
 	s.stoppers = append(s.stoppers, s.Push.Start())
 	s.mounts = append(s.mounts, s.Push.Mount)
 	return nil
