@@ -59,6 +59,9 @@ type Options struct {
 	Pusher Pusher
 	// Accounts, when set, names LiveKit participants (the token's name claim).
 	Accounts Accounts
+	// Presence tells who is online and when a user goes offline (the realtime hub); nil:
+	// participants never time out (see watchPresence).
+	Presence Presence
 	// AfterFunc runs f after d (the disconnect grace timers); default time.AfterFunc.
 	AfterFunc func(d time.Duration, f func())
 	Logger    *slog.Logger
@@ -103,7 +106,9 @@ func New(db *store.DB, chats Chats, pub Publisher, o Options) *Service {
 	if o.Provider == nil {
 		o.Provider, _ = NewProvider(ProviderOptions{})
 	}
-	return &Service{db: db, chats: chats, pub: pub, opts: o, log: o.Logger, live: liveness{suspects: map[suspect]time.Time{}}}
+	s := &Service{db: db, chats: chats, pub: pub, opts: o, log: o.Logger, live: liveness{suspects: map[suspect]time.Time{}}}
+	s.watchPresence(o.Presence)
+	return s
 }
 
 var (

@@ -172,8 +172,7 @@ func newHarness(t *testing.T, db *store.DB) *harness {
 
 func (h *harness) newService() *call.Service {
 	svc := call.New(h.db, h.chats, h.pub, call.Options{RingTimeout: 45 * time.Second, MaxParticipants: 3,
-		DisconnectGrace: 10 * time.Second, Now: h.clock.Now, AfterFunc: h.pres.afterFunc})
-	svc.SetPresence(h.pres)
+		DisconnectGrace: 10 * time.Second, Now: h.clock.Now, AfterFunc: h.pres.afterFunc, Presence: h.pres})
 	return svc
 }
 

@@ -26,12 +26,12 @@ type liveness struct {
 
 type suspect struct{ callID, userID string }
 
-// SetPresence sets who is online (nil: participants never time out). Call it while wiring. When
+// watchPresence follows who is online (nil: participants never time out). When
 // a user goes offline (their last connection anywhere closed, and the presence grace ended), the
 // node that saw it checks again after the disconnect grace and takes the user out of their calls
 // if they are still offline. Should that node die meanwhile, the periodic scan of the sweeper
 // (every scanEvery sweeps, on every node) catches it.
-func (s *Service) SetPresence(p Presence) {
+func (s *Service) watchPresence(p Presence) {
 	s.presence = p
 	if p == nil {
 		return

@@ -250,9 +250,8 @@ func (s *Server) wireCalls(context.Context) error {
 	calls := call.New(s.DB, s.Chat, s.Hub, call.Options{
 		Provider: prov, RingTimeout: s.cfg.CallRingTimeout, MaxParticipants: s.cfg.CallMaxParticipants,
 		DisconnectGrace: s.cfg.CallDisconnectGrace, SweepInterval: s.cfg.CallSweepInterval, Logger: s.log,
-		Pusher: callPusher{s.Push}, Accounts: callAccounts{},
+		Pusher: callPusher{s.Push}, Accounts: callAccounts{}, Presence: s.Hub,
 	})
-	calls.SetPresence(s.Hub)
 	calls.RegisterCommands(s.Hub)
 	s.stoppers = append(s.stoppers, calls.Start())
 	s.Calls = calls
