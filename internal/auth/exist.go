@@ -42,12 +42,68 @@ func IDsByUsername(ctx context.Context, q Querier, usernames []string) (map[stri
 	return lookupUsers(ctx, q, `SELECT username, id FROM users WHERE username IN `, usernames)
 }
 
+// Card is what lists show of an account next to its id: its names and avatar.
+type Card struct {
+	Username    string
+	DisplayName string
+	AvatarURL   string // "" when not set
+}
+
+// Cards returns the cards of the accounts among ids, by id, reading with q: one query per
+// maxLookupIDs ids, however many chats the ids come from (chat fills its member lists this way,
+// without knowing the users table). Ids without an account are absent from the map.
+func Cards(ctx context.Context, q Querier, ids []string) (map[string]Card, error) {
+	out := make(map[string]Card, len(ids))
+	err := lookup(ctx, q, `SELECT id, username, display_name, avatar_url FROM users WHERE id IN `, ids, func(rows *sql.Rows) error {
+		var id string
+		var c Card
+		if err := rows.Scan(&id, &c.Username, &c.DisplayName, &c.AvatarURL); err != nil {
+			return err
+		}
+		out[id] = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// maxLookupIDs is the most keys bound in one IN list: well under SQLite's and PostgreSQL's limits
+// on bound parameters (32766 and 65535), and short enough for the planner.
+const maxLookupIDs = 1000
+
 // lookupUsers runs query (ending in "IN ") over keys and returns its two columns as a map.
 func lookupUsers(ctx context.Context, q Querier, query string, keys []string) (map[string]string, error) {
 	out := make(map[string]string, len(keys))
-	if len(keys) == 0 {
-		return out, nil
+	err := lookup(ctx, q, query, keys, func(rows *sql.Rows) error {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return err
+		}
+		out[k] = v
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
+}
+
+// lookup runs query (ending in "IN ") over keys, at most maxLookupIDs at a time, and calls scan
+// on each row.
+func lookup(ctx context.Context, q Querier, query string, keys []string, scan func(*sql.Rows) error) error {
+	for len(keys) > 0 {
+		n := min(len(keys), maxLookupIDs)
+		if err := lookupChunk(ctx, q, query, keys[:n], scan); err != nil {
+			return fmt.Errorf("auth: users: %w", err)
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+func lookupChunk(ctx context.Context, q Querier, query string, keys []string, scan func(*sql.Rows) error) error {
 	args := make([]any, len(keys))
 	ph := make([]string, len(keys))
 	for i, k := range keys {
@@ -55,18 +111,13 @@ func lookupUsers(ctx context.Context, q Querier, query string, keys []string) (m
 	}
 	rows, err := q.QueryContext(ctx, query+`(`+strings.Join(ph, ", ")+`)`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("auth: users: %w", err)
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, fmt.Errorf("auth: users: %w", err)
+		if err := scan(rows); err != nil {
+			return err
 		}
-		out[k] = v
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("auth: users: %w", err)
-	}
-	return out, nil
+	return rows.Err()
 }

@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -29,6 +31,42 @@ func TestMissingUsers(t *testing.T) {
 		}
 		if got, err := MissingUsers(ctx, db.R, nil); err != nil || len(got) != 0 {
 			t.Fatalf("MissingUsers(nil) = %v, %v; want none", got, err)
+		}
+	})
+}
+
+// Cards answers the names and avatar of the accounts asked for, skips ids without an account,
+// and splits long id lists into several IN lists, on both engines.
+func TestCards(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newTestService(t, db, &testClock{t: time.Now()}, nil)
+		a := mustRegister(t, s, "carda").User.ID
+		b := mustRegister(t, s, "cardb").User.ID
+		if _, err := db.W.ExecContext(ctx, `UPDATE users SET avatar_url = '/media/avatars/b.webp', display_name = 'Bee' WHERE id = $1`, b); err != nil {
+			t.Fatal(err)
+		}
+		// 2.5 chunks of ids, the accounts in the first and the last chunk.
+		ids := []string{a}
+		for i := range 2*maxLookupIDs + maxLookupIDs/2 {
+			ids = append(ids, fmt.Sprintf("0190aaaa-0000-7000-8000-%012d", i))
+		}
+		ids = append(ids, b)
+		got, err := Cards(ctx, db.R, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]Card{
+			a: {Username: "carda", DisplayName: "carda"},
+			b: {Username: "cardb", DisplayName: "Bee", AvatarURL: "/media/avatars/b.webp"},
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("Cards = %v; want %v", got, want)
+		}
+		if got, err := Cards(ctx, db.R, nil); err != nil || len(got) != 0 {
+			t.Fatalf("Cards(nil) = %v, %v; want none", got, err)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -238,11 +239,16 @@ func (s *Service) membershipEvent(ctx context.Context, tx *sql.Tx, c chatRow, be
 		return event{}, err
 	}
 	ch := Chat{ID: c.ID, Type: c.Type, Title: c.Title, CreatedAt: store.Time(c.CreatedAt), LastSeq: c.LastSeq,
-		Members: make([]MemberInfo, len(after))}
+		Members: make([]MemberInfo, len(after)), MemberCount: len(after)}
 	audience := make([]string, 0, len(after)+len(removed))
 	for i, m := range after {
 		ch.Members[i] = MemberInfo{UserID: m.UserID, Role: m.Role, JoinedAt: store.Time(m.JoinedAt)}
 		audience = append(audience, m.UserID)
+	}
+	// The event carries the members' profiles like GET /chats/{id}: one batched lookup per
+	// change (not per member, not per recipient), in the changing transaction.
+	if err := s.withMemberProfiles(ctx, tx, ch.Members); err != nil {
+		return event{}, err
 	}
 	audience = append(audience, removed...)
 	touched := slices.Clone(audience)
@@ -330,22 +336,34 @@ func (s *Service) Get(ctx context.Context, userID, chatID string) (ChatView, err
 	if err := s.loadAttachments(ctx, s.db.R, []*Message{v.lastMsg}); err != nil {
 		return ChatView{}, s.internal("get chat", err)
 	}
-	views := []ChatView{makeView(v, r)}
+	views := []ChatView{makeView(v, r, math.MaxInt)}
+	if err := s.withProfiles(ctx, s.db.R, views); err != nil {
+		return ChatView{}, s.internal("get chat", err)
+	}
 	if err := s.withActiveCalls(ctx, views); err != nil {
 		return ChatView{}, s.internal("get chat", err)
 	}
 	return views[0], nil
 }
 
-func makeView(v viewRow, r *roster) ChatView {
+// makeView builds the view of a chat, listing at most maxMembers members (see listedMembers), in
+// a slice of its own; withProfiles fills in the profiles.
+func makeView(v viewRow, r *roster, maxMembers int) ChatView {
+	members, truncated := listedMembers(r.infos, maxMembers)
 	cv := ChatView{
-		Chat: Chat{ID: v.chat.ID, Type: v.chat.Type, Title: v.chat.Title, Members: r.infos,
+		Chat: Chat{ID: v.chat.ID, Type: v.chat.Type, Title: v.chat.Title, Members: members,
+			MemberCount: len(r.infos), MembersTruncated: truncated,
 			CreatedAt: store.Time(v.chat.CreatedAt), LastSeq: v.chat.LastSeq},
 		ReadSeq: v.member.ReadSeq, DeliveredSeq: v.member.DeliveredSeq,
 		UnreadCount: max(0, v.chat.LastSeq-v.member.ReadSeq), LastMessage: v.lastMsg,
 	}
 	if cv.Members == nil {
 		cv.Members = []MemberInfo{}
+	}
+	if v.chat.Type == Direct {
+		if id := peerID(v.directKey, v.member.UserID); id != "" {
+			cv.Peer = &UserProfile{UserID: id}
+		}
 	}
 	return cv
 }
@@ -387,7 +405,10 @@ func (s *Service) List(ctx context.Context, userID string, limit int, cursor str
 		if err != nil {
 			return nil, "", s.internal("list chats", err)
 		}
-		out = append(out, makeView(v, r))
+		out = append(out, makeView(v, r, MaxListedMembers))
+	}
+	if err := s.withProfiles(ctx, s.db.R, out); err != nil {
+		return nil, "", s.internal("list chats", err)
 	}
 	if err := s.withActiveCalls(ctx, out); err != nil {
 		return nil, "", s.internal("list chats", err)

@@ -82,3 +82,30 @@ func decodeCursor(s, prefix string) (string, error) {
 	}
 	return raw, nil
 }
+
+// memberCursor is a position in a chat's member list: after the member (JoinedAt, UserID) in
+// the order joined_at, user_id.
+type memberCursor struct {
+	JoinedAt int64 // milliseconds
+	UserID   string
+}
+
+func (c memberCursor) String() string {
+	return base64.RawURLEncoding.EncodeToString([]byte("m1:" + strconv.FormatInt(c.JoinedAt, 10) + ":" + c.UserID))
+}
+
+func parseMemberCursor(s string) (memberCursor, error) {
+	raw, err := decodeCursor(s, "m1:")
+	if err != nil {
+		return memberCursor{}, err
+	}
+	at, id, ok := strings.Cut(raw, ":")
+	if !ok || !validID(id) {
+		return memberCursor{}, errBadCursor
+	}
+	n, err := strconv.ParseInt(at, 10, 64)
+	if err != nil || n < 0 {
+		return memberCursor{}, errBadCursor
+	}
+	return memberCursor{JoinedAt: n, UserID: id}, nil
+}

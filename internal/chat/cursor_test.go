@@ -28,6 +28,15 @@ func TestCursorsRoundTrip(t *testing.T) {
 	if _, err := parseChatCursor(seqCursor{true, 5}.String()); err == nil {
 		t.Error("a seq cursor passed as a chat cursor")
 	}
+	for _, c := range []memberCursor{{0, "0190a0a0-0000-7000-8000-000000000001"}, {1_700_000_000_000, "0190a0a0-0000-7000-8000-0000000000ff"}} {
+		got, err := parseMemberCursor(c.String())
+		if err != nil || got != c {
+			t.Errorf("member cursor %+v: got %+v, %v", c, got, err)
+		}
+	}
+	if _, err := parseMemberCursor(chatCursor{1, "0190a0a0-0000-7000-8000-000000000001"}.String()); err == nil {
+		t.Error("a chat cursor passed as a member cursor")
+	}
 }
 
 // FuzzCursors feeds untrusted cursor strings to both parsers: they never panic, and whatever they
@@ -37,7 +46,16 @@ func FuzzCursors(f *testing.F) {
 	f.Add(seqCursor{true, 7}.String())
 	f.Add("")
 	f.Add("YzE6LTE6eA")
+	f.Add(memberCursor{5, "0190a0a0-0000-7000-8000-000000000001"}.String())
 	f.Fuzz(func(t *testing.T, s string) {
+		if c, err := parseMemberCursor(s); err == nil {
+			if c.JoinedAt < 0 || c.UserID == "" {
+				t.Fatalf("accepted %+v from %q", c, s)
+			}
+			if again, err := parseMemberCursor(c.String()); err != nil || again != c {
+				t.Fatalf("round trip of %+v: %+v %v", c, again, err)
+			}
+		}
 		if c, err := parseChatCursor(s); err == nil {
 			if c.At < 0 || c.ID == "" {
 				t.Fatalf("accepted %+v from %q", c, s)

@@ -118,6 +118,22 @@ func (accounts) MissingUsers(ctx context.Context, q Querier, ids []string) ([]st
 	return auth.MissingUsers(ctx, q, ids)
 }
 
+func (accounts) Profiles(ctx context.Context, q Querier, ids []string) (map[string]UserProfile, error) {
+	cards, err := auth.Cards(ctx, q, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]UserProfile, len(cards))
+	for id, c := range cards {
+		p := UserProfile{UserID: id, Username: c.Username, DisplayName: c.DisplayName}
+		if c.AvatarURL != "" {
+			p.AvatarURL = &c.AvatarURL
+		}
+		out[id] = p
+	}
+	return out, nil
+}
+
 // addUsers creates accounts directly in the users table and returns their ids.
 func addUsers(t testing.TB, db *store.DB, names ...string) []string {
 	t.Helper()

@@ -18,6 +18,7 @@ import (
 //	GET    /chats/{id}                            getChat
 //	PATCH  /chats/{id}                            updateChat
 //	DELETE /chats/{id}                            leaveChat
+//	GET    /chats/{id}/members                    listMembers
 //	POST   /chats/{id}/members                    addMembers
 //	DELETE /chats/{id}/members/{user_id}          removeMember
 //	PATCH  /chats/{id}/members/{user_id}          setMemberRole
@@ -50,13 +51,25 @@ func (s *Service) Mount(api *httpapi.API) {
 		Summary: "The caller's chats, most recent activity first",
 		Description: "Each chat carries last_seq, the caller's read_seq and delivered_seq, unread_count and last_message: " +
 			"a client that was offline compares them with what it has and fetches the rest with " +
-			"GET /chats/{id}/messages?after_seq= (or the sync command).",
+			"GET /chats/{id}/messages?after_seq= (or the sync command). Each chat also carries what a chat list shows: " +
+			"its members with their username, display_name and avatar_url, member_count, and for a direct chat peer " +
+			"(the other user's profile). A chat of more than 100 members lists 100 of them, owner and admins first, with " +
+			"members_truncated: true; GET /chats/{id}/members pages through all of them.",
 		Errors: errs(),
 	}, s.handleList)
 	huma.Register(a, huma.Operation{
 		OperationID: "getChat", Method: http.MethodGet, Path: "/chats/{id}", Tags: tags,
-		Summary: "One chat", Errors: errs(nf),
+		Summary:     "One chat",
+		Description: "Like an item of GET /chats, with every member listed (members_truncated is false).",
+		Errors:      errs(nf),
 	}, s.handleGet)
+	huma.Register(a, huma.Operation{
+		OperationID: "listMembers", Method: http.MethodGet, Path: "/chats/{id}/members", Tags: tags,
+		Summary: "A chat's members with their profiles, a page at a time",
+		Description: "Oldest member first, as in GET /chats/{id}; each with role, joined_at, username, display_name and " +
+			"avatar_url. The way to show every member of a big group.",
+		Errors: errs(nf),
+	}, s.handleMembers)
 	huma.Register(a, huma.Operation{
 		OperationID: "updateChat", Method: http.MethodPatch, Path: "/chats/{id}", Tags: tags,
 		Summary:     "Rename a group (owner or admin)",
@@ -198,6 +211,21 @@ func (s *Service) handleGet(ctx context.Context, in *chatPath) (*chatOutput, err
 		return nil, err
 	}
 	return &chatOutput{Status: http.StatusOK, Body: v}, nil
+}
+
+type membersInput struct {
+	ID string `path:"id" maxLength:"64" format:"uuid" doc:"Chat id"`
+	httpapi.PageParams
+}
+
+func (s *Service) handleMembers(ctx context.Context, in *membersInput) (*httpapi.PageOutput[MemberInfo], error) {
+	items, next, err := s.Members(ctx, identity.UserID(ctx), in.ID, in.Limit, in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	out := &httpapi.PageOutput[MemberInfo]{}
+	out.Body.Items, out.Body.NextCursor = items, next
+	return out, nil
 }
 
 type updateInput struct {

@@ -60,21 +60,46 @@ func (k Kind) clientKind() bool {
 	return false
 }
 
-// MemberInfo is one member of a chat as the API shows it.
-type MemberInfo struct {
-	UserID   string    `json:"user_id" doc:"The member's user id"`
-	Role     Role      `json:"role" enum:"owner,admin,member" doc:"owner and admin manage the title and the members; only the owner changes roles"`
-	JoinedAt time.Time `json:"joined_at" doc:"When the user joined the chat"`
+// UserProfile is what a chat shows of a user: their names and avatar, read from the accounts on every
+// request (never cached by chat, so a renamed user or a new avatar shows at the next GET).
+type UserProfile struct {
+	UserID      string  `json:"user_id" doc:"The user's id"`
+	Username    string  `json:"username" doc:"The user's username (empty when the account no longer exists)"`
+	DisplayName string  `json:"display_name" doc:"The user's display name (empty when the account no longer exists)"`
+	AvatarURL   *string `json:"avatar_url" doc:"The user's avatar image, null when they have none"`
 }
+
+// MemberInfo is one member of a chat as the API shows it: the membership and the member's profile.
+type MemberInfo struct {
+	UserID      string    `json:"user_id" doc:"The member's user id"`
+	Role        Role      `json:"role" enum:"owner,admin,member" doc:"owner and admin manage the title and the members; only the owner changes roles"`
+	JoinedAt    time.Time `json:"joined_at" doc:"When the user joined the chat"`
+	Username    string    `json:"username" doc:"The member's username (empty when the account no longer exists)"`
+	DisplayName string    `json:"display_name" doc:"The member's display name (empty when the account no longer exists)"`
+	AvatarURL   *string   `json:"avatar_url" doc:"The member's avatar image, null when they have none"`
+}
+
+// setProfile copies p's names and avatar into the member.
+func (m *MemberInfo) setProfile(p UserProfile) {
+	m.Username, m.DisplayName, m.AvatarURL = p.Username, p.DisplayName, p.AvatarURL
+}
+
+// MaxListedMembers is how many members each chat of GET /chats lists at most: a page of 50 groups
+// of 10,000 members must not carry half a million profiles. A bigger chat lists its owner and
+// admins first, then its oldest members, and says members_truncated; GET /chats/{id} lists them
+// all and GET /chats/{id}/members pages through them.
+const MaxListedMembers = 100
 
 // Chat is a chat as every member sees it (the data of chat_updated).
 type Chat struct {
-	ID        string       `json:"id"`
-	Type      Type         `json:"type" enum:"direct,group"`
-	Title     string       `json:"title" doc:"Empty for direct chats"`
-	Members   []MemberInfo `json:"members" doc:"Oldest member first"`
-	CreatedAt time.Time    `json:"created_at"`
-	LastSeq   int64        `json:"last_seq" doc:"seq of the chat's last message (0 when it has none)"`
+	ID               string       `json:"id"`
+	Type             Type         `json:"type" enum:"direct,group"`
+	Title            string       `json:"title" doc:"Empty for direct chats"`
+	Members          []MemberInfo `json:"members" doc:"Oldest member first, each with their profile. In GET /chats a chat with more than 100 members lists 100 of them, owner and admins first (members_truncated)"`
+	MemberCount      int          `json:"member_count" doc:"How many members the chat has"`
+	MembersTruncated bool         `json:"members_truncated" doc:"true when members lists only some of the members (GET /chats, chats of more than 100 members): GET /chats/{id}/members pages through all of them"`
+	CreatedAt        time.Time    `json:"created_at"`
+	LastSeq          int64        `json:"last_seq" doc:"seq of the chat's last message (0 when it has none)"`
 }
 
 // ChatView is a chat with the caller's own state in it.
@@ -85,6 +110,8 @@ type ChatView struct {
 	UnreadCount  int64    `json:"unread_count" doc:"last_seq - read_seq"`
 	LastMessage  *Message `json:"last_message" doc:"The chat's last message, null when it has none"`
 	ActiveCall   *string  `json:"active_call" doc:"id of the chat's ringing or active call (GET /calls/{id}; join it with POST /calls/{id}/join), null when none. Filled by GET /chats and GET /chats/{id}"`
+	// Peer is set for direct chats only (omitted for groups), also once the other user has left.
+	Peer *UserProfile `json:"peer,omitempty" doc:"Direct chats only: the other user, so that a chat list shows their name and avatar without looking through members"`
 }
 
 // Attachment is a file attached to a message: the metadata and URLs of the file from POST /files.

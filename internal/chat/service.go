@@ -65,12 +65,16 @@ type Service struct {
 	closed  bool // guarded by orderMu
 }
 
-// Accounts is what chat needs of the user accounts: the auth package's MissingUsers, adapted
-// where the server wires the features.
+// Accounts is what chat needs of the user accounts: the auth package's MissingUsers and Cards,
+// adapted where the server wires the features.
 type Accounts interface {
 	// MissingUsers returns the ids among ids that have no account, reading with q (the caller's
 	// transaction or the read pool).
 	MissingUsers(ctx context.Context, q Querier, ids []string) ([]string, error)
+	// Profiles returns the profiles of the accounts among ids, by id, reading with q in one
+	// query per large chunk of ids (a whole page of chats costs one query); an id without an
+	// account is absent from the map.
+	Profiles(ctx context.Context, q Querier, ids []string) (map[string]UserProfile, error)
 }
 
 // New starts the service's writer and event goroutines; Close stops them. o.Accounts is required.

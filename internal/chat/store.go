@@ -230,13 +230,14 @@ func setTitle(ctx context.Context, tx *sql.Tx, chatID, title string) error {
 
 // viewRow is a chat with the caller's membership and the chat's last message.
 type viewRow struct {
-	chat    chatRow
-	member  memberRow
-	lastMsg *Message
+	chat      chatRow
+	directKey string // "<user id>:<user id>" of a direct chat, "" for a group
+	member    memberRow
+	lastMsg   *Message
 }
 
 // viewSelect reads chats joined with the caller's membership ($1) and the last message.
-const viewSelect = `SELECT c.id, c.type, c.title, c.created_at, c.last_seq, c.last_message_at,
+const viewSelect = `SELECT c.id, c.type, c.title, c.created_at, c.last_seq, c.last_message_at, COALESCE(c.direct_key, ''),
 	m.user_id, m.role, m.joined_at, m.read_seq, m.delivered_seq,
 	l.id, l.chat_id, l.seq, l.sender_id, l.client_id, l.kind, l.text, l.reply_to, l.created_at, l.edited_at, l.deleted_at
 	FROM chat_members m
@@ -252,7 +253,7 @@ func scanView(sc interface{ Scan(...any) error }) (viewRow, error) {
 		replyTo                                  sql.NullString
 		edited, deleted                          sql.NullInt64
 	)
-	err := sc.Scan(&v.chat.ID, &v.chat.Type, &v.chat.Title, &v.chat.CreatedAt, &v.chat.LastSeq, &v.chat.LastMessageAt,
+	err := sc.Scan(&v.chat.ID, &v.chat.Type, &v.chat.Title, &v.chat.CreatedAt, &v.chat.LastSeq, &v.chat.LastMessageAt, &v.directKey,
 		&v.member.UserID, &v.member.Role, &v.member.JoinedAt, &v.member.ReadSeq, &v.member.DeliveredSeq,
 		&id, &chatID, &seq, &sender, &clientID, &kind, &text, &replyTo, &created, &edited, &deleted)
 	if err != nil {

@@ -22,6 +22,22 @@ func (chatAccounts) MissingUsers(ctx context.Context, q chat.Querier, ids []stri
 	return auth.MissingUsers(ctx, q, ids)
 }
 
+func (chatAccounts) Profiles(ctx context.Context, q chat.Querier, ids []string) (map[string]chat.UserProfile, error) {
+	cards, err := auth.Cards(ctx, q, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]chat.UserProfile, len(cards))
+	for id, c := range cards {
+		p := chat.UserProfile{UserID: id, Username: c.Username, DisplayName: c.DisplayName}
+		if c.AvatarURL != "" { // auth keeps "" for none; the chat API says null
+			p.AvatarURL = &c.AvatarURL
+		}
+		out[id] = p
+	}
+	return out, nil
+}
+
 // chatFiles is media's uploads as chat.Files.
 type chatFiles struct{ *media.Files }
 
