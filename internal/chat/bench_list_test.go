@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 
 // BenchmarkListChats measures Service.List (GET /chats) on SQLite for a user whose page holds 25
 // groups of size members and min(25, size-1) direct chats (every listed member carries a profile;
-// a group of more than MaxListedMembers lists that many).
+// a group of more than MaxListedMembers lists that many), and the JSON encoding of the page.
 //
 //	go test -run '^$' -bench BenchmarkListChats -benchtime 300x -count 3 ./internal/chat/
 func BenchmarkListChats(b *testing.B) {
@@ -34,13 +35,19 @@ func BenchmarkListChats(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ResetTimer()
+			var bodyLen int
 			for b.Loop() {
 				got, _, err := s.List(ctx, me, 50, "")
 				if err != nil || len(got) < 25 {
 					b.Fatalf("List = %d chats, %v", len(got), err)
 				}
+				body, err := json.Marshal(got) // what GET /chats then encodes
+				if err != nil {
+					b.Fatal(err)
+				}
+				bodyLen = len(body)
 			}
+			b.ReportMetric(float64(bodyLen), "body-bytes")
 		})
 	}
 }
