@@ -57,7 +57,7 @@ while [ $# -gt 0 ]; do
     -out) OUT="$2"; shift ;;
     -bin) PREBUILT="$2"; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|-help|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|-help|--help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see -help)" >&2; exit 2 ;;
   esac
   shift
