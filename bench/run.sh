@@ -24,6 +24,8 @@
 #   -server-gomaxprocs N  GOMAXPROCS of the server; -bench-gomaxprocs N the same for the generator
 #   -port N               server port on 127.0.0.1 (default 18080)
 #   -out FILE             result file (default bench/results/<date>.json)
+#   -bin DIR              use DIR/nerutalk and DIR/nerutalk-bench instead of building them (A/B runs
+#                         of two builds, e.g. go build -o /tmp/before/nerutalk ./cmd/nerutalk at the old commit)
 #   -perf                 record the server's CPU profile with perf during each scenario
 #                         (bench/results/<date>-<scenario>-perf.txt)
 #   -pprof                run the server with NERUTALK_PPROF=on and an admin account, and have the tool
@@ -37,7 +39,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG=0 NODES=1 FULL=0 PERF=0 PPROF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth,loopback"
-SERVER_CPUS="" BENCH_CPUS="" SERVER_GMP="" BENCH_GMP=""
+SERVER_CPUS="" BENCH_CPUS="" SERVER_GMP="" BENCH_GMP="" PREBUILT=""
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -53,8 +55,9 @@ while [ $# -gt 0 ]; do
     -bench-gomaxprocs) BENCH_GMP="$2"; shift ;;
     -port) PORT="$2"; shift ;;
     -out) OUT="$2"; shift ;;
+    -bin) PREBUILT="$2"; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|-help|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|-help|--help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see -help)" >&2; exit 2 ;;
   esac
   shift
@@ -96,10 +99,15 @@ trap 'exit 130' INT TERM
 # Both ends hold one descriptor per connection: lift the soft limit to the hard one.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-log "building into $BIN"
 mkdir -p "$BIN"
-go build -o "$BIN/nerutalk" ./cmd/nerutalk
-go build -o "$BIN/nerutalk-bench" ./cmd/nerutalk-bench
+if [ -n "$PREBUILT" ]; then
+  log "using the binaries of $PREBUILT"
+  cp "$PREBUILT/nerutalk" "$PREBUILT/nerutalk-bench" "$BIN/"
+else
+  log "building into $BIN"
+  go build -o "$BIN/nerutalk" ./cmd/nerutalk
+  go build -o "$BIN/nerutalk-bench" ./cmd/nerutalk-bench
+fi
 
 # start_server cheap|default — a fresh server (-nodes of them) on a fresh database; sets SERVER_PID
 # (the first node), SERVER_PIDS and WS_ADDRS (the other nodes, for -ws-addrs).

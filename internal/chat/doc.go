@@ -62,13 +62,17 @@
 //     member, client_id used in another chat, seq beyond the last message) are answered without
 //     failing the batch; if the transaction itself fails, each op is retried in its own
 //     transaction so that one bad op cannot fail the others.
+//     On PostgreSQL the chats are split between two such writers (lanes, Options.WriterLanes)
+//     by a hash of their id: one lane's transaction runs while the other's commits, a chat's ops
+//     always go through the same lane, and the lanes' transactions never touch the same chat.
 //     The code: batch.go is the algorithm (which ops become messages, seq reservation, retries
 //     and refusals), batch_sql.go its statements on each engine, batch_tx.go the transaction and
 //     SQLite's prepared-statement cache, batch_keys.go the keys it groups by (clientKey: a
 //     sender's client_id; memberKey: a user in a chat), writer.go the goroutine and its pacing.
 //   - Other writes (chat and member changes, edits, deletes) run their own transaction.
 //   - orderMu is held from the start of every write transaction until its events are queued, so
-//     the event queue is in commit order. The pipeline goroutine publishes the queue one event at
+//     the event queue is in commit order (shared by the writer's lanes, which touch distinct
+//     chats; alone by every other write). The pipeline goroutine publishes the queue one event at
 //     a time: each chat's message_new events go out by ascending seq, after their commit. It
 //     publishes whatever is queued (up to 64 items) under one wake batch (the hub's, adapted in
 //     ws.go), so the

@@ -26,6 +26,10 @@ type Options struct {
 	// fewer and larger transactions; an op that finds the writer idle for longer than this is
 	// committed at once. 0 commits as soon as the previous commit ends.
 	CommitEvery time.Duration
+	// WriterLanes is how many group-commit transactions may be in flight at once, each for its
+	// own share of the chats (see writer); 0 = 2 on PostgreSQL, where one lane's statements
+	// overlap another's commit. Always 1 on SQLite, whose writes share one connection.
+	WriterLanes int
 	Clock       Clock
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer // where the chat metrics go; nil = nowhere
@@ -60,8 +64,9 @@ type Service struct {
 	typing      *typing
 
 	// orderMu is held from the start of every write transaction until its events are queued, so
-	// the event queue is in commit order.
-	orderMu sync.Mutex
+	// the event queue is in commit order: alone by every write (Lock), shared by the group
+	// commit's lanes (RLock), whose transactions never touch the same chat.
+	orderMu sync.RWMutex
 	closed  bool // guarded by orderMu
 }
 
@@ -91,6 +96,12 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
 	}
+	switch {
+	case db.Dialect != store.Postgres:
+		o.WriterLanes = 1 // the statement cache prepares on the only write connection between transactions
+	case o.WriterLanes <= 0:
+		o.WriterLanes = 2
+	}
 	if o.Clock == nil {
 		o.Clock = realClock{}
 	}
@@ -99,7 +110,7 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 	}
 	s := &Service{
 		db: db, pub: pub, files: o.Files, accounts: o.Accounts, opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
-		writer: &writer{in: make(chan *op, 4*o.MaxBatch), maxBatch: o.MaxBatch, every: o.CommitEvery, done: make(chan struct{})},
+		writer: newWriter(o.WriterLanes, o.MaxBatch, o.CommitEvery),
 		events: pipeline{ch: make(chan event, 4096), done: make(chan struct{}), wakeBatch: hubWakeBatch},
 		stmts:  newStmtCache(db.W),
 	}
@@ -112,7 +123,9 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 		s.pub.PublishTopic(context.Background(), topic(chatID), EventTyping, TypingEvent{ChatID: chatID, UserID: userID, Typing: on}, userID)
 	})
 	pub.OnSignal(signalMembersChanged, s.onMembersChanged)
-	go s.runWriter()
+	for _, l := range s.writer.lanes {
+		go s.runWriter(l)
+	}
 	go s.runPipeline()
 	return s
 }

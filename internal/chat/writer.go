@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -11,20 +12,54 @@ import (
 
 var errClosed = apperr.New(apperr.KindUnavailable, "shutting_down", "the server is shutting down")
 
-// writer is the group commit: one goroutine takes every pending send and mark, commits them in
+// writer is the group commit: a goroutine takes every pending send and mark, commits them in
 // one transaction, queues their events and then answers the callers. While it commits, new work
 // piles up in the queue and becomes the next batch, so batches grow with the load. A
 // transaction has a fixed cost (several statements and the commit) that small batches pay per
 // message, so the writer also paces itself: a batch that starts less than `every` after the
 // previous one waits out the rest of the interval, gathering what arrives. A lone message, which
 // finds the previous commit long past, waits for nothing but its own commit.
+//
+// The chats are split between lanes by a hash of their id, one goroutine and one transaction at a
+// time per lane: with several lanes (PostgreSQL), one lane's transaction runs while another's
+// commits, so the database's commit latency overlaps instead of adding up. Lanes never share a
+// chat, so each chat's messages still commit one batch after the other (gapless seq, in order),
+// and the transactions of two lanes never wait for each other's chat rows.
 type writer struct {
-	in       chan *op
+	lanes    []*lane
+	seed     maphash.Seed
 	maxBatch int
-	every    time.Duration // least time between the starts of two commits
+	every    time.Duration // least time between the starts of two commits of a lane
 	mu       sync.RWMutex  // guards closed against submits racing Close
 	closed   bool
-	done     chan struct{}
+}
+
+// lane is one goroutine of the group commit and its queue.
+type lane struct {
+	in   chan *op
+	done chan struct{}
+}
+
+func newWriter(lanes, maxBatch int, every time.Duration) *writer {
+	w := &writer{seed: maphash.MakeSeed(), maxBatch: maxBatch, every: every}
+	for range max(lanes, 1) {
+		w.lanes = append(w.lanes, &lane{in: make(chan *op, 4*maxBatch), done: make(chan struct{})})
+	}
+	return w
+}
+
+// laneOf is the lane of o's chat.
+func (w *writer) laneOf(o *op) *lane {
+	if len(w.lanes) == 1 {
+		return w.lanes[0]
+	}
+	chatID := ""
+	if o.send != nil {
+		chatID = o.send.msg.ChatID
+	} else if o.mark != nil {
+		chatID = o.mark.chatID
+	}
+	return w.lanes[maphash.String(w.seed, chatID)%uint64(len(w.lanes))]
 }
 
 // submit queues o and waits until it is committed or refused. When ctx ends first the op may
@@ -55,22 +90,22 @@ func (s *Service) queueOp(ctx context.Context, o *op) error {
 		return errClosed
 	}
 	select {
-	case w.in <- o:
+	case w.laneOf(o).in <- o:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func (s *Service) runWriter() {
+func (s *Service) runWriter(l *lane) {
 	w := s.writer
-	defer close(w.done)
+	defer close(l.done)
 	batch := make([]*op, 0, w.maxBatch)
 	pace := time.NewTimer(time.Hour)
 	pace.Stop()
-	var last time.Time // start of the previous commit
-	for o := range w.in {
-		batch = w.gather(append(batch[:0], o), pace, w.every-time.Since(last))
+	var last time.Time // start of the lane's previous commit
+	for o := range l.in {
+		batch = w.gather(l, append(batch[:0], o), pace, w.every-time.Since(last))
 		last = time.Now()
 		s.commit(batch, last)
 	}
@@ -78,7 +113,7 @@ func (s *Service) runWriter() {
 
 // gather adds queued ops to batch, up to maxBatch: for wait (when positive) it waits for more to
 // arrive, then it takes only what is already queued.
-func (w *writer) gather(batch []*op, pace *time.Timer, wait time.Duration) []*op {
+func (w *writer) gather(l *lane, batch []*op, pace *time.Timer, wait time.Duration) []*op {
 	var tick <-chan time.Time
 	if wait > 0 {
 		pace.Reset(wait)
@@ -90,14 +125,14 @@ func (w *writer) gather(batch []*op, pace *time.Timer, wait time.Duration) []*op
 		ok := true
 		if tick != nil {
 			select {
-			case o, ok = <-w.in:
+			case o, ok = <-l.in:
 			case <-tick:
 				tick = nil
 				continue
 			}
 		} else {
 			select {
-			case o, ok = <-w.in:
+			case o, ok = <-l.in:
 			default:
 				return batch
 			}
@@ -116,7 +151,9 @@ func (w *writer) gather(batch []*op, pace *time.Timer, wait time.Duration) []*op
 func (s *Service) commit(batch []*op, started time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s.orderMu.Lock()
+	// Shared: the lanes' batches touch distinct chats, so their events may interleave; every
+	// other write transaction takes orderMu alone (see Service.orderMu).
+	s.orderMu.RLock()
 	s.stmts.flush(ctx)
 	res, evs, err := s.commitOps(ctx, batch, s.now())
 	if err == nil {
@@ -145,7 +182,7 @@ func (s *Service) commit(batch []*op, started time.Time) {
 			s.enqueue(event{answer: o.answered})
 		}
 	}
-	s.orderMu.Unlock()
+	s.orderMu.RUnlock()
 	s.metrics.observeBatch(len(batch), time.Since(started))
 	for _, o := range batch {
 		close(o.done)
@@ -158,18 +195,21 @@ func (s *Service) closeWriter(ctx context.Context) error {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
-		close(w.in)
+		for _, l := range w.lanes {
+			close(l.in)
+		}
 	}
 	w.mu.Unlock()
-	select {
-	case <-w.done:
-		return nil
-	case <-ctx.Done():
+	for _, l := range w.lanes {
 		select {
-		case <-w.done: // drained just in time
-			return nil
-		default:
+		case <-l.done:
+		case <-ctx.Done():
+			select {
+			case <-l.done: // drained just in time
+			default:
+				return errors.Join(errors.New("chat: writer did not drain"), ctx.Err())
+			}
 		}
-		return errors.Join(errors.New("chat: writer did not drain"), ctx.Err())
 	}
+	return nil
 }

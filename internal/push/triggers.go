@@ -3,10 +3,13 @@ package push
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/nerutalk/nerutalk/internal/store"
 )
 
 // mentionRE finds @username (the account rules: 3–32 of a-z, 0-9, '_' and '.').
@@ -40,29 +43,34 @@ var kindPreview = map[string]string{
 	"location": "Location",
 }
 
-// usersWithDevices returns which of ids have at least one device, read in tx.
-func usersWithDevices(ctx context.Context, tx *sql.Tx, ids []string) (map[string]bool, error) {
+// usersWithDevices returns which of ids have at least one device, read in tx. The ids travel as
+// one parameter (a JSON array on SQLite, an array on PostgreSQL), so the statement's text is the
+// same whatever the batch: SQLite resolves each $N of a statement by a linear search, so a list
+// of hundreds of placeholders (a batch of messages into groups) cost more to prepare than the
+// chat's whole insert.
+func usersWithDevices(ctx context.Context, tx *sql.Tx, pg bool, ids []string) (map[string]bool, error) {
 	out := map[string]bool{}
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		ph, args := inList(1, ids[:n])
-		rows, err := tx.QueryContext(ctx, `SELECT DISTINCT user_id FROM push_devices WHERE user_id IN (`+ph+`)`, args...)
-		if err != nil {
+	var rows *sql.Rows
+	var err error
+	if pg {
+		rows, err = tx.QueryContext(ctx, `SELECT DISTINCT user_id FROM push_devices WHERE user_id = ANY($1::text[])`, ids)
+	} else {
+		list, _ := json.Marshal(ids) // strings: cannot fail
+		rows, err = tx.QueryContext(ctx, `SELECT DISTINCT user_id FROM push_devices WHERE user_id IN (SELECT value FROM json_each($1))`, string(list))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("push: devices of members: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return nil, fmt.Errorf("push: devices of members: %w", err)
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("push: devices of members: %w", err)
-			}
-			out[id] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("push: devices of members: %w", err)
-		}
-		ids = ids[n:]
+		out[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("push: devices of members: %w", err)
 	}
 	return out, nil
 }
@@ -80,7 +88,7 @@ func (s *Service) MessagesStored(ctx context.Context, tx *sql.Tx, msgs []StoredM
 	if len(msgs) == 0 || len(everyone) == 0 {
 		return nil
 	}
-	reachable, err := usersWithDevices(ctx, tx, uniq(everyone))
+	reachable, err := usersWithDevices(ctx, tx, s.db.Dialect == store.Postgres, uniq(everyone))
 	if err != nil || len(reachable) == 0 {
 		return err
 	}
