@@ -23,8 +23,8 @@ type Options struct {
 	// no automatic presence between its members, membership changes summarized for the existing
 	// members, read/delivered receipts only to the connections that joined the chat.
 	LargeGroupMembers int
-	MaxTextChars    int // longest message text in characters (config WSMaxTextChars)
-	MaxBatch        int // most ops per group-commit transaction; 0 = 256
+	MaxTextChars      int // longest message text in characters (config WSMaxTextChars)
+	MaxBatch          int // most ops per group-commit transaction; 0 = 256
 	// CommitEvery is the least time between the starts of two group commits (config
 	// ChatCommitEvery): under load, ops that arrive meanwhile join the next batch, so there are
 	// fewer and larger transactions; an op that finds the writer idle for longer than this is
@@ -62,8 +62,8 @@ type Service struct {
 	membersHook MembersHook // set while wiring (OnMembersChanged); nil = none
 	// presenceRefresh is told whose automatic presence may have changed (OnPresenceInterest).
 	presenceRefresh PresenceRefresher
-	events      pipeline
-	typing      *typing
+	events          pipeline
+	typing          *typing
 
 	// orderMu is held from the start of every write transaction until its events are queued, so
 	// the event queue is in commit order.
