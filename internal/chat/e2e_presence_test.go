@@ -81,7 +81,7 @@ func TestE2EPresenceByInterest(t *testing.T) {
 	forEachDB(t, func(t *testing.T, d store.Dialect) {
 		e := newPresenceEnv(t, d, 3, 2, "ann", "bob", "cid", "dan", "eve", "zed")
 		e.do("ann", http.MethodPost, "/chats", map[string]any{"type": "direct", "member_ids": []string{e.id("bob")}}, nil, http.StatusCreated)
-		e.group("ann", "cid", "dan")                    // 3 members: small
+		e.group("ann", "cid", "dan")                      // 3 members: small
 		big := e.group("ann", "bob", "cid", "dan", "eve") // 5 members: large
 
 		ann := dial(t, e.n, e.users["ann"], "phone")

@@ -242,9 +242,8 @@ func decodeUsers(data json.RawMessage, limit int) ([]string, error) {
 	if err := json.Unmarshal(data, &in); err != nil {
 		return nil, errPresenceBad
 	}
-	if len(in.UserIDs) > limit {
-		return nil, tooManySubscriptions(limit)
-	}
+	// The frame size limit bounds the raw list. The cap applies to the users actually followed
+	// (cmdSubscribe); a request may name twice as many (some may not be visible).
 	seen := make(map[string]struct{}, len(in.UserIDs))
 	out := make([]string, 0, len(in.UserIDs))
 	for _, u := range in.UserIDs {
@@ -256,6 +255,9 @@ func decodeUsers(data json.RawMessage, limit int) ([]string, error) {
 		}
 		seen[u] = struct{}{}
 		out = append(out, u)
+	}
+	if len(out) > 2*limit {
+		return nil, tooManySubscriptions(limit)
 	}
 	return out, nil
 }
