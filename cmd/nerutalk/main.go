@@ -48,13 +48,8 @@ func errorLine(err error) string {
 	return "nerutalk: " + strings.ReplaceAll(strings.Join(parts, "; "), ":; ", ": ")
 }
 
-const usage = `Usage:
-  nerutalk [serve] [flags]   run the server (the default)
-  nerutalk migrate [flags]   apply database migrations and exit
-  nerutalk admin grant|revoke <username> [flags]
-                             make a user an admin, or a plain user again
-  nerutalk version           print the version
-
+// usage is the answer to "nerutalk help": the commands, and where the settings are listed.
+const usage = config.Usage + `
 Every flag also reads a NERUTALK_* environment variable; "nerutalk serve -help" lists them.
 `
 

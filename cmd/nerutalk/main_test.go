@@ -183,7 +183,11 @@ func TestBadConfigurationIsOneLine(t *testing.T) {
 		{"data folder is a file", []string{"NERUTALK_DATA_DIR=" + file}, nil, []string{"NERUTALK_DATA_DIR"}, ""},
 		{"migrate with a bad data folder", []string{"NERUTALK_DATA_DIR=" + filepath.Join(file, "data")}, []string{"migrate"},
 			[]string{"NERUTALK_DATA_DIR"}, ""},
-		{"bad flag value", nil, []string{"serve", "-log-level=loud"}, []string{"-log-level"}, ""},
+		{"port in use, given by the flag", nil, []string{"-addr", busy.Addr().String()},
+			[]string{"nerutalk: -addr: listen on", busy.Addr().String(), "address already in use"}, "NERUTALK_ADDR"},
+		{"data folder given by the flag cannot be created", nil, []string{"-data-dir", filepath.Join(file, "data")},
+			[]string{"nerutalk: -data-dir:", "not a directory"}, "NERUTALK_DATA_DIR"},
+		{"bad flag value", nil, []string{"serve", "-log-level=loud"}, []string{"-log-level", "want debug, info, warn or error"}, "NERUTALK_LOG_LEVEL"},
 		{"short secret", []string{"NERUTALK_JWT_SECRET=abc123"}, nil, []string{"NERUTALK_JWT_SECRET", "32"}, "abc123"},
 		{"unknown flag", nil, []string{"-bogus"}, []string{"bogus"}, ""},
 		{"unknown command", nil, []string{"frobnicate"}, []string{`"frobnicate"`}, ""},
@@ -358,6 +362,9 @@ func TestRunInProcess(t *testing.T) {
 		{"version", []string{"version"}, noEnv, "", "nerutalk "},
 		{"help", []string{"help"}, noEnv, "", "nerutalk migrate"},
 		{"serve help", []string{"serve", "-help"}, noEnv, config.ErrHelp.Error(), "NERUTALK_DATA_DIR"},
+		{"serve help lists the commands", []string{"serve", "-help"}, noEnv, config.ErrHelp.Error(), "nerutalk admin grant|revoke <username>"},
+		{"help lists admin", []string{"help"}, noEnv, "", "nerutalk admin grant|revoke <username>"},
+		{"help lists version", []string{"help"}, noEnv, "", "nerutalk version"},
 		{"unknown command", []string{"start"}, noEnv, `unknown command "start"`, ""},
 		{"bad env", nil, func(k string) string {
 			if k == "NERUTALK_LOG_FORMAT" {

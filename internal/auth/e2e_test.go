@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -117,6 +118,43 @@ func TestRegisterValidation(t *testing.T) {
 			}
 		})
 	}
+	// Every offending field comes in one 422, whether the schema or the account rules refuse it:
+	// fixing some never reveals others.
+	t.Run("every field error at once", func(t *testing.T) {
+		t.Parallel()
+		for _, tt := range []struct {
+			name string
+			body map[string]any
+			want []string
+		}{
+			{"all five", map[string]any{"username": "a-", "email": "not an email", "password": "short",
+				"display_name": "   ", "device_name": "Phone\u0007"}, []string{"body.device_name", "body.display_name", "body.email", "body.password", "body.username"}},
+			{"email and password", map[string]any{"username": "ana", "email": "ana.example.com", "password": "short"},
+				[]string{"body.email", "body.password"}},
+			{"long display name and bad email", map[string]any{"username": "ana", "email": "Ana <ana@example.com>", "password": password,
+				"display_name": long}, []string{"body.display_name", "body.email"}},
+			{"empty email and bidi display name", map[string]any{"username": "ana", "email": "", "password": password,
+				"display_name": "An\u202ea"}, []string{"body.display_name", "body.email"}},
+		} {
+			resp := h.Do(t, http.MethodPost, "/api/v1/auth/register", "", tt.body, nil)
+			p := wantProblem(t, resp, http.StatusUnprocessableEntity, "validation_failed")
+			seen := map[string]int{}
+			for _, f := range p.Errors {
+				seen[f.Location]++
+			}
+			var got []string
+			for loc, n := range seen {
+				got = append(got, loc)
+				if n > 1 && loc != "body.username" { // the schema may refuse a username for its length and its characters
+					t.Errorf("%s: %s reported %d times: %+v", tt.name, loc, n, p.Errors)
+				}
+			}
+			sort.Strings(got)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("%s: field errors (-want +got):\n%s\n%+v", tt.name, diff, p.Errors)
+			}
+		}
+	})
 	t.Run("malformed JSON", func(t *testing.T) {
 		t.Parallel()
 		req, _ := http.NewRequest(http.MethodPost, h.URL+"/api/v1/auth/register", strings.NewReader(`{"username":`))

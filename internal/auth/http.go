@@ -8,6 +8,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -169,11 +170,39 @@ type registerInput struct {
 	ClientInfo
 	Body struct {
 		Username    string `json:"username" minLength:"3" maxLength:"32" pattern:"^[A-Za-z0-9_.]+$" doc:"3 to 32 characters: letters, digits, '_' and '.'; stored lower-case" example:"ana.silva"`
-		Email       string `json:"email" maxLength:"254" doc:"Email address; stored lower-case" example:"ana@example.com"`
+		Email       string `json:"email" minLength:"1" maxLength:"254" doc:"Email address; stored lower-case" example:"ana@example.com"`
 		Password    string `json:"password" minLength:"8" maxLength:"128" doc:"8 to 128 characters"`
 		DisplayName string `json:"display_name,omitempty" maxLength:"64" doc:"1 to 64 characters; defaults to the username"`
 		DeviceName  string `json:"device_name,omitempty" maxLength:"64" doc:"Name of this device in the session list; defaults to one derived from the User-Agent"`
 	}
+}
+
+// Resolve adds to huma's schema checks the ones a schema cannot express (a plain email address,
+// the characters of the names), so that a registration's 422 lists every offending field at
+// once. A field whose length the schema already refuses is not checked again.
+func (in *registerInput) Resolve(ctx huma.Context) []error {
+	errs := in.ClientInfo.Resolve(ctx)
+	b := in.Body
+	add := func(err error) {
+		if ae, ok := apperr.As(err); ok {
+			for _, f := range ae.Fields {
+				errs = append(errs, &huma.ErrorDetail{Location: f.Location, Message: f.Message})
+			}
+		}
+	}
+	if n := utf8.RuneCountInString(b.Email); n >= 1 && n <= emailMax {
+		_, err := normalizeEmail("body.email", b.Email)
+		add(err)
+	}
+	if n := utf8.RuneCountInString(b.DisplayName); n >= 1 && n <= displayNameMax {
+		_, err := normalizeDisplayName("body.display_name", b.DisplayName)
+		add(err)
+	}
+	if utf8.RuneCountInString(b.DeviceName) <= deviceNameMax {
+		_, err := cleanDeviceName("body.device_name", b.DeviceName)
+		add(err)
+	}
+	return errs
 }
 
 func (s *Service) handleRegister(ctx context.Context, in *registerInput) (*tokenOutput, error) {

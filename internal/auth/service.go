@@ -347,27 +347,30 @@ func (s *Service) register(ctx context.Context, in registerRequest, cl client) (
 }
 
 // validateRegister checks and normalises a registration; it is what the fuzz target exercises.
+// Every offending field is reported, in one error.
 func validateRegister(in registerRequest) (*account, string, error) {
 	var a account
-	var err error
-	if a.Username, err = normalizeUsername("body.username", in.Username); err != nil {
-		return nil, "", err
-	}
-	if a.Email, err = normalizeEmail("body.email", in.Email); err != nil {
-		return nil, "", err
-	}
-	if err := checkPassword("body.password", in.Password); err != nil {
-		return nil, "", err
-	}
-	a.DisplayName = a.Username
-	if in.DisplayName != "" {
-		if a.DisplayName, err = normalizeDisplayName("body.display_name", in.DisplayName); err != nil {
-			return nil, "", err
+	var fields []apperr.FieldError
+	check := func(err error) {
+		if ae, ok := apperr.As(err); ok {
+			fields = append(fields, ae.Fields...)
 		}
 	}
+	var err error
+	a.Username, err = normalizeUsername("body.username", in.Username)
+	check(err)
+	a.Email, err = normalizeEmail("body.email", in.Email)
+	check(err)
+	check(checkPassword("body.password", in.Password))
+	a.DisplayName = a.Username
+	if in.DisplayName != "" {
+		a.DisplayName, err = normalizeDisplayName("body.display_name", in.DisplayName)
+		check(err)
+	}
 	device, err := cleanDeviceName("body.device_name", in.DeviceName)
-	if err != nil {
-		return nil, "", err
+	check(err)
+	if len(fields) > 0 {
+		return nil, "", invalidFields(fields)
 	}
 	return &a, device, nil
 }

@@ -209,3 +209,13 @@ func deviceFromUserAgent(ua string) string {
 	}
 	return "Unknown device"
 }
+
+// invalidFields is one validation failure naming every offending field, so that a client fixes
+// them all at once.
+func invalidFields(fields []apperr.FieldError) *apperr.Error {
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = f.Location + ": " + f.Message
+	}
+	return &apperr.Error{Kind: apperr.KindInvalid, Code: "validation_failed", Detail: strings.Join(parts, "; "), Fields: fields}
+}

@@ -226,8 +226,15 @@ func FuzzValidateRegister(f *testing.F) {
 		a, dev, err := validateRegister(registerRequest{Username: username, Email: email, Password: pw, DisplayName: display, DeviceName: device})
 		if err != nil {
 			var ae *apperr.Error
-			if !errors.As(err, &ae) || ae.Kind != apperr.KindInvalid || len(ae.Fields) != 1 {
-				t.Fatalf("error %v is not one field validation failure", err)
+			if !errors.As(err, &ae) || ae.Kind != apperr.KindInvalid || len(ae.Fields) == 0 {
+				t.Fatalf("error %v is not a validation failure naming fields", err)
+			}
+			seen := map[string]bool{}
+			for _, f := range ae.Fields {
+				if seen[f.Location] || !strings.HasPrefix(f.Location, "body.") || f.Message == "" {
+					t.Fatalf("error %v: field errors %+v, want each field once, with a message", err, ae.Fields)
+				}
+				seen[f.Location] = true
 			}
 			return
 		}

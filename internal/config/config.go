@@ -125,6 +125,19 @@ type Config struct {
 	PushFallbackLocale   string        // template locale when a device's has none
 	PushAdminSendsPerMin int           // admin sends and broadcasts per admin per minute
 	PushRetention        time.Duration // finished notifications are deleted after this
+
+	// fromFlag holds the environment variables of the settings given as flags, for Name.
+	fromFlag map[string]string
+}
+
+// Name is how the user gave the setting whose environment variable is env: "-addr" when it came
+// from the flag, else env itself ("NERUTALK_ADDR"). Errors found after Load (a port in use, a
+// database that does not answer) start with it, so that they name what the user typed.
+func (c Config) Name(env string) string {
+	if f, ok := c.fromFlag[env]; ok {
+		return f
+	}
+	return env
 }
 
 // Setting describes one configuration value: its flag, its environment variable, its default and
@@ -198,7 +211,10 @@ func settings() []Setting {
 			return err
 		}},
 		{"log-level", "NERUTALK_LOG_LEVEL", "info", "debug, info, warn or error", func(c *Config, v string) error {
-			return c.LogLevel.UnmarshalText([]byte(v))
+			if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+				return errors.New("want debug, info, warn or error")
+			}
+			return nil
 		}},
 		{"log-format", "NERUTALK_LOG_FORMAT", "text", "text (development) or json (production)", func(c *Config, v string) error {
 			if v != "text" && v != "json" {
@@ -450,6 +466,15 @@ func Default() Config {
 	return c
 }
 
+// Usage lists the commands; -help prints it before the settings.
+const Usage = `Usage:
+  nerutalk [serve] [flags]   run the server (the default)
+  nerutalk migrate [flags]   apply database migrations and exit
+  nerutalk admin grant|revoke <username> [flags]
+                             make a user an admin, or a plain user again
+  nerutalk version           print the version
+`
+
 // ErrHelp is returned by Load when -h or -help was given; the usage has been printed.
 var ErrHelp = flag.ErrHelp
 
@@ -475,8 +500,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(out, "Usage: nerutalk [serve|migrate] [flags]\n\n"+
-				"Every setting can be given as a flag or as an environment variable; flags win.\n\n")
+			fmt.Fprint(out, Usage+"\nEvery setting can be given as a flag or as an environment variable; flags win.\n\n")
 			fs.SetOutput(out)
 			fs.PrintDefaults()
 			return c, ErrHelp
@@ -490,12 +514,14 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	explicit := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
 	for _, s := range all {
-		if err := s.set(&c, values[s.Flag]); err != nil {
-			name := s.Env
-			if explicit[s.Flag] {
-				name = "-" + s.Flag
+		if explicit[s.Flag] {
+			if c.fromFlag == nil {
+				c.fromFlag = map[string]string{}
 			}
-			return c, fmt.Errorf("invalid setting %s=%q: %w", name, redact(s, values[s.Flag]), err)
+			c.fromFlag[s.Env] = "-" + s.Flag
+		}
+		if err := s.set(&c, values[s.Flag]); err != nil {
+			return c, fmt.Errorf("invalid setting %s=%q: %w", c.Name(s.Env), redact(s, values[s.Flag]), err)
 		}
 	}
 	return c, nil

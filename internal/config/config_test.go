@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/nerutalk/nerutalk/internal/config"
 )
@@ -47,7 +48,7 @@ func TestDefault(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(): %v", err)
 	}
-	if diff := cmp.Diff(config.Default(), loaded); diff != "" {
+	if diff := cmp.Diff(config.Default(), loaded, cmpopts.IgnoreUnexported(config.Config{})); diff != "" {
 		t.Errorf("Load() != Default() (-default +load):\n%s", diff)
 	}
 }
@@ -202,8 +203,10 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"NERUTALK_REDIS_URL", "redis://"}, ":pw@"},
 		{"rate limits", map[string]string{"NERUTALK_RATE_LIMITS": "sometimes"}, nil,
 			[]string{"NERUTALK_RATE_LIMITS", "on or off"}, ""},
-		{"log level", map[string]string{"NERUTALK_LOG_LEVEL": "loud"}, nil,
-			[]string{"NERUTALK_LOG_LEVEL"}, ""},
+		{"log level lists the levels", map[string]string{"NERUTALK_LOG_LEVEL": "loud"}, nil,
+			[]string{"NERUTALK_LOG_LEVEL", "want debug, info, warn or error"}, ""},
+		{"log level by flag", nil, []string{"-log-level", "verbose"},
+			[]string{"-log-level=", "want debug, info, warn or error"}, "NERUTALK_LOG_LEVEL"},
 		{"log format", map[string]string{"NERUTALK_LOG_FORMAT": "xml"}, nil,
 			[]string{"NERUTALK_LOG_FORMAT", "text or json"}, ""},
 		{"short secret is not echoed", map[string]string{"NERUTALK_JWT_SECRET": "tooshort-secret"}, nil,
@@ -271,6 +274,29 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// Name tells how a setting was given, so that errors found after Load name what the user typed.
+func TestName(t *testing.T) {
+	t.Parallel()
+	getenv := env(map[string]string{"NERUTALK_ADDR": "127.0.0.1:1", "NERUTALK_DATA_DIR": "/srv/nerutalk"})
+	c, err := config.Load([]string{"-addr", "127.0.0.1:2", "-log-format=json"}, getenv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for env, want := range map[string]string{
+		"NERUTALK_ADDR":       "-addr",              // flag over the environment
+		"NERUTALK_LOG_FORMAT": "-log-format",        // flag only
+		"NERUTALK_DATA_DIR":   "NERUTALK_DATA_DIR",  // environment only
+		"NERUTALK_REDIS_URL":  "NERUTALK_REDIS_URL", // default
+	} {
+		if got := c.Name(env); got != want {
+			t.Errorf("Name(%s) = %q, want %q", env, got, want)
+		}
+	}
+	if got := (config.Config{}).Name("NERUTALK_ADDR"); got != "NERUTALK_ADDR" {
+		t.Errorf("zero Config: Name = %q, want the variable", got)
+	}
+}
+
 func TestLoadHelpListsEverySetting(t *testing.T) {
 	t.Parallel()
 	for _, arg := range []string{"-h", "-help", "--help"} {
@@ -282,6 +308,11 @@ func TestLoadHelpListsEverySetting(t *testing.T) {
 				t.Fatalf("Load(%s): got %v, want ErrHelp", arg, err)
 			}
 			help := out.String()
+			for _, cmd := range []string{"nerutalk [serve]", "nerutalk migrate", "nerutalk admin grant|revoke <username>", "nerutalk version"} {
+				if !strings.Contains(help, cmd) {
+					t.Errorf("help's usage lacks %q", cmd)
+				}
+			}
 			for _, s := range config.Settings() {
 				for _, want := range []string{"-" + s.Flag + " ", s.Env, `default "` + s.Default + `"`, s.Usage} {
 					if !strings.Contains(help, want) {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -150,6 +152,9 @@ func installHumaErrors() {
 		}
 		p := ProblemFor(ctx, status, msg, errs...)
 		if hctx != nil {
+			if status == http.StatusUnsupportedMediaType && p.Code == statusCode[status] {
+				p.Detail = unsupportedTypeDetail(hctx)
+			}
 			p.Instance = hctx.URL().Path
 			if p.retryAfter > 0 {
 				hctx.SetHeader("Retry-After", retryAfterSeconds(p.retryAfter))
@@ -160,6 +165,28 @@ func installHumaErrors() {
 	huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
 		return ProblemFor(nil, status, msg, errs...)
 	}
+}
+
+// unsupportedTypeDetail says which content types the operation takes and which one it got, for
+// the 415 huma answers when it cannot decode a request body.
+func unsupportedTypeDetail(hctx huma.Context) string {
+	var want []string
+	if op := hctx.Operation(); op != nil && op.RequestBody != nil {
+		for ct := range op.RequestBody.Content {
+			want = append(want, ct)
+		}
+	}
+	if len(want) == 0 {
+		want = []string{"application/json"}
+	}
+	sort.Strings(want)
+	got := hctx.Header("Content-Type")
+	if got == "" {
+		got = "none"
+	} else {
+		got = strconv.Quote(got)
+	}
+	return "the request body must be " + strings.Join(want, " or ") + "; its Content-Type is " + got
 }
 
 func retryAfterSeconds(d time.Duration) string {

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"reflect"
 	"time"
@@ -44,14 +45,51 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	if err := rfc6455.CheckHandshake(r, h.upgrade); err != nil {
+		writeHandshakeProblem(w, r, err)
+		return
+	}
 	ws, err := rfc6455.Upgrade(w, r, h.upgrade)
-	if err != nil { // Upgrade has answered (403 for a foreign origin)
+	if err != nil { // Upgrade has answered (in plain text; CheckHandshake above makes this rare)
 		httpapi.Logger(r.Context()).DebugContext(r.Context(), "realtime: upgrade refused", "err", err)
 		return
 	}
 	// The connection lives on a goroutine of its own, so that the handler's goroutine (and its
 	// deep net/http stack) ends now.
 	go h.serve(r.Context(), ws, p)
+}
+
+// handshakeCodes are the problem codes of refused handshakes, by status.
+var handshakeCodes = map[int]string{
+	http.StatusForbidden:        "origin_not_allowed",
+	http.StatusBadRequest:       "bad_handshake",
+	http.StatusMethodNotAllowed: "method_not_allowed",
+	http.StatusUpgradeRequired:  "upgrade_required",
+}
+
+// writeHandshakeProblem answers a handshake that rfc6455 refuses with a problem document, as
+// every other error of the API: a page whose Origin is not allowed gets 403 origin_not_allowed.
+func writeHandshakeProblem(w http.ResponseWriter, r *http.Request, err error) {
+	var herr *rfc6455.HandshakeError
+	if !errors.As(err, &herr) {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	code := handshakeCodes[herr.Status]
+	if code == "" {
+		code = "bad_handshake"
+	}
+	detail := herr.Reason
+	if herr.Status == http.StatusForbidden {
+		detail += "; allow it with NERUTALK_CORS_ORIGINS"
+	}
+	if herr.Status == http.StatusBadRequest || herr.Status == http.StatusUpgradeRequired {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+	}
+	httpapi.WriteProblem(w, r, &httpapi.Problem{
+		Status: herr.Status, Title: http.StatusText(herr.Status), Code: code, Detail: detail,
+		RequestID: httpapi.RequestID(r.Context()),
+	})
 }
 
 func isUpgrade(r *http.Request) bool {
@@ -178,7 +216,8 @@ func (h *Hub) Mount(api *httpapi.API) {
 		Responses: map[string]*huma.Response{
 			"101": {Description: "Switching Protocols: the connection is now a WebSocket"},
 			"401": problemResponse("Missing, invalid or expired access token"),
-			"403": {Description: "The Origin is not allowed (plain text, from the WebSocket handshake)"},
+			"400": problemResponse("A malformed WebSocket handshake (code bad_handshake)"),
+			"403": problemResponse("The page's Origin may not open a socket (code origin_not_allowed; see NERUTALK_CORS_ORIGINS)"),
 			"426": problemResponse("Not a WebSocket upgrade request"),
 			"500": problemResponse("The access token could not be checked (the database failed)"),
 			"503": problemResponse("The node is shutting down"),

@@ -43,6 +43,9 @@ func TestUpgradeRejected(t *testing.T) {
 		{"unknown bearer", "", with(upgrade, "Authorization", "Bearer nope"), http.StatusUnauthorized, "invalid_token"},
 		{"expired token", "?token=" + expired, upgrade, http.StatusUnauthorized, "unauthenticated"},
 		{"not an upgrade", "?token=" + valid, nil, http.StatusUpgradeRequired, "upgrade_required"},
+		{"old protocol version", "?token=" + valid, with(upgrade, "Sec-WebSocket-Version", "8"), http.StatusBadRequest, "bad_handshake"},
+		{"bad key", "?token=" + valid, with(upgrade, "Sec-WebSocket-Key", "short"), http.StatusBadRequest, "bad_handshake"},
+		{"foreign origin", "?token=" + valid, with(upgrade, "Origin", "https://evil.example"), http.StatusForbidden, "origin_not_allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,8 +80,14 @@ func TestUpgradeRejected(t *testing.T) {
 	}
 }
 
+// with returns a copy of h where k (in any spelling: the literals above are not canonical) is v.
 func with(h http.Header, k, v string) http.Header {
 	h = h.Clone()
+	for key := range h {
+		if strings.EqualFold(key, k) {
+			delete(h, key)
+		}
+	}
 	h.Set(k, v)
 	return h
 }
@@ -134,6 +143,20 @@ func TestOrigins(t *testing.T) {
 			}
 			if resp == nil || resp.StatusCode != http.StatusForbidden {
 				t.Fatalf("response %v, want 403", resp)
+			}
+			// A problem document, as every other error of the API.
+			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type %q, want application/problem+json", ct)
+			}
+			var p struct {
+				Status       int
+				Code, Detail string
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatalf("decode the 403: %v", err)
+			}
+			if p.Status != http.StatusForbidden || p.Code != "origin_not_allowed" || !strings.Contains(p.Detail, tt.origin) {
+				t.Errorf("problem %+v, want 403 origin_not_allowed naming %s", p, tt.origin)
 			}
 		})
 	}

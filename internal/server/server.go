@@ -86,16 +86,16 @@ func OpenStore(ctx context.Context, cfg config.Config) (*store.DB, error) {
 	if cfg.DatabaseURL != "" {
 		db, err := store.Open(ctx, cfg.DatabaseURL, "")
 		if err != nil {
-			return nil, fmt.Errorf("NERUTALK_DATABASE_URL: %w", err)
+			return nil, fmt.Errorf("%s: %w", cfg.Name("NERUTALK_DATABASE_URL"), err)
 		}
 		return db, nil
 	}
 	if err := ensureWritableDir(cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("NERUTALK_DATA_DIR: %w", err)
+		return nil, fmt.Errorf("%s: %w", cfg.Name("NERUTALK_DATA_DIR"), err)
 	}
 	db, err := store.Open(ctx, "", cfg.DataDir, store.WithSQLiteWriteCache(cfg.SQLiteWriteCacheMiB))
 	if err != nil {
-		return nil, fmt.Errorf("NERUTALK_DATA_DIR: %w", err)
+		return nil, fmt.Errorf("%s: %w", cfg.Name("NERUTALK_DATA_DIR"), err)
 	}
 	return db, nil
 }
@@ -145,7 +145,7 @@ func (s *Server) wireRedis(ctx context.Context) error {
 		Stream: s.cfg.RedisPrefix + ":bus", Logger: s.log, Registerer: s.Metrics.Registry,
 	})
 	if err != nil {
-		return fmt.Errorf("NERUTALK_REDIS_URL: %w", err)
+		return fmt.Errorf("%s: %w", s.cfg.Name("NERUTALK_REDIS_URL"), err)
 	}
 	// Closed after the chat service (closers run in reverse), which publishes until it closes.
 	s.closers = append(s.closers, rb.Close)
@@ -312,14 +312,14 @@ func (s *Server) wirePush(ctx context.Context) error {
 func (s *Server) openRedis(ctx context.Context) error {
 	opts, err := redis.ParseURL(s.cfg.RedisURL)
 	if err != nil {
-		return fmt.Errorf("NERUTALK_REDIS_URL: %w", err)
+		return fmt.Errorf("%s: %w", s.cfg.Name("NERUTALK_REDIS_URL"), err)
 	}
 	rdb := redis.NewClient(opts)
 	s.closers = append(s.closers, func(context.Context) error { return rdb.Close() })
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
-		return fmt.Errorf("NERUTALK_REDIS_URL: redis at %s does not answer: %w", opts.Addr, err)
+		return fmt.Errorf("%s: redis at %s does not answer: %w", s.cfg.Name("NERUTALK_REDIS_URL"), opts.Addr, err)
 	}
 	s.Redis = rdb
 	return nil
@@ -375,7 +375,7 @@ func (s *Server) Run(ctx context.Context, ready func(addr net.Addr)) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		s.Close(context.Background())
-		return fmt.Errorf("NERUTALK_ADDR: listen on %s: %w", s.cfg.Addr, unwrapSyscall(err))
+		return fmt.Errorf("%s: listen on %s: %w", s.cfg.Name("NERUTALK_ADDR"), s.cfg.Addr, unwrapSyscall(err))
 	}
 	hs := s.httpServer()
 	if ready != nil {

@@ -82,6 +82,16 @@ func Upgrade(w http.ResponseWriter, r *http.Request, o Options) (*Conn, error) {
 	return &Conn{nc: nc, br: bufio.NewReaderSize(src, size)}, nil
 }
 
+// CheckHandshake returns the *HandshakeError that Upgrade would answer for r, or nil when r may
+// be upgraded. It writes nothing: a server that answers errors in a format of its own checks
+// first and calls Upgrade only for requests that pass.
+func CheckHandshake(r *http.Request, o Options) error {
+	if _, herr := checkHandshake(r, o); herr != nil {
+		return herr
+	}
+	return nil
+}
+
 // AcceptKey is the Sec-WebSocket-Accept value for a Sec-WebSocket-Key.
 func AcceptKey(key string) string {
 	h := sha1.Sum([]byte(key + acceptGUID))
