@@ -14,9 +14,9 @@ type PresenceAudience interface {
 
 // PresenceData is the data of a "presence" event.
 type PresenceData struct {
-	UserID   string     `json:"user_id"`
+	UserID   string     `json:"user_id" doc:"The contact"`
 	Online   bool       `json:"online"`
-	LastSeen *time.Time `json:"last_seen"` // when the last connection closed; null while online
+	LastSeen *time.Time `json:"last_seen" doc:"When the last connection closed; null while online"`
 }
 
 // presenceTracker records connections and answers who is online. The in-memory tracker covers one
@@ -191,7 +191,7 @@ func (h *Hub) announce(ctx context.Context, userID string, contacts []string) {
 
 // PresenceSnapshot is the data of the presence_snapshot frame: the contacts online right now.
 type PresenceSnapshot struct {
-	Items []PresenceData `json:"items"`
+	Items []PresenceData `json:"items" doc:"The contacts online right now"`
 }
 
 // sendSnapshot queues, for the new connection c, ONE presence_snapshot frame listing the contacts
