@@ -326,7 +326,9 @@ func TestFramesMatchTheDocument(t *testing.T) {
 
 	// Presence: bob goes offline.
 	b.ws.Close(websocket.StatusNormalClosure, "bye")
-	a.until(func(f realtime.Frame) bool { return f.Type == "presence" && strings.Contains(string(f.Data), `"online":false`) })
+	a.until(func(f realtime.Frame) bool {
+		return f.Type == "presence" && strings.Contains(string(f.Data), `"online":false`)
+	})
 
 	// The flows covered these messages (the call events not listed share call_initiated's type).
 	v.mu.Lock()
