@@ -17,27 +17,40 @@ const (
 	CmdICECandidate = "webrtc_ice_candidate"
 )
 
-// CommandRegistry is where commands are registered: the realtime hub.
+// CommandRegistry is where commands are registered and the protocol described: the realtime hub.
 type CommandRegistry interface {
 	Handle(typ string, fn realtime.CommandFunc)
+	Describe(p realtime.Protocol)
 }
 
-// RegisterCommands registers the signaling commands.
+// RegisterCommands registers the signaling commands, and describes them and the call events
+// (Protocol).
 func (s *Service) RegisterCommands(reg CommandRegistry) {
+	reg.Describe(Protocol())
 	reg.Handle(CmdOffer, s.cmdSignal(CmdOffer))
 	reg.Handle(CmdAnswer, s.cmdSignal(CmdAnswer))
 	reg.Handle(CmdICECandidate, s.cmdSignal(CmdICECandidate))
 }
 
-// Signal is the data of the signaling commands and of the frames relayed to the addressee.
+// SignalCommand is the data of the signaling commands from a client.
+type SignalCommand struct {
+	CallID      string          `json:"call_id" doc:"The ringing or active call"`
+	ToUserID    string          `json:"to_user_id" doc:"The participant (invited or joined) it is for"`
+	ToSessionID string          `json:"to_session_id,omitempty" maxLength:"64" doc:"Only that device of the addressee (the session_id of call_answered); absent: every connection of theirs"`
+	SDP         string          `json:"sdp,omitempty" doc:"webrtc_offer, webrtc_answer: the session description (required there)"`
+	Candidate   json.RawMessage `json:"candidate,omitempty" doc:"webrtc_ice_candidate: the RTCIceCandidateInit object (required there)"`
+}
+
+// Signal is the data of the frames relayed to the addressee (and what Relay relays): the
+// command's fields with the sender added.
 type Signal struct {
 	CallID        string          `json:"call_id"`
 	ToUserID      string          `json:"to_user_id"`
 	ToSessionID   string          `json:"to_session_id,omitempty"`
-	SDP           string          `json:"sdp,omitempty"`
-	Candidate     json.RawMessage `json:"candidate,omitempty"`
-	FromUserID    string          `json:"from_user_id"`
-	FromSessionID string          `json:"from_session_id,omitempty"`
+	SDP           string          `json:"sdp,omitempty" doc:"webrtc_offer, webrtc_answer: the session description"`
+	Candidate     json.RawMessage `json:"candidate,omitempty" doc:"webrtc_ice_candidate: the RTCIceCandidateInit object"`
+	FromUserID    string          `json:"from_user_id" doc:"The sender"`
+	FromSessionID string          `json:"from_session_id,omitempty" doc:"The sender's session (device): answer to it with to_session_id"`
 }
 
 var errBadFrame = apperr.New(apperr.KindBadRequest, "bad_request", "data is not the JSON object this command takes")
@@ -54,11 +67,12 @@ func (s *Service) cmdSignal(typ string) realtime.CommandFunc {
 
 // parseSignal reads and checks the data of a signaling command from a client.
 func parseSignal(typ string, data json.RawMessage) (Signal, error) {
-	var in Signal
-	if err := json.Unmarshal(data, &in); err != nil {
+	var cmd SignalCommand
+	if err := json.Unmarshal(data, &cmd); err != nil {
 		return Signal{}, errBadFrame
 	}
-	in.FromUserID, in.FromSessionID = "", "" // the server sets them
+	// The server sets the sender.
+	in := Signal{CallID: cmd.CallID, ToUserID: cmd.ToUserID, ToSessionID: cmd.ToSessionID, SDP: cmd.SDP, Candidate: cmd.Candidate}
 	switch {
 	case !validID(in.CallID):
 		return Signal{}, apperr.Invalid("call_id", "a call id")

@@ -26,13 +26,16 @@ func hubWakeBatch(ctx context.Context) (context.Context, func()) {
 	return ctx, wb.Flush
 }
 
-// CommandRegistry is where commands are registered: the realtime hub.
+// CommandRegistry is where commands are registered and the protocol described: the realtime hub.
 type CommandRegistry interface {
 	Handle(typ string, fn realtime.CommandFunc)
+	Describe(p realtime.Protocol)
 }
 
-// RegisterCommands registers the chat's WebSocket commands on the hub.
+// RegisterCommands registers the chat's WebSocket commands on the hub, and describes them and
+// the chat's events (Protocol).
 func (s *Service) RegisterCommands(reg CommandRegistry) {
+	reg.Describe(Protocol())
 	reg.Handle(CmdSendMessage, s.cmdSend)
 	reg.Handle(CmdJoinChat, s.cmdJoin)
 	reg.Handle(CmdLeaveChat, s.cmdLeave)
@@ -111,7 +114,7 @@ func (s *Service) cmdLeave(_ context.Context, c realtime.Client, data json.RawMe
 // TypingCommand is the data of typing_indicator from a client.
 type TypingCommand struct {
 	ChatID string `json:"chat_id"`
-	Typing bool   `json:"typing"`
+	Typing bool   `json:"typing" doc:"true while the user types (repeat every few seconds), false when they stop"`
 }
 
 func (s *Service) cmdTyping(ctx context.Context, c realtime.Client, data json.RawMessage) (any, error) {
@@ -134,7 +137,7 @@ func (s *Service) Typing(ctx context.Context, userID, chatID string, on bool) er
 // MarkCommand is the data of message_read and message_delivered from a client.
 type MarkCommand struct {
 	ChatID string `json:"chat_id"`
-	Seq    int64  `json:"seq"`
+	Seq    int64  `json:"seq" doc:"Every message up to this seq (a high-water mark: a lower one changes nothing)"`
 }
 
 func (s *Service) cmdMark(read bool) realtime.CommandFunc {
@@ -150,8 +153,8 @@ func (s *Service) cmdMark(read bool) realtime.CommandFunc {
 // SyncCommand is the data of sync.
 type SyncCommand struct {
 	ChatID   string `json:"chat_id"`
-	AfterSeq int64  `json:"after_seq"`
-	Limit    int    `json:"limit"`
+	AfterSeq int64  `json:"after_seq" minimum:"0" doc:"Replay the messages after this seq (the last one the client holds)"`
+	Limit    int    `json:"limit" required:"false" minimum:"0" maximum:"200" doc:"Page size, 1 to 200 (0 or absent: 50)"`
 }
 
 // cmdSync replays what the client missed: the ack is a Page {chat_id, items, has_more,

@@ -11,13 +11,16 @@ import (
 // CmdLocationUpdate is the WebSocket command of a position report (the data of PUT /location).
 const CmdLocationUpdate = "location_update"
 
-// CommandRegistry is where commands are registered: the realtime hub.
+// CommandRegistry is where commands are registered and the protocol described: the realtime hub.
 type CommandRegistry interface {
 	Handle(typ string, fn realtime.CommandFunc)
+	Describe(p realtime.Protocol)
 }
 
-// RegisterCommands registers location_update on the hub.
+// RegisterCommands registers location_update on the hub, and describes it and the location
+// events (Protocol).
 func (s *Service) RegisterCommands(reg CommandRegistry) {
+	reg.Describe(Protocol())
 	reg.Handle(CmdLocationUpdate, s.cmdUpdate)
 }
 

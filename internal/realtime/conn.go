@@ -18,30 +18,38 @@ import (
 	"github.com/nerutalk/nerutalk/internal/apperr"
 )
 
-// closeCause is why a connection ends: the close frame's code and reason, the metric label, and
-// whether what is already queued is written before the close frame.
+// closeCause is why a connection ends: the close frame's code and reason, the metric label,
+// whether what is already queued is written before the close frame, and what it means for the
+// client (the protocol document lists it, see CloseCodes).
 type closeCause struct {
-	code   rfc6455.StatusCode
-	reason string
-	label  string
-	flush  bool
+	code    rfc6455.StatusCode
+	reason  string
+	label   string
+	flush   bool
+	meaning string
 }
 
 var (
-	causeGoingAway   = closeCause{rfc6455.StatusGoingAway, "going away", "going_away", true}
-	causeExpired     = closeCause{CloseTokenExpired, "token expired", "token_expired", true}
-	causeRevoked     = closeCause{CloseSessionRevoked, "session revoked", "session_revoked", true}
-	causeSlow        = closeCause{CloseTooSlow, "too slow", "too_slow", false}
-	causePingTimeout = closeCause{ClosePingTimeout, "ping timeout", "ping_timeout", false}
-	causeBadFrames   = closeCause{rfc6455.StatusPolicyViolation, "too many bad frames", "bad_frames", true}
-	causeRateLimited = closeCause{CloseRateLimited, "rate limit exceeded", "rate_limited", true}
-	causeFrameFlood  = closeCause{CloseRateLimited, "too many frames", "frame_flood", false}
-	causeTooLarge    = closeCause{rfc6455.StatusMessageTooBig, "frame too large", "too_large", false}
-	causeProtocol    = closeCause{rfc6455.StatusProtocolError, "protocol error", "protocol_error", false}
-	causeBadText     = closeCause{rfc6455.StatusInvalidPayload, "text is not valid UTF-8", "invalid_payload", false}
-	causePeer        = closeCause{rfc6455.StatusNormalClosure, "", "client", false}
-	causeError       = closeCause{rfc6455.StatusInternalError, "connection error", "error", false}
+	causeGoingAway   = closeCause{rfc6455.StatusGoingAway, "going away", "going_away", true, "the node is shutting down (what was queued is delivered first): reconnect with backoff"}
+	causeExpired     = closeCause{CloseTokenExpired, "token expired", "token_expired", true, "the access token expired (queued frames are delivered first): POST /auth/refresh, then reconnect"}
+	causeRevoked     = closeCause{CloseSessionRevoked, "session revoked", "session_revoked", true, "the session was revoked (logout, password change, reused refresh token): sign in again"}
+	causeSlow        = closeCause{CloseTooSlow, "too slow", "too_slow", false, "the send queue overflowed and events were lost: reconnect, then resync"}
+	causePingTimeout = closeCause{ClosePingTimeout, "ping timeout", "ping_timeout", false, "no pong to the server's ping within one ping interval: reconnect"}
+	causeBadFrames   = closeCause{rfc6455.StatusPolicyViolation, "too many bad frames", "bad_frames", true, "kept sending malformed frames or unknown types: fix the client, do not loop"}
+	causeRateLimited = closeCause{CloseRateLimited, "rate limit exceeded", "rate_limited", true, "kept sending over the frame rate limit: reconnect later and send less"}
+	causeFrameFlood  = closeCause{CloseRateLimited, "too many frames", "frame_flood", false, "sent more wire frames (pings and fragments included) than the wire-frame budget: reconnect later, do not fragment into tiny frames"}
+	causeTooLarge    = closeCause{rfc6455.StatusMessageTooBig, "frame too large", "too_large", false, "a message (all its fragments together) larger than the frame size limit: send smaller frames"}
+	causeProtocol    = closeCause{rfc6455.StatusProtocolError, "protocol error", "protocol_error", false, "the client broke RFC 6455: fix the client"}
+	causeBadText     = closeCause{rfc6455.StatusInvalidPayload, "text is not valid UTF-8", "invalid_payload", false, "a text message or close reason that is not UTF-8: send UTF-8 JSON"}
+	causePeer        = closeCause{rfc6455.StatusNormalClosure, "", "client", false, "normal close, by the client"}
+	causeError       = closeCause{rfc6455.StatusInternalError, "connection error", "error", false, "the connection failed on the server side: reconnect"}
 )
+
+// closeCauses is every cause, for CloseCodes; a new cause must be added here (a test checks).
+var closeCauses = []closeCause{
+	causePeer, causeGoingAway, causeProtocol, causeBadText, causeBadFrames, causeTooLarge, causeError,
+	causeExpired, causePingTimeout, causeRevoked, causeSlow, causeRateLimited, causeFrameFlood,
+}
 
 // conn is one WebSocket connection. Its read loop runs on a goroutine of its own; its writer is a
 // goroutine started when there is something to write and ended when there is nothing left, so an

@@ -16,6 +16,8 @@
 //   - Hub.OnPresence: a hook run when a user comes online or goes offline (after the grace
 //     period, across nodes), once per change, on the node that saw it.
 //   - Hub.OnSignal / Hub.PublishSignal: a feature's notice to its own handler on every node.
+//   - Hub.Describe: the feature's commands and events with their Go payload types (Protocol),
+//     from which package asyncapi builds /asyncapi.json and /docs/websocket.
 //
 // docs/websocket.md ("For feature authors") has the table.
 //

@@ -33,14 +33,14 @@ type Frame struct {
 
 // ErrorData is the data of an "error" frame.
 type ErrorData struct {
-	Code   string              `json:"code"`
-	Detail string              `json:"detail"`
-	Errors []apperr.FieldError `json:"errors,omitempty"`
+	Code   string              `json:"code" doc:"Stable machine-readable code: the transport's (bad_frame, unknown_type, rate_limited, internal) or the command's (the REST API's codes)"`
+	Detail string              `json:"detail" doc:"Human-readable explanation, safe to show"`
+	Errors []apperr.FieldError `json:"errors,omitempty" doc:"The offending fields, for validation_failed"`
 }
 
 // PingData is the data of the ack that answers a "ping" frame.
 type PingData struct {
-	TS string `json:"ts"` // server time, RFC 3339 UTC with nanoseconds
+	TS string `json:"ts" format:"date-time" doc:"Server time, RFC 3339 UTC with nanoseconds"`
 }
 
 // frameError is a client frame that cannot be processed; it becomes an "error" frame.

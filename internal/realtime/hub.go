@@ -99,6 +99,8 @@ type Hub struct {
 	unsubscribe  func()
 	audience     atomic.Pointer[audienceBox]
 	handlers     map[string]CommandFunc
+	protoMu      sync.Mutex
+	proto        Protocol // described commands and events (Describe)
 	signalMu     sync.RWMutex
 	signals      map[string]SignalFunc
 	onDisconnect hooks[DisconnectFunc]

@@ -25,9 +25,9 @@ type PresenceAudience interface {
 
 // PresenceData is the data of a "presence" event.
 type PresenceData struct {
-	UserID   string     `json:"user_id"`
+	UserID   string     `json:"user_id" doc:"The contact"`
 	Online   bool       `json:"online"`
-	LastSeen *time.Time `json:"last_seen"` // when the last connection closed; null while online
+	LastSeen *time.Time `json:"last_seen" doc:"When the last connection closed; null while online"`
 }
 
 // presenceTracker records connections and answers who is online. The in-memory tracker covers one
@@ -220,7 +220,7 @@ func (h *Hub) announce(ctx context.Context, userID string) {
 
 // PresenceSnapshot is the data of the presence_snapshot frame: statuses of followed users.
 type PresenceSnapshot struct {
-	Items []PresenceData `json:"items"`
+	Items []PresenceData `json:"items" doc:"The contacts online right now"`
 }
 
 // follow makes c follow users (the interest bit says why: auto or explicit) and queues ONE

@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nerutalk/nerutalk/internal/asyncapi"
 	"github.com/nerutalk/nerutalk/internal/auth"
 	"github.com/nerutalk/nerutalk/internal/call"
 	"github.com/nerutalk/nerutalk/internal/chat"
@@ -114,6 +115,7 @@ func (s *Server) build(ctx context.Context) error {
 		s.wireCalls,    // calls: lifecycle, events, signaling, credentials, sweeper
 		s.wireLocation, // positions, shares, nearby, history, geofences; expiry and pruning jobs
 		s.wireAPI,      // the HTTP surface: every feature's routes, authenticated by the accounts
+		s.wireProtocol, // the WebSocket protocol document (/asyncapi.json) and its page (/docs/websocket)
 	} {
 		if err := wire(ctx); err != nil {
 			return err
@@ -218,6 +220,18 @@ func (s *Server) wireAPI(context.Context) error {
 		mount(s.API)
 	}
 	return nil
+}
+
+// wireProtocol builds the AsyncAPI document of the WebSocket from what the hub and the features
+// described while they were wired (Hub.Protocol), and serves it.
+func (s *Server) wireProtocol(context.Context) error {
+	doc, err := asyncapi.Build(asyncapi.Options{
+		Title: "NeruTalk WebSocket API", Version: Version, Path: realtime.Path, Host: s.cfg.Addr,
+	}, s.Hub.Protocol())
+	if err != nil {
+		return err
+	}
+	return asyncapi.Mount(s.API.Router, doc)
 }
 
 func (s *Server) wireChat(context.Context) error {
