@@ -9,7 +9,7 @@ import (
 // The protocol description: what each frame type carries, for the generated protocol document
 // (/asyncapi.json and /docs/websocket, package asyncapi). Features describe their commands and
 // events with the Go types that encode them (Hub.Describe) while wiring, next to Handle; the hub
-// adds its own frames (ping, ack, error, presence). Tests check the description against the
+// adds its own frames (ping, the presence commands, ack, error, presence). Tests check the description against the
 // handlers and against the frames a real server sends.
 
 // CommandSpec describes one client command (a frame type registered with Handle).
@@ -77,14 +77,32 @@ func hubProtocol() Protocol {
 			Type: "ping", Summary: "Check the socket and the server's clock",
 			Description: "Always answered, with or without id: the ack carries the server time.",
 			Ack:         PingData{},
+		}, {
+			Type: CmdPresenceSubscribe, Summary: "Follow the presence of users on screen",
+			Description: "Follows the listed users who share a chat with the caller (others are left out of the ack, silently), for the life of this connection. Their statuses arrive first in a presence_snapshot frame, then the ack; later changes arrive as presence events. Capped per connection (NERUTALK_PRESENCE_SUBSCRIPTIONS): going over fails the whole request with too_many_subscriptions.",
+			Data:        PresenceUsers{},
+			Ack:         PresenceSubscribed{},
+			Errors:      []string{"bad_request", "validation_failed", "too_many_subscriptions", "unavailable"},
+		}, {
+			Type: CmdPresenceUnsubscribe, Summary: "Stop following users subscribed to",
+			Description: "Users followed automatically (direct-chat partners, co-members of small groups) stay followed.",
+			Data:        PresenceUsers{},
+			Ack:         PresenceSubscribed{},
+			Errors:      []string{"bad_request", "validation_failed", "too_many_subscriptions"},
+		}, {
+			Type: CmdPresenceCount, Summary: "How many members of a chat are online",
+			Description: "For large groups, whose members get no presence events of each other. Members only (others: not_found); the answer is reused for 2 s per chat.",
+			Data:        PresenceCountQuery{},
+			Ack:         PresenceCount{},
+			Errors:      []string{"bad_request", "not_found", "unavailable"},
 		}},
 		Events: []EventSpec{{
-			Type: "presence", Summary: "A contact came online or went offline",
-			Description: "Sent to the users who share a chat with the user, on every connection, after the presence grace period for offline.",
+			Type: "presence", Summary: "A followed user came online or went offline",
+			Description: "Sent to the connections that follow the user: automatically (direct-chat partners, co-members of groups of at most NERUTALK_LARGE_GROUP_MEMBERS) or by presence_subscribe. Offline comes after the presence grace period.",
 			Data:        PresenceData{},
 		}, {
-			Type: "presence_snapshot", Summary: "The contacts online when this connection opened",
-			Description: "Sent once, first, to a new connection when at least one contact is online; later changes arrive as presence events.",
+			Type: "presence_snapshot", Summary: "The statuses of users a connection starts to follow",
+			Description: "Sent first to a new connection (the automatically followed users online), when the automatic set grows, and before the ack of presence_subscribe (online, or offline with last_seen); later changes arrive as presence events.",
 			Data:        PresenceSnapshot{},
 		}},
 	}
