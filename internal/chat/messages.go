@@ -304,6 +304,9 @@ func (s *Service) History(ctx context.Context, userID, chatID string, q HistoryQ
 	} else if err != nil {
 		return Page{}, s.internal("history", err)
 	}
+	if p.Items == nil {
+		p.Items = []Message{} // an array, never null
+	}
 	if p.HasMore && len(p.Items) > 0 {
 		if q.After >= 0 {
 			p.NextCursor = seqCursor{Forward: true, Seq: p.Items[len(p.Items)-1].Seq}.String()

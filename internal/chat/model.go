@@ -2,6 +2,10 @@ package chat
 
 import (
 	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/nerutalk/nerutalk/internal/httpapi"
 )
 
 // Type is the kind of chat.
@@ -87,6 +91,11 @@ type ChatView struct {
 	ActiveCall   *string  `json:"active_call" doc:"id of the chat's ringing or active call (GET /calls/{id}; join it with POST /calls/{id}/join), null when none. Filled by GET /chats and GET /chats/{id}"`
 }
 
+// TransformSchema documents last_message as an object or null (huma.SchemaTransformer).
+func (ChatView) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	return httpapi.NullableObjects(s, "last_message")
+}
+
 // Attachment is a file attached to a message: the metadata and URLs of the file from POST /files.
 type Attachment struct {
 	ID           string `json:"id" doc:"The file's id"`
@@ -140,8 +149,8 @@ type TypingEvent struct {
 // Page is a page of messages: the answer of GET /chats/{id}/messages and the ack of sync.
 type Page struct {
 	ChatID     string    `json:"chat_id"`
-	Items      []Message `json:"items" doc:"Ascending seq"`
+	Items      []Message `json:"items" nullable:"false" doc:"Ascending seq"`
 	HasMore    bool      `json:"has_more" doc:"More messages lie beyond this page in the direction of paging"`
-	NextCursor string    `json:"next_cursor,omitempty" doc:"Pass as cursor to fetch the next page; empty at the end"`
+	NextCursor string    `json:"next_cursor" doc:"Pass as cursor to fetch the next page; always present, empty (\"\") on the last page"`
 	LastSeq    int64     `json:"last_seq" doc:"The chat's last seq when the page was read"`
 }
