@@ -73,9 +73,9 @@ type MemberInfo struct {
 
 // Chat is a chat as every member sees it (the data of chat_updated).
 type Chat struct {
-	ID        string       `json:"id"`
-	Type      Type         `json:"type" enum:"direct,group"`
-	Title     string       `json:"title" doc:"Empty for direct chats"`
+	ID        string       `json:"id" example:"01938f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f"`
+	Type      Type         `json:"type" enum:"direct,group" example:"group"`
+	Title     string       `json:"title" doc:"Empty for direct chats" example:"Weekend trip"`
 	Members   []MemberInfo `json:"members" doc:"Oldest member first"`
 	CreatedAt time.Time    `json:"created_at"`
 	LastSeq   int64        `json:"last_seq" doc:"seq of the chat's last message (0 when it has none)"`
@@ -113,11 +113,11 @@ type Attachment struct {
 type Message struct {
 	ID          string       `json:"id"`
 	ChatID      string       `json:"chat_id"`
-	Seq         int64        `json:"seq" doc:"1, 2, 3... in each chat, without gaps"`
+	Seq         int64        `json:"seq" doc:"1, 2, 3... in each chat, without gaps" example:"42"`
 	SenderID    string       `json:"sender_id"`
 	ClientID    string       `json:"client_id" doc:"The sender's idempotency key"`
 	Kind        Kind         `json:"kind" enum:"text,image,video,audio,file,sticker,gif,location,system"`
-	Text        string       `json:"text"`
+	Text        string       `json:"text" example:"See you at 8!"`
 	Attachments []Attachment `json:"attachments" doc:"The files it carries, in the order sent"`
 	ReplyTo     *string      `json:"reply_to" doc:"id of the message this one answers, null when none"`
 	CreatedAt   time.Time    `json:"created_at"`
