@@ -28,9 +28,9 @@ var (
 
 // CreateInput is the body of POST /chats.
 type CreateInput struct {
-	Type      Type     `json:"type" enum:"direct,group" doc:"direct: exactly one other member; group: any number up to the limit"`
-	MemberIDs []string `json:"member_ids" maxItems:"1000" doc:"The other members (the creator joins as owner)"`
-	Title     string   `json:"title,omitempty" maxLength:"512" doc:"Group title (at most 128 characters); not allowed for direct chats"`
+	Type      Type     `json:"type" enum:"direct,group" doc:"direct: exactly one other member; group: any number up to the limit" example:"group"`
+	MemberIDs []string `json:"member_ids" maxItems:"1000" doc:"The other members (the creator joins as owner)" example:"01938f4e-7c1a-7d2b-9c3e-2a1b0c9d8e7f"`
+	Title     string   `json:"title,omitempty" maxLength:"512" doc:"Group title (at most 128 characters); not allowed for direct chats" example:"Weekend trip"`
 }
 
 // invalid returns a validation failure with its own code.

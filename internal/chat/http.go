@@ -44,7 +44,10 @@ func (s *Service) Mount(api *httpapi.API) {
 		Description: "The caller joins as owner. A direct chat is unique per pair: creating it again answers 200 with the " +
 			"existing chat (and brings back a member who had left it). Every member receives chat_updated.",
 		DefaultStatus: http.StatusCreated,
-		Errors:        errs(),
+		Responses: map[string]*huma.Response{
+			"200": httpapi.JSONResponse[ChatView](a, "The direct chat with this user existed already: it is answered unchanged (a member who had left it is back)"),
+		},
+		Errors: errs(),
 	}, s.handleCreate)
 	huma.Register(a, huma.Operation{
 		OperationID: "listChats", Method: http.MethodGet, Path: "/chats", Tags: tags,
@@ -114,7 +117,10 @@ func (s *Service) Mount(api *httpapi.API) {
 			"no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's " +
 			"members may download them. Every member receives message_new on every connection.",
 		DefaultStatus: http.StatusCreated,
-		Errors:        errs(nf, http.StatusConflict),
+		Responses: map[string]*huma.Response{
+			"200": httpapi.JSONResponse[Message](a, "This client_id was sent before by the caller in this chat: the original message, nothing stored"),
+		},
+		Errors: errs(nf, http.StatusConflict),
 	}, s.handleSend)
 	huma.Register(a, huma.Operation{
 		OperationID: "listMessages", Method: http.MethodGet, Path: "/chats/{id}/messages", Tags: tags,
@@ -381,18 +387,11 @@ func (s *Service) handleMarkDelivered(ctx context.Context, in *markInput) (*stru
 	return nil, s.Mark(ctx, identity.UserID(ctx), in.ID, in.Body.Seq, false)
 }
 
-type receiptsOutput struct {
-	Body struct {
-		Items []Receipt `json:"items"`
-	}
-}
-
-func (s *Service) handleReceipts(ctx context.Context, in *chatPath) (*receiptsOutput, error) {
+// handleReceipts answers every member in one page (next_cursor "").
+func (s *Service) handleReceipts(ctx context.Context, in *chatPath) (*httpapi.PageOutput[Receipt], error) {
 	items, err := s.Receipts(ctx, identity.UserID(ctx), in.ID)
 	if err != nil {
 		return nil, err
 	}
-	out := &receiptsOutput{}
-	out.Body.Items = items
-	return out, nil
+	return &httpapi.PageOutput[Receipt]{Body: httpapi.Page[Receipt]{Items: items}}, nil
 }

@@ -17,9 +17,9 @@ import (
 // SendInput is a new message: the body of POST /chats/{id}/messages, and of send_message with
 // chat_id added.
 type SendInput struct {
-	ClientID      string   `json:"client_id" minLength:"1" maxLength:"64" doc:"The sender's idempotency key (1-64 characters): sending the same client_id again returns the original message"`
-	Kind          Kind     `json:"kind,omitempty" enum:"text,image,video,audio,file,sticker,gif,location" doc:"Default: the kind of the first attachment's file when there are attachments, else text. image, video, audio and file carry at least one attachment, sticker and gif at most one, text and location none"`
-	Text          string   `json:"text,omitempty" maxLength:"65536" doc:"The text (at most NERUTALK_WS_MAX_TEXT_CHARS characters, 4,096 by default); required for text, sticker, gif and location"`
+	ClientID      string   `json:"client_id" minLength:"1" maxLength:"64" example:"c-7f3a9e21" doc:"The sender's idempotency key (1-64 characters): sending the same client_id again returns the original message"`
+	Kind          Kind     `json:"kind,omitempty" enum:"text,image,video,audio,file,sticker,gif,location" example:"text" doc:"Default: the kind of the first attachment's file when there are attachments, else text. image, video, audio and file carry at least one attachment, sticker and gif at most one, text and location none"`
+	Text          string   `json:"text,omitempty" maxLength:"65536" example:"See you at 8!" doc:"The text (at most NERUTALK_WS_MAX_TEXT_CHARS characters, 4,096 by default); required for text, sticker, gif and location"`
 	AttachmentIDs []string `json:"attachment_ids,omitempty" maxItems:"10" doc:"Files of the sender's from POST /files (at most 10, no repeats); anything else is 422 invalid_attachment. The chat's members may then download them"`
 	ReplyTo       string   `json:"reply_to,omitempty" maxLength:"64" doc:"id of a message of the same chat that this one answers"`
 }
@@ -303,6 +303,9 @@ func (s *Service) History(ctx context.Context, userID, chatID string, q HistoryQ
 		return Page{}, apperr.NotFound("chat")
 	} else if err != nil {
 		return Page{}, s.internal("history", err)
+	}
+	if p.Items == nil {
+		p.Items = []Message{} // an array, never null
 	}
 	if p.HasMore && len(p.Items) > 0 {
 		if q.After >= 0 {

@@ -2,6 +2,10 @@ package chat
 
 import (
 	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/nerutalk/nerutalk/internal/httpapi"
 )
 
 // Type is the kind of chat.
@@ -92,9 +96,9 @@ const MaxListedMembers = 100
 
 // Chat is a chat as every member sees it (the data of chat_updated).
 type Chat struct {
-	ID               string       `json:"id"`
-	Type             Type         `json:"type" enum:"direct,group"`
-	Title            string       `json:"title" doc:"Empty for direct chats"`
+	ID               string       `json:"id" example:"01938f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f"`
+	Type             Type         `json:"type" enum:"direct,group" example:"group"`
+	Title            string       `json:"title" doc:"Empty for direct chats" example:"Weekend trip"`
 	Members          []MemberInfo `json:"members" doc:"Oldest member first, each with their profile. In GET /chats a chat with more than 100 members lists 100 of them, owner and admins first (members_truncated)"`
 	MemberCount      int          `json:"member_count" doc:"How many members the chat has"`
 	MembersTruncated bool         `json:"members_truncated" doc:"true when members lists only some of the members (GET /chats, chats of more than 100 members): GET /chats/{id}/members pages through all of them"`
@@ -130,6 +134,11 @@ type ChatView struct {
 	Peer *UserProfile `json:"peer,omitempty" doc:"Direct chats only: the other user, so that a chat list shows their name and avatar without looking through members"`
 }
 
+// TransformSchema documents last_message as an object or null (huma.SchemaTransformer).
+func (ChatView) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	return httpapi.NullableObjects(s, "last_message")
+}
+
 // Attachment is a file attached to a message: the metadata and URLs of the file from POST /files.
 type Attachment struct {
 	ID           string `json:"id" doc:"The file's id"`
@@ -147,11 +156,11 @@ type Attachment struct {
 type Message struct {
 	ID          string       `json:"id"`
 	ChatID      string       `json:"chat_id"`
-	Seq         int64        `json:"seq" doc:"1, 2, 3... in each chat, without gaps"`
+	Seq         int64        `json:"seq" doc:"1, 2, 3... in each chat, without gaps" example:"42"`
 	SenderID    string       `json:"sender_id"`
 	ClientID    string       `json:"client_id" doc:"The sender's idempotency key"`
 	Kind        Kind         `json:"kind" enum:"text,image,video,audio,file,sticker,gif,location,system"`
-	Text        string       `json:"text"`
+	Text        string       `json:"text" example:"See you at 8!"`
 	Attachments []Attachment `json:"attachments" doc:"The files it carries, in the order sent"`
 	ReplyTo     *string      `json:"reply_to" doc:"id of the message this one answers, null when none"`
 	CreatedAt   time.Time    `json:"created_at"`
@@ -183,8 +192,8 @@ type TypingEvent struct {
 // Page is a page of messages: the answer of GET /chats/{id}/messages and the ack of sync.
 type Page struct {
 	ChatID     string    `json:"chat_id"`
-	Items      []Message `json:"items" doc:"Ascending seq"`
+	Items      []Message `json:"items" nullable:"false" doc:"Ascending seq"`
 	HasMore    bool      `json:"has_more" doc:"More messages lie beyond this page in the direction of paging"`
-	NextCursor string    `json:"next_cursor,omitempty" doc:"Pass as cursor to fetch the next page; empty at the end"`
+	NextCursor string    `json:"next_cursor" doc:"Pass as cursor to fetch the next page; always present, empty (\"\") on the last page"`
 	LastSeq    int64     `json:"last_seq" doc:"The chat's last seq when the page was read"`
 }

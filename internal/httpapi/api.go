@@ -98,6 +98,9 @@ func New(o Options) *API {
 	cfg.Info.Description = "NeruTalk: accounts, real-time chat, calls, media, push and location for mobile and web apps. " +
 		"Errors are RFC 9457 problem documents with a stable `code`. Real-time events travel over one WebSocket at " +
 		"`/api/v1/ws` (see docs/websocket.md)."
+	// One server, relative: the node that serves this document (there is no public-URL setting, and
+	// a relative URL stays right behind any proxy, host name or port).
+	cfg.Servers = []*huma.Server{{URL: "/", Description: "This NeruTalk server (the origin that serves /openapi.json)"}}
 	cfg.DocsPath = ""    // our own page, with no assets from the internet
 	cfg.SchemasPath = "" // schemas live in the OpenAPI document
 	cfg.CreateHooks = nil
@@ -116,31 +119,59 @@ func New(o Options) *API {
 			op.Responses = map[string]*huma.Response{}
 		}
 		op.Errors = appendStatus(op.Errors, status)
+		if r := op.Responses[strconv.Itoa(status)]; r != nil && r.Content["application/problem+json"] != nil {
+			return // documented already, maybe with a description of its own
+		}
 		op.Responses[strconv.Itoa(status)] = &huma.Response{
 			Description: http.StatusText(status),
 			Content:     map[string]*huma.MediaType{"application/problem+json": {Schema: problemSchema}},
 		}
 	}
+	// Every operation lists the errors that the router, the middleware and huma give on its
+	// behalf, besides its own: the end-to-end tests fail on any status the document does not list
+	// (servertest), and "default" would tell clients nothing.
+	common := func(op *huma.Operation, next func(*huma.Operation)) {
+		if op.RequestBody != nil {
+			// huma: a body that does not parse (400), of a type other than JSON (415), against the
+			// schema (422); limitJSONBody: too large (413).
+			for _, st := range []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity} {
+				documentError(op, st)
+			}
+		}
+		if len(op.Parameters) > 0 {
+			documentError(op, http.StatusUnprocessableEntity) // a parameter against its schema
+		}
+		documentError(op, http.StatusInternalServerError)
+		delete(op.Responses, "default")
+		next(op)
+	}
 	secured := func(op *huma.Operation, next func(*huma.Operation)) {
 		op.Security = []map[string][]string{{"bearer": {}}}
 		documentError(op, http.StatusUnauthorized)
+		documentError(op, http.StatusServiceUnavailable) // the session store cannot answer (auth.Authenticate)
 		next(op)
 	}
 	public := huma.NewGroup(a.Root, BasePath)
+	public.UseModifier(common)
 	public.UseModifier(func(op *huma.Operation, next func(*huma.Operation)) {
 		if op.Security == nil {
 			op.Security = anonymous
+		} else if !reflect.DeepEqual(op.Security, anonymous) { // authenticates by itself (Authenticator.Caller)
+			documentError(op, http.StatusUnauthorized)
+			documentError(op, http.StatusServiceUnavailable)
 		}
 		next(op)
 	})
 	a.Public = public
 
 	authed := huma.NewGroup(a.Root, BasePath)
+	authed.UseModifier(common)
 	authed.UseModifier(secured)
 	authed.UseMiddleware(requireAuth(a.Root, o.Authenticate, false))
 	a.Authed = authed
 
 	admin := huma.NewGroup(a.Root, BasePath)
+	admin.UseModifier(common)
 	admin.UseModifier(secured)
 	admin.UseModifier(func(op *huma.Operation, next func(*huma.Operation)) {
 		documentError(op, http.StatusForbidden)
@@ -184,7 +215,7 @@ type healthOutput struct {
 func (a *API) registerOps(o Options) {
 	huma.Register(a.Root, huma.Operation{
 		OperationID: "healthz", Method: http.MethodGet, Path: "/healthz", Tags: []string{"Operations"}, Security: anonymous,
-		Summary: "Liveness: the process is up",
+		Summary: "Liveness: the process is up", Errors: []int{http.StatusInternalServerError},
 	}, func(ctx context.Context, _ *struct{}) (*healthOutput, error) {
 		out := &healthOutput{}
 		out.Body.Status = "ok"

@@ -42,9 +42,9 @@ const (
 
 // PositionReport is one position report (PUT /location, the location_update command).
 type PositionReport struct {
-	Lat        float64    `json:"lat" minimum:"-90" maximum:"90" doc:"Latitude in degrees"`
-	Lng        float64    `json:"lng" minimum:"-180" maximum:"180" doc:"Longitude in degrees"`
-	AccuracyM  *float64   `json:"accuracy_m,omitempty" minimum:"0" maximum:"100000" doc:"Radius of 68% confidence, meters"`
+	Lat        float64    `json:"lat" minimum:"-90" maximum:"90" doc:"Latitude in degrees" example:"38.7223"`
+	Lng        float64    `json:"lng" minimum:"-180" maximum:"180" doc:"Longitude in degrees" example:"-9.1393"`
+	AccuracyM  *float64   `json:"accuracy_m,omitempty" minimum:"0" maximum:"100000" doc:"Radius of 68% confidence, meters" example:"12.5"`
 	Heading    *float64   `json:"heading,omitempty" minimum:"0" maximum:"360" doc:"Degrees clockwise from true north"`
 	Speed      *float64   `json:"speed,omitempty" minimum:"0" maximum:"1000" doc:"Meters per second"`
 	RecordedAt *time.Time `json:"recorded_at,omitempty" doc:"When the device took the fix (default: when the server receives it). Older than the stored position: ignored; more than 5 minutes in the future: refused"`
@@ -138,8 +138,8 @@ type LocationSettingsInput struct {
 // LocationShareInput is POST /location/shares.
 type LocationShareInput struct {
 	UserID    string `json:"user_id,omitempty" maxLength:"64" format:"uuid" doc:"Share with this user (or chat_id)"`
-	ChatID    string `json:"chat_id,omitempty" maxLength:"64" format:"uuid" doc:"Share with this chat's members (or user_id)"`
-	DurationS int64  `json:"duration_s,omitempty" minimum:"0" maximum:"86400" doc:"900 (15 minutes) to 86400 (24 hours); 0 or absent: until stopped"`
+	ChatID    string `json:"chat_id,omitempty" maxLength:"64" format:"uuid" doc:"Share with this chat's members (or user_id)" example:"01938f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f"`
+	DurationS int64  `json:"duration_s,omitempty" minimum:"0" maximum:"86400" example:"3600" doc:"900 (15 minutes) to 86400 (24 hours); 0 or absent: until stopped"`
 	Precision string `json:"precision" enum:"exact,approximate"`
 }
 

@@ -181,7 +181,8 @@ func (a *Avatars) Register(api *httpapi.API) {
 			Description: "Immutable: a new avatar gets a new URL, so the answer may be cached for a year. " +
 				"Supports Range and If-None-Match.",
 			Responses: binaryResponses("image/jpeg"),
-			Errors:    []int{http.StatusNotFound},
+			// serveBlob: Range (416) and If-Match/If-Unmodified-Since (412); the blob store down (503).
+			Errors: []int{http.StatusNotFound, http.StatusPreconditionFailed, http.StatusRequestedRangeNotSatisfiable, http.StatusServiceUnavailable},
 		}, func(ctx context.Context, in *avatarInput) (*blobOutput, error) {
 			if !avatarIDPattern.MatchString(in.ID) {
 				return nil, apperr.NotFound("avatar")

@@ -64,7 +64,7 @@ func (f *Files) Register(api *httpapi.API) {
 				"everything else as an attachment, always with nosniff and a sandboxing Content-Security-Policy.",
 			Security:  []map[string][]string{{"bearer": {}}},
 			Responses: binaryResponses("application/octet-stream"),
-			Errors:    []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestedRangeNotSatisfiable},
+			Errors:    []int{http.StatusUnauthorized, http.StatusNotFound, http.StatusPreconditionFailed, http.StatusRequestedRangeNotSatisfiable},
 		}, func(ctx context.Context, in *downloadInput) (*blobOutput, error) {
 			return f.download(ctx, in, v.thumb)
 		})
@@ -229,6 +229,8 @@ func (f *Files) documentUpload(api *httpapi.API) {
 			"413": problemResp("Too large for its kind (too_large)"),
 			"415": problemResp("Not multipart, or a type that is not accepted (unsupported_media_type)"),
 			"422": problemResp("No file, an empty file, a corrupt image (invalid_image) or one with too many pixels (image_too_large)"),
+			"500": problemResp("Internal error"),
+			"503": problemResp("The session store or the blob store cannot answer"),
 		},
 	})
 }

@@ -21,8 +21,8 @@ type searchInput struct {
 
 type searchOutput struct {
 	Body struct {
-		Items      []SearchItem `json:"items"`
-		NextCursor string       `json:"next_cursor,omitempty" doc:"Pass as cursor for the next page; absent at the end"`
+		Items      []SearchItem `json:"items" nullable:"false"`
+		NextCursor string       `json:"next_cursor" doc:"Pass as cursor for the next page; always present, empty (\"\") on the last page"`
 	}
 }
 
@@ -56,7 +56,7 @@ func (s *Search) Register(api *httpapi.API, builtin *Builtin) {
 		OperationID: "get-builtin-media", Method: http.MethodGet, Path: "/media/builtin/{name}", Tags: []string{"Media"},
 		Summary:   "An image of the built-in sticker and GIF set",
 		Responses: binaryResponses("image/png", "image/gif"),
-		Errors:    []int{http.StatusNotFound},
+		Errors:    []int{http.StatusNotFound, http.StatusPreconditionFailed, http.StatusRequestedRangeNotSatisfiable},
 	}, func(ctx context.Context, in *struct {
 		Name string `path:"name" doc:"e.g. heart.png, heartbeat-preview.gif"`
 	}) (*blobOutput, error) {

@@ -40,9 +40,9 @@ type WebPushSubscription struct {
 
 // DeviceInput is the body of POST /devices.
 type DeviceInput struct {
-	Platform     string               `json:"platform" enum:"android,ios,web"`
+	Platform     string               `json:"platform" enum:"android,ios,web" example:"android"`
 	Provider     string               `json:"provider,omitempty" enum:"fcm,apns,webpush" doc:"Default: fcm for android, apns for ios, webpush for web"`
-	Token        string               `json:"token,omitempty" maxLength:"4096" doc:"FCM registration token or APNs device token (hex); for webpush, the endpoint (or give subscription)"`
+	Token        string               `json:"token,omitempty" maxLength:"4096" example:"dGhpcyBpcyBhbiBGQ00gdG9rZW4" doc:"FCM registration token or APNs device token (hex); for webpush, the endpoint (or give subscription)"`
 	Subscription *WebPushSubscription `json:"subscription,omitempty" doc:"Web Push: the browser's subscription"`
 	VoIPToken    string               `json:"voip_token,omitempty" maxLength:"200" doc:"APNs PushKit token (hex), for incoming calls on iOS"`
 	AppID        string               `json:"app_id,omitempty" maxLength:"255" doc:"APNs topic (bundle id) or the app's id"`

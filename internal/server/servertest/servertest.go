@@ -56,7 +56,15 @@ func New(t testing.TB, d store.Dialect, mutate func(*config.Config)) *Node {
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	var h http.Handler = srv.Handler()
+	if _, bench := t.(*testing.B); !bench { // benchmarks measure the server, not the checker
+		doc, err := json.Marshal(srv.API.Root.OpenAPI())
+		if err != nil {
+			t.Fatalf("OpenAPI document: %v", err)
+		}
+		h = checkContract(t, doc).Wrap(h) // its report runs after the node is closed (cleanups run in reverse)
+	}
+	ts := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ts.CloseClientConnections()
 		srv.Shutdown(context.Background())
