@@ -81,7 +81,7 @@ func TestDescribe(t *testing.T) {
 	for _, e := range p.Events {
 		evs = append(evs, e.Type)
 	}
-	if want := []string{"a_cmd", "b_cmd", "ping"}; !slices.Equal(cmds, want) {
+	if want := []string{"a_cmd", "b_cmd", "ping", "presence_count", "presence_subscribe", "presence_unsubscribe"}; !slices.Equal(cmds, want) {
 		t.Errorf("commands %v, want %v", cmds, want)
 	}
 	if want := []string{"b_cmd", "presence", "presence_snapshot"}; !slices.Equal(evs, want) {
