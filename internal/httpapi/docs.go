@@ -37,16 +37,31 @@ var docsUI embed.FS
 const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
 	"connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 
-// docsAsset is one file under /docs/assets/: its bytes, gzipped when that saves, and the hash that
-// makes its URL (…?v=hash) immutable.
+// docsAsset is one file under /docs/assets/: its bytes, the hash that makes its URL (…?v=hash)
+// immutable, and its gzipped bytes, made on the first request that accepts gzip.
 type docsAsset struct {
-	body, gz    []byte
+	body        []byte
 	contentType string
 	hash        string
+	gzipped     func() []byte // nil when gzip does not save a tenth
+}
+
+func gzipOnce(body []byte) func() []byte {
+	return sync.OnceValue(func() []byte {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		if buf.Len() > len(body)*9/10 {
+			return nil
+		}
+		return buf.Bytes()
+	})
 }
 
 // docsAssets reads and hashes the embedded files once per process, on the first request of /docs
-// or an asset (not in New: most processes never serve the page).
+// or an asset (not in New: most processes never serve the page). Gzip waits for a client that
+// takes it.
 var docsAssets = sync.OnceValue(func() map[string]*docsAsset {
 	assets := map[string]*docsAsset{}
 	entries, err := fs.ReadDir(docsUI, "docsui")
@@ -59,15 +74,8 @@ var docsAssets = sync.OnceValue(func() map[string]*docsAsset {
 			panic("httpapi: embedded docsui: " + err.Error())
 		}
 		sum := sha256.Sum256(body)
-		a := &docsAsset{body: body, hash: hex.EncodeToString(sum[:8]), contentType: assetContentType(e.Name())}
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		_, _ = zw.Write(body)
-		_ = zw.Close()
-		if buf.Len() < len(body)*9/10 {
-			a.gz = buf.Bytes()
-		}
-		assets[e.Name()] = a
+		assets[e.Name()] = &docsAsset{body: body, hash: hex.EncodeToString(sum[:8]),
+			contentType: assetContentType(e.Name()), gzipped: gzipOnce(body)}
 	}
 	return assets
 })
@@ -166,9 +174,11 @@ func serveDocsAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Content-Type", asset.contentType)
 	body := asset.body
-	if asset.gz != nil && acceptsGzip(r.Header.Get("Accept-Encoding")) {
-		h.Set("Content-Encoding", "gzip")
-		body = asset.gz
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		if gz := asset.gzipped(); gz != nil {
+			h.Set("Content-Encoding", "gzip")
+			body = gz
+		}
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)
