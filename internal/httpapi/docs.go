@@ -43,7 +43,7 @@ type docsAsset struct {
 	body        []byte
 	contentType string
 	hash        string
-	gzipped     func() []byte // nil when gzip does not save a tenth
+	gzipped     func() []byte // the gzipped bytes, or nil when gzip does not save a tenth
 }
 
 func gzipOnce(body []byte) func() []byte {
