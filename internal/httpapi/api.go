@@ -95,13 +95,16 @@ func New(o Options) *API {
 	})
 
 	cfg := huma.DefaultConfig("NeruTalk API", o.Version)
-	cfg.Info.Description = "NeruTalk: accounts, real-time chat, calls, media, push and location for mobile and web apps. " +
-		"Errors are RFC 9457 problem documents with a stable `code`. Real-time events travel over one WebSocket at " +
-		"`/api/v1/ws` (see docs/websocket.md)."
+	cfg.Info.Description = "NeruTalk: accounts, real-time chat, voice and video calls, media, push notifications and " +
+		"location sharing for mobile and web apps. Every request and answer of the REST API is below; errors are " +
+		"RFC 9457 problem documents with a stable `code`.\n\n" +
+		"Real-time events (messages, receipts, typing, presence, call signaling, locations) travel over one " +
+		"WebSocket at `/api/v1/ws`: its frames are in the [WebSocket protocol reference](docs/websocket) " +
+		"([asyncapi.json](asyncapi.json)) and explained in the [WebSocket guide](docs/websocket.md)."
 	// One server, relative: the node that serves this document (there is no public-URL setting, and
 	// a relative URL stays right behind any proxy, host name or port).
 	cfg.Servers = []*huma.Server{{URL: "/", Description: "This NeruTalk server (the origin that serves /openapi.json)"}}
-	cfg.DocsPath = ""    // our own page, with no assets from the internet
+	cfg.DocsPath = ""    // our own page (docs.go): Swagger UI served by the binary, nothing from the internet
 	cfg.SchemasPath = "" // schemas live in the OpenAPI document
 	cfg.CreateHooks = nil
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
@@ -184,7 +187,7 @@ func New(o Options) *API {
 	a.Admin = admin
 
 	a.registerOps(o)
-	r.Get("/docs", a.serveDocs)
+	a.mountDocs(r)
 	r.Method(http.MethodGet, "/metrics", o.Metrics.Handler())
 	if o.Pprof {
 		mountPprof(r, o.Authenticate)

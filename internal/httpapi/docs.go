@@ -2,182 +2,224 @@ package httpapi
 
 import (
 	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
 	"html/template"
+	"io/fs"
 	"net/http"
-	"sort"
+	"path"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 
-	"github.com/danielgtaylor/huma/v2"
+	"github.com/go-chi/chi/v5"
+
+	"github.com/nerutalk/nerutalk/docs"
 )
 
-// The docs page is rendered on the server from the generated OpenAPI document, so it needs no
-// script or stylesheet from the internet.
+// The /docs page is the REST reference rendered in the browser by Swagger UI from /openapi.json.
+// Swagger UI is vendored (scripts/vendor-docs-ui.sh copies the pinned npm build into docsui/) and
+// embedded, so the page loads nothing from the internet, and its Content-Security-Policy says so.
+// Next to it: the repository's Markdown guides at /docs/<name>.md (docs/websocket.md first).
 
-type docOp struct {
-	Method, Path, ID, Summary, Description string
-	Secured                                bool
-	Params                                 []docField
-	Body                                   string
-	Responses                              []docResponse
+//go:embed docsui
+var docsUI embed.FS
+
+// docsCSP is the policy of the /docs page. Everything comes from this server ('self'); Swagger UI
+// needs no inline script (its start-up is docsui/docs.js) and no eval. What it does need:
+// img-src data: for the icons its stylesheet inlines as data: URLs, and blob: for the image
+// answers that "Try it out" shows; connect-src 'self' for the OpenAPI document and "Try it out".
+// style-src 'unsafe-inline' is not needed: React sets the style props of Swagger UI's components
+// through the CSSOM, which CSP allows.
+const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; " +
+	"connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+// docsAsset is one file under /docs/assets/: its bytes, the hash that makes its URL (…?v=hash)
+// immutable, and its gzipped bytes, made on the first request that accepts gzip.
+type docsAsset struct {
+	body        []byte
+	contentType string
+	hash        string
+	gzipped     func() []byte // the gzipped bytes, or nil when gzip does not save a tenth
 }
 
-type docResponse struct{ Status, Description, Schema string }
-
-type docField struct {
-	Name, In, Type, Description string
-	Required                    bool
+func gzipOnce(body []byte) func() []byte {
+	return sync.OnceValue(func() []byte {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		if buf.Len() > len(body)*9/10 {
+			return nil
+		}
+		return buf.Bytes()
+	})
 }
 
-type docSchema struct {
-	Name, Description string
-	Fields            []docField
+// docsAssets reads and hashes the embedded files once per process, on the first request of /docs
+// or an asset (not in New: most processes never serve the page). Gzip waits for a client that
+// takes it.
+var docsAssets = sync.OnceValue(func() map[string]*docsAsset {
+	assets := map[string]*docsAsset{}
+	entries, err := fs.ReadDir(docsUI, "docsui")
+	if err != nil {
+		panic("httpapi: embedded docsui: " + err.Error()) // cannot happen: the directory is embedded
+	}
+	for _, e := range entries {
+		body, err := docsUI.ReadFile("docsui/" + e.Name())
+		if err != nil {
+			panic("httpapi: embedded docsui: " + err.Error())
+		}
+		sum := sha256.Sum256(body)
+		assets[e.Name()] = &docsAsset{body: body, hash: hex.EncodeToString(sum[:8]),
+			contentType: assetContentType(e.Name()), gzipped: gzipOnce(body)}
+	}
+	return assets
+})
+
+func assetContentType(name string) string {
+	switch path.Ext(name) {
+	case ".js":
+		return "text/javascript; charset=utf-8"
+	case ".css":
+		return "text/css; charset=utf-8"
+	default: // LICENSE, VERSION
+		return "text/plain; charset=utf-8"
+	}
 }
 
-type docTag struct {
-	Name string
-	Ops  []docOp
+// mountDocs registers the human documentation: the page, its assets and the Markdown guides.
+func (a *API) mountDocs(r chi.Router) {
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		r.Method(m, "/docs", http.HandlerFunc(a.serveDocs))
+		r.Method(m, "/docs/assets/{name}", http.HandlerFunc(serveDocsAsset))
+		r.Method(m, "/docs/{page:[A-Za-z0-9_-]+}.md", http.HandlerFunc(serveMarkdown))
+	}
 }
 
-type docPage struct {
-	Title, Version, Description string
-	Tags                        []docTag
-	Schemas                     []docSchema
-}
-
+// The page's URLs are relative to /docs (docs/assets/…, openapi.json), so it also works behind a
+// reverse proxy that serves the node under a path prefix.
 var docsTemplate = template.Must(template.New("docs").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}} {{.Version}}</title>
-<style>
-body{font:15px/1.5 system-ui,sans-serif;margin:0;display:flex;color:#1d2330}
-nav{width:280px;height:100vh;overflow:auto;position:sticky;top:0;background:#f4f6fa;padding:1em;box-sizing:border-box;font-size:13px}
-nav a{display:block;color:#1d2330;text-decoration:none;padding:1px 0}main{flex:1;padding:1em 2em;max-width:1000px}
-.op{border:1px solid #dde2ea;border-radius:6px;padding:.6em 1em;margin:1em 0}.m{font-weight:700;display:inline-block;min-width:4.5em}
-.GET{color:#1a7f37}.POST{color:#0969da}.PUT,.PATCH{color:#9a6700}.DELETE{color:#cf222e}
-table{border-collapse:collapse;font-size:13px;margin:.4em 0}td,th{border:1px solid #dde2ea;padding:2px 8px;text-align:left;vertical-align:top}
-code{background:#f4f6fa;padding:0 3px;border-radius:3px}.lock{font-size:12px;color:#6e7781}
-</style></head><body>
-<nav><strong>{{.Title}}</strong> <small>{{.Version}}</small><p><a href="/openapi.json">openapi.json</a></p>
-{{range .Tags}}<p><strong>{{.Name}}</strong></p>{{range .Ops}}<a href="#{{.ID}}"><span class="m {{.Method}}">{{.Method}}</span> {{.Path}}</a>{{end}}{{end}}
-<p><strong><a href="#schemas">Schemas</a></strong></p></nav>
-<main><h1>{{.Title}}</h1><p>{{.Description}}</p>
-{{range .Tags}}<h2>{{.Name}}</h2>{{range .Ops}}<div class="op" id="{{.ID}}"><div><span class="m {{.Method}}">{{.Method}}</span> <code>{{.Path}}</code>
-{{if .Secured}}<span class="lock">(bearer token)</span>{{end}}</div><p><strong>{{.Summary}}</strong></p>{{if .Description}}<p>{{.Description}}</p>{{end}}
-{{if .Params}}<table><tr><th>parameter</th><th>in</th><th>type</th><th></th></tr>{{range .Params}}<tr><td><code>{{.Name}}</code>{{if .Required}} *{{end}}</td><td>{{.In}}</td><td>{{.Type}}</td><td>{{.Description}}</td></tr>{{end}}</table>{{end}}
-{{if .Body}}<p>Request body: {{.Body}}</p>{{end}}
-<table><tr><th>status</th><th>meaning</th><th>body</th></tr>{{range .Responses}}<tr><td>{{.Status}}</td><td>{{.Description}}</td><td>{{.Schema}}</td></tr>{{end}}</table></div>{{end}}{{end}}
-<h2 id="schemas">Schemas</h2>{{range .Schemas}}<h3 id="schema-{{.Name}}">{{.Name}}</h3>{{if .Description}}<p>{{.Description}}</p>{{end}}
-{{if .Fields}}<table><tr><th>field</th><th>type</th><th></th></tr>{{range .Fields}}<tr><td><code>{{.Name}}</code>{{if .Required}} *{{end}}</td><td>{{.Type}}</td><td>{{.Description}}</td></tr>{{end}}</table>{{end}}{{end}}
-</main></body></html>`))
+<title>{{.Title}} reference</title>
+<link rel="stylesheet" href="docs/assets/swagger-ui.css?v={{.Hash "swagger-ui.css"}}">
+<link rel="stylesheet" href="docs/assets/docs.css?v={{.Hash "docs.css"}}">
+</head><body>
+<header class="nt-bar"><strong>{{.Title}}</strong> <span class="nt-version">{{.Version}}</span>
+<nav aria-label="References">
+<a href="docs" aria-current="page">REST API</a>
+<a href="docs/websocket">WebSocket protocol</a>
+<a href="docs/websocket.md">WebSocket guide</a>
+<a href="openapi.json">openapi.json</a>
+<a href="asyncapi.json">asyncapi.json</a>
+</nav></header>
+<main id="swagger-ui" data-openapi="openapi.json"><noscript><div class="nt-noscript">This reference is drawn by
+JavaScript served by this node. Without it: the REST API is described by <a href="openapi.json">openapi.json</a>
+(OpenAPI 3.1), the WebSocket by <a href="asyncapi.json">asyncapi.json</a> and the guide
+<a href="docs/websocket.md">websocket.md</a>.</div></noscript></main>
+<script src="docs/assets/swagger-ui-bundle.js?v={{.Hash "swagger-ui-bundle.js"}}"></script>
+<script src="docs/assets/docs.js?v={{.Hash "docs.js"}}"></script>
+</body></html>
+`))
 
-func schemaType(s *huma.Schema) string {
-	if s == nil {
-		return ""
-	}
-	if s.Ref != "" {
-		return s.Ref[strings.LastIndex(s.Ref, "/")+1:]
-	}
-	switch s.Type {
-	case "array":
-		return "[" + schemaType(s.Items) + "]"
-	case "":
-		return "any"
-	}
-	t := s.Type
-	if s.Format != "" {
-		t += " (" + s.Format + ")"
-	}
-	return t
+type docsPage struct {
+	Title, Version string
+	assets         map[string]*docsAsset
 }
 
-// needsCredentials reports whether a security requirement list asks for any credential; an empty
-// requirement object ({}) means the operation is open to anonymous callers.
-func needsCredentials(reqs []map[string][]string) bool {
-	for _, r := range reqs {
-		if len(r) > 0 {
+// Hash is the content hash of an embedded asset, for its URL.
+func (p docsPage) Hash(name string) string { return p.assets[name].hash }
+
+// serveDocs answers the API reference page, rendered once, after every operation has been
+// registered.
+func (a *API) serveDocs(w http.ResponseWriter, r *http.Request) {
+	a.docsOnce.Do(func() {
+		info := a.Root.OpenAPI().Info
+		var buf bytes.Buffer
+		if err := docsTemplate.Execute(&buf, docsPage{Title: info.Title, Version: info.Version, assets: docsAssets()}); err != nil {
+			panic("httpapi: docs template: " + err.Error()) // a bug in the template, caught by the tests
+		}
+		a.docsHTML = buf.Bytes()
+	})
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", docsCSP)
+	h.Set("Cache-Control", "no-cache")
+	_, _ = w.Write(a.docsHTML)
+}
+
+// serveDocsAsset answers /docs/assets/{name}. A URL that carries the asset's current hash
+// (?v=…, as the page writes it) is cached for a year; any other revalidates with the ETag.
+func serveDocsAsset(w http.ResponseWriter, r *http.Request) {
+	asset := docsAssets()[chi.URLParam(r, "name")]
+	if asset == nil {
+		WriteProblem(w, r, ProblemFor(r.Context(), http.StatusNotFound, "no such asset"))
+		return
+	}
+	h := w.Header()
+	etag := `"` + asset.hash + `"`
+	h.Set("ETag", etag)
+	h.Set("Vary", "Accept-Encoding")
+	if r.URL.Query().Get("v") == asset.hash {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", "no-cache")
+	}
+	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", asset.contentType)
+	body := asset.body
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		if gz := asset.gzipped(); gz != nil {
+			h.Set("Content-Encoding", "gzip")
+			body = gz
+		}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write(body)
+}
+
+func etagMatches(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(t), "W/"))
+		if t == etag || t == "*" {
 			return true
 		}
 	}
 	return false
 }
 
-func contentSchema(content map[string]*huma.MediaType) string {
-	var parts []string
-	for ct, mt := range content {
-		parts = append(parts, schemaType(mt.Schema)+" <"+ct+">")
+// acceptsGzip reads Accept-Encoding: gzip (or *) listed without q=0.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		coding = strings.ToLower(strings.TrimSpace(coding))
+		if coding != "gzip" && coding != "*" {
+			continue
+		}
+		q := strings.ReplaceAll(strings.ToLower(params), " ", "")
+		return !qZero.MatchString(q)
 	}
-	sort.Strings(parts)
-	return strings.Join(parts, ", ")
+	return false
 }
 
-func buildDocPage(oapi *huma.OpenAPI) docPage {
-	page := docPage{Title: oapi.Info.Title, Version: oapi.Info.Version, Description: oapi.Info.Description}
-	byTag := map[string][]docOp{}
-	for path, item := range oapi.Paths {
-		for _, mo := range []struct {
-			m  string
-			op *huma.Operation
-		}{{"GET", item.Get}, {"POST", item.Post}, {"PUT", item.Put}, {"PATCH", item.Patch}, {"DELETE", item.Delete}} {
-			if mo.op == nil {
-				continue
-			}
-			d := docOp{Method: mo.m, Path: path, ID: mo.op.OperationID, Summary: mo.op.Summary,
-				Description: mo.op.Description, Secured: needsCredentials(mo.op.Security)}
-			for _, p := range mo.op.Parameters {
-				d.Params = append(d.Params, docField{Name: p.Name, In: p.In, Type: schemaType(p.Schema), Description: p.Description, Required: p.Required})
-			}
-			if mo.op.RequestBody != nil {
-				d.Body = contentSchema(mo.op.RequestBody.Content)
-			}
-			for status, resp := range mo.op.Responses {
-				d.Responses = append(d.Responses, docResponse{Status: status, Description: resp.Description, Schema: contentSchema(resp.Content)})
-			}
-			sort.Slice(d.Responses, func(i, j int) bool { return d.Responses[i].Status < d.Responses[j].Status })
-			tag := "Other"
-			if len(mo.op.Tags) > 0 {
-				tag = mo.op.Tags[0]
-			}
-			byTag[tag] = append(byTag[tag], d)
-		}
-	}
-	for name, ops := range byTag {
-		sort.Slice(ops, func(i, j int) bool {
-			if ops[i].Path != ops[j].Path {
-				return ops[i].Path < ops[j].Path
-			}
-			return ops[i].Method < ops[j].Method
-		})
-		page.Tags = append(page.Tags, docTag{Name: name, Ops: ops})
-	}
-	sort.Slice(page.Tags, func(i, j int) bool { return page.Tags[i].Name < page.Tags[j].Name })
-	if oapi.Components != nil && oapi.Components.Schemas != nil {
-		for name, s := range oapi.Components.Schemas.Map() {
-			ds := docSchema{Name: name, Description: s.Description}
-			required := map[string]bool{}
-			for _, r := range s.Required {
-				required[r] = true
-			}
-			for field, fs := range s.Properties {
-				ds.Fields = append(ds.Fields, docField{Name: field, Type: schemaType(fs), Description: fs.Description, Required: required[field]})
-			}
-			sort.Slice(ds.Fields, func(i, j int) bool { return ds.Fields[i].Name < ds.Fields[j].Name })
-			page.Schemas = append(page.Schemas, ds)
-		}
-		sort.Slice(page.Schemas, func(i, j int) bool { return page.Schemas[i].Name < page.Schemas[j].Name })
-	}
-	return page
-}
+var qZero = regexp.MustCompile(`(^|;)q=0(\.0{0,3})?$`)
 
-// serveDocs renders the human API reference, once, after every operation has been registered.
-func (a *API) serveDocs(w http.ResponseWriter, r *http.Request) {
-	a.docsOnce.Do(func() {
-		var buf bytes.Buffer
-		if err := docsTemplate.Execute(&buf, buildDocPage(a.Root.OpenAPI())); err != nil {
-			buf.Reset()
-			buf.WriteString("docs page failed to render: " + template.HTMLEscapeString(err.Error()))
-		}
-		a.docsHTML = buf.Bytes()
-	})
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	_, _ = w.Write(a.docsHTML)
+// serveMarkdown answers /docs/{page}.md with the embedded docs/{page}.md, as Markdown text.
+func serveMarkdown(w http.ResponseWriter, r *http.Request) {
+	body, err := docs.Markdown.ReadFile(chi.URLParam(r, "page") + ".md")
+	if err != nil {
+		WriteProblem(w, r, ProblemFor(r.Context(), http.StatusNotFound, "no such document"))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/markdown; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	h.Set("Cache-Control", "no-cache")
+	_, _ = w.Write(body)
 }

@@ -427,15 +427,36 @@ func TestNodeDocuments(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("/docs: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("/docs Content-Security-Policy = %q", csp)
+	}
+	// Every URL of the page is relative, and each asset it loads is served by the node itself
+	// through the whole middleware chain.
+	assets := 0
 	for _, m := range regexp.MustCompile(`(?i)(?:src|href)\s*=\s*["']?([^"'\s>]*)`).FindAllStringSubmatch(string(html), -1) {
-		if m[1] != "/openapi.json" && (strings.Contains(strings.ToLower(m[1]), "http") || strings.HasPrefix(m[1], "//")) {
-			t.Errorf("/docs refers to an external URL: %q", m[1])
+		u := m[1]
+		if strings.Contains(strings.ToLower(u), "http") || strings.HasPrefix(u, "/") {
+			t.Errorf("/docs refers to %q: want a relative URL on this node", u)
+			continue
+		}
+		if !strings.HasPrefix(u, "docs/assets/") {
+			continue
+		}
+		assets++
+		resp := n.Do(t, http.MethodGet, "/"+u, "", nil, nil)
+		body, _ := io.ReadAll(resp.Body)
+		ct := resp.Header.Get("Content-Type")
+		if resp.StatusCode != http.StatusOK || len(body) == 0 || !(strings.HasPrefix(ct, "text/css") || strings.HasPrefix(ct, "text/javascript")) {
+			t.Errorf("/docs asset %s: %d, %q, %d bytes", u, resp.StatusCode, ct, len(body))
 		}
 	}
-	for _, id := range []string{"healthz", "readyz"} {
-		if !bytes.Contains(html, []byte(`id="`+id+`"`)) {
-			t.Errorf("/docs lacks operation %s", id)
-		}
+	if assets < 3 {
+		t.Errorf("/docs loads %d assets from docs/assets/, want Swagger UI's script and stylesheet and docs.js", assets)
+	}
+	resp = n.Do(t, http.MethodGet, "/docs/websocket.md", "", nil, nil)
+	guide, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(guide, []byte("# ")) {
+		t.Errorf("/docs/websocket.md: %d, %.40q", resp.StatusCode, guide)
 	}
 
 	n.Do(t, http.MethodGet, "/api/v1/no-such-thing", "", nil, nil)
