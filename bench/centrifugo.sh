@@ -80,10 +80,10 @@ API_KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat >"$WORK/config.json" <<EOF
 {
   "log": {"level": "warn"},
-  "http_server": {"address": "127.0.0.1", "port": "$PORT"},
+  "http_server": {"address": "127.0.0.1", "port": $PORT},
+  "health": {"enabled": true},
   "client": {
-    "token": {"hmac_secret_key": "$SECRET"},
-    "allowed_origins": ["*"]
+    "token": {"hmac_secret_key": "$SECRET"}
   },
   "http_api": {"key": "$API_KEY"},
   "prometheus": {"enabled": true},
