@@ -149,9 +149,9 @@ func (s *Service) createGroup(ctx context.Context, owner, title string, others [
 		if _, err := insertMembers(ctx, tx, id, others, Member, now, 0); err != nil {
 			return nil, err
 		}
-		ev, err := s.membershipEvent(ctx, tx, c, nil, nil)
-		done = ev.done
-		return []event{ev}, err
+		evs, d, err := s.membershipEvent(ctx, tx, c, nil, nil)
+		done = d
+		return evs, err
 	})
 	if err != nil {
 		return "", s.internal("create group", err)
@@ -201,9 +201,9 @@ func (s *Service) createDirectOnce(ctx context.Context, key, userID, peer string
 			if _, err := insertMembers(ctx, tx, id, []string{peer}, Member, now, 0); err != nil {
 				return nil, err
 			}
-			ev, err := s.membershipEvent(ctx, tx, c, nil, nil)
-			done = ev.done
-			return []event{ev}, err
+			var evs []event
+			evs, done, err = s.membershipEvent(ctx, tx, c, nil, nil)
+			return evs, err
 		}
 		if err != nil {
 			return nil, err
@@ -220,22 +220,29 @@ func (s *Service) createDirectOnce(ctx context.Context, key, userID, peer string
 		if err != nil || len(added) == 0 {
 			return nil, err
 		}
-		ev, err := s.membershipEvent(ctx, tx, c, before, nil)
-		done = ev.done
-		return []event{ev}, err
+		var evs []event
+		evs, done, err = s.membershipEvent(ctx, tx, c, before, nil)
+		return evs, err
 	})
 	return id, created, done, err
 }
 
-// membershipEvent builds the chat_updated event of a change to a chat's members, title or roles,
+// membershipEvent builds the chat_updated events of a change to a chat's members, title or roles,
 // read inside the changing transaction. before are the members before the change (nil for a new
-// chat), removed the users who left or were removed: they receive this last chat_updated, whose
-// members no longer include them, and nothing of the chat after it. When the event is handled,
-// the caches forget the chat and everyone in it, and removed users leave the chat's topic.
-func (s *Service) membershipEvent(ctx context.Context, tx *sql.Tx, c chatRow, before []memberRow, removed []string) (event, error) {
+// chat), removed the users who left or were removed: they receive this last chat_updated and
+// nothing of the chat after it. When the events are handled, the caches forget the chat and
+// everyone in it, removed users leave the chat's topic, and the automatic presence of the members
+// of a direct chat or small group is refreshed. The returned channel is closed once they have been
+// handled.
+//
+// A chat that is not a large group sends the chat with all its members to everyone. A large group
+// (more than Options.LargeGroupMembers) sends the full chat only to the newcomers, and everyone
+// else one summarizing ChatChange (member_count and this change's deltas): a batch of additions
+// costs one frame per member, never one per member per added member.
+func (s *Service) membershipEvent(ctx context.Context, tx *sql.Tx, c chatRow, before []memberRow, removed []string) ([]event, chan struct{}, error) {
 	after, err := listMembers(ctx, tx, c.ID)
 	if err != nil {
-		return event{}, err
+		return nil, nil, err
 	}
 	ch := Chat{ID: c.ID, Type: c.Type, Title: c.Title, CreatedAt: store.Time(c.CreatedAt), LastSeq: c.LastSeq,
 		Members: make([]MemberInfo, len(after))}
@@ -249,16 +256,54 @@ func (s *Service) membershipEvent(ctx context.Context, tx *sql.Tx, c chatRow, be
 	for _, m := range before {
 		touched = append(touched, m.UserID)
 	}
-	return event{
-		chatID: c.ID, typ: EventChatUpdated, data: ch, users: audience, done: make(chan struct{}),
+	// The automatic presence of a direct chat's or small group's members follows its membership
+	// (a group that becomes large, or small again, counts too).
+	presence := c.Type == Direct || !s.largeGroup(len(after)) || (before != nil && !s.largeGroup(len(before)))
+	done := make(chan struct{})
+	first := event{
+		chatID: c.ID, typ: EventChatUpdated,
 		apply: func(ctx context.Context) {
-			s.announceMembersChanged(ctx, membersChanged{ChatID: c.ID, Touched: touched, Removed: removed})
+			s.announceMembersChanged(ctx, membersChanged{ChatID: c.ID, Touched: touched, Removed: removed, Presence: presence})
 			for _, u := range removed {
 				s.pub.LeaveTopicUser(ctx, topic(c.ID), u)
 			}
 			s.runMembersHook(ctx, c.ID, before, audience[:len(after)], removed)
 		},
-	}, nil
+	}
+	if c.Type != Group || !s.largeGroup(len(after)) {
+		first.data, first.users, first.done = ch, audience, done
+		return []event{first}, done, nil
+	}
+	change := ChatChange{ID: c.ID, Type: c.Type, Title: c.Title, CreatedAt: ch.CreatedAt, LastSeq: c.LastSeq,
+		Partial: true, MemberCount: len(after), MembersRemoved: removed}
+	was := make(map[string]Role, len(before))
+	for _, m := range before {
+		was[m.UserID] = m.Role
+	}
+	var newcomers, others []string
+	for _, m := range ch.Members {
+		role, ok := was[m.UserID]
+		switch {
+		case !ok:
+			newcomers = append(newcomers, m.UserID)
+			change.MembersAdded = append(change.MembersAdded, m)
+		case role != m.Role:
+			change.MembersUpdated = append(change.MembersUpdated, m)
+			others = append(others, m.UserID)
+		default:
+			others = append(others, m.UserID)
+		}
+	}
+	others = append(others, removed...)
+	first.data, first.users = ch, newcomers
+	if len(newcomers) == 0 {
+		first.typ = "" // only the apply
+	}
+	second := event{chatID: c.ID, typ: EventChatUpdated, data: change, users: others, done: done}
+	if len(others) == 0 {
+		second.typ = ""
+	}
+	return []event{first, second}, done, nil
 }
 
 // change runs a change to a group's members, title or roles: it locks the chat, checks that the
@@ -299,9 +344,9 @@ func (s *Service) change(ctx context.Context, chatID, actor string, fn func(tx *
 				}
 			}
 		}
-		ev, err := s.membershipEvent(ctx, tx, c, before, removed)
-		done = ev.done
-		return []event{ev}, err
+		var evs []event
+		evs, done, err = s.membershipEvent(ctx, tx, c, before, removed)
+		return evs, err
 	})
 	if errors.Is(err, store.ErrNotFound) { // the chat went away
 		return apperr.NotFound("chat")

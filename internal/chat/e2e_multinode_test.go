@@ -160,3 +160,44 @@ func TestE2EMultiNodeLogout(t *testing.T) {
 		t.Fatalf("socket on the other node closed with %d, want %d", code, realtime.CloseSessionRevoked)
 	}
 }
+
+// TestE2EMultiNodePresenceSubscription: a subscription made on one node follows a user connected
+// to the other: the presence change travels as one bus message and is delivered there to the
+// subscribed connection; a co-member of the large group who did not subscribe gets nothing.
+func TestE2EMultiNodePresenceSubscription(t *testing.T) {
+	t.Parallel()
+	redisURL := storetest.RedisURL(t)
+	_, prefix := storetest.Redis(t)
+	grace := 300 * time.Millisecond
+	mutate := func(c *config.Config) {
+		c.RedisURL, c.RedisPrefix, c.PresenceGrace, c.LargeGroupMembers, c.RateLimits = redisURL, prefix, grace, 2, false
+	}
+	a := servertest.New(t, store.Postgres, mutate)
+	b := servertest.New(t, store.Postgres, func(c *config.Config) { mutate(c); c.DatabaseURL = a.Config.DatabaseURL })
+	e := &env{t: t, n: a, users: map[string]servertest.User{}}
+	for _, name := range []string{"owner", "ann", "carl"} {
+		e.users[name] = a.Register(t, name)
+	}
+	g := e.group("owner", "ann", "carl") // 3 members: large here
+
+	annB := dial(t, b, e.users["ann"], "b")
+	carlB := dial(t, b, e.users["carl"], "b")
+	ownerA := dial(t, a, e.users["owner"], "a")
+	var sub realtime.PresenceSubscribed
+	annB.ack(realtime.CmdPresenceSubscribe, map[string]any{"user_ids": []string{e.id("owner")}}, &sub)
+	var snap realtime.PresenceSnapshot
+	annB.event("presence_snapshot", &snap)
+	if len(snap.Items) != 1 || !snap.Items[0].Online {
+		t.Fatalf("ann's snapshot on b: %+v, want the owner online (on a)", snap)
+	}
+	var count realtime.PresenceCount
+	carlB.ack(realtime.CmdPresenceCount, map[string]any{"chat_id": g.ID}, &count)
+	if count.Online != 3 || count.Members != 3 {
+		t.Fatalf("count on b: %+v, want 3 of 3", count)
+	}
+	ownerA.close()
+	annB.expectPresence(e.id("owner"), false)
+	if got := presenceOf(t, carlB.drain()); len(got) != 0 {
+		t.Fatalf("carl (not subscribed) got presence of %v", got)
+	}
+}

@@ -101,6 +101,7 @@ func (s *Service) publish(ctx context.Context, ev event) {
 	}
 	if ev.typ != "" {
 		users := ev.users
+		large := false
 		if users == nil {
 			r, err := s.rosters.get(ctx, ev.chatID)
 			if err == nil && r.version < ev.membersVersion {
@@ -112,9 +113,16 @@ func (s *Service) publish(ctx context.Context, ev event) {
 			}
 			if r != nil {
 				users = r.ids
+				large = r.typ == Group && s.largeGroup(len(r.ids))
 			}
 		}
-		if len(users) > 0 {
+		if rcpt, ok := ev.data.(ReceiptEvent); ok && large {
+			// A receipt of a large group to every member would cost members² frames as they
+			// read: it goes to the connections that joined the chat (the screen showing it) and
+			// to the reader's own devices.
+			s.pub.PublishTopic(ctx, topic(ev.chatID), ev.typ, ev.data, rcpt.UserID)
+			s.pub.PublishUsers(ctx, []string{rcpt.UserID}, ev.typ, ev.data)
+		} else if len(users) > 0 {
 			s.pub.PublishUsers(ctx, users, ev.typ, ev.data)
 		}
 	}

@@ -77,6 +77,22 @@ type Chat struct {
 	LastSeq   int64        `json:"last_seq" doc:"seq of the chat's last message (0 when it has none)"`
 }
 
+// ChatChange is the data of chat_updated for the existing members of a large group: the chat
+// without its member list, the member count, and what this change did to the members.
+type ChatChange struct {
+	ID        string    `json:"id"`
+	Type      Type      `json:"type" enum:"direct,group"`
+	Title     string    `json:"title"`
+	CreatedAt time.Time `json:"created_at"`
+	LastSeq   int64     `json:"last_seq"`
+	// Partial is always true: members is left out; apply the deltas (or GET /chats/{id}).
+	Partial        bool         `json:"partial"`
+	MemberCount    int          `json:"member_count"`
+	MembersAdded   []MemberInfo `json:"members_added,omitempty"`
+	MembersRemoved []string     `json:"members_removed,omitempty"`
+	MembersUpdated []MemberInfo `json:"members_updated,omitempty" doc:"Members whose role changed"`
+}
+
 // ChatView is a chat with the caller's own state in it.
 type ChatView struct {
 	Chat

@@ -18,9 +18,13 @@ import (
 
 // Options configures a Service.
 type Options struct {
-	MaxGroupMembers int // most members of a group (config MaxGroupMembers)
-	MaxTextChars    int // longest message text in characters (config WSMaxTextChars)
-	MaxBatch        int // most ops per group-commit transaction; 0 = 256
+	MaxGroupMembers int // most members of a group (config MaxGroupMembers); 0 = 10,000
+	// LargeGroupMembers: a group with more members is large (config LargeGroupMembers; 0 = 50):
+	// no automatic presence between its members, membership changes summarized for the existing
+	// members, read/delivered receipts only to the connections that joined the chat.
+	LargeGroupMembers int
+	MaxTextChars      int // longest message text in characters (config WSMaxTextChars)
+	MaxBatch          int // most ops per group-commit transaction; 0 = 256
 	// CommitEvery is the least time between the starts of two group commits (config
 	// ChatCommitEvery): under load, ops that arrive meanwhile join the next batch, so there are
 	// fewer and larger transactions; an op that finds the writer idle for longer than this is
@@ -56,8 +60,10 @@ type Service struct {
 	writer      *writer
 	stmts       *stmtCache
 	membersHook MembersHook // set while wiring (OnMembersChanged); nil = none
-	events      pipeline
-	typing      *typing
+	// presenceRefresh is told whose automatic presence may have changed (OnPresenceInterest).
+	presenceRefresh PresenceRefresher
+	events          pipeline
+	typing          *typing
 
 	// orderMu is held from the start of every write transaction until its events are queued, so
 	// the event queue is in commit order.
@@ -79,7 +85,10 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 		panic("chat: Options.Accounts is required")
 	}
 	if o.MaxGroupMembers <= 0 {
-		o.MaxGroupMembers = 1000
+		o.MaxGroupMembers = 10_000
+	}
+	if o.LargeGroupMembers <= 0 {
+		o.LargeGroupMembers = 50
 	}
 	if o.MaxTextChars <= 0 {
 		o.MaxTextChars = 4096
@@ -121,6 +130,9 @@ type membersChanged struct {
 	ChatID  string   `json:"chat_id"`
 	Touched []string `json:"touched"` // members before and after: their contact lists change
 	Removed []string `json:"removed,omitempty"`
+	// Presence: the chat is a direct chat or a small group (before or after the change), so the
+	// automatic presence of the touched users may have changed.
+	Presence bool `json:"presence,omitempty"`
 }
 
 // announceMembersChanged makes every node, this one before it returns, forget what it cached of
@@ -134,7 +146,7 @@ func (s *Service) announceMembersChanged(ctx context.Context, c membersChanged) 
 }
 
 // onMembersChanged handles signalMembersChanged, from any node.
-func (s *Service) onMembersChanged(_ context.Context, payload []byte) {
+func (s *Service) onMembersChanged(ctx context.Context, payload []byte) {
 	var c membersChanged
 	if err := json.Unmarshal(payload, &c); err != nil || c.ChatID == "" {
 		s.log.Error("chat: malformed members-changed signal", "err", err)
@@ -144,6 +156,9 @@ func (s *Service) onMembersChanged(_ context.Context, payload []byte) {
 	s.contacts.invalidate(c.Touched...)
 	for _, u := range c.Removed {
 		s.typing.forget(c.ChatID, u)
+	}
+	if c.Presence && s.presenceRefresh != nil {
+		s.presenceRefresh(ctx, c.Touched)
 	}
 }
 

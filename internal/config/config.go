@@ -61,6 +61,10 @@ type Config struct {
 	WSSendQueue       int
 	WSPingInterval    time.Duration
 	PresenceGrace     time.Duration
+	// LargeGroupMembers: groups with more members are large (no automatic presence between
+	// members, summarized membership events, receipts only to the chat's joined connections).
+	LargeGroupMembers     int
+	PresenceSubscriptions int // explicit presence subscriptions per connection
 
 	AvatarMaxBytes int64
 	ImageMaxPixels int64
@@ -232,7 +236,7 @@ func settings() []Setting {
 			c.Pprof = b
 			return err
 		}},
-		{"max-group-members", "NERUTALK_MAX_GROUP_MEMBERS", "1000", "most members a group chat may have", intSetter(func(c *Config) *int { return &c.MaxGroupMembers }, 2)},
+		{"max-group-members", "NERUTALK_MAX_GROUP_MEMBERS", "10000", "most members a group chat may have", intSetter(func(c *Config) *int { return &c.MaxGroupMembers }, 2)},
 		{"chat-commit-interval", "NERUTALK_CHAT_COMMIT_INTERVAL", "5ms", "least time between two group commits of chat messages: under load, messages that arrive meanwhile join the next commit (fewer, larger transactions for at most this much latency); a lone message never waits; 0s commits as soon as the previous commit ends", durationSetterFrom(true, func(c *Config) *time.Duration { return &c.ChatCommitEvery })},
 		{"ws-max-frame-bytes", "NERUTALK_WS_MAX_FRAME_BYTES", "65536", "largest WebSocket frame a client may send", int64Setter(func(c *Config) *int64 { return &c.WSMaxFrameBytes }, 1024)},
 		{"ws-max-text-chars", "NERUTALK_WS_MAX_TEXT_CHARS", "4096", "longest message text, in characters", intSetter(func(c *Config) *int { return &c.WSMaxTextChars }, 1)},
@@ -240,6 +244,8 @@ func settings() []Setting {
 		{"ws-send-queue", "NERUTALK_WS_SEND_QUEUE", "1024", "frames queued for one connection before it is dropped as too slow", intSetter(func(c *Config) *int { return &c.WSSendQueue }, 8)},
 		{"ws-ping-interval", "NERUTALK_WS_PING_INTERVAL", "25s", "how often the server pings each connection", durationSetter(func(c *Config) *time.Duration { return &c.WSPingInterval })},
 		{"presence-grace", "NERUTALK_PRESENCE_GRACE", "5s", "how long a user stays online after the last connection closes", durationSetter(func(c *Config) *time.Duration { return &c.PresenceGrace })},
+		{"large-group-members", "NERUTALK_LARGE_GROUP_MEMBERS", "50", "groups with more members are large: their members get no automatic presence of each other (they subscribe with presence_subscribe or ask presence_count), membership changes reach existing members as one summarizing chat_updated, and read/delivered receipts go only to the connections that joined the chat", intSetter(func(c *Config) *int { return &c.LargeGroupMembers }, 2)},
+		{"presence-subscriptions", "NERUTALK_PRESENCE_SUBSCRIPTIONS", "500", "most users one WebSocket connection may follow with presence_subscribe", intSetter(func(c *Config) *int { return &c.PresenceSubscriptions }, 1)},
 		{"avatar-max-bytes", "NERUTALK_AVATAR_MAX_BYTES", "5242880", "largest avatar upload", int64Setter(func(c *Config) *int64 { return &c.AvatarMaxBytes }, 1024)},
 		{"image-max-pixels", "NERUTALK_IMAGE_MAX_PIXELS", "40000000", "largest image accepted, in pixels (width x height)", int64Setter(func(c *Config) *int64 { return &c.ImageMaxPixels }, 1)},
 		{"media-max-image-bytes", "NERUTALK_MEDIA_MAX_IMAGE_BYTES", "20971520", "largest image upload (POST /files)", int64Setter(func(c *Config) *int64 { return &c.MediaMaxImageBytes }, 1024)},

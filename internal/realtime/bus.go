@@ -23,6 +23,9 @@ const (
 	// KindSession delivers Frame to the connections of Users[0] opened with the auth session
 	// named Topic (Hub.PublishSession).
 	KindSession
+	// KindPresence delivers Frame (a presence event of the user Topic) to the connections that
+	// follow that user: one message per presence change, whatever the size of the user's chats.
+	KindPresence
 )
 
 // Message is one publish or leave operation, carried between nodes by the Bus. Frame is the

@@ -74,7 +74,7 @@ func decodeBusEntry(b []byte) (busEntry, error) {
 	if d.err != nil {
 		return busEntry{}, d.err
 	}
-	if e.Msg.Kind < KindUsers || e.Msg.Kind > KindSession {
+	if e.Msg.Kind < KindUsers || e.Msg.Kind > KindPresence {
 		return busEntry{}, fmt.Errorf("%w: kind %d", errBusEntry, e.Msg.Kind)
 	}
 	if len(d.b) > 0 {

@@ -81,9 +81,13 @@ type conn struct {
 	answers []answer
 	pending chan struct{}
 
-	mu     sync.Mutex // guards topics and gone
+	mu     sync.Mutex // guards topics, follows, explicit and gone
 	topics map[string]struct{}
-	gone   bool
+	// follows holds the users whose presence the connection follows, with why (followAuto,
+	// followExplicit); explicit counts those followed with presence_subscribe.
+	follows  map[string]uint8
+	explicit int
+	gone     bool
 }
 
 // maxPendingAnswers is how many deferred answers (Later) a connection may have in flight.

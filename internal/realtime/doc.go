@@ -79,7 +79,11 @@
 //     by one node's janitor, crashed nodes released by the others, and each node's own counts
 //     rewritten into Redis when Redis lost them). A user is online
 //     while a connection is open and for PresenceGrace after the last one closes, so a quick
-//     reconnect produces no events. Presence events go only to the user's contacts
-//     (PresenceAudience); each announcement and each new connection's snapshot read the status and
-//     queue their frames under a per-user lock, so every client sees a user's changes in order.
+//     reconnect produces no events. Presence goes by interest (interest.go): each node indexes, per
+//     user, the local connections that follow them (automatically: PresenceAudience.AutoPresence,
+//     refreshed by RefreshPresence; or by presence_subscribe, capped per connection). A change is
+//     one KindPresence bus message, delivered on each node to the user's followers only; each
+//     announcement and each snapshot read the status and queue their frames under the user's
+//     announce lock, so every client sees a user's changes in order. Lock order: announce locks
+//     (in shard order), then conn.mu, then an interest shard, then a connection's queue lock.
 package realtime

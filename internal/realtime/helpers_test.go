@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -37,10 +38,30 @@ type testEnv struct {
 	laters chan *Later // the Laters the "later" command returned, in the order it ran
 }
 
+// fakeAudience maps a user to the users they follow automatically, who are also the users whose
+// presence they may subscribe to; the key "chat/<id>" lists the members of chat <id>.
 type fakeAudience map[string][]string
 
-func (a fakeAudience) Contacts(_ context.Context, userID string) ([]string, error) {
+func (a fakeAudience) AutoPresence(_ context.Context, userID string) ([]string, error) {
 	return a[userID], nil
+}
+
+func (a fakeAudience) PresenceVisible(_ context.Context, userID string, ids []string) ([]string, error) {
+	out := []string{}
+	for _, u := range ids {
+		if slices.Contains(a[userID], u) || slices.Contains(a["visible/"+userID], u) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+func (a fakeAudience) ChatMembers(_ context.Context, userID, chatID string) ([]string, error) {
+	members, ok := a["chat/"+chatID]
+	if !ok || !slices.Contains(members, userID) {
+		return nil, apperr.NotFound("chat")
+	}
+	return members, nil
 }
 
 func testConfig() config.Config {

@@ -102,16 +102,18 @@ func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Princip
 	// Presence and the snapshot run on a short-lived goroutine: the lookups they make (the
 	// database, on a cache miss) need a deep stack, which the long-lived read loop would otherwise
 	// keep. The read loop handles no frame before they are done, so the snapshot comes first.
+	// Coming online is one announcement to the user's followers; the snapshot covers the users
+	// this connection follows automatically: the cost is bounded by those sets, never by the size
+	// of the user's groups.
 	setup := make(chan struct{})
 	go func() {
 		defer close(setup)
-		cameOnline := h.presence.Connected(c.user)
-		contacts := without(h.contacts(ctx, c.user), c.user)
-		if cameOnline {
-			h.announce(ctx, c.user, contacts)
+		if h.presence.Connected(c.user) {
+			h.announce(ctx, c.user)
 			h.presenceChanged(context.WithoutCancel(ctx), c.user, true)
 		}
-		h.sendSnapshot(c, contacts)
+		auto, _ := h.autoPresence(ctx, c.user)
+		h.follow(c, auto, followAuto, true)
 	}()
 
 	handshake := c.readLoop(ctx, setup)

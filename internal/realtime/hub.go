@@ -55,6 +55,9 @@ type Options struct {
 	SendQueue       int           // frames queued per connection before it is closed as too slow (default 1024)
 	PingInterval    time.Duration // server pings (default 25 s)
 	PresenceGrace   time.Duration // a user stays online this long after the last connection (default 5 s)
+	// PresenceSubscriptions caps the users one connection follows with presence_subscribe
+	// (default 500).
+	PresenceSubscriptions int
 	// Origins may open the socket from a browser ("*": any); none allows same-origin pages only.
 	Origins []string
 	// Authenticate checks the access tokens of the upgrades; nil uses the API's (Mount).
@@ -62,7 +65,8 @@ type Options struct {
 	Logger       *slog.Logger
 	// Registerer receives the hub's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
-	// Audience says who sees whose presence; nil sends no presence events (see SetAudience).
+	// Audience says whose presence each connection follows; nil sends no presence events (see
+	// SetAudience).
 	Audience PresenceAudience
 	// Bus carries publications between nodes; nil is the in-process LocalBus.
 	Bus Bus
@@ -77,7 +81,7 @@ type Options struct {
 func FromConfig(cfg config.Config) Options {
 	o := Options{
 		MaxFrameBytes: cfg.WSMaxFrameBytes, SendQueue: cfg.WSSendQueue, PingInterval: cfg.WSPingInterval,
-		PresenceGrace: cfg.PresenceGrace, Origins: cfg.CORSOrigins,
+		PresenceGrace: cfg.PresenceGrace, Origins: cfg.CORSOrigins, PresenceSubscriptions: cfg.PresenceSubscriptions,
 	}
 	if cfg.RateLimits {
 		o.FramesPerSecond = cfg.WSFramesPerSecond
@@ -113,9 +117,14 @@ type Hub struct {
 	seed       shardSeed
 	users      [numShards]userShard
 	topics     [numShards]topicShard
+	interest   [numShards]interestShard
 	announceMu [numShards]sync.Mutex
 	presence   presenceTracker
 	metrics    *metrics
+
+	maxSubscriptions int // explicit presence subscriptions per connection
+	countMu          sync.Mutex
+	counts           map[string]countEntry // presence_count answers by chat id
 }
 
 type audienceBox struct{ PresenceAudience }
@@ -174,6 +183,12 @@ func New(o Options) (*Hub, error) {
 		now:          time.Now,
 		seed:         newShardSeed(),
 		metrics:      m,
+		counts:       map[string]countEntry{},
+
+		maxSubscriptions: o.PresenceSubscriptions,
+	}
+	if h.maxSubscriptions <= 0 {
+		h.maxSubscriptions = 500
 	}
 	if h.maxFrame <= 0 {
 		h.maxFrame = 64 << 10
@@ -195,7 +210,9 @@ func New(o Options) (*Hub, error) {
 	for i := range h.users {
 		h.users[i].conns = map[string][]*conn{}
 		h.topics[i].topics = map[string]map[*conn]struct{}{}
+		h.interest[i].followers = map[string]map[*conn]struct{}{}
 	}
+	h.registerPresenceCommands()
 	if o.Redis != nil {
 		h.presence = newRedisPresence(o.Redis, o.RedisPrefix, grace, h.log, h.statusChanged)
 	} else {
@@ -254,8 +271,8 @@ func (h *Hub) Handle(typ string, fn CommandFunc) {
 		panic("realtime: Handle(" + typ + ") after the hub started serving")
 	case !validType(typ) || fn == nil:
 		panic(fmt.Sprintf("realtime: Handle(%q): invalid type or nil handler", typ))
-	case typ == "ping":
-		panic("realtime: ping is built in")
+	case typ == "ping" || typ == CmdPresenceSubscribe || typ == CmdPresenceUnsubscribe || typ == CmdPresenceCount:
+		panic("realtime: " + typ + " is built in")
 	case h.handlers[typ] != nil:
 		panic("realtime: Handle(" + typ + ") registered twice")
 	}
@@ -370,7 +387,7 @@ func (h *Hub) presenceChanged(ctx context.Context, userID string, online bool) {
 	}
 }
 
-// SetAudience sets who sees whose presence, for wiring where the audience is built after the hub.
+// SetAudience sets whose presence the connections follow, for wiring where the audience is built after the hub.
 func (h *Hub) SetAudience(a PresenceAudience) {
 	h.audience.Store(&audienceBox{a})
 }
@@ -470,6 +487,8 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 			}
 		}
 		s.mu.RUnlock()
+	case KindPresence:
+		h.deliverPresence(m.Topic, m.Frame, wb)
 	case KindLeaveTopic:
 		for _, u := range m.Users {
 			h.leaveTopicLocal(m.Topic, u)
@@ -502,9 +521,15 @@ func (h *Hub) unregister(c *conn) {
 	c.gone = true
 	topics := c.topics
 	c.topics = nil
+	follows := c.follows
+	c.follows = nil
+	c.explicit = 0
 	c.mu.Unlock()
 	for t := range topics {
 		h.removeFromTopic(t, c)
+	}
+	for u := range follows {
+		h.dropFollower(u, c)
 	}
 	s := &h.users[h.seed.index(c.user)]
 	s.mu.Lock()

@@ -6,10 +6,21 @@ import (
 	"time"
 )
 
-// PresenceAudience tells who may see a user's presence: the users who share a chat with them.
-// The chat package implements it.
+// PresenceAudience says whose presence a connection follows; the chat package implements it.
+// Presence goes by interest, never by broadcast: a change of a user's status is delivered only to
+// the connections that follow them, automatically (AutoPresence, computed when the connection
+// opens and refreshed when the user's chats change: RefreshPresence) or because they asked
+// (presence_subscribe, for users who share a chat with them: PresenceVisible).
 type PresenceAudience interface {
-	Contacts(ctx context.Context, userID string) ([]string, error)
+	// AutoPresence returns the users whose presence userID follows without asking: direct-chat
+	// partners and co-members of small groups. Its size never depends on the size of large groups.
+	AutoPresence(ctx context.Context, userID string) ([]string, error)
+	// PresenceVisible returns the users among ids whose presence userID may see: those who share
+	// a chat with them.
+	PresenceVisible(ctx context.Context, userID string, ids []string) ([]string, error)
+	// ChatMembers returns the members of chatID when userID is one of them, else an apperr
+	// not-found error (presence_count).
+	ChatMembers(ctx context.Context, userID, chatID string) ([]string, error)
 }
 
 // PresenceData is the data of a "presence" event.
@@ -33,6 +44,8 @@ type presenceTracker interface {
 	Status(userID string) (online bool, lastSeen time.Time)
 	// OnlineAmong returns the users of ids who are online.
 	OnlineAmong(ids []string) []string
+	// Statuses returns the status of each of ids, in order (one round trip with Redis).
+	Statuses(ids []string) []PresenceData
 	// stop ends the tracker's timers or background work (the hub is shutting down).
 	stop()
 }
@@ -146,6 +159,15 @@ func (p *memoryPresence) OnlineAmong(ids []string) []string {
 	return online
 }
 
+func (p *memoryPresence) Statuses(ids []string) []PresenceData {
+	out := make([]PresenceData, len(ids))
+	for i, u := range ids {
+		online, seen := p.Status(u)
+		out[i] = presenceData(u, online, seen)
+	}
+	return out
+}
+
 // stop cancels the pending grace timers (the hub is shutting down).
 func (p *memoryPresence) stop() {
 	for i := range p.shards {
@@ -162,49 +184,59 @@ func (p *memoryPresence) stop() {
 	}
 }
 
-// presenceFrame encodes the presence event of userID as the tracker sees it now.
-func presenceFrame(userID string, online bool, lastSeen time.Time) []byte {
+// presenceData is the wire form of a status: last_seen only while offline, when known.
+func presenceData(userID string, online bool, lastSeen time.Time) PresenceData {
 	d := PresenceData{UserID: userID, Online: online}
 	if !online && !lastSeen.IsZero() {
 		d.LastSeen = &lastSeen
 	}
-	b, err := encodeFrame("presence", "", d)
+	return d
+}
+
+// presenceFrame encodes the presence event of userID as the tracker sees it now.
+func presenceFrame(userID string, online bool, lastSeen time.Time) []byte {
+	b, err := encodeFrame("presence", "", presenceData(userID, online, lastSeen))
 	if err != nil { // strings, a bool and a time: cannot happen
 		panic(err)
 	}
 	return b
 }
 
-// announce tells userID's contacts the user's current presence. Announcements and the snapshots
-// sent to new connections read the status and enqueue under the user's announce lock, so every
-// connection sees a user's presence changes in the order they happened, ending with the current one.
-func (h *Hub) announce(ctx context.Context, userID string, contacts []string) {
-	if len(contacts) == 0 || h.closed.Load() {
+// announce tells the connections that follow userID, on every node, the user's current presence:
+// ONE bus message (KindPresence), whatever the size of the user's chats; each node hands it to its
+// own followers (the interest index). Announcements and the snapshots sent to followers read the
+// status and enqueue under the user's announce lock, so every connection sees a user's presence
+// changes in the order they happened, ending with the current one.
+func (h *Hub) announce(ctx context.Context, userID string) {
+	if h.closed.Load() {
 		return
 	}
 	mu := &h.announceMu[h.seed.index(userID)]
 	mu.Lock()
 	defer mu.Unlock()
 	online, lastSeen := h.presence.Status(userID)
-	h.publish(ctx, Message{Kind: KindUsers, Users: contacts, Frame: presenceFrame(userID, online, lastSeen)})
+	h.publish(ctx, Message{Kind: KindPresence, Topic: userID, Frame: presenceFrame(userID, online, lastSeen)})
 }
 
-// PresenceSnapshot is the data of the presence_snapshot frame: the contacts online right now.
+// PresenceSnapshot is the data of the presence_snapshot frame: statuses of followed users.
 type PresenceSnapshot struct {
 	Items []PresenceData `json:"items"`
 }
 
-// sendSnapshot queues, for the new connection c, ONE presence_snapshot frame listing the contacts
-// who are online (nothing when none is), so that a user with many contacts cannot overflow their
-// own send queue on connect. The announce locks of every contact's shard are held, in shard order,
-// while the statuses are read and the frame is queued: a later announcement of any of them is
-// queued after the snapshot, so the last word about a user is always the current one.
-func (h *Hub) sendSnapshot(c *conn, contacts []string) {
-	if len(contacts) == 0 {
+// follow makes c follow users (the interest bit says why: auto or explicit) and queues ONE
+// presence_snapshot frame with their statuses: only those online when onlineOnly (a new
+// connection's automatic set; nothing is queued when none is), else every one of them. The
+// announce locks of the users' shards are held, in shard order, while c joins the interest index,
+// the statuses are read and the frame is queued: an announcement of any of them is queued either
+// before the snapshot (and the snapshot is newer) or after it, so the last word about a user is
+// always the current one. A snapshot is one frame, so a user following many cannot overflow their
+// own send queue.
+func (h *Hub) follow(c *conn, users []string, bit uint8, onlineOnly bool) {
+	if len(users) == 0 {
 		return
 	}
 	var shards [numShards]bool
-	for _, u := range contacts {
+	for _, u := range users {
 		shards[h.seed.index(u)] = true
 	}
 	for i := range shards {
@@ -213,45 +245,62 @@ func (h *Hub) sendSnapshot(c *conn, contacts []string) {
 			defer h.announceMu[i].Unlock()
 		}
 	}
-	var snap PresenceSnapshot
-	for _, u := range h.presence.OnlineAmong(contacts) {
-		snap.Items = append(snap.Items, PresenceData{UserID: u, Online: true})
+	if !h.watch(c, users, bit) {
+		return // the connection is gone
 	}
-	if len(snap.Items) == 0 {
-		return
+	snap := PresenceSnapshot{Items: []PresenceData{}}
+	if onlineOnly {
+		for _, u := range h.presence.OnlineAmong(users) {
+			snap.Items = append(snap.Items, PresenceData{UserID: u, Online: true})
+		}
+		if len(snap.Items) == 0 {
+			return
+		}
+	} else {
+		snap.Items = h.presence.Statuses(users)
 	}
 	b, err := encodeFrame("presence_snapshot", "", snap)
-	if err != nil { // strings and bools: cannot happen
+	if err != nil { // strings, bools and times: cannot happen
 		panic(err)
 	}
 	c.enqueue(b, nil)
 }
 
-// contacts asks the audience who may see userID's presence; failures are logged and give nobody.
-func (h *Hub) contacts(ctx context.Context, userID string) []string {
+// audienceOf returns the PresenceAudience, nil when none is set.
+func (h *Hub) audienceOf() PresenceAudience {
 	a := h.audience.Load()
-	if a == nil || a.PresenceAudience == nil {
+	if a == nil {
 		return nil
+	}
+	return a.PresenceAudience
+}
+
+// autoPresence asks the audience whose presence userID follows automatically (never userID);
+// failures are logged and give nobody.
+func (h *Hub) autoPresence(ctx context.Context, userID string) ([]string, bool) {
+	a := h.audienceOf()
+	if a == nil {
+		return nil, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, presenceLookupTimeout)
 	defer cancel()
-	list, err := a.Contacts(ctx, userID)
+	list, err := a.AutoPresence(ctx, userID)
 	if err != nil {
 		h.log.WarnContext(ctx, "realtime: presence audience lookup failed", "user_id", userID, "err", err)
-		return nil
+		return nil, false
 	}
-	return list
+	return without(list, userID), true
 }
 
 // statusChanged is the trackers' callback when they changed a user's status by themselves:
 // offline after the grace period, or (Redis) back online after a resync. It tells the user's
-// contacts and the OnPresence hooks.
+// followers and the OnPresence hooks.
 func (h *Hub) statusChanged(userID string) {
 	if h.closed.Load() {
 		return
 	}
 	ctx := context.Background()
-	h.announce(ctx, userID, h.contacts(ctx, userID))
+	h.announce(ctx, userID)
 	online, _ := h.presence.Status(userID)
 	h.presenceChanged(ctx, userID, online)
 }

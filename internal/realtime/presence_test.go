@@ -190,3 +190,65 @@ func TestPresenceSnapshotLargerThanTheSendQueue(t *testing.T) {
 	many.send("ping", "p1", nil)
 	many.expectNext("ack")
 }
+
+// interestSize counts the (user, connection) pairs of the interest index.
+func (h *Hub) interestSize() int {
+	n := 0
+	for i := range h.interest {
+		s := &h.interest[i]
+		s.mu.RLock()
+		for _, set := range s.followers {
+			n += len(set)
+		}
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// Explicit subscriptions: only visible users, never oneself, duplicates once; unsubscribing
+// keeps what is followed automatically; a closed connection leaves the interest index.
+func TestPresenceSubscriptions(t *testing.T) {
+	t.Parallel()
+	audience := fakeAudience{
+		"alice":         {"bob"},
+		"bob":           {"alice"},
+		"visible/alice": {"dave"},
+		"chat/c1":       {"alice", "bob", "dave"},
+	}
+	e := newEnv(t, func(c *config.Config) { c.PresenceGrace = testGrace; c.PresenceSubscriptions = 2 }, audience)
+	dave := e.dialReady(t, "dave")
+	alice := e.dialReady(t, "alice")
+
+	alice.send(CmdPresenceSubscribe, "s1", map[string]any{"user_ids": []string{"dave", "dave", "alice", "eve", "bob"}})
+	snap := decodeData[PresenceSnapshot](t, alice.expectNext("presence_snapshot"))
+	if len(snap.Items) != 2 || snap.Items[0].UserID != "dave" || !snap.Items[0].Online || snap.Items[1].UserID != "bob" || snap.Items[1].Online {
+		t.Fatalf("snapshot %+v, want dave online and bob offline", snap)
+	}
+	ack := decodeData[PresenceSubscribed](t, alice.expectNext("ack"))
+	if strings.Join(ack.UserIDs, ",") != "dave,bob" || ack.Subscriptions != 2 {
+		t.Fatalf("ack %+v", ack)
+	}
+	alice.send(CmdPresenceSubscribe, "s2", map[string]any{"user_ids": []string{"bob", "dave"}}) // already followed: no new one
+	alice.expectNext("presence_snapshot")
+	alice.expectNext("ack")
+	alice.send(CmdPresenceUnsubscribe, "u1", map[string]any{"user_ids": []string{"bob", "dave"}})
+	if got := decodeData[PresenceSubscribed](t, alice.expectNext("ack")); got.Subscriptions != 0 {
+		t.Fatalf("after unsubscribe: %+v", got)
+	}
+	bob := e.dial(t, "bob") // alice still follows bob automatically
+	expectPresence(t, alice, "bob", true)
+	expectSnapshot(t, bob, "alice")
+
+	alice.send(CmdPresenceCount, "c1", map[string]any{"chat_id": "c1"})
+	if got := decodeData[PresenceCount](t, alice.expectNext("ack")); got.Online != 3 || got.Members != 3 {
+		t.Fatalf("count %+v", got)
+	}
+	dave.send(CmdPresenceCount, "c2", map[string]any{"chat_id": "nope"})
+	if got := decodeData[ErrorData](t, dave.expectNext("error")); got.Code != "not_found" {
+		t.Fatalf("count of a chat one is not in: %+v", got)
+	}
+	alice.ws.Close(websocket.StatusNormalClosure, "")
+	bob.ws.Close(websocket.StatusNormalClosure, "")
+	dave.ws.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "the interest index to empty", func() bool { return e.hub.interestSize() == 0 })
+}

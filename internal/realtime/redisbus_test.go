@@ -28,6 +28,7 @@ func TestBusEntryRoundTrip(t *testing.T) {
 		{Node: "n3", Seq: 7, Msg: Message{Kind: KindLeaveTopic, Topic: "chat:1", Users: []string{"b"}}},
 		{Node: "n4", Seq: 8, Msg: Message{Kind: KindSignal, Topic: "chat.changed", Frame: []byte{0, 1, 2}}},
 		{Node: "n5", Seq: 9, Msg: Message{Kind: KindSession, Topic: "session-1", Users: []string{"a"}, Frame: []byte(`{}`)}},
+		{Node: "n6", Seq: 10, Msg: Message{Kind: KindPresence, Topic: "user-1", Frame: []byte(`{"type":"presence"}`)}},
 	} {
 		got, err := decodeBusEntry(appendBusEntry(nil, e))
 		if err != nil {
@@ -46,7 +47,7 @@ func TestBusEntryRejectsMalformed(t *testing.T) {
 		"empty":          nil,
 		"other version":  append([]byte{9}, good[1:]...),
 		"unknown kind":   append([]byte{busCodecVersion, 0}, good[2:]...),
-		"kind too large": append([]byte{busCodecVersion, byte(KindSession + 1)}, good[2:]...),
+		"kind too large": append([]byte{busCodecVersion, byte(KindPresence + 1)}, good[2:]...),
 		"truncated":      good[:len(good)-1],
 		"huge user list": {busCodecVersion, byte(KindUsers), 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"bad varint":     {busCodecVersion, byte(KindUsers), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},

@@ -328,20 +328,14 @@ func (p *redisPresence) Status(userID string) (bool, time.Time) {
 		p.log.Warn("realtime: presence: status", "user_id", userID, "err", err)
 		return false, time.Time{}
 	}
-	if vals[0] != nil {
-		return true, time.Time{}
-	}
-	var seen time.Time
-	if s, ok := vals[1].(string); ok {
-		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-			seen = time.UnixMilli(ms).UTC()
-		}
-	}
-	return false, seen
+	return parseStatus(vals)
 }
 
 // OnlineAmong returns the users of ids who are online, in one round trip.
 func (p *redisPresence) OnlineAmong(ids []string) []string {
+	if len(ids) == 0 {
+		return nil
+	}
 	ctx, cancel := p.opContext()
 	defer cancel()
 	pipe := p.rdb.Pipeline()
@@ -360,6 +354,50 @@ func (p *redisPresence) OnlineAmong(ids []string) []string {
 		}
 	}
 	return online
+}
+
+// Statuses reads the status of each of ids in one round trip; offline when Redis fails.
+func (p *redisPresence) Statuses(ids []string) []PresenceData {
+	out := make([]PresenceData, len(ids))
+	for i, u := range ids {
+		out[i] = PresenceData{UserID: u}
+	}
+	if len(ids) == 0 {
+		return out
+	}
+	ctx, cancel := p.opContext()
+	defer cancel()
+	pipe := p.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(ids))
+	for i, u := range ids {
+		cmds[i] = pipe.HMGet(ctx, p.userKey(u), "_online", "_seen")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		p.log.Warn("realtime: presence: statuses", "users", len(ids), "err", err)
+		return out
+	}
+	for i, c := range cmds {
+		online, seen := parseStatus(c.Val())
+		out[i] = presenceData(ids[i], online, seen)
+	}
+	return out
+}
+
+// parseStatus reads the values of HMGET _online _seen.
+func parseStatus(vals []any) (bool, time.Time) {
+	if len(vals) != 2 {
+		return false, time.Time{}
+	}
+	if vals[0] != nil {
+		return true, time.Time{}
+	}
+	var seen time.Time
+	if s, ok := vals[1].(string); ok {
+		if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+			seen = time.UnixMilli(ms).UTC()
+		}
+	}
+	return false, seen
 }
 
 // stop ends the janitor. The counts of this node's connections are released as they close.

@@ -222,14 +222,15 @@ func (s *Server) wireAPI(context.Context) error {
 
 func (s *Server) wireChat(context.Context) error {
 	chats := chat.New(s.DB, s.Hub, chat.Options{
-		MaxGroupMembers: s.cfg.MaxGroupMembers, MaxTextChars: s.cfg.WSMaxTextChars,
+		MaxGroupMembers: s.cfg.MaxGroupMembers, LargeGroupMembers: s.cfg.LargeGroupMembers, MaxTextChars: s.cfg.WSMaxTextChars,
 		CommitEvery: s.cfg.ChatCommitEvery, Logger: s.log, Registerer: s.Metrics.Registry, Files: chatFiles{s.media.Files}, Accounts: chatAccounts{},
 		ActiveCalls: call.Queries{DB: s.DB},
 		SendHooks:   []chat.SendHook{pushHook{s.Push}}, // message pushes are queued in the send transaction
 	})
 	s.closers = append(s.closers, chats.Close) // before the database closes: the writer drains into it
 	chats.RegisterCommands(s.Hub)
-	s.Hub.SetAudience(chats)
+	s.Hub.SetAudience(chats)                        // presence by interest: whose presence each connection follows
+	chats.OnPresenceInterest(s.Hub.RefreshPresence) // membership changes of small chats refresh it
 	s.Chat = chats
 	s.mounts = append(s.mounts, chats.Mount)
 	return nil
