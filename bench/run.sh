@@ -16,8 +16,10 @@
 #   -nodes N              with -pg: N server processes on ports -port, -port+1, ... sharing the database
 #                         and Redis; the tool spreads its WebSockets over them (-ws-addrs). The server's
 #                         CPU is all the nodes' (-node-pids); -pid, memory and config are the first's
-#   -scenarios LIST       comma-separated: idle,fanout,chat,auth,loopback,calls (default: the first five; loopback
-#                         needs no server: it measures the machine's cost of moving frames)
+#   -scenarios LIST       comma-separated: idle,fanout,chat,auth,loopback,calls,chatcpu (default: the first five;
+#                         loopback needs no server: it measures the machine's cost of moving frames; chatcpu is
+#                         loopback then chat in one invocation, so the chat result gives each step's server CPU
+#                         per acked message next to the loopback floor of the same run)
 #   -full                 full sizes instead of the quick defaults
 #   -server-cpus LIST     pin the server to these CPUs (taskset -c), e.g. 0
 #   -bench-cpus LIST      pin the generator to these CPUs, e.g. 1
@@ -161,7 +163,7 @@ make_admin() {
 # own defaults (the method of docs/BENCHMARKS.md).
 if [ $FULL = 1 ]; then
   COMMON=()
-  declare -A SIZES=([idle]="" [fanout]="" [chat]="" [auth]="" [loopback]="" [calls]="")
+  declare -A SIZES=([idle]="" [fanout]="" [chat]="" [auth]="" [loopback]="" [calls]="" [chatcpu]="")
 else
   COMMON=(-warmup 2s -window 10s -runs 1 -drain 10s)
   declare -A SIZES=(
@@ -171,6 +173,7 @@ else
     [auth]="-auth-workers 2"
     [loopback]="-loopback-rates 25k,50k"
     [calls]=""
+    [chatcpu]="-chat-rates 2.5k,3.5k,4.5k,5.5k -loopback-rates 25k,50k"
   )
 fi
 BENCH_PIN=()
@@ -189,7 +192,9 @@ LINES=$WORK/results.jsonl
 status=0
 IFS=, read -r -a LIST <<<"$SCENARIOS"
 for sc in "${LIST[@]}"; do
-  case "$sc" in idle|fanout|chat|calls) argon=cheap ;; auth) argon=default ;; loopback) argon=none ;;
+  tool_sc=$sc
+  if [ "$sc" = chatcpu ]; then tool_sc=loopback,chat; fi
+  case "$sc" in idle|fanout|chat|calls|chatcpu) argon=cheap ;; auth) argon=default ;; loopback) argon=none ;;
     *) echo "run.sh: unknown scenario $sc" >&2; exit 2 ;; esac
   if [ "$argon" = none ]; then # no server: both ends are the tool's
     log "scenario $sc (no server)"
@@ -213,7 +218,9 @@ for sc in "${LIST[@]}"; do
     others=$(IFS=,; echo "${SERVER_PIDS[*]:1}")
     NODES_ARGS=(-ws-addrs "$WS_ADDRS" -node-pids "$others")
   fi
-  if ! "${BENCH_PIN[@]}" "$BIN/nerutalk-bench" -scenario "$sc" -addr "http://$ADDR" -pid "$SERVER_PID" "${NODES_ARGS[@]}" \
+  # PostgreSQL's backends of this run's database: their CPU is reported as the database's
+  if [ -n "$DB_NAME" ]; then NODES_ARGS+=(-db-cpu-match "$DB_NAME"); fi
+  if ! "${BENCH_PIN[@]}" "$BIN/nerutalk-bench" -scenario "$tool_sc" -addr "http://$ADDR" -pid "$SERVER_PID" "${NODES_ARGS[@]}" \
       -label "$GIT" -note "$NOTE" "${COMMON[@]}" ${SIZES[$sc]} "${EXTRA[@]}" \
       >>"$LINES" 2> >(tee -a "$LOG" >&2); then
     status=1

@@ -44,7 +44,7 @@ func (r *runner) timedLoop(ctx context.Context, workers int, op func(ctx context
 	go func() {
 		defer wg.Done()
 		if sleepUntil(ctx, ws) {
-			m := startCPU(r.opt.serverPIDs())
+			m := startCPU(r.opt.serverPIDs(), r.opt.dbMatch)
 			if sleepUntil(ctx, we) {
 				cpu = m.stop()
 			}

@@ -15,6 +15,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -54,6 +55,8 @@ type options struct {
 	password   string
 	profileDir string
 	admin      string
+	dbMatch    string        // -db-cpu-match: command-line substring of the database's processes
+	bestP99    time.Duration // -best-p99: the e2e p99 bound of the chat's "best_within_bound" step
 
 	setupWorkers int
 	dialWorkers  int
@@ -63,6 +66,7 @@ type options struct {
 	idleConns []int
 	settle    time.Duration
 	groupSize int
+	oneGroup  bool
 
 	fanoutSizes   []int
 	fanoutRates   []float64 // deliveries per second
@@ -78,6 +82,10 @@ type options struct {
 	loopbackRates                []float64
 
 	callBackground, callWorkers int
+
+	target      string // nerutalk or centrifugo
+	cfSecret    string
+	cfNamespace string
 }
 
 var allScenarios = []string{"idle", "fanout", "chat", "auth", "loopback", "calls"}
@@ -117,6 +125,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&idle, "idle-conns", "1k,5k,10k,20k", "idle: connection counts to measure at")
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "idle: wait after reaching a count before sampling")
 	fs.IntVar(&o.groupSize, "idle-group-size", 10, "idle: members per group (every user is in one group and one direct chat)")
+	fs.BoolVar(&o.oneGroup, "one-group", false, "idle: every user in one group of them all (no direct chats), to measure presence and membership traffic in a big group")
+	fs.StringVar(&o.dbMatch, "db-cpu-match", "", "count the CPU of every process whose command line contains this (with PostgreSQL: the database's name, which picks out its backends) as the database's, per window")
+	fs.DurationVar(&o.bestP99, "best-p99", 100*time.Millisecond, "chat: e2e p99 bound of the best_within_bound step (the highest rate that kept up under it)")
 	fs.StringVar(&fsizes, "fanout-sizes", "100,1k,5k", "fanout: group sizes (members online)")
 	fs.StringVar(&frates, "fanout-rates", "15k,30k,60k,90k,120k", "fanout: target deliveries per second, stepped")
 	fs.IntVar(&o.fanoutSenders, "fanout-senders", 1, "fanout: members that post")
@@ -133,6 +144,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&lrates, "loopback-rates", "25k,50k", "loopback: frames per second, stepped")
 	fs.IntVar(&o.callBackground, "call-background", 1000, "calls: active calls held open while set-ups are measured")
 	fs.IntVar(&o.callWorkers, "call-workers", 16, "calls: caller/callee pairs setting up calls in a closed loop")
+	fs.StringVar(&o.target, "target", "nerutalk", "server under test: nerutalk, or centrifugo (fanout only: JSON protocol over /connection/websocket, client publish; see bench/centrifugo.sh)")
+	fs.StringVar(&o.cfSecret, "centrifugo-secret", "", "centrifugo: the HMAC secret of its connection tokens (client.token.hmac_secret_key)")
+	fs.StringVar(&o.cfNamespace, "centrifugo-namespace", "chat", "centrifugo: the namespace of the fanout channel (it must allow subscribe and publish for clients)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: nerutalk-bench -scenario idle|fanout|chat|auth|loopback|calls [flags]\n\n"+
 			"Drives a running NeruTalk server over its public REST and WebSocket API and prints one JSON line\n"+
@@ -232,8 +246,25 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if o.chatGroupSize > o.chatUsers {
 		return nil, errors.New("-chat-group-size cannot exceed -chat-users")
 	}
+	switch o.target {
+	case "nerutalk":
+	case "centrifugo":
+		for _, sc := range o.scenarios {
+			if sc != "fanout" {
+				return nil, fmt.Errorf("-target centrifugo runs the fanout scenario only, not %q", sc)
+			}
+		}
+		if o.profileDir != "" {
+			return nil, errors.New("-profile-dir needs -target nerutalk")
+		}
+	default:
+		return nil, fmt.Errorf("-target must be nerutalk or centrifugo, not %q", o.target)
+	}
 	if (o.profileDir == "") != (o.admin == "") {
 		return nil, errors.New("-profile-dir and -admin go together")
+	}
+	if o.bestP99 <= 0 {
+		return nil, errors.New("-best-p99 must be positive")
 	}
 	if o.window <= 0 || o.warmup < 0 || o.drain <= 0 || o.backlog <= 0 {
 		return nil, errors.New("-window and -drain must be positive, -warmup not negative")
@@ -325,17 +356,25 @@ type runner struct {
 	prof    *profiler       // nil unless -profile-dir
 	frames  frameCounter    // every frame every connection received, by type
 	stderr  io.Writer
+	logMu   sync.Mutex // guards stderr and warns
 	start   time.Time
 	warns   []string
 }
 
+// logf writes a progress line; progress callbacks call it from other goroutines, so the writes
+// are serialised.
 func (r *runner) logf(format string, args ...any) {
-	fmt.Fprintf(r.stderr, "[%6.1fs] %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+	line := fmt.Sprintf("[%6.1fs] %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	_, _ = io.WriteString(r.stderr, line)
 }
 
 func (r *runner) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
+	r.logMu.Lock()
 	r.warns = append(r.warns, msg)
+	r.logMu.Unlock()
 	r.logf("WARNING: %s", msg)
 }
 
@@ -364,8 +403,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 
 	var failed []string
+	var done []*result
 	for _, sc := range o.scenarios {
-		res, err := runScenario(ctx, o, sc, stderr)
+		res, err := runScenario(ctx, o, sc, stderr, done)
 		if err != nil {
 			return fmt.Errorf("%s: %w", sc, err)
 		}
@@ -375,6 +415,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, string(b))
 		printSummary(stderr, res)
+		done = append(done, res)
 		if !res.OK {
 			failed = append(failed, sc)
 		}
@@ -385,7 +426,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func runScenario(ctx context.Context, o *options, scenario string, stderr io.Writer) (*result, error) {
+// runScenario runs one scenario; prior holds the results of the scenarios this invocation ran
+// before it (chat reads the loopback floor from there).
+func runScenario(ctx context.Context, o *options, scenario string, stderr io.Writer, prior []*result) (*result, error) {
 	connCtx, cancelConns := context.WithCancel(ctx)
 	defer cancelConns()
 	r := &runner{opt: o, api: newAPIClient(o.base, max(o.setupWorkers, 64)), connCtx: connCtx, stderr: stderr, start: time.Now()}
@@ -403,9 +446,13 @@ func runScenario(ctx context.Context, o *options, scenario string, stderr io.Wri
 	case "idle":
 		err = r.idle(ctx, res)
 	case "fanout":
-		err = r.fanout(ctx, res)
+		if o.target == "centrifugo" {
+			err = r.cfFanout(ctx, res)
+		} else {
+			err = r.fanout(ctx, res)
+		}
 	case "chat":
-		err = r.chat(ctx, res)
+		err = r.chat(ctx, res, loopbackOf(prior))
 	case "auth":
 		err = r.auth(ctx, res)
 	case "loopback":

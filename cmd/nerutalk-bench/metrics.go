@@ -115,6 +115,7 @@ type serverSample struct {
 	Goroutines     float64   `json:"goroutines"`
 	HeapInuseBytes float64   `json:"heap_inuse_bytes"`
 	StackInuse     float64   `json:"stack_inuse_bytes"`
+	FramesOut      float64   `json:"frames_out"` // nerutalk_ws_frames_out_total: frames the server wrote to WebSockets (-1 when it has no such counter)
 	GoVersion      string    `json:"go_version,omitempty"`
 	GOMAXPROCS     float64   `json:"gomaxprocs,omitempty"`
 }
@@ -127,7 +128,7 @@ type probe struct {
 }
 
 func (p *probe) sample(ctx context.Context) (serverSample, error) {
-	s := serverSample{At: time.Now()}
+	s := serverSample{At: time.Now(), FramesOut: -1}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/metrics", nil)
 	if err != nil {
 		return s, err
@@ -152,6 +153,8 @@ func (p *probe) sample(ctx context.Context) (serverSample, error) {
 			s.HeapInuseBytes = m.Value
 		case "go_memstats_stack_inuse_bytes":
 			s.StackInuse = m.Value
+		case "nerutalk_ws_frames_out_total":
+			s.FramesOut = m.Value
 		case "process_resident_memory_bytes":
 			s.RSSBytes, s.RSSSource = m.Value, "metrics"
 		case "go_info":
@@ -310,17 +313,48 @@ func parseSteal(stat string, hz float64) (float64, error) {
 // much CPU the hypervisor took from the machine meanwhile.
 type cpuMeter struct {
 	serverPIDs     []int // every node's process: server_cores is their sum
+	dbMatch        string
 	start          time.Time
 	server, client float64
 	steal          float64
+	db             map[int]float64 // CPU seconds of each process matching dbMatch at the start
 }
 
-func startCPU(serverPIDs []int) *cpuMeter {
-	m := &cpuMeter{serverPIDs: serverPIDs, start: time.Now()}
+func startCPU(serverPIDs []int, dbMatch string) *cpuMeter {
+	m := &cpuMeter{serverPIDs: serverPIDs, dbMatch: dbMatch, start: time.Now()}
 	m.client, _ = cpuSeconds("self")
 	m.server, _ = serverCPUSeconds(serverPIDs)
 	m.steal, _ = machineSteal()
+	if dbMatch != "" {
+		m.db = matchingCPU(dbMatch)
+	}
 	return m
+}
+
+// matchingCPU returns the CPU seconds used so far by every process whose command line contains
+// match: with PostgreSQL, the database's name picks out the backends serving the server's
+// connections ("postgres: user dbname 127.0.0.1(port) idle"), and not other users' databases.
+func matchingCPU(match string) map[int]float64 {
+	out := map[int]float64{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	self := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !strings.Contains(string(cmd), match) {
+			continue
+		}
+		if c, err := cpuSeconds(e.Name()); err == nil {
+			out[pid] = c
+		}
+	}
+	return out
 }
 
 // serverCPUSeconds sums the CPU time of the server processes.
@@ -343,11 +377,25 @@ type cpuUse struct {
 	ServerCores    float64 `json:"server_cores"`
 	GeneratorCores float64 `json:"generator_cores"`
 	StolenCores    float64 `json:"stolen_cores"`
+	// DBCores is the CPU of the database processes matched by -db-cpu-match (PostgreSQL's
+	// backends of the server's database); -1 without -db-cpu-match.
+	DBCores float64 `json:"db_cores"`
 }
 
 func (m *cpuMeter) stop() cpuUse {
 	el := time.Since(m.start).Seconds()
-	u := cpuUse{ServerCores: -1, GeneratorCores: -1, StolenCores: -1}
+	u := cpuUse{ServerCores: -1, GeneratorCores: -1, StolenCores: -1, DBCores: -1}
+	if m.dbMatch != "" && el > 0 {
+		var sum float64
+		for pid, c := range matchingCPU(m.dbMatch) {
+			if c0, ok := m.db[pid]; ok {
+				sum += c - c0
+			} else {
+				sum += c // a backend started during the interval: all its CPU is in it
+			}
+		}
+		u.DBCores = round3(sum / el)
+	}
 	if c, err := machineSteal(); err == nil && el > 0 {
 		u.StolenCores = round3((c - m.steal) / el)
 	}

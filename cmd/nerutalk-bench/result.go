@@ -11,6 +11,7 @@ import (
 // result is one scenario's JSON line: what was measured, how, on what, and against which targets.
 type result struct {
 	Scenario  string        `json:"scenario"`
+	Target    string        `json:"target"` // the server under test: nerutalk or centrifugo
 	Started   time.Time     `json:"started"`
 	DurationS float64       `json:"duration_s"`
 	Label     string        `json:"label,omitempty"`
@@ -51,7 +52,7 @@ type targetCheck struct {
 func newResult(r *runner, scenario string) *result {
 	o := r.opt
 	res := &result{
-		Scenario: scenario, Started: time.Now().UTC(), Label: o.label, Note: o.note,
+		Scenario: scenario, Target: o.target, Started: time.Now().UTC(), Label: o.label, Note: o.note,
 		Machine: readMachine(), Generator: readGenerator(),
 		Method: methodInfo{
 			WarmupS: o.warmup.Seconds(), WindowS: o.window.Seconds(), Runs: o.runs, PayloadBytes: o.size,
@@ -65,7 +66,9 @@ func newResult(r *runner, scenario string) *result {
 		res.Server.WSNodes = o.wsBases
 	}
 	res.Server.NodePIDs = o.nodePIDs
-	if o.pid > 0 {
+	if o.target == "centrifugo" {
+		res.Server.Database, res.Server.Redis, res.Server.ConfigSource = "none (centrifugo: history in memory)", "none", "centrifugo: see bench/centrifugo.sh"
+	} else if o.pid > 0 {
 		if cfg, err := readServerConfig(o.pid); err != nil {
 			r.warn("cannot read the server's configuration from /proc/%d: %v", o.pid, err)
 		} else {
@@ -78,6 +81,8 @@ func newResult(r *runner, scenario string) *result {
 					"a longer run loses connections; start it with NERUTALK_ACCESS_TOKEN_TTL=4h", cfg.AccessTokenTTL)
 			}
 		}
+	}
+	if o.pid > 0 {
 		if st, err := readProcStatus(o.pid); err == nil {
 			res.Server.CPUsAllowed = st.CPUsAllowed
 		}

@@ -159,7 +159,20 @@ type trafficRun struct {
 	Duplicates     uint64          `json:"deliveries_duplicate"`
 	Unacked        int64           `json:"unacked_after_drain"`
 	CPU            cpuUse          `json:"cpu"`
+	// CPU per acked message and per delivery over the window, in µs: the server's process(es),
+	// and the database's (-db-cpu-match; -1 without it). -1 when unknown (no -pid, nothing acked).
+	ServerUSPerAck      float64 `json:"server_cpu_us_per_acked_msg"`
+	ServerUSPerDelivery float64 `json:"server_cpu_us_per_delivery"`
+	DBUSPerAck          float64 `json:"db_cpu_us_per_acked_msg"`
 	verdict
+}
+
+// perEvent is cores × 1e6 / (events per second): µs of CPU per event; -1 when unknown.
+func perEvent(cores, perS float64) float64 {
+	if cores < 0 || perS <= 0 {
+		return -1
+	}
+	return round3(cores * 1e6 / perS)
 }
 
 // quiet reports whether every send has been answered and every promised delivery has arrived.
@@ -213,7 +226,7 @@ func (t *traffic) run(ctx context.Context, senders []senderSpec, o runOpts) traf
 		if !sleepUntil(ctx, ws) {
 			return
 		}
-		m := startCPU(t.r.opt.serverPIDs())
+		m := startCPU(t.r.opt.serverPIDs(), t.r.opt.dbMatch)
 		if o.profile != "" {
 			t.r.prof.cpu(ctx, o.profile, o.window, t.r.logf)
 		}
@@ -252,6 +265,9 @@ func (t *traffic) run(ctx context.Context, senders []senderSpec, o runOpts) traf
 		Expected: t.expected.Load() - exp0, Delivered: t.unique.Load() - uniq0,
 		Duplicates: t.dups.Load() - dup0, Unacked: t.inflight.Load(), CPU: cpu,
 	}
+	run.ServerUSPerAck = perEvent(cpu.ServerCores, run.AckedPerS)
+	run.ServerUSPerDelivery = perEvent(cpu.ServerCores, run.DeliveriesPerS)
+	run.DBUSPerAck = perEvent(cpu.DBCores, run.AckedPerS)
 	if run.Expected > run.Delivered {
 		run.Missing = run.Expected - run.Delivered
 	}
