@@ -132,7 +132,7 @@ var authzMatrix = []authzRow{
 	// push.NotificationSettings), and the contract check would fail this test for it.
 	every("PUT /api/v1/notifications/settings", allowed, obj("dnd", map[string]string{"start": "22:00", "end": "07:00"})),
 	every("GET /api/v1/notifications/settings", allowed, nil),
-	every("GET /api/v1/ws", allowed, nil), // not an upgrade: 426 after authentication
+	every("GET /api/v1/ws", allowed, nil),     // not an upgrade: 426 after authentication
 	every("POST /api/v1/files", allowed, nil), // a JSON body: 415 after authentication
 	every("POST /api/v1/chats", allowed, obj("type", "group", "title", "own group", "member_ids", []string{})),
 	every("POST /api/v1/geofences", allowed, obj("name", "mine", "center", map[string]float64{"lat": 1, "lng": 1}, "radius_m", 100)),
