@@ -25,7 +25,9 @@ import (
 // a removed member, and a stranger (a signed-in user with no relation to anything). The owner
 // also owns one of every other resource (message, file, call, location share, geofence, device).
 // Anonymous (no token) is checked generically: every operation whose document entry requires
-// the bearer token must answer 401.
+// the bearer token must answer 401. A server administrator is checked on the administration
+// routes. Whatever the status, no answer to an outsider (anonymous, stranger, removed member)
+// may carry the id of one of the owner's private resources the request did not name (see leaked).
 //
 // Cells are outcome classes:
 //
@@ -271,16 +273,17 @@ func testAuthorizationMatrix(t *testing.T, d store.Dialect) {
 
 	f := setUpFixtures(t, n)
 	actors := []struct {
-		name string
-		user servertest.User
-		cell func(r authzRow) cell
+		name     string
+		user     servertest.User
+		cell     func(r authzRow) cell
+		outsider bool // no answer to it may carry an id of the owner's private resources
 	}{
-		{"stranger", f.stranger, func(r authzRow) cell { return r.stranger }},
-		{"removed member", f.removed, func(r authzRow) cell { return r.removed }},
-		{"member", f.member, func(r authzRow) cell { return r.member }},
-		{"admin", f.admin, func(r authzRow) cell { return r.admin }},
-		{"owner", f.owner, func(r authzRow) cell { return r.owner }},
-		{"server admin", f.sysadmin, func(r authzRow) cell { return r.sysadmin }},
+		{"stranger", f.stranger, func(r authzRow) cell { return r.stranger }, true},
+		{"removed member", f.removed, func(r authzRow) cell { return r.removed }, true},
+		{"member", f.member, func(r authzRow) cell { return r.member }, false},
+		{"admin", f.admin, func(r authzRow) cell { return r.admin }, false},
+		{"owner", f.owner, func(r authzRow) cell { return r.owner }, false},
+		{"server admin", f.sysadmin, func(r authzRow) cell { return r.sysadmin }, false},
 	}
 	for _, r := range authzMatrix {
 		method, tmpl, _ := strings.Cut(r.op, " ")
@@ -290,7 +293,8 @@ func testAuthorizationMatrix(t *testing.T, d store.Dialect) {
 			body = r.body(f)
 		}
 		// Anonymous: 401 wherever the document asks for the token.
-		status := authzDo(t, n, method, path, "", body)
+		status, raw := authzDo(t, n, method, path, "", body)
+		leaked(t, r.op, "anonymous", raw, f, path, body)
 		if ops[r.op].bearer {
 			if status != http.StatusUnauthorized {
 				t.Errorf("LEAK? %s as anonymous: %d, want 401", r.op, status)
@@ -303,9 +307,12 @@ func testAuthorizationMatrix(t *testing.T, d store.Dialect) {
 			if want == skip || want == "" {
 				continue
 			}
-			status := authzDo(t, n, method, path, a.user.AccessToken, body)
+			status, raw := authzDo(t, n, method, path, a.user.AccessToken, body)
 			if !outcomeMatches(want, status) {
 				t.Errorf("%s %s as %s: %d, want %s", method, path, a.name, status, want)
+			}
+			if a.outsider {
+				leaked(t, r.op, a.name, raw, f, path, body)
 			}
 		}
 	}
@@ -396,10 +403,31 @@ func fillPath(tmpl string, f *fixtures) string {
 	).Replace(tmpl)
 }
 
-// authzDo sends one request and returns its status.
-func authzDo(t *testing.T, n *servertest.Node, method, path, token string, body any) int {
+// authzDo sends one request and returns its status and body.
+func authzDo(t *testing.T, n *servertest.Node, method, path, token string, body any) (int, []byte) {
 	t.Helper()
-	return n.Do(t, method, path, token, body, nil).StatusCode
+	resp := n.Do(t, method, path, token, body, nil)
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+// leaked fails the test when an answer to an outsider (anonymous, a stranger, a removed member)
+// carries the id of one of the owner's private resources that the request itself did not name:
+// a list or a search that lets it through is a leak even with a 200.
+func leaked(t *testing.T, op, actor string, raw []byte, f *fixtures, path string, body any) {
+	t.Helper()
+	sent, _ := json.Marshal(body)
+	for _, secret := range []struct{ what, id string }{
+		{"chat", f.chat}, {"message", f.message}, {"file", f.file}, {"call", f.call},
+		{"location share", f.share}, {"geofence", f.geofence}, {"device", f.device}, {"session", f.session},
+	} {
+		if secret.id == "" || strings.Contains(path, secret.id) || bytes.Contains(sent, []byte(secret.id)) {
+			continue
+		}
+		if bytes.Contains(raw, []byte(secret.id)) {
+			t.Errorf("LEAK: %s as %s: the answer carries the owner's %s id: %.300s", op, actor, secret.what, raw)
+		}
+	}
 }
 
 func setUpFixtures(t *testing.T, n *servertest.Node) *fixtures {
