@@ -58,6 +58,9 @@ type fixtures struct {
 	sysadmin       servertest.User // a server administrator
 
 	chat, message, file, call, share, geofence, device, session string
+	// attachment is a file of the owner's sent in a message of the chat: its members may
+	// download it (checked after the matrix, as the file rows use file).
+	attachment string
 }
 
 type authzRow struct {
@@ -285,6 +288,20 @@ func testAuthorizationMatrix(t *testing.T, d store.Dialect) {
 		{"owner", f.owner, func(r authzRow) cell { return r.owner }, false},
 		{"server admin", f.sysadmin, func(r authzRow) cell { return r.sysadmin }, false},
 	}
+	for _, r := range attachmentMatrix {
+		method, tmpl, _ := strings.Cut(r.op, " ")
+		path := strings.Replace(tmpl, "{id}", f.attachment, 1)
+		if status, _ := authzDo(t, n, method, path, "", nil); status != http.StatusUnauthorized {
+			t.Errorf("LEAK? %s %s (attachment) as anonymous: %d, want 401", method, path, status)
+		}
+		for _, a := range actors {
+			if want := a.cell(r); want != skip && want != "" {
+				if status, _ := authzDo(t, n, method, path, a.user.AccessToken, nil); !outcomeMatches(want, status) {
+					t.Errorf("%s %s (attachment) as %s: %d, want %s", method, path, a.name, status, want)
+				}
+			}
+		}
+	}
 	for _, r := range authzMatrix {
 		method, tmpl, _ := strings.Cut(r.op, " ")
 		path := fillPath(tmpl, f)
@@ -316,6 +333,13 @@ func testAuthorizationMatrix(t *testing.T, d store.Dialect) {
 			}
 		}
 	}
+}
+
+// attachmentMatrix: a file sent in the chat is the chat's members' to download, and nobody else's.
+var attachmentMatrix = []authzRow{
+	members("GET /api/v1/files/{id}/info", nil),
+	members("GET /api/v1/files/{id}", nil),
+	members("HEAD /api/v1/files/{id}", nil),
 }
 
 func outcomeMatches(want cell, status int) bool {
@@ -420,6 +444,7 @@ func leaked(t *testing.T, op, actor string, raw []byte, f *fixtures, path string
 	for _, secret := range []struct{ what, id string }{
 		{"chat", f.chat}, {"message", f.message}, {"file", f.file}, {"call", f.call},
 		{"location share", f.share}, {"geofence", f.geofence}, {"device", f.device}, {"session", f.session},
+		{"attachment", f.attachment},
 	} {
 		if secret.id == "" || strings.Contains(path, secret.id) || bytes.Contains(sent, []byte(secret.id)) {
 			continue
@@ -471,6 +496,11 @@ func setUpFixtures(t *testing.T, n *servertest.Node) *fixtures {
 	f.message = msg.ID
 
 	f.file = uploadFile(t, n, owner)
+
+	f.attachment = uploadFile(t, n, owner)
+	must("POST", "/api/v1/chats/"+f.chat+"/messages", owner, map[string]any{
+		"client_id": "c-attachment", "kind": "file", "attachment_ids": []string{f.attachment},
+	}, http.StatusCreated, nil)
 
 	var call struct {
 		ID string `json:"id"`
