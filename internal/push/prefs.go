@@ -8,7 +8,10 @@ import (
 	"time"
 	_ "time/tzdata" // do-not-disturb windows name IANA time zones; the binary must not depend on the host's
 
+	"github.com/danielgtaylor/huma/v2"
+
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -119,6 +122,12 @@ type DND struct {
 type NotificationSettings struct {
 	Previews bool `json:"previews" doc:"false: pushes carry no message text, only who wrote and where"`
 	DND      *DND `json:"dnd" doc:"Do-not-disturb window: no pushes inside it (except the cancelling push of a call); null = none"`
+}
+
+// TransformSchema documents dnd as an object or null (huma.SchemaTransformer): it is null when
+// there is no window.
+func (NotificationSettings) TransformSchema(_ huma.Registry, s *huma.Schema) *huma.Schema {
+	return httpapi.NullableObjects(s, "dnd")
 }
 
 // NotificationSettingsInput is the body of PUT /notifications/settings (it replaces the settings).
