@@ -117,8 +117,12 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 		}
 		sum := sha256.Sum256(data)
 		row.SourceSHA256 = hex.EncodeToString(sum[:])
-		// The same image was stored before: share it, without decoding anything.
-		storedMIME, found, err := f.st.contentMIME(ctx, row.SourceSHA256)
+		// The uploader stored the same image before: share it, without decoding anything. Only
+		// their own earlier upload counts. Skipping the work because someone else holds these bytes
+		// would answer in milliseconds instead of seconds and tell the uploader so (a timing
+		// oracle), so a first upload by this user is always processed in full; create then
+		// shares the content row if it exists and the fresh objects are deleted.
+		storedMIME, found, err := f.st.ownedContentMIME(ctx, ownerID, row.SourceSHA256)
 		if err != nil {
 			return File{}, err
 		}
@@ -145,7 +149,7 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 		f.deleteObjects(ctx, c.keys())
 		return File{}, err
 	}
-	if out.StorageKey != c.StorageKey { // the same content was stored first by another upload
+	if out.StorageKey != c.StorageKey { // the same content was stored first by another upload or user
 		f.deleteObjects(ctx, c.keys())
 	}
 	return f.file(out), nil
