@@ -17,6 +17,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -60,7 +61,8 @@ type Files struct {
 	limits       map[string]int64
 	log          *slog.Logger
 	now          func() time.Time
-	access       Access // nil: only owners read
+	access       Access  // nil: only owners read
+	uploadLimit  Limiter // per uploader
 	authenticate httpapi.Authenticator
 }
 
@@ -74,7 +76,34 @@ func newFiles(db *store.DB, blobs BlobStore, o Options, pipe *pipeline) *Files {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Files{blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: log, now: time.Now, limits: o.MaxBytes, access: o.Access}
+	return &Files{blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: log, now: time.Now, limits: o.MaxBytes,
+		access: o.Access, uploadLimit: uploadLimiter(o)}
+}
+
+// uploadLimiter is o's limiter of uploads per user.
+func uploadLimiter(o Options) Limiter {
+	switch {
+	case o.UploadsPerMinute <= 0:
+		return ratelimit.Noop{}
+	case o.UploadLimiter != nil:
+		return o.UploadLimiter
+	default:
+		return ratelimit.NewMemory(ratelimit.PerMinute(o.UploadsPerMinute))
+	}
+}
+
+// allowUpload counts one upload of userID: 429 rate_limited with Retry-After over the limit. A
+// limiter that fails (Redis down) is logged and ignored: uploads matter more than the limit.
+func (f *Files) allowUpload(ctx context.Context, userID string) error {
+	ok, retry, err := f.uploadLimit.Allow(ctx, "media-upload:"+userID)
+	if err != nil {
+		f.log.WarnContext(ctx, "media: upload rate limiter failed; allowing", "err", err)
+		return nil
+	}
+	if !ok {
+		return apperr.RateLimited(retry)
+	}
+	return nil
 }
 
 // maxUpload is the largest upload of any kind.
