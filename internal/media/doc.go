@@ -25,7 +25,9 @@
 // per-kind allow-lists, the kind's size limit is enforced while the body streams to storage,
 // images are re-encoded with a thumbnail, and identical contents are stored once (media_blobs,
 // keyed by the SHA-256 of the upload) while every upload keeps its own row (files) with its owner.
-// A content is referenced by its files rows; it is deleted with the last of them. The chat
+// A content is referenced by its files rows; it is deleted with the last of them. An image is
+// only reused without processing when the uploader has a file of it already: another user's
+// copy is processed in full first, so that response times do not reveal who holds what. The chat
 // package uses Get, AttachTx (in the transaction that stores a message) and Release, and answers
 // Access for members of chats.
 //

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -60,7 +61,8 @@ type Files struct {
 	limits       map[string]int64
 	log          *slog.Logger
 	now          func() time.Time
-	access       Access // nil: only owners read
+	access       Access  // nil: only owners read
+	uploadLimit  Limiter // per uploader
 	authenticate httpapi.Authenticator
 }
 
@@ -74,7 +76,34 @@ func newFiles(db *store.DB, blobs BlobStore, o Options, pipe *pipeline) *Files {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Files{blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: log, now: time.Now, limits: o.MaxBytes, access: o.Access}
+	return &Files{blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: log, now: time.Now, limits: o.MaxBytes,
+		access: o.Access, uploadLimit: uploadLimiter(o)}
+}
+
+// uploadLimiter is o's limiter of uploads per user.
+func uploadLimiter(o Options) Limiter {
+	switch {
+	case o.UploadsPerMinute <= 0:
+		return ratelimit.Noop{}
+	case o.UploadLimiter != nil:
+		return o.UploadLimiter
+	default:
+		return ratelimit.NewMemory(ratelimit.PerMinute(o.UploadsPerMinute))
+	}
+}
+
+// allowUpload counts one upload of userID: 429 rate_limited with Retry-After over the limit. A
+// limiter that fails (Redis down) is logged and ignored: uploads matter more than the limit.
+func (f *Files) allowUpload(ctx context.Context, userID string) error {
+	ok, retry, err := f.uploadLimit.Allow(ctx, "media-upload:"+userID)
+	if err != nil {
+		f.log.WarnContext(ctx, "media: upload rate limiter failed; allowing", "err", err)
+		return nil
+	}
+	if !ok {
+		return apperr.RateLimited(retry)
+	}
+	return nil
 }
 
 // maxUpload is the largest upload of any kind.
@@ -117,8 +146,12 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 		}
 		sum := sha256.Sum256(data)
 		row.SourceSHA256 = hex.EncodeToString(sum[:])
-		// The same image was stored before: share it, without decoding anything.
-		storedMIME, found, err := f.st.contentMIME(ctx, row.SourceSHA256)
+		// The uploader stored the same image before: share it, without decoding anything. Only
+		// their own earlier upload counts. Skipping the work because someone else holds these bytes
+		// would answer in milliseconds instead of seconds and tell the uploader so (a timing
+		// oracle), so a first upload by this user is always processed in full; create then
+		// shares the content row if it exists and the fresh objects are deleted.
+		storedMIME, found, err := f.st.ownedContentMIME(ctx, ownerID, row.SourceSHA256)
 		if err != nil {
 			return File{}, err
 		}
@@ -145,7 +178,7 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 		f.deleteObjects(ctx, c.keys())
 		return File{}, err
 	}
-	if out.StorageKey != c.StorageKey { // the same content was stored first by another upload
+	if out.StorageKey != c.StorageKey { // the same content was stored first by another upload or user
 		f.deleteObjects(ctx, c.keys())
 	}
 	return f.file(out), nil

@@ -135,6 +135,11 @@ func (f *Files) handleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = identity.With(ctx, p)
+	// Counted before the body is read, so a refused upload costs no transfer or processing.
+	if err := f.allowUpload(ctx, p.UserID); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, f.maxUpload()+multipartSlack)
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -229,6 +234,7 @@ func (f *Files) documentUpload(api *httpapi.API) {
 			"413": problemResp("Too large for its kind (too_large)"),
 			"415": problemResp("Not multipart, or a type that is not accepted (unsupported_media_type)"),
 			"422": problemResp("No file, an empty file, a corrupt image (invalid_image) or one with too many pixels (image_too_large)"),
+			"429": problemResp("Over the uploads per user per minute (rate_limited; Retry-After says when to retry)"),
 			"500": problemResp("Internal error"),
 			"503": problemResp("The session store or the blob store cannot answer"),
 		},

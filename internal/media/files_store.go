@@ -77,10 +77,13 @@ func (s *fileStore) get(ctx context.Context, id string) (fileRow, error) {
 	return f, nil
 }
 
-// contentMIME returns the stored type of the content with this source hash, if it is stored.
-func (s *fileStore) contentMIME(ctx context.Context, sourceSHA256 string) (string, bool, error) {
+// ownedContentMIME returns the stored type of the content with this source hash if it is stored
+// and ownerID has a file of it. Other users' files are deliberately not looked at: see Upload.
+func (s *fileStore) ownedContentMIME(ctx context.Context, ownerID, sourceSHA256 string) (string, bool, error) {
 	var t string
-	err := s.db.R.QueryRowContext(ctx, `SELECT mime_type FROM media_blobs WHERE source_sha256 = $1`, sourceSHA256).Scan(&t)
+	err := s.db.R.QueryRowContext(ctx, `SELECT b.mime_type FROM media_blobs b
+		WHERE b.source_sha256 = $1 AND EXISTS (SELECT 1 FROM files f WHERE f.source_sha256 = $1 AND f.owner_id = $2)`,
+		sourceSHA256, ownerID).Scan(&t)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}

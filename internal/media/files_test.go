@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -307,6 +308,84 @@ func TestDedupAndReferenceCounting(t *testing.T) {
 				}
 				if n := e.count(t, "media_blobs"); n != 0 {
 					t.Errorf("%d contents left, want 0", n)
+				}
+			})
+		})
+	}
+}
+
+// countingBlobs counts the objects written: an image upload that was processed writes two (the
+// re-encoded image and its thumbnail), one that reused stored content writes none.
+type countingBlobs struct {
+	BlobStore
+	puts atomic.Int64
+}
+
+func (c *countingBlobs) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	c.puts.Add(1)
+	return c.BlobStore.Put(ctx, key, r)
+}
+
+// TestDedupDoesNotRevealOtherUsersFiles: skipping the image processing for bytes that someone
+// else uploaded would make that upload measurably faster and so tell the uploader that someone
+// holds the image. Only the uploader's own earlier upload may be reused; another user's upload of
+// the same bytes is processed in full (and then shares the stored content).
+func TestDedupDoesNotRevealOtherUsersFiles(t *testing.T) {
+	t.Parallel()
+	for name, open := range blobStores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Each(t, func(t *testing.T, db *store.DB) {
+				t.Parallel()
+				blobs := &countingBlobs{BlobStore: open(t)}
+				e := newFilesEnv(t, db, blobs, nil)
+				alice, bob := createUser(t, db), createUser(t, db)
+				ctx := context.Background()
+				data := encodeJPEG(t, quadrants(96, 64))
+				steps := []struct {
+					name      string
+					owner     string
+					wantPuts  int64
+					wantFiles int
+				}{
+					{"first upload", alice, 2, 1},
+					{"the same user again", alice, 0, 2},
+					{"another user", bob, 2, 3},
+					{"that user again", bob, 0, 4},
+				}
+				var key string
+				for _, s := range steps {
+					before := blobs.puts.Load()
+					f, err := e.files.Upload(ctx, s.owner, "x.jpg", bytes.NewReader(data))
+					if err != nil {
+						t.Fatalf("%s: %v", s.name, err)
+					}
+					if got := blobs.puts.Load() - before; got != s.wantPuts {
+						t.Errorf("%s: %d objects written, want %d", s.name, got, s.wantPuts)
+					}
+					if f.OwnerID != s.owner {
+						t.Errorf("%s: owner %s, want %s", s.name, f.OwnerID, s.owner)
+					}
+					row, err := e.files.st.get(ctx, f.ID)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if key == "" {
+						key = row.StorageKey
+					} else if row.StorageKey != key {
+						t.Errorf("%s: stored apart (%s, want %s): identical content is still stored once", s.name, row.StorageKey, key)
+					}
+					if n := e.count(t, "files"); n != s.wantFiles {
+						t.Errorf("%s: %d files, want %d", s.name, n, s.wantFiles)
+					}
+				}
+				if n := e.count(t, "media_blobs"); n != 1 {
+					t.Errorf("%d contents, want 1", n)
+				}
+				if e.root != "" {
+					if got := len(e.objects(t)); got != 2 {
+						t.Errorf("%d objects stored, want 2 (the second user's copies must be deleted)", got)
+					}
 				}
 			})
 		})

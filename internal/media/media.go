@@ -39,6 +39,12 @@ type Options struct {
 	GiphyURL, GiphyAPIKey string
 	SearchPerMinute       int // per user; 0 = unlimited
 
+	// UploadsPerMinute limits file uploads per user (0 = unlimited). UploadLimiter, when set,
+	// counts them instead of an in-process limiter (the server passes a Redis one, shared by the
+	// nodes).
+	UploadsPerMinute int
+	UploadLimiter    Limiter
+
 	// Access lets users other than the owner read a file (chat: members of a chat where it was
 	// sent); nil = only owners read their files.
 	Access Access
@@ -67,6 +73,7 @@ func FromConfig(cfg config.Config, log *slog.Logger) Options {
 	}
 	if cfg.RateLimits {
 		o.SearchPerMinute = cfg.MediaSearchPerMin
+		o.UploadsPerMinute = cfg.UploadsPerMin
 	}
 	return o
 }

@@ -156,7 +156,11 @@ func (s *Server) wireRedis(ctx context.Context) error {
 }
 
 func (s *Server) wireMedia(context.Context) error {
-	m, err := media.New(s.DB, mediaOptions(s.cfg, s.log, s.DB))
+	o := mediaOptions(s.cfg, s.log, s.DB)
+	if s.Redis != nil && o.UploadsPerMinute > 0 { // one upload budget for all the nodes
+		o.UploadLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", ratelimit.PerMinute(o.UploadsPerMinute))
+	}
+	m, err := media.New(s.DB, o)
 	if err != nil {
 		return err
 	}
