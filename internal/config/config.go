@@ -60,7 +60,9 @@ type Config struct {
 	WSFramesPerSecond int
 	WSSendQueue       int
 	WSPingInterval    time.Duration
-	PresenceGrace     time.Duration
+	// WSMaxConnectionsPerUser caps one user's WebSocket connections on one node.
+	WSMaxConnectionsPerUser int
+	PresenceGrace           time.Duration
 	// LargeGroupMembers: groups with more members are large (no automatic presence between
 	// members, summarized membership events, receipts only to the chat's joined connections).
 	LargeGroupMembers     int
@@ -258,6 +260,7 @@ func settings() []Setting {
 		{"ws-max-text-chars", "NERUTALK_WS_MAX_TEXT_CHARS", "4096", "longest message text, in characters", intSetter(func(c *Config) *int { return &c.WSMaxTextChars }, 1)},
 		{"ws-frames-per-second", "NERUTALK_WS_FRAMES_PER_SECOND", "50", "frames per second a connection may send (burst twice that); ignored with rate limits off", intSetter(func(c *Config) *int { return &c.WSFramesPerSecond }, 1)},
 		{"ws-send-queue", "NERUTALK_WS_SEND_QUEUE", "1024", "frames queued for one connection before it is dropped as too slow", intSetter(func(c *Config) *int { return &c.WSSendQueue }, 8)},
+		{"ws-max-connections-per-user", "NERUTALK_WS_MAX_CONNECTIONS_PER_USER", "20", "open WebSocket connections one user may have on one node (counted per node); more are refused with 429 too_many_connections", intSetter(func(c *Config) *int { return &c.WSMaxConnectionsPerUser }, 1)},
 		{"ws-ping-interval", "NERUTALK_WS_PING_INTERVAL", "25s", "how often the server pings each connection", durationSetter(func(c *Config) *time.Duration { return &c.WSPingInterval })},
 		{"presence-grace", "NERUTALK_PRESENCE_GRACE", "5s", "how long a user stays online after the last connection closes", durationSetter(func(c *Config) *time.Duration { return &c.PresenceGrace })},
 		{"large-group-members", "NERUTALK_LARGE_GROUP_MEMBERS", "50", "groups with more members are large: their members get no automatic presence of each other (they subscribe with presence_subscribe or ask presence_count), membership changes reach existing members as one summarizing chat_updated, and read/delivered receipts go only to the connections that joined the chat", intSetter(func(c *Config) *int { return &c.LargeGroupMembers }, 2)},
