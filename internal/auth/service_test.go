@@ -336,3 +336,52 @@ func BenchmarkAuthenticateCached(b *testing.B) {
 		}
 	}
 }
+
+// TestRefreshHistoryIsBounded: a session refreshed far more often than refreshHistoryKeep keeps
+// that many rotated-out tokens, and reusing a recent one still revokes it.
+func TestRefreshHistoryIsBounded(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		clk := &testClock{t: time.Now()}
+		s := newTestService(t, db, clk, nil)
+		pair := mustRegister(t, s, "looper")
+		ss := sessions{db}
+		cur := hashRefreshToken(pair.RefreshToken)
+		var sid string
+		var hashes []string
+		for i := range 3 * refreshHistoryKeep {
+			next := fmt.Sprintf("h%d", i)
+			r, err := ss.rotate(ctx, cur, next, clk.Now(), time.Hour)
+			if err != nil || r.reused {
+				t.Fatalf("rotate %d: %+v %v", i, r, err)
+			}
+			sid = r.sessionID
+			hashes = append(hashes, cur)
+			cur = next
+			if i%7 == 0 { // some rotations share a millisecond, some do not
+				clk.Advance(time.Millisecond)
+			}
+		}
+		var hist int
+		if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM refresh_history WHERE session_id = $1`, sid).Scan(&hist); err != nil {
+			t.Fatal(err)
+		}
+		if hist != refreshHistoryKeep {
+			t.Fatalf("%d history rows after %d rotations, want %d", hist, 3*refreshHistoryKeep, refreshHistoryKeep)
+		}
+		// The oldest tokens are forgotten: merely invalid, the session lives on.
+		if _, err := ss.rotate(ctx, hashes[0], "x", clk.Now(), time.Hour); !errors.Is(err, errRefreshInvalid) {
+			t.Fatalf("rotate the first token: %v, want invalid", err)
+		}
+		// A recently rotated one is still reuse: the session is revoked.
+		r, err := ss.rotate(ctx, hashes[len(hashes)-2], "y", clk.Now(), time.Hour)
+		if err != nil || !r.reused || r.sessionID != sid {
+			t.Fatalf("reuse a recent token: %+v %v", r, err)
+		}
+		if _, err := ss.rotate(ctx, cur, "z", clk.Now(), time.Hour); !errors.Is(err, errRefreshInvalid) {
+			t.Fatalf("rotate after reuse: %v, want invalid (revoked)", err)
+		}
+	})
+}

@@ -32,6 +32,17 @@ var (
 	errSessionNotFound = apperr.NotFound("session")
 )
 
+// refreshHistoryKeep is how many rotated-out refresh tokens a session remembers for reuse
+// detection: presenting one of its last refreshHistoryKeep tokens revokes the session, an older
+// one is merely invalid_token. Without the bound a client refreshing in a loop grows
+// refresh_history without end (issue 16). Each rotation prunes the session's rows past the
+// newest refreshHistoryKeep, at most refreshHistoryPruneBatch of them, so that a session that
+// grew long before the bound existed shrinks over its next rotations at a bounded cost each.
+const (
+	refreshHistoryKeep       = 100
+	refreshHistoryPruneBatch = 1000
+)
+
 // sessions is the SQL of the sessions and refresh_history tables.
 type sessions struct{ db *store.DB }
 
@@ -109,6 +120,13 @@ func (s sessions) rotate(ctx context.Context, oldHash, newHash string, now time.
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO refresh_history (hash, session_id, rotated_at) VALUES ($1, $2, $3)`,
 			oldHash, out.sessionID, store.Millis(now))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM refresh_history WHERE session_id = $1 AND hash IN (
+			SELECT hash FROM refresh_history WHERE session_id = $1
+			ORDER BY rotated_at DESC, hash DESC LIMIT $2 OFFSET $3)`,
+			out.sessionID, refreshHistoryPruneBatch, refreshHistoryKeep)
 		return err
 	})
 	if err != nil {
