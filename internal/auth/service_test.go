@@ -385,3 +385,62 @@ func TestRefreshHistoryIsBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionsPerUserCap: with the cap at 3, a fourth sign-in revokes the least recently used
+// session (not the one that refreshed lately), and the user is never locked out.
+func TestSessionsPerUserCap(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		clk := &testClock{t: time.Now()}
+		var revoked []string
+		s := newTestService(t, db, clk, func(o *Options) {
+			o.MaxSessionsPerUser = 3
+			o.OnSessionsRevoked = func(_ context.Context, _ string, ids []string) { revoked = append(revoked, ids...) }
+		})
+		login := func() *TokenPair {
+			t.Helper()
+			clk.Advance(2 * time.Minute) // last_used_at is precise to a minute
+			p, err := s.login(ctx, loginRequest{Login: "many", Password: "password1"}, client{ip: "192.0.2.1"})
+			if err != nil {
+				t.Fatalf("login: %v", err)
+			}
+			return p
+		}
+		first := mustRegister(t, s, "many")
+		second, third := login(), login()
+		// The first session refreshes: now the second is the least recently used.
+		clk.Advance(2 * time.Minute)
+		first, err := s.refresh(ctx, first.RefreshToken)
+		if err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+		var secondID string // read from the table: Authenticate would count as a use
+		if err := db.R.QueryRowContext(ctx, `SELECT id FROM sessions WHERE user_id = $1 ORDER BY created_at LIMIT 1 OFFSET 1`, second.User.ID).Scan(&secondID); err != nil {
+			t.Fatal(err)
+		}
+		if len(revoked) != 0 {
+			t.Fatalf("revoked %v before the cap was reached", revoked)
+		}
+		fourth := login()
+		if len(revoked) != 1 || revoked[0] != secondID {
+			t.Fatalf("revoked %v, want the least recently used session %s", revoked, secondID)
+		}
+		if _, err := s.refresh(ctx, second.RefreshToken); !errors.Is(err, errRefreshInvalid) {
+			t.Errorf("refresh of the evicted session: %v, want invalid_token", err)
+		}
+		var live int
+		if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL`, first.User.ID).Scan(&live); err != nil {
+			t.Fatal(err)
+		}
+		if live != 3 {
+			t.Errorf("%d live sessions, want 3", live)
+		}
+		for name, p := range map[string]*TokenPair{"first": first, "third": third, "fourth": fourth} {
+			if _, err := s.refresh(ctx, p.RefreshToken); err != nil {
+				t.Errorf("refresh %s: %v", name, err)
+			}
+		}
+	})
+}

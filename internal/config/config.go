@@ -43,6 +43,8 @@ type Config struct {
 	// SessionCacheTTL is how long a node trusts a session it has checked (0: it checks every time).
 	SessionCacheTTL time.Duration
 	RefreshTokenTTL time.Duration
+	// MaxSessionsPerUser caps a user's live sessions (the least recently used are revoked).
+	MaxSessionsPerUser int
 
 	Argon2MemoryKiB uint
 	Argon2Time      uint
@@ -235,6 +237,7 @@ func settings() []Setting {
 		{"access-token-ttl", "NERUTALK_ACCESS_TOKEN_TTL", "15m", "lifetime of access tokens", durationSetter(func(c *Config) *time.Duration { return &c.AccessTokenTTL })},
 		{"session-cache-ttl", "NERUTALK_SESSION_CACHE_TTL", "5s", "how long a node trusts a session it has checked before asking the database again (0 = every request); a session revoked through another node is refused at once with Redis, within this without", durationSetterFrom(true, func(c *Config) *time.Duration { return &c.SessionCacheTTL })},
 		{"refresh-token-ttl", "NERUTALK_REFRESH_TOKEN_TTL", "720h", "lifetime of refresh tokens (sessions)", durationSetter(func(c *Config) *time.Duration { return &c.RefreshTokenTTL })},
+		{"max-sessions-per-user", "NERUTALK_MAX_SESSIONS_PER_USER", "50", "live sessions (signed-in devices) one user may have; signing in beyond it revokes the least recently used session", intSetter(func(c *Config) *int { return &c.MaxSessionsPerUser }, 1)},
 		{"argon2-memory-kib", "NERUTALK_ARGON2_MEMORY_KIB", "19456", "argon2id memory per hash in KiB (OWASP minimum 19456)", uintSetter(func(c *Config) *uint { return &c.Argon2MemoryKiB }, 8)},
 		{"argon2-time", "NERUTALK_ARGON2_TIME", "2", "argon2id iterations", uintSetter(func(c *Config) *uint { return &c.Argon2Time }, 1)},
 		{"argon2-threads", "NERUTALK_ARGON2_THREADS", "1", "argon2id parallelism", uintSetter(func(c *Config) *uint { return &c.Argon2Threads }, 1)},
