@@ -13,9 +13,10 @@
 // Access tokens are HS256 JWTs (sub, sid, iat, exp, jti, iss, aud), valid for AccessTokenTTL;
 // nothing but HS256 is accepted. Refresh tokens are 256 random bits, stored only as SHA-256
 // hashes, single use: every refresh rotates the token with a conditional UPDATE on the current
-// hash, so of several concurrent refreshes with one token exactly one wins. Rotated-out hashes
-// are kept (refresh_history) until their session is pruned; presenting one again — or losing the
-// race above — is treated as token theft and revokes the whole session.
+// hash, so of several concurrent refreshes with one token exactly one wins. The last 100
+// rotated-out hashes of each session are kept (refresh_history; older ones are deleted in the
+// rotating transaction, and all of them when their session is pruned); presenting one again — or
+// losing the race above — is treated as token theft and revokes the whole session.
 //
 // # Revocation bound
 //

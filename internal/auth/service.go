@@ -38,7 +38,11 @@ type Options struct {
 	SigningKey      []byte        // HMAC key of access tokens, at least 32 bytes
 	AccessTokenTTL  time.Duration // lifetime of access tokens
 	RefreshTokenTTL time.Duration // lifetime of a refresh token (renewed by every rotation)
-	Argon2          Argon2Params  // cost of new password hashes
+	// MaxSessionsPerUser caps a user's live sessions: signing in beyond it revokes the least
+	// recently used ones, so that the cap never locks the user out. 0 means
+	// DefaultMaxSessionsPerUser.
+	MaxSessionsPerUser int
+	Argon2             Argon2Params // cost of new password hashes
 	// HashConcurrency bounds the password hashes computed at once (each takes Argon2.MemoryKiB);
 	// 0 means GOMAXPROCS.
 	HashConcurrency int
@@ -68,6 +72,9 @@ type Options struct {
 	OnSessionsRevoked func(ctx context.Context, userID string, sessionIDs []string)
 }
 
+// DefaultMaxSessionsPerUser is the default of Options.MaxSessionsPerUser.
+const DefaultMaxSessionsPerUser = 50
+
 // DefaultSessionCacheTTL is the default of Options.SessionCacheTTL.
 const DefaultSessionCacheTTL = 5 * time.Second
 
@@ -89,12 +96,13 @@ const sessionCacheMax = 100_000
 // nil for the caller to set.
 func FromConfig(cfg config.Config, key []byte) Options {
 	o := Options{
-		SigningKey:      key,
-		AccessTokenTTL:  cfg.AccessTokenTTL,
-		RefreshTokenTTL: cfg.RefreshTokenTTL,
-		Argon2:          Argon2Params{MemoryKiB: uint32(cfg.Argon2MemoryKiB), Time: uint32(cfg.Argon2Time), Threads: uint8(min(cfg.Argon2Threads, 255))},
-		AvatarMaxBytes:  cfg.AvatarMaxBytes,
-		SessionCacheTTL: cfg.SessionCacheTTL,
+		SigningKey:         key,
+		AccessTokenTTL:     cfg.AccessTokenTTL,
+		RefreshTokenTTL:    cfg.RefreshTokenTTL,
+		MaxSessionsPerUser: cfg.MaxSessionsPerUser,
+		Argon2:             Argon2Params{MemoryKiB: uint32(cfg.Argon2MemoryKiB), Time: uint32(cfg.Argon2Time), Threads: uint8(min(cfg.Argon2Threads, 255))},
+		AvatarMaxBytes:     cfg.AvatarMaxBytes,
+		SessionCacheTTL:    cfg.SessionCacheTTL,
 	}
 	if o.SessionCacheTTL == 0 {
 		o.SessionCacheTTL = -1 // configured off (Options' zero means the default)
@@ -177,6 +185,9 @@ func New(db *store.DB, o Options) (*Service, error) {
 	}
 	if o.RefreshTokenTTL <= 0 {
 		return nil, errors.New("auth: the refresh token lifetime must be positive")
+	}
+	if o.MaxSessionsPerUser <= 0 {
+		o.MaxSessionsPerUser = DefaultMaxSessionsPerUser
 	}
 	if o.Argon2.MemoryKiB < 8 || o.Argon2.Time < 1 || o.Argon2.Threads < 1 {
 		return nil, fmt.Errorf("auth: invalid argon2 parameters %+v", o.Argon2)
@@ -448,10 +459,13 @@ func (s *Service) startSession(ctx context.Context, a *account, cl client) (*Tok
 	if device == "" {
 		device = deviceFromUserAgent(ua)
 	}
-	sid, err := s.sessions.create(ctx, newSession{userID: a.ID, refreshHash: hash, deviceName: device, userAgent: ua, ip: cl.ip}, s.now(), s.o.RefreshTokenTTL)
+	now := s.now()
+	sid, evicted, err := s.sessions.create(ctx, newSession{userID: a.ID, refreshHash: hash, deviceName: device, userAgent: ua, ip: cl.ip},
+		now, s.o.RefreshTokenTTL, s.o.MaxSessionsPerUser)
 	if err != nil {
 		return nil, err
 	}
+	s.revoked(ctx, now, a.ID, evicted...)
 	return s.pair(a, sid, refresh)
 }
 

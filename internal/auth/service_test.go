@@ -336,3 +336,111 @@ func BenchmarkAuthenticateCached(b *testing.B) {
 		}
 	}
 }
+
+// TestRefreshHistoryIsBounded: a session refreshed far more often than refreshHistoryKeep keeps
+// that many rotated-out tokens, and reusing a recent one still revokes it.
+func TestRefreshHistoryIsBounded(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		clk := &testClock{t: time.Now()}
+		s := newTestService(t, db, clk, nil)
+		pair := mustRegister(t, s, "looper")
+		ss := sessions{db}
+		cur := hashRefreshToken(pair.RefreshToken)
+		var sid string
+		var hashes []string
+		for i := range 3 * refreshHistoryKeep {
+			next := fmt.Sprintf("h%d", i)
+			r, err := ss.rotate(ctx, cur, next, clk.Now(), time.Hour)
+			if err != nil || r.reused {
+				t.Fatalf("rotate %d: %+v %v", i, r, err)
+			}
+			sid = r.sessionID
+			hashes = append(hashes, cur)
+			cur = next
+			if i%7 == 0 { // some rotations share a millisecond, some do not
+				clk.Advance(time.Millisecond)
+			}
+		}
+		var hist int
+		if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM refresh_history WHERE session_id = $1`, sid).Scan(&hist); err != nil {
+			t.Fatal(err)
+		}
+		if hist != refreshHistoryKeep {
+			t.Fatalf("%d history rows after %d rotations, want %d", hist, 3*refreshHistoryKeep, refreshHistoryKeep)
+		}
+		// The oldest tokens are forgotten: merely invalid, the session lives on.
+		if _, err := ss.rotate(ctx, hashes[0], "x", clk.Now(), time.Hour); !errors.Is(err, errRefreshInvalid) {
+			t.Fatalf("rotate the first token: %v, want invalid", err)
+		}
+		// A recently rotated one is still reuse: the session is revoked.
+		r, err := ss.rotate(ctx, hashes[len(hashes)-2], "y", clk.Now(), time.Hour)
+		if err != nil || !r.reused || r.sessionID != sid {
+			t.Fatalf("reuse a recent token: %+v %v", r, err)
+		}
+		if _, err := ss.rotate(ctx, cur, "z", clk.Now(), time.Hour); !errors.Is(err, errRefreshInvalid) {
+			t.Fatalf("rotate after reuse: %v, want invalid (revoked)", err)
+		}
+	})
+}
+
+// TestSessionsPerUserCap: with the cap at 3, a fourth sign-in revokes the least recently used
+// session (not the one that refreshed lately), and the user is never locked out.
+func TestSessionsPerUserCap(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		t.Parallel()
+		ctx := context.Background()
+		clk := &testClock{t: time.Now()}
+		var revoked []string
+		s := newTestService(t, db, clk, func(o *Options) {
+			o.MaxSessionsPerUser = 3
+			o.OnSessionsRevoked = func(_ context.Context, _ string, ids []string) { revoked = append(revoked, ids...) }
+		})
+		login := func() *TokenPair {
+			t.Helper()
+			clk.Advance(2 * time.Minute) // last_used_at is precise to a minute
+			p, err := s.login(ctx, loginRequest{Login: "many", Password: "password1"}, client{ip: "192.0.2.1"})
+			if err != nil {
+				t.Fatalf("login: %v", err)
+			}
+			return p
+		}
+		first := mustRegister(t, s, "many")
+		second, third := login(), login()
+		// The first session refreshes: now the second is the least recently used.
+		clk.Advance(2 * time.Minute)
+		first, err := s.refresh(ctx, first.RefreshToken)
+		if err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
+		var secondID string // read from the table: Authenticate would count as a use
+		if err := db.R.QueryRowContext(ctx, `SELECT id FROM sessions WHERE user_id = $1 ORDER BY created_at LIMIT 1 OFFSET 1`, second.User.ID).Scan(&secondID); err != nil {
+			t.Fatal(err)
+		}
+		if len(revoked) != 0 {
+			t.Fatalf("revoked %v before the cap was reached", revoked)
+		}
+		fourth := login()
+		if len(revoked) != 1 || revoked[0] != secondID {
+			t.Fatalf("revoked %v, want the least recently used session %s", revoked, secondID)
+		}
+		if _, err := s.refresh(ctx, second.RefreshToken); !errors.Is(err, errRefreshInvalid) {
+			t.Errorf("refresh of the evicted session: %v, want invalid_token", err)
+		}
+		var live int
+		if err := db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL`, first.User.ID).Scan(&live); err != nil {
+			t.Fatal(err)
+		}
+		if live != 3 {
+			t.Errorf("%d live sessions, want 3", live)
+		}
+		for name, p := range map[string]*TokenPair{"first": first, "third": third, "fourth": fourth} {
+			if _, err := s.refresh(ctx, p.RefreshToken); err != nil {
+				t.Errorf("refresh %s: %v", name, err)
+			}
+		}
+	})
+}

@@ -32,6 +32,17 @@ var (
 	errSessionNotFound = apperr.NotFound("session")
 )
 
+// refreshHistoryKeep is how many rotated-out refresh tokens a session remembers for reuse
+// detection: presenting one of its last refreshHistoryKeep tokens revokes the session, an older
+// one is merely invalid_token. Without the bound a client refreshing in a loop grows
+// refresh_history without end (issue 16). Each rotation prunes the session's rows past the
+// newest refreshHistoryKeep, at most refreshHistoryPruneBatch of them, so that a session that
+// grew long before the bound existed shrinks over its next rotations at a bounded cost each.
+const (
+	refreshHistoryKeep       = 100
+	refreshHistoryPruneBatch = 1000
+)
+
 // sessions is the SQL of the sessions and refresh_history tables.
 type sessions struct{ db *store.DB }
 
@@ -39,23 +50,50 @@ type newSession struct {
 	userID, refreshHash, deviceName, userAgent, ip string
 }
 
-// create stores a new session and drops the user's sessions that have expired.
-func (s sessions) create(ctx context.Context, n newSession, now time.Time, ttl time.Duration) (string, error) {
+// create stores a new session, drops the user's sessions that have expired and, when the user
+// would have more than maxLive live sessions, revokes the least recently used ones (last_used_at,
+// which is precise to a minute; the older id first on a tie) and returns their ids. At most
+// evictBatch are revoked per sign-in.
+func (s sessions) create(ctx context.Context, n newSession, now time.Time, ttl time.Duration, maxLive int) (string, []string, error) {
 	id := uuid.Must(uuid.NewV7()).String()
+	var evicted []string
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		evicted = nil
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1 AND expires_at < $2`, n.userID, store.Millis(now)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, user_id, refresh_hash, device_name, user_agent, ip, created_at, last_used_at, expires_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`,
 			id, n.userID, n.refreshHash, n.deviceName, n.userAgent, n.ip, store.Millis(now), store.Millis(now.Add(ttl)))
-		return err
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE sessions SET revoked_at = $1 WHERE id IN (
+			SELECT id FROM sessions WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL AND expires_at > $1
+			ORDER BY last_used_at DESC, id DESC LIMIT $4 OFFSET $5) RETURNING id`,
+			store.Millis(now), n.userID, id, evictBatch, maxLive-1)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e string
+			if err := rows.Scan(&e); err != nil {
+				return err
+			}
+			evicted = append(evicted, e)
+		}
+		return rows.Err()
 	})
 	if err != nil {
-		return "", fmt.Errorf("auth: create session: %w", err)
+		return "", nil, fmt.Errorf("auth: create session: %w", err)
 	}
-	return id, nil
+	return id, evicted, nil
 }
+
+// evictBatch bounds the sessions one sign-in revokes for being over the cap (a user far over it,
+// after the cap was lowered, comes down over several sign-ins).
+const evictBatch = 1000
 
 // rotated is the outcome of rotate.
 type rotated struct {
@@ -109,6 +147,13 @@ func (s sessions) rotate(ctx context.Context, oldHash, newHash string, now time.
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO refresh_history (hash, session_id, rotated_at) VALUES ($1, $2, $3)`,
 			oldHash, out.sessionID, store.Millis(now))
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM refresh_history WHERE session_id = $1 AND hash IN (
+			SELECT hash FROM refresh_history WHERE session_id = $1
+			ORDER BY rotated_at DESC, hash DESC LIMIT $2 OFFSET $3)`,
+			out.sessionID, refreshHistoryPruneBatch, refreshHistoryKeep)
 		return err
 	})
 	if err != nil {

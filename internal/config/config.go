@@ -43,6 +43,8 @@ type Config struct {
 	// SessionCacheTTL is how long a node trusts a session it has checked (0: it checks every time).
 	SessionCacheTTL time.Duration
 	RefreshTokenTTL time.Duration
+	// MaxSessionsPerUser caps a user's live sessions (the least recently used are revoked).
+	MaxSessionsPerUser int
 
 	Argon2MemoryKiB uint
 	Argon2Time      uint
@@ -60,7 +62,9 @@ type Config struct {
 	WSFramesPerSecond int
 	WSSendQueue       int
 	WSPingInterval    time.Duration
-	PresenceGrace     time.Duration
+	// WSMaxConnectionsPerUser caps one user's WebSocket connections on one node.
+	WSMaxConnectionsPerUser int
+	PresenceGrace           time.Duration
 	// LargeGroupMembers: groups with more members are large (no automatic presence between
 	// members, summarized membership events, receipts only to the chat's joined connections).
 	LargeGroupMembers     int
@@ -234,6 +238,7 @@ func settings() []Setting {
 		{"access-token-ttl", "NERUTALK_ACCESS_TOKEN_TTL", "15m", "lifetime of access tokens", durationSetter(func(c *Config) *time.Duration { return &c.AccessTokenTTL })},
 		{"session-cache-ttl", "NERUTALK_SESSION_CACHE_TTL", "5s", "how long a node trusts a session it has checked before asking the database again (0 = every request); a session revoked through another node is refused at once with Redis, within this without", durationSetterFrom(true, func(c *Config) *time.Duration { return &c.SessionCacheTTL })},
 		{"refresh-token-ttl", "NERUTALK_REFRESH_TOKEN_TTL", "720h", "lifetime of refresh tokens (sessions)", durationSetter(func(c *Config) *time.Duration { return &c.RefreshTokenTTL })},
+		{"max-sessions-per-user", "NERUTALK_MAX_SESSIONS_PER_USER", "50", "live sessions (signed-in devices) one user may have; signing in beyond it revokes the least recently used session", intSetter(func(c *Config) *int { return &c.MaxSessionsPerUser }, 1)},
 		{"argon2-memory-kib", "NERUTALK_ARGON2_MEMORY_KIB", "19456", "argon2id memory per hash in KiB (OWASP minimum 19456)", uintSetter(func(c *Config) *uint { return &c.Argon2MemoryKiB }, 8)},
 		{"argon2-time", "NERUTALK_ARGON2_TIME", "2", "argon2id iterations", uintSetter(func(c *Config) *uint { return &c.Argon2Time }, 1)},
 		{"argon2-threads", "NERUTALK_ARGON2_THREADS", "1", "argon2id parallelism", uintSetter(func(c *Config) *uint { return &c.Argon2Threads }, 1)},
@@ -259,6 +264,7 @@ func settings() []Setting {
 		{"ws-max-text-chars", "NERUTALK_WS_MAX_TEXT_CHARS", "4096", "longest message text, in characters", intSetter(func(c *Config) *int { return &c.WSMaxTextChars }, 1)},
 		{"ws-frames-per-second", "NERUTALK_WS_FRAMES_PER_SECOND", "50", "frames per second a connection may send (burst twice that); ignored with rate limits off", intSetter(func(c *Config) *int { return &c.WSFramesPerSecond }, 1)},
 		{"ws-send-queue", "NERUTALK_WS_SEND_QUEUE", "1024", "frames queued for one connection before it is dropped as too slow", intSetter(func(c *Config) *int { return &c.WSSendQueue }, 8)},
+		{"ws-max-connections-per-user", "NERUTALK_WS_MAX_CONNECTIONS_PER_USER", "20", "open WebSocket connections one user may have on one node (counted per node); more are refused with 429 too_many_connections", intSetter(func(c *Config) *int { return &c.WSMaxConnectionsPerUser }, 1)},
 		{"ws-ping-interval", "NERUTALK_WS_PING_INTERVAL", "25s", "how often the server pings each connection", durationSetter(func(c *Config) *time.Duration { return &c.WSPingInterval })},
 		{"presence-grace", "NERUTALK_PRESENCE_GRACE", "5s", "how long a user stays online after the last connection closes", durationSetter(func(c *Config) *time.Duration { return &c.PresenceGrace })},
 		{"large-group-members", "NERUTALK_LARGE_GROUP_MEMBERS", "50", "groups with more members are large: their members get no automatic presence of each other (they subscribe with presence_subscribe or ask presence_count), membership changes reach existing members as one summarizing chat_updated, and read/delivered receipts go only to the connections that joined the chat", intSetter(func(c *Config) *int { return &c.LargeGroupMembers }, 2)},

@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"time"
@@ -49,8 +50,18 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHandshakeProblem(w, r, err)
 		return
 	}
+	if !h.reserveSlot(p.UserID) {
+		httpapi.WriteProblem(w, r, &httpapi.Problem{
+			Status: http.StatusTooManyRequests, Title: http.StatusText(http.StatusTooManyRequests),
+			Code:      "too_many_connections",
+			Detail:    fmt.Sprintf("this user already has %d open WebSocket connections on this node; close one first", h.maxConnsPerUser),
+			RequestID: httpapi.RequestID(r.Context()),
+		})
+		return
+	}
 	ws, err := rfc6455.Upgrade(w, r, h.upgrade)
 	if err != nil { // Upgrade has answered (in plain text; CheckHandshake above makes this rare)
+		h.releaseSlot(p.UserID)
 		httpapi.Logger(r.Context()).DebugContext(r.Context(), "realtime: upgrade refused", "err", err)
 		return
 	}
@@ -100,6 +111,7 @@ func isUpgrade(r *http.Request) bool {
 // the upgrade request's context, kept for its values (logger, request id) but not its
 // cancellation, which comes when the handler returns.
 func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Principal) {
+	defer h.releaseSlot(p.UserID) // taken by ServeHTTP; runs last, once c is unregistered
 	ctx, cancel := context.WithCancel(identity.With(context.WithoutCancel(reqCtx), p))
 	ws.SetReadLimit(h.maxFrame)
 	c := &conn{
@@ -219,6 +231,7 @@ func (h *Hub) Mount(api *httpapi.API) {
 			"400": problemResponse("A malformed WebSocket handshake (code bad_handshake)"),
 			"403": problemResponse("The page's Origin may not open a socket (code origin_not_allowed; see NERUTALK_CORS_ORIGINS)"),
 			"426": problemResponse("Not a WebSocket upgrade request"),
+			"429": problemResponse("The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open on this node already (code too_many_connections)"),
 			"500": problemResponse("The access token could not be checked (the database failed)"),
 			"503": problemResponse("The node is shutting down"),
 		},

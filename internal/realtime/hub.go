@@ -58,6 +58,9 @@ type Options struct {
 	// PresenceSubscriptions caps the users one connection follows with presence_subscribe
 	// (default 500).
 	PresenceSubscriptions int
+	// MaxConnectionsPerUser caps one user's open connections on this node (default 20); an
+	// upgrade over it is refused with 429 too_many_connections. The count is per node.
+	MaxConnectionsPerUser int
 	// Origins may open the socket from a browser ("*": any); none allows same-origin pages only.
 	Origins []string
 	// Authenticate checks the access tokens of the upgrades; nil uses the API's (Mount).
@@ -82,6 +85,7 @@ func FromConfig(cfg config.Config) Options {
 	o := Options{
 		MaxFrameBytes: cfg.WSMaxFrameBytes, SendQueue: cfg.WSSendQueue, PingInterval: cfg.WSPingInterval,
 		PresenceGrace: cfg.PresenceGrace, Origins: cfg.CORSOrigins, PresenceSubscriptions: cfg.PresenceSubscriptions,
+		MaxConnectionsPerUser: cfg.WSMaxConnectionsPerUser,
 	}
 	if cfg.RateLimits {
 		o.FramesPerSecond = cfg.WSFramesPerSecond
@@ -125,6 +129,7 @@ type Hub struct {
 	metrics    *metrics
 
 	maxSubscriptions int // explicit presence subscriptions per connection
+	maxConnsPerUser  int // connections (open or being upgraded) per user on this node
 	countMu          sync.Mutex
 	counts           map[string]countEntry // presence_count answers by chat id
 }
@@ -135,6 +140,9 @@ type audienceBox struct{ PresenceAudience }
 type userShard struct {
 	mu    sync.RWMutex
 	conns map[string][]*conn
+	// slots counts each user's connections from the moment their upgrade is accepted
+	// (reserveSlot) until they are gone (releaseSlot): the cap holds under concurrent upgrades.
+	slots map[string]int
 }
 
 // appendConns appends the shard's connections to dst.
@@ -188,6 +196,10 @@ func New(o Options) (*Hub, error) {
 		counts:       map[string]countEntry{},
 
 		maxSubscriptions: o.PresenceSubscriptions,
+		maxConnsPerUser:  o.MaxConnectionsPerUser,
+	}
+	if h.maxConnsPerUser <= 0 {
+		h.maxConnsPerUser = 20
 	}
 	if h.maxSubscriptions <= 0 {
 		h.maxSubscriptions = 500
@@ -211,6 +223,7 @@ func New(o Options) (*Hub, error) {
 	h.upgrade = upgradeOptions(o.Origins)
 	for i := range h.users {
 		h.users[i].conns = map[string][]*conn{}
+		h.users[i].slots = map[string]int{}
 		h.topics[i].topics = map[string]map[*conn]struct{}{}
 		h.interest[i].followers = map[string]map[*conn]struct{}{}
 	}
@@ -502,6 +515,30 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 		if fn != nil {
 			fn(ctx, m.Frame)
 		}
+	}
+}
+
+// reserveSlot takes one of userID's connection slots; false when they are all taken.
+func (h *Hub) reserveSlot(userID string) bool {
+	s := &h.users[h.seed.index(userID)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.slots[userID] >= h.maxConnsPerUser {
+		return false
+	}
+	s.slots[userID]++
+	return true
+}
+
+// releaseSlot gives back a slot taken by reserveSlot.
+func (h *Hub) releaseSlot(userID string) {
+	s := &h.users[h.seed.index(userID)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.slots[userID] - 1; n > 0 {
+		s.slots[userID] = n
+	} else {
+		delete(s.slots, userID)
 	}
 }
 

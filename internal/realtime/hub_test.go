@@ -765,3 +765,54 @@ func TestProtocolViolations(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionsPerUser: with the cap at 2, a user's third upgrade is refused with 429
+// too_many_connections (another user is not affected), and closing one frees its slot.
+func TestConnectionsPerUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *config.Config) { c.WSMaxConnectionsPerUser = 2 }, nil)
+	first := e.dialReady(t, "alice")
+	e.dialReady(t, "alice")
+	e.dialReady(t, "bob") // counted apart from alice's
+
+	refused := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ws, resp, err := websocket.Dial(ctx, e.wsURL(), &websocket.DialOptions{
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + e.token("alice", time.Time{})}},
+		})
+		if err == nil {
+			_ = ws.CloseNow()
+			t.Fatal("third connection accepted")
+		}
+		if resp == nil {
+			t.Fatalf("dial: %v (no response)", err)
+		}
+		defer resp.Body.Close()
+		var p httpapi.Problem
+		body, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Fatalf("body %q: %v", body, err)
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || p.Code != "too_many_connections" {
+			t.Errorf("got %d %q, want 429 too_many_connections (%s)", resp.StatusCode, p.Code, body)
+		}
+	}
+	refused()
+	if n := e.hub.connCount("alice"); n != 2 {
+		t.Errorf("alice has %d connections, want 2", n)
+	}
+
+	if err := first.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	waitFor(t, "the closed connection's slot", func() bool {
+		s := &e.hub.users[e.hub.seed.index("alice")]
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		return s.slots["alice"] == 1
+	})
+	e.dialReady(t, "alice")
+	refused()
+}
