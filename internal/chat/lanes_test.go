@@ -71,6 +71,10 @@ func TestWriterLanes(t *testing.T) {
 			t.Errorf("client_id sent into two chats: %d refusals (%v), want 1", reused, errs)
 		}
 
+		// Events are published after the answers: Close drains them before they are counted.
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
 		total := 8*perWorker + 1
 		last := map[string]int64{}
 		n := 0
