@@ -46,10 +46,10 @@ type Participant struct {
 type Call struct {
 	ID           string        `json:"id"`
 	ChatID       string        `json:"chat_id"`
-	Kind         string        `json:"kind" enum:"audio,video"`
-	Status       string        `json:"status" enum:"ringing,active,ended,missed,declined"`
+	Kind         string        `json:"kind" enum:"audio,video" example:"video"`
+	Status       string        `json:"status" enum:"ringing,active,ended,missed,declined" example:"ringing"`
 	Channel      string        `json:"channel" doc:"The media channel (Agora channel, LiveKit room), derived from the call id"`
-	Provider     string        `json:"provider" enum:"p2p,agora,livekit"`
+	Provider     string        `json:"provider" enum:"p2p,agora,livekit" example:"p2p"`
 	InitiatorID  string        `json:"initiator_id"`
 	Group        bool          `json:"group" doc:"A group chat's call: members join and leave; it ends when the last participant leaves"`
 	Participants []Participant `json:"participants" doc:"In uid order"`

@@ -138,8 +138,8 @@ func (s *Service) internal(op string, err error) error {
 
 // StartInput is the body of POST /calls.
 type StartInput struct {
-	ChatID string `json:"chat_id" minLength:"1" maxLength:"64" format:"uuid" doc:"The chat to call"`
-	Kind   string `json:"kind" enum:"audio,video"`
+	ChatID string `json:"chat_id" minLength:"1" maxLength:"64" format:"uuid" doc:"The chat to call" example:"01938f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f"`
+	Kind   string `json:"kind" enum:"audio,video" example:"video"`
 }
 
 // Initiate starts a call in a chat the caller is a member of: it rings for every other member. A

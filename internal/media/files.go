@@ -31,15 +31,15 @@ const (
 
 // File is an uploaded file as the API shows it.
 type File struct {
-	ID           string    `json:"id" doc:"The file's id, to attach it to a message (attachment_ids)"`
+	ID           string    `json:"id" doc:"The file's id, to attach it to a message (attachment_ids)" example:"01938f50-1c2d-7e3f-8a9b-0c1d2e3f4a5b"`
 	URL          string    `json:"url" doc:"Where to download it (bearer token, or ?token= for img/video tags)"`
 	MIMEType     string    `json:"mime_type" doc:"The type of the stored bytes, detected from the content (images may have been converted)" example:"image/jpeg"`
-	Size         int64     `json:"size" doc:"Size of the stored bytes"`
+	Size         int64     `json:"size" doc:"Size of the stored bytes" example:"48213"`
 	Width        *int      `json:"width,omitempty" doc:"Images: width in pixels, upright"`
 	Height       *int      `json:"height,omitempty" doc:"Images: height in pixels, upright"`
 	ThumbnailURL string    `json:"thumbnail_url,omitempty" doc:"Images: a still preview that fits in 320 x 320"`
-	Name         string    `json:"name" doc:"The sanitized file name; its extension matches the stored type"`
-	Kind         string    `json:"kind" enum:"image,video,audio,file" doc:"What the content is"`
+	Name         string    `json:"name" doc:"The sanitized file name; its extension matches the stored type" example:"beach.jpg"`
+	Kind         string    `json:"kind" enum:"image,video,audio,file" doc:"What the content is" example:"image"`
 	SHA256       string    `json:"sha256" doc:"Hex SHA-256 of the stored bytes (what the download returns)"`
 	OwnerID      string    `json:"owner_id" doc:"Who uploaded it"`
 	CreatedAt    time.Time `json:"created_at"`
