@@ -252,11 +252,6 @@ func (s *Service) membershipEvent(ctx context.Context, tx *sql.Tx, c chatRow, be
 		ch.Members[i] = MemberInfo{UserID: m.UserID, Role: m.Role, JoinedAt: store.Time(m.JoinedAt)}
 		audience = append(audience, m.UserID)
 	}
-	// The event carries the members' profiles like GET /chats/{id}: one batched lookup per
-	// change (not per member, not per recipient), in the changing transaction.
-	if err := s.withMemberProfiles(ctx, tx, ch.Members); err != nil {
-		return nil, nil, err
-	}
 	audience = append(audience, removed...)
 	touched := slices.Clone(audience)
 	for _, m := range before {
@@ -276,7 +271,13 @@ func (s *Service) membershipEvent(ctx context.Context, tx *sql.Tx, c chatRow, be
 			s.runMembersHook(ctx, c.ID, before, audience[:len(after)], removed)
 		},
 	}
+	// The events carry the members' profiles like GET /chats/{id}: one batched lookup per change
+	// (not per member, not per recipient), in the changing transaction, and only for the member
+	// lists that are sent.
 	if c.Type != Group || !s.largeGroup(len(after)) {
+		if err := s.withMemberProfiles(ctx, tx, ch.Members); err != nil {
+			return nil, nil, err
+		}
 		first.data, first.users, first.done = ch, audience, done
 		return []event{first}, done, nil
 	}
@@ -285,6 +286,22 @@ func (s *Service) membershipEvent(ctx context.Context, tx *sql.Tx, c chatRow, be
 	was := make(map[string]Role, len(before))
 	for _, m := range before {
 		was[m.UserID] = m.Role
+	}
+	// The whole member list goes only to newcomers: a change without any (a title, a role, a
+	// removal) looks up the profiles of the updated members alone, not of all 10,000.
+	joined := len(after) > len(before)
+	if !joined {
+		for _, m := range after {
+			if _, ok := was[m.UserID]; !ok {
+				joined = true
+				break
+			}
+		}
+	}
+	if joined {
+		if err := s.withMemberProfiles(ctx, tx, ch.Members); err != nil {
+			return nil, nil, err
+		}
 	}
 	var newcomers, others []string
 	for _, m := range ch.Members {
@@ -298,6 +315,11 @@ func (s *Service) membershipEvent(ctx context.Context, tx *sql.Tx, c chatRow, be
 			others = append(others, m.UserID)
 		default:
 			others = append(others, m.UserID)
+		}
+	}
+	if !joined {
+		if err := s.withMemberProfiles(ctx, tx, change.MembersUpdated); err != nil {
+			return nil, nil, err
 		}
 	}
 	others = append(others, removed...)
