@@ -31,6 +31,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/webui"
 )
 
 // Server is an assembled NeruTalk node.
@@ -116,6 +117,7 @@ func (s *Server) build(ctx context.Context) error {
 		s.wireLocation, // positions, shares, nearby, history, geofences; expiry and pruning jobs
 		s.wireAPI,      // the HTTP surface: every feature's routes, authenticated by the accounts
 		s.wireProtocol, // the WebSocket protocol document (/asyncapi.json) and its page (/docs/websocket)
+		s.wireWebUI,    // the web client at / (last: its fallback wraps the router's NotFound)
 	} {
 		if err := wire(ctx); err != nil {
 			return err
@@ -236,6 +238,16 @@ func (s *Server) wireProtocol(context.Context) error {
 		return err
 	}
 	return asyncapi.Mount(s.API.Router, doc)
+}
+
+// wireWebUI serves the embedded web client (internal/webui) at /, outside the OpenAPI document.
+func (s *Server) wireWebUI(context.Context) error {
+	ui, err := webui.New()
+	if err != nil {
+		return err
+	}
+	ui.Mount(s.API.Router)
+	return nil
 }
 
 func (s *Server) wireChat(context.Context) error {
