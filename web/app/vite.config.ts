@@ -1,0 +1,19 @@
+import { defineConfig } from 'vite';
+import { fileURLToPath } from 'node:url';
+
+// The API server the dev server proxies to (`npm run dev`).
+const api = process.env.NERUTALK_URL ?? 'http://127.0.0.1:8080';
+
+export default defineConfig({
+  resolve: { alias: { '@nerutalk/sdk': fileURLToPath(new URL('./src/shim/sdk.ts', import.meta.url)) } },
+  esbuild: { jsx: 'automatic', jsxImportSource: 'preact', legalComments: 'none' },
+  server: { proxy: { '/api': { target: api, ws: true, changeOrigin: false } } },
+  build: {
+    outDir: '../../internal/webui/dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    modulePreload: { polyfill: false },
+    assetsInlineLimit: 0,
+    reportCompressedSize: true,
+  },
+});
