@@ -81,6 +81,7 @@ function Main() {
   return (
     <div class={'shell' + (chat ? ' has-chat' : '')}>
       <header class="top">
+        <h1 class="brand">NeruTalk</h1>
         <span class="me">{S.me?.display_name || S.me?.username}</span>
         <span role="status" aria-label="Connection" class={'conn ' + S.conn}>{connText[S.conn] ?? S.conn}</span>
         <button type="button" onClick={signOut}>Sign out</button>
@@ -90,6 +91,7 @@ function Main() {
           {S.alert} <button type="button" class="link" onClick={() => { S.alert = ''; emit(); }}>Dismiss</button>
         </div>
       )}
+      <main class="body">
       <nav aria-label="Chats" class="list">
         <div class="actions">
           <button type="button" onClick={() => setDlg('chat')}>New chat</button>
@@ -100,6 +102,7 @@ function Main() {
       </nav>
       {active && <CallRegion />}
       {chat && <ChatView chat={chat} key={chat.id} />}
+      </main>
       {dlg === 'chat' && <NewChat onClose={() => setDlg('')} />}
       {dlg === 'group' && <NewGroup onClose={() => setDlg('')} />}
       {S.incoming && <Incoming />}

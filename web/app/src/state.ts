@@ -183,8 +183,12 @@ export function markRead() {
   }
 }
 
-export async function openChat(id: string | null) {
+const chatInHash = () => /^#chat\/([\w-]+)$/.exec(location.hash)?.[1] ?? null;
+
+/** Opens a chat (null: back to the list). The open chat is in the URL (#chat/ID): it survives a reload. */
+export async function openChat(id: string | null, fromHistory = false) {
   const prev = S.openChat;
+  if (!fromHistory && prev !== id) history.pushState(null, '', id ? '#chat/' + id : location.pathname + location.search);
   if (prev && prev !== id) wsSend('leave_chat', { chat_id: prev });
   S.openChat = id;
   emit();
@@ -288,7 +292,10 @@ export function start() {
       callEvent(t.slice(5), d);
     });
   document.addEventListener('visibilitychange', markRead);
+  addEventListener('popstate', () => openChat(chatInHash(), true));
   socket.connect();
+  const h = chatInHash();
+  if (h) openChat(h, true);
 }
 
 /** After (re)connecting: the chat list, the open chat's missing messages, and locations. */
