@@ -1,0 +1,18 @@
+// @nerutalk/sdk: the NeruTalk TypeScript SDK (no runtime dependencies).
+export { ProblemError } from './problem.ts';
+export type { FieldError } from './problem.ts';
+export { NeruTalkClient, localStorageStore, memoryStore, SESSION_KEY } from './client.ts';
+export type {
+  Session,
+  TokenStore,
+  User,
+  FileInfo,
+  Schemas,
+  ClientOptions,
+  Method,
+  PathsWith,
+  Operation,
+  RequestOptions,
+  ResponseBody,
+} from './client.ts';
+export type { paths, components, operations } from './schema.js';
