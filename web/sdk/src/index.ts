@@ -16,3 +16,19 @@ export type {
   ResponseBody,
 } from './client.ts';
 export type { paths, components, operations } from './schema.js';
+export { RealtimeSocket, newClientId } from './socket.ts';
+export type {
+  SocketOptions,
+  SocketState,
+  EventMap,
+  EventType,
+  EventData,
+  ServerEventMap,
+  LocalEventMap,
+  CommandMap,
+  AckMap,
+  WsSchemas,
+  Message,
+  ChatView,
+  Frame,
+} from './socket.ts';
