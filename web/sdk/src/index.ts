@@ -32,3 +32,7 @@ export type {
   ChatView,
   Frame,
 } from './socket.ts';
+export { P2PCall, iceServersFrom } from './p2p.ts';
+export type { P2PCallOptions, P2PState, Credentials } from './p2p.ts';
+export { LocationHelper, formatLatLng, distanceM, fromPosition } from './location.ts';
+export type { LocationHelperOptions, PositionReport } from './location.ts';
