@@ -5,9 +5,10 @@ import { fileURLToPath } from 'node:url';
 const api = process.env.NERUTALK_URL ?? 'http://127.0.0.1:8080';
 
 export default defineConfig({
-  resolve: { alias: { '@nerutalk/sdk': fileURLToPath(new URL('./src/shim/sdk.ts', import.meta.url)) } },
+  resolve: { alias: { '@nerutalk/sdk': fileURLToPath(new URL('../sdk/src/index.ts', import.meta.url)) } },
   esbuild: { jsx: 'automatic', jsxImportSource: 'preact', legalComments: 'none' },
-  server: { proxy: { '/api': { target: api, ws: true, changeOrigin: false } } },
+  // The SDK lives next door (web/sdk): let the dev server read it.
+  server: { fs: { allow: ['..'] }, proxy: { '/api': { target: api, ws: true, changeOrigin: false } } },
   build: {
     outDir: '../../internal/webui/dist',
     emptyOutDir: true,

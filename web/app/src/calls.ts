@@ -21,12 +21,12 @@ function finish() {
 }
 
 function wire(p: P2PCall) {
-  const x = p as Any;
-  x.onRemoteStream((s: MediaStream) => { if (active) { active.remote = s; active.status = 'connected'; emit(); } });
-  x.onState?.((st: string) => {
+  p.onRemoteStream((s) => { if (active) { active.remote = s; emit(); } });
+  p.onState((st) => {
     if (!active || active.status === 'ended') return;
     if (st === 'connected') active.status = 'connected';
-    else if (st === 'failed' || st === 'closed') return finish();
+    else if (st === 'failed') return void hangUp();
+    else if (st === 'connecting' || st === 'disconnected') active.status = 'connecting';
     emit();
   });
 }
@@ -56,12 +56,16 @@ export async function acceptCall() {
   if (S.chats.has(call.chat_id)) openChat(call.chat_id);
   await attempt(async () => {
     const local = await media(call.kind);
-    const answered: Call = await api.POST('/api/v1/calls/{id}/answer', { path: { id: call.id } });
-    const p2p = new (P2PCall as Any)(socket, answered.credentials?.ice_servers ?? []) as P2PCall;
+    let answered: Call;
+    try {
+      answered = await api.POST('/api/v1/calls/{id}/answer', { path: { id: call.id } });
+    } catch (e) { local.getTracks().forEach((t) => t.stop()); throw e; }
+    // Created right after the answer, in the same task: the caller offers only once it learns of it.
+    const p2p = new P2PCall(socket, { credentials: answered.credentials as Any });
     active = { call: answered, status: 'connecting', local, p2p, outgoing: false };
     wire(p2p);
-    (p2p as Any).accept(call.id, call.initiator_id, local);
     emit();
+    await p2p.accept(call.id, call.initiator_id, local);
   });
 }
 
@@ -88,10 +92,10 @@ onCallEvent(async (what, d) => {
   if (what === 'answered' && active.outgoing && d.user_id !== S.me?.id && !active.p2p) {
     // The callee answered: offer to that device.
     active.status = 'connecting';
-    const p2p = new (P2PCall as Any)(socket, (active.call.credentials?.ice_servers ?? [])) as P2PCall;
+    const p2p = new P2PCall(socket, { credentials: active.call.credentials as Any });
     active.p2p = p2p;
     wire(p2p);
     emit();
-    await attempt(() => (p2p as Any).start(active!.call.id, d.user_id, active!.local!));
+    await attempt(() => p2p.start(active!.call.id, d.user_id, active!.local ?? null, d.session_id));
   }
 });

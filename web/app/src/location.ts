@@ -1,36 +1,38 @@
-// Sharing the own position with a chat: a share plus watchPosition reports.
-import { api, emit, attempt } from './state';
+// Sharing the own position with a chat: a share (POST /location/shares) plus the SDK's
+// LocationHelper (watchPosition → PUT /location, throttled).
+import { LocationHelper } from '@nerutalk/sdk';
+import { api, client, emit, attempt, showError } from './state';
 
-export let sharing: { id: string; chatId: string; watch: number } | null = null;
+export let sharing: { id: string; chatId: string; helper: LocationHelper; timer?: number } | null = null;
 
 export async function startSharing(chatId: string, durationS: number) {
   if (sharing) return;
   await attempt(async () => {
     if (!('geolocation' in navigator)) throw new Error('This browser cannot tell its location.');
     const share = await api.POST('/api/v1/location/shares', { body: { chat_id: chatId, duration_s: durationS, precision: 'exact' } });
-    const watch = navigator.geolocation.watchPosition(
-      (p) => {
-        attempt(() => api.PUT('/api/v1/location', {
-          body: { lat: p.coords.latitude, lng: p.coords.longitude, accuracy_m: Math.min(p.coords.accuracy, 100000), recorded_at: new Date(p.timestamp).toISOString() },
-        }));
-      },
-      (e) => { attempt(() => Promise.reject(new Error('Location unavailable: ' + e.message))); },
-      { enableHighAccuracy: true, maximumAge: 5000 },
-    );
-    sharing = { id: share.id, chatId, watch };
-    emit();
+    const helper = new LocationHelper(client, { minIntervalMs: 2000 });
+    helper.onError((e) => showError(e instanceof GeolocationPositionError ? new Error('Location unavailable: ' + e.message) : e));
+    helper.start();
+    sharing = { id: share.id, chatId, helper };
     if (share.expires_at) {
-      const left = Date.parse(share.expires_at) - Date.now();
-      setTimeout(() => { if (sharing?.id === share.id) { navigator.geolocation.clearWatch(watch); sharing = null; emit(); } }, left);
+      const s = sharing;
+      s.timer = window.setTimeout(() => { if (sharing === s) end(); }, Date.parse(share.expires_at) - Date.now());
     }
+    emit();
   });
 }
 
-export async function stopSharing() {
-  if (!sharing) return;
+function end() {
+  if (!sharing) return null;
   const s = sharing;
   sharing = null;
-  navigator.geolocation.clearWatch(s.watch);
+  s.helper.stop();
+  clearTimeout(s.timer);
   emit();
-  await attempt(() => api.DELETE('/api/v1/location/shares/{id}', { path: { id: s.id } }));
+  return s;
+}
+
+export async function stopSharing() {
+  const s = end();
+  if (s) await attempt(() => api.DELETE('/api/v1/location/shares/{id}', { path: { id: s.id } }));
 }

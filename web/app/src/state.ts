@@ -1,5 +1,5 @@
 // Application state and the logic that keeps it in step with the server (REST + WebSocket).
-import { NeruTalkClient, RealtimeSocket, ProblemError } from '@nerutalk/sdk';
+import { NeruTalkClient, RealtimeSocket, ProblemError, newClientId } from '@nerutalk/sdk';
 
 /* The app reads server objects through these small local shapes. */
 export interface Profile { id: string; username: string; display_name?: string }
@@ -26,9 +26,9 @@ export const client = new NeruTalkClient();
 export const socket = new RealtimeSocket(client);
 /* Loosely typed doors to the SDK: the app passes OpenAPI paths as strings. */
 export const api = client as unknown as Record<'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', (p: string, i?: Any) => Promise<Any>>;
-const ws = socket as unknown as { on(t: string, cb: (d: Any) => void): () => void; request(t: string, d: unknown): Promise<Any>; send(t: string, d: unknown): void };
+const ws = socket as unknown as { on(t: string, cb: (d: Any) => void): () => void; request(t: string, d: unknown): Promise<Any>; send(t: string, d: unknown): boolean };
 export const wsRequest = (t: string, d: unknown) => ws.request(t, d);
-export const wsSend = (t: string, d: unknown) => ws.send(t, d);
+export const wsSend = (t: string, d: unknown) => { ws.send(t, d); };
 
 export const S = {
   me: (client.session?.user ?? null) as Profile | null,
@@ -109,7 +109,7 @@ export function addMessages(list: Message[]) {
       if (!c.last_message || c.last_message.seq <= m.seq) c.last_message = m;
       if (m.sender_id === S.me?.id) c.read_seq = Math.max(c.read_seq, m.seq);
     }
-    (socket as Any).trackSeq?.(m.chat_id, m.seq);
+    socket.trackSeq(m.chat_id, m.seq);
   }
   emit();
 }
@@ -117,17 +117,25 @@ export function addMessages(list: Message[]) {
 export async function loadChats() {
   const page = await api.GET('/api/v1/chats', { query: { limit: 200 } });
   for (const c of page.items as Chat[]) learnChat(c);
+  reportDelivered();
   emit();
-  // Report what reached this device.
-  for (const c of S.chats.values()) if ((c.delivered_seq ?? 0) < c.last_seq) wsSend('message_delivered', { chat_id: c.id, seq: c.last_seq });
+}
+/** Reports what reached this device. */
+function reportDelivered() {
+  for (const c of S.chats.values()) {
+    if ((c.delivered_seq ?? 0) < c.last_seq) {
+      c.delivered_seq = c.last_seq;
+      wsSend('message_delivered', { chat_id: c.id, seq: c.last_seq });
+    }
+  }
 }
 
-/** Loads the latest page of a chat's history unless it is loaded already; after a reconnect, catches up. */
-export async function loadHistory(chatId: string, force = false) {
-  if (S.latestLoaded.has(chatId) && !force) return;
-  const have = S.msgs.get(chatId);
-  const after = S.latestLoaded.has(chatId) && have?.size ? Math.max(...have.keys()) : 0;
-  const page = await api.GET('/api/v1/chats/{id}/messages', { path: { id: chatId }, query: after ? { after_seq: after, limit: 200 } : { limit: 50 } });
+/** Loads the latest page of a chat's history unless that page is loaded already (not "unless a message
+ * of the chat is known": a message_new that came before the chat was opened must not hide its history).
+ * Later gaps (after a reconnect) are filled by the SDK's resync, which syncs from the last tracked seq. */
+export async function loadHistory(chatId: string) {
+  if (S.latestLoaded.has(chatId)) return;
+  const page = await api.GET('/api/v1/chats/{id}/messages', { path: { id: chatId }, query: { limit: 50 } });
   addMessages(page.items);
   S.latestLoaded.add(chatId);
   emit();
@@ -202,14 +210,12 @@ export async function openChat(id: string | null, fromHistory = false) {
 }
 
 export async function sendText(chatId: string, text: string, attachmentIds?: string[]) {
-  const p: Pending = { client_id: crypto.randomUUID(), chat_id: chatId, text };
+  const p: Pending = { client_id: newClientId(), chat_id: chatId, text };
   S.pending = [...S.pending, p];
   emit();
   const body = { client_id: p.client_id, text: text || undefined, attachment_ids: attachmentIds };
   try {
-    const m = S.conn === 'open'
-      ? await wsRequest('send_message', { chat_id: chatId, ...body })
-      : await api.POST('/api/v1/chats/{id}/messages', { path: { id: chatId }, body });
+    const m = await wsRequest('send_message', { chat_id: chatId, ...body });
     addMessages([m]);
   } catch (e) {
     p.failed = true;
@@ -239,11 +245,8 @@ export function start() {
   S.me = client.session?.user ?? S.me;
   if (S.me) S.users.set(S.me.id, S.me);
   const on = (t: string, f: (d: Any) => void) => offs.push(ws.on(t, (d) => { f(d); emit(); }));
-  offs.push((socket as Any).onState((s: string) => {
-    S.conn = s;
-    emit();
-    if (s === 'open') resync();
-  }));
+  offs.push(socket.onState((s) => { S.conn = s; emit(); }));
+  on('resynced', (d) => resynced(d.chats as Chat[]));
   on('message_new', (m: Message) => {
     addMessages([m]);
     if (m.sender_id !== S.me?.id) {
@@ -298,16 +301,13 @@ export function start() {
   if (h) openChat(h, true);
 }
 
-/** After (re)connecting: the chat list, the open chat's missing messages, and locations. */
-async function resync() {
+/** After every (re)open the SDK has read GET /chats and replayed the missed messages (as message_new):
+ * take the list, report deliveries, join the open chat again, refresh its receipts and the locations. */
+async function resynced(chats: Chat[]) {
+  for (const c of chats) learnChat(c);
+  reportDelivered();
+  emit();
   await attempt(async () => {
-    await loadChats();
-    for (const id of S.latestLoaded) {
-      const c = S.chats.get(id);
-      const have = S.msgs.get(id);
-      const top = have?.size ? Math.max(...have.keys()) : 0;
-      if (c && c.last_seq > top) await loadHistory(id, true);
-    }
     if (S.openChat) {
       wsSend('join_chat', { chat_id: S.openChat });
       const c = S.chats.get(S.openChat);
