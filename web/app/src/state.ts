@@ -317,6 +317,14 @@ async function resynced(chats: Chat[]) {
       markRead();
     }
     await loadShared();
+    // A call that rings for this user while the page was away (or reloaded).
+    if (!S.incoming) {
+      const calls = await api.GET('/api/v1/calls', { query: { status: 'ringing', limit: 10 } });
+      const me = S.me?.id;
+      const c = (calls.items as (Call & { participants?: { user_id: string; state: string }[] })[])
+        .find((x) => x.initiator_id !== me && x.participants?.some((p) => p.user_id === me && p.state === 'invited'));
+      if (c) { S.incoming = c; emit(); }
+    }
   });
 }
 
