@@ -1,0 +1,20 @@
+import { defineConfig } from 'vite';
+import { fileURLToPath } from 'node:url';
+
+// The API server the dev server proxies to (`npm run dev`).
+const api = process.env.NERUTALK_URL ?? 'http://127.0.0.1:8080';
+
+export default defineConfig({
+  resolve: { alias: { '@nerutalk/sdk': fileURLToPath(new URL('../sdk/src/index.ts', import.meta.url)) } },
+  esbuild: { jsx: 'automatic', jsxImportSource: 'preact', legalComments: 'none' },
+  // The SDK lives next door (web/sdk): let the dev server read it.
+  server: { fs: { allow: ['..'] }, proxy: { '/api': { target: api, ws: true, changeOrigin: false } } },
+  build: {
+    outDir: '../../internal/webui/dist',
+    emptyOutDir: true,
+    target: 'es2022',
+    modulePreload: { polyfill: false },
+    assetsInlineLimit: 0,
+    reportCompressedSize: true,
+  },
+});
