@@ -57,7 +57,10 @@ export function emit() {
 export function subscribe(f: () => void) { listeners.add(f); return () => { listeners.delete(f); }; }
 
 export function problemText(e: unknown): string {
-  if (e instanceof ProblemError) return e.detail || e.title || e.message;
+  if (e instanceof ProblemError) {
+    const fields = (e.errors ?? []).map((x) => x.message).filter((m) => m && m !== e.detail);
+    return (e.detail || e.title || e.message) + (fields.length ? ` (${fields.join('; ')})` : '');
+  }
   if (e instanceof Error) return e.message;
   return String(e);
 }
