@@ -58,7 +58,7 @@ export function subscribe(f: () => void) { listeners.add(f); return () => { list
 
 export function problemText(e: unknown): string {
   if (e instanceof ProblemError) {
-    const fields = (e.errors ?? []).map((x) => x.message).filter((m) => m && m !== e.detail);
+    const fields = (e.errors ?? []).map((x) => x.message).filter((m) => m && !e.detail.includes(m));
     return (e.detail || e.title || e.message) + (fields.length ? ` (${fields.join('; ')})` : '');
   }
   if (e instanceof Error) return e.message;
