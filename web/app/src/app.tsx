@@ -421,7 +421,12 @@ function Incoming() {
 
 function Video(p: { stream?: MediaStream; label: string; muted?: boolean }) {
   const ref = useRef<HTMLVideoElement>(null);
-  useEffect(() => { if (ref.current && ref.current.srcObject !== (p.stream ?? null)) ref.current.srcObject = p.stream ?? null; }, [p.stream]);
+  useEffect(() => {
+    const v = ref.current;
+    if (!v || v.srcObject === (p.stream ?? null)) return;
+    v.srcObject = p.stream ?? null;
+    if (p.stream) v.play().catch(() => undefined); // autoplay may wait for a gesture: the attribute retries
+  }, [p.stream]);
   return <video ref={ref} aria-label={p.label} autoplay playsInline muted={p.muted} />;
 }
 
