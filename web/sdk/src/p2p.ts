@@ -36,7 +36,7 @@ export function iceServersFrom(c: Credentials | null | undefined): RTCIceServer[
  */
 export class P2PCall {
   private readonly socket: RealtimeSocket;
-  private readonly iceServers: RTCIceServer[];
+  private iceServers: RTCIceServer[];
   private readonly PC: typeof RTCPeerConnection;
   private pc: RTCPeerConnection | null = null;
   private callId = '';
@@ -145,8 +145,12 @@ export class P2PCall {
     this.replay();
   }
 
-  /** Callee: answers the caller's offer (now, or when it comes). */
-  async accept(callId: string, fromUserId: string, localStream: MediaStream | null): Promise<void> {
+  /**
+   * Callee: answers the caller's offer (now, or when it comes). iceServers: those of the answer's
+   * credentials (iceServersFrom(answer.credentials)), when the P2PCall was made before the answer.
+   */
+  async accept(callId: string, fromUserId: string, localStream: MediaStream | null, iceServers?: RTCIceServer[]): Promise<void> {
+    if (iceServers) this.iceServers = iceServers;
     this.setup(callId, fromUserId, localStream);
     this.replay();
   }
