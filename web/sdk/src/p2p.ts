@@ -57,7 +57,9 @@ export class P2PCall {
     const PC = opts.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection;
     if (!PC) throw new Error('nerutalk: RTCPeerConnection is not available');
     this.PC = PC;
-    // Listen at once: an offer may come before accept() (the caller is quick).
+    // Signals that came before this P2PCall existed, then listen at once: an offer may come
+    // before accept() (the caller is quick). handle() keeps only those of this call and peer.
+    for (const f of socket.recentSignals()) this.buffered.push({ ...(f.data as Signal), __type: f.type } as Signal);
     for (const t of ['webrtc_offer', 'webrtc_answer', 'webrtc_ice_candidate'] as const) {
       this.offs.push(socket.on(t, (d) => this.onSignal(t, d as Signal)));
     }

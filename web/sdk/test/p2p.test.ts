@@ -68,10 +68,9 @@ test('P2PCall: offer, answer and ICE candidates travel between two users through
     assert.equal(call.provider, 'p2p');
     const ice = iceServersFrom(call.credentials);
 
-    // Callee: the P2PCall exists before the answer, so an early offer is kept.
+    // The callee answers; its P2PCall is made only after the offer arrived (socket.recentSignals keeps it).
     const incoming = await ringing;
     assert.equal(incoming.call.id, call.id);
-    const calleeLeg = new P2PCall(sb, { credentials: null, RTCPeerConnection: FakePC as unknown as typeof RTCPeerConnection });
     const answered = waitFor(sa, 'call_answered', (e) => e.call.id === call.id);
     const mine = await b.client.POST('/api/v1/calls/{id}/answer', { path: { id: call.id } });
     const ev = await answered;
@@ -79,6 +78,10 @@ test('P2PCall: offer, answer and ICE candidates travel between two users through
     const callerLeg = new P2PCall(sa, { iceServers: ice, RTCPeerConnection: FakePC as unknown as typeof RTCPeerConnection });
     const callerStates: P2PState[] = [];
     callerLeg.onState((s) => callerStates.push(s));
+    const offered = waitFor(sb, 'webrtc_offer', (o) => o.call_id === call.id);
+    await callerLeg.start(call.id, b.session.user.id, null, ev.session_id);
+    assert.equal((await offered).from_user_id, a.session.user.id);
+    const calleeLeg = new P2PCall(sb, { credentials: mine.credentials, RTCPeerConnection: FakePC as unknown as typeof RTCPeerConnection });
     const bothConnected = Promise.all(
       [callerLeg, calleeLeg].map(
         (leg) => new Promise<void>((resolve) => {
@@ -88,8 +91,7 @@ test('P2PCall: offer, answer and ICE candidates travel between two users through
       ),
     );
     const remote = new Promise((resolve) => callerLeg.onRemoteStream(resolve));
-    await callerLeg.start(call.id, b.session.user.id, null, ev.session_id);
-    await calleeLeg.accept(call.id, a.session.user.id, null, iceServersFrom(mine.credentials));
+    await calleeLeg.accept(call.id, a.session.user.id, null);
     await bothConnected;
     assert.ok(await remote);
 
