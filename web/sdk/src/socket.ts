@@ -97,6 +97,12 @@ export class RealtimeSocket {
     const W = opts.WebSocket ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;
     if (!W) throw new Error('nerutalk: no WebSocket implementation (Node 20: run with --experimental-websocket)');
     this.WS = W;
+    // Back online: dial now instead of waiting for the backoff.
+    if (typeof window !== 'undefined' && typeof window.addEventListener === 'function') {
+      window.addEventListener('online', () => {
+        if (this.wanted && this._state !== 'open') this.reconnect();
+      });
+    }
   }
 
   get state(): SocketState {
