@@ -76,7 +76,7 @@ npx --no-install tsc -p tsconfig.test.json
 ws_flag=""
 if [ "$node_major" -lt 22 ]; then ws_flag="--experimental-websocket"; fi
 status=0
-NERUTALK_URL="$base" node $ws_flag --test --test-concurrency=1 --test-timeout=60000 dist-test/test/ || status=$?
+NERUTALK_URL="$base" node $ws_flag --test --test-concurrency=1 --test-timeout=60000 dist-test/test/*.test.js || status=$?
 if [ "$status" -ne 0 ]; then
 	echo "test-web-sdk: tests failed; server log:" >&2
 	tail -50 "$tmp/server.log" >&2

@@ -289,7 +289,7 @@ function Dialog(p: { title: string; onClose: () => void; children: ComponentChil
   }, []);
   const id = 'dlg-' + p.title.replace(/\W/g, '');
   return (
-    <dialog ref={ref} aria-labelledby={id} onCancel={(e) => { e.preventDefault(); p.onClose(); }}>
+    <dialog ref={ref} aria-labelledby={id} onCancel={(e) => { e.preventDefault(); p.onClose(); }} onClose={p.onClose}>
       <h2 id={id}>{p.title}</h2>
       {p.children}
       <button type="button" class="link close" onClick={p.onClose}>Close</button>
@@ -297,7 +297,7 @@ function Dialog(p: { title: string; onClose: () => void; children: ComponentChil
   );
 }
 
-function useUserSearch() {
+function useUserSearch(focus: boolean) {
   const [q, setQ] = useState('');
   const [found, setFound] = useState<Profile[]>([]);
   useEffect(() => {
@@ -311,7 +311,7 @@ function useUserSearch() {
   const box = (
     <p class="field">
       <label for="user-q">Search users</label>
-      <input id="user-q" type="search" value={q} onInput={(e) => setQ((e.target as HTMLInputElement).value)} autoComplete="off" />
+      <input id="user-q" type="search" autoFocus={focus} value={q} onInput={(e) => setQ((e.target as HTMLInputElement).value)} autoComplete="off" />
     </p>
   );
   return { box, found };
@@ -329,7 +329,7 @@ async function created(c: Chat) {
 }
 
 function NewChat({ onClose }: { onClose: () => void }) {
-  const { box, found } = useUserSearch();
+  const { box, found } = useUserSearch(true);
   const start = async (u: Profile) => {
     const c = await attempt(() => api.POST('/api/v1/chats', { body: { type: 'direct', member_ids: [u.id] } }));
     if (!c) return;
@@ -350,7 +350,7 @@ function NewChat({ onClose }: { onClose: () => void }) {
 }
 
 function NewGroup({ onClose }: { onClose: () => void }) {
-  const { box, found } = useUserSearch();
+  const { box, found } = useUserSearch(false);
   const [title, setTitle] = useState('');
   const [picked, setPicked] = useState<Map<string, Profile>>(new Map());
   const shown = [...picked.values(), ...found.filter((u) => !picked.has(u.id))];
@@ -368,7 +368,7 @@ function NewGroup({ onClose }: { onClose: () => void }) {
       <form onSubmit={create}>
         <p class="field">
           <label for="g-title">Group title</label>
-          <input id="g-title" value={title} onInput={(e) => setTitle((e.target as HTMLInputElement).value)} required />
+          <input id="g-title" autoFocus value={title} onInput={(e) => setTitle((e.target as HTMLInputElement).value)} required />
         </p>
         {box}
         <ul class="results">{shown.map((u) => (
@@ -393,7 +393,7 @@ function ShareDialog({ chatId, onClose }: { chatId: string; onClose: () => void 
       <form onSubmit={go}>
         <p class="field">
           <label for="dur">Duration</label>
-          <select id="dur" value={dur} onChange={(e) => setDur((e.target as HTMLSelectElement).value)}>
+          <select id="dur" autoFocus value={dur} onChange={(e) => setDur((e.target as HTMLSelectElement).value)}>
             <option value="900">15 min</option>
             <option value="3600">1 hour</option>
             <option value="28800">8 hours</option>
@@ -412,7 +412,7 @@ function Incoming() {
     <Dialog title="Incoming call" onClose={declineCall}>
       <p>{nameOf(c.initiator_id)} is calling{chat && chat.type !== 'direct' ? ` in ${chatTitle(chat)}` : ''} ({c.kind === 'video' ? 'video' : 'voice'}).</p>
       <div class="actions">
-        <button type="button" class="primary" onClick={acceptCall}>Accept</button>
+        <button type="button" class="primary" autoFocus onClick={acceptCall}>Accept</button>
         <button type="button" class="danger" onClick={declineCall}>Decline</button>
       </div>
     </Dialog>
@@ -421,7 +421,12 @@ function Incoming() {
 
 function Video(p: { stream?: MediaStream; label: string; muted?: boolean }) {
   const ref = useRef<HTMLVideoElement>(null);
-  useEffect(() => { if (ref.current && ref.current.srcObject !== (p.stream ?? null)) ref.current.srcObject = p.stream ?? null; }, [p.stream]);
+  useEffect(() => {
+    const v = ref.current;
+    if (!v || v.srcObject === (p.stream ?? null)) return;
+    v.srcObject = p.stream ?? null;
+    if (p.stream) v.play().catch(() => undefined); // autoplay may wait for a gesture: the attribute retries
+  }, [p.stream]);
   return <video ref={ref} aria-label={p.label} autoplay playsInline muted={p.muted} />;
 }
 

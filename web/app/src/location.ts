@@ -11,7 +11,14 @@ export async function startSharing(chatId: string, durationS: number) {
     if (!('geolocation' in navigator)) throw new Error('This browser cannot tell its location.');
     const share = await api.POST('/api/v1/location/shares', { body: { chat_id: chatId, duration_s: durationS, precision: 'exact' } });
     const helper = new LocationHelper(client, { minIntervalMs: 2000 });
-    helper.onError((e) => showError(e instanceof GeolocationPositionError ? new Error('Location unavailable: ' + e.message) : e));
+    helper.onError((e) => {
+      // A position that is momentarily unavailable is retried by watchPosition; only a refusal is final.
+      if (e instanceof GeolocationPositionError) {
+        if (e.code === e.PERMISSION_DENIED) { showError(new Error('Location permission denied: sharing stopped.')); stopSharing(); }
+        return;
+      }
+      showError(e);
+    });
     helper.start();
     sharing = { id: share.id, chatId, helper };
     if (share.expires_at) {

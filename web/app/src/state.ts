@@ -39,7 +39,7 @@ export const S = {
   pending: [] as Pending[],
   receipts: new Map<string, Map<string, { read_seq: number; delivered_seq: number }>>(),
   presence: new Map<string, Presence>(),
-  typing: new Map<string, Map<string, number>>(), // chat -> user -> expiry timer
+  typing: new Map<string, Set<string>>(), // chat -> users typing
   users: new Map<string, Profile>(),
   openChat: null as string | null,
   alert: '',
@@ -57,7 +57,10 @@ export function emit() {
 export function subscribe(f: () => void) { listeners.add(f); return () => { listeners.delete(f); }; }
 
 export function problemText(e: unknown): string {
-  if (e instanceof ProblemError) return e.detail || e.title || e.message;
+  if (e instanceof ProblemError) {
+    const fields = (e.errors ?? []).map((x) => x.message).filter((m) => m && !e.detail.includes(m));
+    return (e.detail || e.title || e.message) + (fields.length ? ` (${fields.join('; ')})` : '');
+  }
   if (e instanceof Error) return e.message;
   return String(e);
 }
@@ -245,14 +248,12 @@ export function start() {
   S.me = client.session?.user ?? S.me;
   if (S.me) S.users.set(S.me.id, S.me);
   const on = (t: string, f: (d: Any) => void) => offs.push(ws.on(t, (d) => { f(d); emit(); }));
-  offs.push(socket.onState((s) => { S.conn = s; emit(); }));
+  offs.push(socket.onState((s) => { S.conn = s; if (s !== 'open') S.typing.clear(); emit(); }));
   on('resynced', (d) => resynced(d.chats as Chat[]));
   on('message_new', (m: Message) => {
     addMessages([m]);
     if (m.sender_id !== S.me?.id) {
       wsSend('message_delivered', { chat_id: m.chat_id, seq: m.seq });
-      const t = S.typing.get(m.chat_id);
-      if (t?.has(m.sender_id)) { clearTimeout(t.get(m.sender_id)); t.delete(m.sender_id); }
       if (!S.chats.has(m.chat_id)) attempt(loadChats);
     }
     if (m.chat_id === S.openChat) markRead();
@@ -265,11 +266,13 @@ export function start() {
     if (c && d.user_id === S.me?.id) c.read_seq = Math.max(c.read_seq, d.seq);
   });
   on('message_delivered', (d) => mark(d.chat_id, d.user_id, 'delivered_seq', d.seq));
+  // The server is the source of truth for typing: it forwards changes (not repeated trues) and sends
+  // typing:false itself 6 s after the last true, so the app keeps the state until told otherwise
+  // (a message from the typist does not clear it: the server may not repeat a true that follows).
   on('typing_indicator', (d) => {
     let t = S.typing.get(d.chat_id);
-    if (!t) S.typing.set(d.chat_id, (t = new Map()));
-    clearTimeout(t.get(d.user_id));
-    if (d.typing) t.set(d.user_id, window.setTimeout(() => { t!.delete(d.user_id); emit(); }, 8000));
+    if (!t) S.typing.set(d.chat_id, (t = new Set()));
+    if (d.typing) t.add(d.user_id);
     else t.delete(d.user_id);
     ensureUser(d.user_id);
   });

@@ -101,8 +101,8 @@ export interface RequestInit_<O> {
   path?: Param<O, 'path'>;
   query?: Param<O, 'query'>;
   body?: JsonBody<O>;
-  signal?: AbortSignal;
-  headers?: Record<string, string>;
+  signal?: AbortSignal | undefined;
+  headers?: Record<string, string> | undefined;
 }
 export type RequestOptions<O> = RequestInit_<O>;
 
@@ -309,21 +309,28 @@ export class NeruTalkClient {
   async request<T = unknown>(
     method: string,
     path: string,
-    init: { path?: unknown; query?: unknown; body?: unknown; signal?: AbortSignal; headers?: Record<string, string>; form?: FormData } = {},
+    init: {
+      path?: unknown;
+      query?: unknown;
+      body?: unknown;
+      signal?: AbortSignal | undefined;
+      headers?: Record<string, string> | undefined;
+      form?: FormData;
+    } = {},
   ): Promise<T> {
     const url = this.url(path, init);
     const auth = !NO_AUTH.has(path) && this.current !== null;
     const send = async (token: string | null): Promise<Response> => {
       const headers: Record<string, string> = { Accept: 'application/json', ...(init.headers ?? {}) };
-      let body: BodyInit | undefined;
+      let body: BodyInit | null = null;
       if (init.form) body = init.form;
       else if (init.body !== undefined) {
         headers['Content-Type'] = 'application/json';
         body = JSON.stringify(init.body);
       }
-      if (token) headers.Authorization = `Bearer ${token}`;
+      if (token) headers['Authorization'] = `Bearer ${token}`;
       try {
-        return await this.fetchFn(url, { method, headers, body, signal: init.signal });
+        return await this.fetchFn(url, { method, headers, body, signal: init.signal ?? null });
       } catch (e) {
         if ((e as Error)?.name === 'AbortError') throw e;
         throw new ProblemError({ status: 0, code: 'network_error', title: 'Network error', detail: String((e as Error)?.message ?? e) });

@@ -36,7 +36,7 @@ export function iceServersFrom(c: Credentials | null | undefined): RTCIceServer[
  */
 export class P2PCall {
   private readonly socket: RealtimeSocket;
-  private readonly iceServers: RTCIceServer[];
+  private iceServers: RTCIceServer[];
   private readonly PC: typeof RTCPeerConnection;
   private pc: RTCPeerConnection | null = null;
   private callId = '';
@@ -57,7 +57,9 @@ export class P2PCall {
     const PC = opts.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection;
     if (!PC) throw new Error('nerutalk: RTCPeerConnection is not available');
     this.PC = PC;
-    // Listen at once: an offer may come before accept() (the caller is quick).
+    // Signals that came before this P2PCall existed, then listen at once: an offer may come
+    // before accept() (the caller is quick). handle() keeps only those of this call and peer.
+    for (const f of socket.recentSignals()) this.buffered.push({ ...(f.data as Signal), __type: f.type } as Signal);
     for (const t of ['webrtc_offer', 'webrtc_answer', 'webrtc_ice_candidate'] as const) {
       this.offs.push(socket.on(t, (d) => this.onSignal(t, d as Signal)));
     }
@@ -145,8 +147,12 @@ export class P2PCall {
     this.replay();
   }
 
-  /** Callee: answers the caller's offer (now, or when it comes). */
-  async accept(callId: string, fromUserId: string, localStream: MediaStream | null): Promise<void> {
+  /**
+   * Callee: answers the caller's offer (now, or when it comes). iceServers: those of the answer's
+   * credentials (iceServersFrom(answer.credentials)), when the P2PCall was made before the answer.
+   */
+  async accept(callId: string, fromUserId: string, localStream: MediaStream | null, iceServers?: RTCIceServer[]): Promise<void> {
+    if (iceServers) this.iceServers = iceServers;
     this.setup(callId, fromUserId, localStream);
     this.replay();
   }

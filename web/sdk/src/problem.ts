@@ -44,7 +44,8 @@ export class ProblemError extends Error {
     }
     if (body && typeof body === 'object' && typeof (body as { code?: unknown }).code === 'string') {
       const b = body as Record<string, unknown>;
-      return new ProblemError({ ...b, status: typeof b.status === 'number' ? b.status : res.status, code: b.code as string });
+      const status = b['status'];
+      return new ProblemError({ ...b, status: typeof status === 'number' ? status : res.status, code: b['code'] as string });
     }
     return new ProblemError({
       status: res.status,

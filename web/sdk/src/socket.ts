@@ -84,6 +84,7 @@ export class RealtimeSocket {
   private stateListeners = new Set<(s: SocketState) => void>();
   private _state: SocketState = 'closed';
   private generation = 0;
+  private signals: { at: number; type: string; data: unknown }[] = [];
 
   constructor(client: NeruTalkClient, opts: SocketOptions = {}) {
     this.client = client;
@@ -96,6 +97,12 @@ export class RealtimeSocket {
     const W = opts.WebSocket ?? (globalThis as { WebSocket?: typeof WebSocket }).WebSocket;
     if (!W) throw new Error('nerutalk: no WebSocket implementation (Node 20: run with --experimental-websocket)');
     this.WS = W;
+    // Back online: dial now instead of waiting for the backoff.
+    if (typeof window !== 'undefined' && typeof window.addEventListener === 'function') {
+      window.addEventListener('online', () => {
+        if (this.wanted && this._state !== 'open') this.reconnect();
+      });
+    }
   }
 
   get state(): SocketState {
@@ -372,8 +379,23 @@ export class RealtimeSocket {
       const m = f.data as Message | undefined;
       if (m && typeof m.chat_id === 'string' && typeof m.seq === 'number' && f.type === 'message_new') this.trackSeq(m.chat_id, m.seq);
     }
+    if (f.type.startsWith('webrtc_')) {
+      const now = Date.now();
+      this.signals = this.signals.filter((x) => now - x.at < 60_000).slice(-63);
+      this.signals.push({ at: now, type: f.type, data: f.data });
+    }
     this.emit(f.type, f.data);
     this.emit('*', f);
+  }
+
+  /**
+   * The WebRTC signaling frames (webrtc_offer/answer/ice_candidate) of the last minute, oldest
+   * first: a P2PCall made after an offer arrived (e.g. right after POST /calls/{id}/answer) still
+   * finds it.
+   */
+  recentSignals(): { type: string; data: unknown }[] {
+    const now = Date.now();
+    return this.signals.filter((x) => now - x.at < 60_000).map(({ type, data }) => ({ type, data }));
   }
 
   private transmit(p: Pending): void {

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProblemError, formatLatLng } from '../src/index.ts';
-import { newClient, newUser, uniq } from './helpers.ts';
+import { NeruTalkClient } from '../src/index.ts';
+import type { Session, TokenStore } from '../src/index.ts';
+import { BASE, newClient, newUser, uniq } from './helpers.ts';
 
 test('register, login, me, logout', async () => {
   const { client, session, password } = await newUser('reg');
@@ -111,4 +113,54 @@ test('upload: multipart POST /files', async () => {
 test('formatLatLng', () => {
   assert.equal(formatLatLng(52.52, 13.405), '52.52000, 13.40500');
   assert.equal(formatLatLng(-33.8688197, 151.2092955), '-33.86882, 151.20930');
+});
+
+test('two tabs sharing one store and navigator.locks make ONE refresh', async () => {
+  const { session, password } = await newUser('tab');
+  // A shared "localStorage" and a Web Locks stand-in that runs holders one after the other.
+  let stored: Session | null = null;
+  const shared: TokenStore = { load: () => (stored ? { ...stored } : null), save: (s) => void (stored = s ? { ...s } : null) };
+  let chain: Promise<unknown> = Promise.resolve();
+  let held = 0;
+  const locks = {
+    request: (_name: string, fn: () => Promise<unknown>) => {
+      const run = chain.then(async () => {
+        held++;
+        try {
+          return await fn();
+        } finally {
+          held--;
+        }
+      });
+      chain = run.catch(() => undefined);
+      return run;
+    },
+  };
+  const had = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+  Object.defineProperty(globalThis, 'navigator', { value: { locks }, configurable: true, writable: true });
+  try {
+    let refreshes = 0;
+    const counting: typeof fetch = (input, init) => {
+      if (String(input).endsWith('/api/v1/auth/refresh')) {
+        refreshes++;
+        assert.equal(held, 1, 'refresh runs under the lock');
+      }
+      return fetch(input, init);
+    };
+    const login = new NeruTalkClient({ baseUrl: BASE, store: shared, fetch: counting });
+    await login.login({ login: session.user.username, password });
+    // Both tabs load the same (about to expire) session.
+    shared.save({ ...stored!, expires_at: Date.now() - 1 });
+    const tab1 = new NeruTalkClient({ baseUrl: BASE, store: shared, fetch: counting });
+    const tab2 = new NeruTalkClient({ baseUrl: BASE, store: shared, fetch: counting });
+    const [t1, t2] = await Promise.all([tab1.accessToken(), tab2.accessToken()]);
+    assert.equal(refreshes, 1);
+    assert.equal(t1, t2);
+    assert.equal(tab2.session!.refresh_token, tab1.session!.refresh_token);
+    const me = await tab2.GET('/api/v1/users/me');
+    assert.equal(me.id, session.user.id);
+  } finally {
+    if (had) Object.defineProperty(globalThis, 'navigator', had);
+    else delete (globalThis as { navigator?: unknown }).navigator;
+  }
 });

@@ -1,7 +1,7 @@
 import { NeruTalkClient, memoryStore, RealtimeSocket } from '../src/index.ts';
 import type { EventType, EventData, Session } from '../src/index.ts';
 
-export const BASE = process.env.NERUTALK_URL ?? 'http://127.0.0.1:8080';
+export const BASE = process.env['NERUTALK_URL'] ?? 'http://127.0.0.1:8080';
 
 let n = 0;
 export function uniq(prefix: string): string {
