@@ -380,6 +380,7 @@ test('the journey of issue 18 in Chromium', { timeout: 300_000 }, async (t) => {
     await visible(composer(bob));
     await visible(message(bob, 'Did you read this?'));
     assert.ok(await fits(), 'the chat view is wider than the window');
+    await open(alice, bob.name);
     await send(bob, 'Sent from a phone');
     await visible(message(alice, 'Sent from a phone'));
     await screenshot(bob, 'phone-chat');
