@@ -54,7 +54,7 @@ echo "== web/e2e: the journey in $("$chromium" --version 2>/dev/null | head -n 1
 rm -rf web/e2e/artifacts
 mkdir -p web/e2e/artifacts
 status=0
-(cd web/e2e && NERUTALK_E2E_URL="$base" CHROMIUM_PATH="$chromium" node --test --test-concurrency=1 journey.test.js) || status=$?
+(cd web/e2e && NERUTALK_E2E_URL="$base" NERUTALK_E2E_FRESH=1 CHROMIUM_PATH="$chromium" node --test --test-concurrency=1 journey.test.js) || status=$?
 cp "$tmp/server.log" web/e2e/artifacts/server.log
 if [ "$status" -ne 0 ]; then
 	echo "test-web-e2e: the journey failed; screenshots in web/e2e/artifacts/; the server's log ends with:" >&2
