@@ -168,12 +168,16 @@ function ChatView({ chat }: { chat: Chat }) {
   const typers = [...(S.typing.get(chat.id)?.keys() ?? [])].filter((u) => u !== S.me?.id);
   const count = msgs.length + pend.length;
   useEffect(() => { const el = log.current; if (el) el.scrollTop = el.scrollHeight; }, [count]);
+  // A new view: move focus to its heading (screen readers announce the chat; Tab goes on from there),
+  // unless the user is typing in a field.
+  const head = useRef<HTMLHeadingElement>(null);
+  useEffect(() => { if (!document.activeElement?.matches('input, textarea, select')) head.current?.focus(); }, []);
   return (
     <section aria-label="Chat" class="chatview">
       <header class="chathead">
         <button type="button" class="back" onClick={() => openChat(null)}>Back to chats</button>
         <div class="who">
-          <h2>{chatTitle(chat)}</h2>
+          <h2 ref={head} tabIndex={-1}>{chatTitle(chat)}</h2>
           {peer && <span aria-label="Presence" class="presence">{pres?.online ? 'online' : lastSeen(pres?.last_seen)}</span>}
         </div>
       </header>
