@@ -261,6 +261,11 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 		for acked[i].Load() < sent[i].Load() && time.Now().Before(drainUntil) {
 			time.Sleep(20 * time.Millisecond)
 		}
+		// What an abuse leaves running on the server (an image still decoding after its client
+		// gave up, say) would be charged to the next phase: pause before it.
+		if i < nPhases-1 && !sleepUntil(ctx, time.Now().Add(o.phaseGap)) {
+			return ctx.Err()
+		}
 		ph := bystanderPhase{Name: name, Ack: acks[i].Summary(), Delivery: delivs[i].Summary(), Abuse: counts,
 			Refused: counts.refused(), ServerCores: cpu.ServerCores}
 		if s, a := sent[i].Load(), acked[i].Load(); s > a {

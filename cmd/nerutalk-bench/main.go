@@ -87,6 +87,7 @@ type options struct {
 	bystanderRate float64 // bystander: messages per second of the bystander pair
 	imagePixels   int     // bystander: pixels of the generated 16-bit PNG
 	connFlood     int     // bystander: connections one abuser tries to hold at once
+	phaseGap      time.Duration
 
 	target      string // nerutalk or centrifugo
 	cfSecret    string
@@ -152,6 +153,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.abusers, "abusers", 4, "bystander: abusing accounts, one worker each (2 + this many registrations: at most 8 under the default per-address sign-in limit)")
 	fs.Float64Var(&o.bystanderRate, "bystander-rate", 20, "bystander: messages per second the bystander sends (under the WebSocket frame limit)")
 	fs.IntVar(&o.imagePixels, "image-pixels", 39_000_000, "bystander: pixels of the generated 16-bit PNG (just under NERUTALK_IMAGE_MAX_PIXELS by default)")
+	fs.DurationVar(&o.phaseGap, "phase-gap", 3*time.Second, "bystander: pause between two phases, so that what one abuse left running is not charged to the next (quiet_end shows what remains)")
 	fs.IntVar(&o.connFlood, "conn-flood", 2000, "bystander: WebSockets one abuser tries to hold on its token")
 	fs.StringVar(&o.target, "target", "nerutalk", "server under test: nerutalk, or centrifugo (fanout only: JSON protocol over /connection/websocket, client publish; see bench/centrifugo.sh)")
 	fs.StringVar(&o.cfSecret, "centrifugo-secret", "", "centrifugo: the HMAC secret of its connection tokens (client.token.hmac_secret_key)")
