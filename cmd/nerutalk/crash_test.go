@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -666,6 +668,7 @@ func startRedis(t *testing.T, port string) *redisServer {
 	s := &redisServer{port: port, done: make(chan struct{}), log: &servertest.LogBuffer{}}
 	s.cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // gone with the test, even on a timeout
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
