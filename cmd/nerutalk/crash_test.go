@@ -87,6 +87,23 @@ func (n *crashNode) kill(t *testing.T) {
 	n.logs = append(n.logs, n.proc.stderr.String())
 }
 
+// termThenKill starts a graceful shutdown (SIGTERM) and cuts it short with SIGKILL after delay,
+// as an orchestrator does when the grace period ends: what was acked during the drain must be
+// durable too.
+func (n *crashNode) termThenKill(t *testing.T, delay time.Duration) {
+	t.Helper()
+	if err := n.proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM %s: %v", n.name, err)
+	}
+	select {
+	case <-n.proc.exited: // it finished draining first
+		n.logs = append(n.logs, n.proc.stderr.String())
+		return
+	case <-time.After(delay):
+	}
+	n.kill(t)
+}
+
 func (n *crashNode) dumpLogs(t *testing.T) {
 	t.Helper()
 	all := append(append([]string(nil), n.logs...), n.proc.stderr.String())
@@ -635,7 +652,11 @@ func TestCrashDurability(t *testing.T) {
 			finish := r.stream(ctx)
 			for k := range crashKills {
 				r.randomPause(rng)
-				node.kill(t)
+				if k == 1 { // the second one in the middle of a graceful shutdown
+					node.termThenKill(t, time.Duration(rng.IntN(300))*time.Millisecond)
+				} else {
+					node.kill(t)
+				}
 				t.Logf("kill %d after %d acks", k+1, r.ackCount())
 				time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
 				node.start(t)
