@@ -588,6 +588,35 @@ func (r *crashRig) check() {
 			t.Errorf("chat %s: last_seq %d, history ends at %d", chat, c.LastSeq, after)
 		}
 	}
+	// A sender has read what it wrote: its marks move to its message in the same commit, so they
+	// survive the crashes with the messages.
+	for _, chat := range r.chats {
+		var rc struct {
+			Items []struct {
+				UserID       string `json:"user_id"`
+				ReadSeq      int64  `json:"read_seq"`
+				DeliveredSeq int64  `json:"delivered_seq"`
+			} `json:"items"`
+		}
+		r.api.call(addr, http.MethodGet, "/chats/"+chat+"/receipts", token, nil, http.StatusOK, &rc)
+		marks := map[string][2]int64{}
+		for _, it := range rc.Items {
+			marks[it.UserID] = [2]int64{it.ReadSeq, it.DeliveredSeq}
+		}
+		for _, c := range r.clients {
+			var top int64
+			c.mu.Lock()
+			for _, m := range c.acked {
+				if m.ChatID == chat {
+					top = max(top, m.Seq)
+				}
+			}
+			c.mu.Unlock()
+			if got := marks[c.userID]; got[0] < top || got[1] < top {
+				t.Errorf("chat %s: client %d's marks read %d, delivered %d, below its own acked seq %d", chat, c.idx, got[0], got[1], top)
+			}
+		}
+	}
 	acked, resent, restResent, connects := 0, 0, 0, 0
 	for _, c := range r.clients {
 		c.mu.Lock()
