@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../web/app"
 npm ci --no-audit --no-fund --loglevel=error
+npx tsc --noEmit          # type-check the app and the SDK sources it imports (vite only strips types)
 npx vite build --logLevel warn
 cd ../../internal/webui/dist
 js=$(cat assets/*.js | gzip -9 | wc -c)

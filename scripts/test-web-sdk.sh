@@ -58,8 +58,11 @@ NERUTALK_ADDR="127.0.0.1:$port" NERUTALK_DATA_DIR="$tmp/data" NERUTALK_RATE_LIMI
 	NERUTALK_CALLS_PROVIDER=p2p NERUTALK_STUN_URLS=stun:stun.example.org:3478 \
 	"$tmp/nerutalk" >"$tmp/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 1 100); do
-	if curl -fsS "$base/healthz" >/dev/null 2>&1; then break; fi
+healthy() {
+	node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$base/healthz"
+}
+for _ in $(seq 1 150); do
+	if healthy; then break; fi
 	if ! kill -0 "$server_pid" 2>/dev/null; then
 		echo "test-web-sdk: the server did not start:" >&2
 		cat "$tmp/server.log" >&2
@@ -67,7 +70,11 @@ for _ in $(seq 1 100); do
 	fi
 	sleep 0.1
 done
-curl -fsS "$base/healthz" >/dev/null
+if ! healthy; then
+	echo "test-web-sdk: the server is not healthy at $base:" >&2
+	cat "$tmp/server.log" >&2
+	exit 1
+fi
 
 echo "== web/sdk: node tests against $base" >&2
 cd web/sdk

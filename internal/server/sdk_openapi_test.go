@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
+	"strings"
 	"testing"
 
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
@@ -54,10 +56,51 @@ func TestSDKDocuments(t *testing.T) {
 				t.Fatalf("web/sdk/%s: %v: run scripts/gen-sdk.sh", tc.file, err)
 			}
 			if !reflect.DeepEqual(a, b) {
-				t.Errorf("web/sdk/%s differs from the server's %s: run scripts/gen-sdk.sh (and commit web/sdk)", tc.file, tc.route)
+				t.Errorf("web/sdk/%s differs from the server's %s (%s): run scripts/gen-sdk.sh (and commit web/sdk)",
+					tc.file, tc.route, strings.Join(jsonDiff("", a, b, 8), "; "))
 			}
 		})
 	}
+}
+
+// jsonDiff lists up to max JSON pointers where live and stored differ, for the failure message.
+func jsonDiff(ptr string, live, stored any, max int) []string {
+	if reflect.DeepEqual(live, stored) || max <= 0 {
+		return nil
+	}
+	lm, ok1 := live.(map[string]any)
+	sm, ok2 := stored.(map[string]any)
+	if !ok1 || !ok2 {
+		return []string{ptr + " changed"}
+	}
+	keys := make([]string, 0, len(lm)+len(sm))
+	for k := range lm {
+		keys = append(keys, k)
+	}
+	for k := range sm {
+		if _, ok := lm[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		if len(out) >= max {
+			break
+		}
+		lv, inLive := lm[k]
+		sv, inStored := sm[k]
+		p := ptr + "/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(k)
+		switch {
+		case !inStored:
+			out = append(out, p+" added")
+		case !inLive:
+			out = append(out, p+" removed")
+		default:
+			out = append(out, jsonDiff(p, lv, sv, max-len(out))...)
+		}
+	}
+	return out
 }
 
 func getDocument(t *testing.T, n *servertest.Node, route string) []byte {

@@ -111,7 +111,8 @@ function Main() {
 }
 
 function ChatList() {
-  const chats = [...S.chats.values()].sort((a, b) => (b.last_message?.created_at ?? '').localeCompare(a.last_message?.created_at ?? ''));
+  const at = (c: Chat & { created_at?: string }) => c.last_message?.created_at ?? c.created_at ?? '';
+  const chats = [...S.chats.values()].sort((a, b) => at(b).localeCompare(at(a)));
   if (!chats.length) return <p class="empty">No chats yet. Start one with “New chat”.</p>;
   return (
     <ul class="chats">
@@ -167,12 +168,16 @@ function ChatView({ chat }: { chat: Chat }) {
   const typers = [...(S.typing.get(chat.id)?.keys() ?? [])].filter((u) => u !== S.me?.id);
   const count = msgs.length + pend.length;
   useEffect(() => { const el = log.current; if (el) el.scrollTop = el.scrollHeight; }, [count]);
+  // A new view: move focus to its heading (screen readers announce the chat; Tab goes on from there),
+  // unless the user is typing in a field.
+  const head = useRef<HTMLHeadingElement>(null);
+  useEffect(() => { if (!document.activeElement?.matches('input, textarea, select')) head.current?.focus(); }, []);
   return (
     <section aria-label="Chat" class="chatview">
       <header class="chathead">
         <button type="button" class="back" onClick={() => openChat(null)}>Back to chats</button>
         <div class="who">
-          <h2>{chatTitle(chat)}</h2>
+          <h2 ref={head} tabIndex={-1}>{chatTitle(chat)}</h2>
           {peer && <span aria-label="Presence" class="presence">{pres?.online ? 'online' : lastSeen(pres?.last_seen)}</span>}
         </div>
       </header>
@@ -199,14 +204,16 @@ function ChatView({ chat }: { chat: Chat }) {
   );
 }
 
-function withToken(url: string) {
-  const t = client.session?.access_token;
+function withToken(url: string, t = client.session?.access_token) {
   return t ? url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(t) : url;
 }
 
 function Bubble({ m, group }: { m: Message; group: boolean }) {
   const mine = m.sender_id === S.me?.id;
   const [full, setFull] = useState(false);
+  // The token is fixed when the message is first shown: a refreshed token must not reload the images.
+  const [token] = useState(() => client.session?.access_token);
+  const sign = (u: string) => withToken(u, token);
   const time = new Date(m.created_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   return (
     <article class={'msg' + (mine ? ' mine' : '') + (m.kind === 'system' ? ' system' : '')}>
@@ -215,7 +222,7 @@ function Bubble({ m, group }: { m: Message; group: boolean }) {
         <>
           {(m.attachments ?? []).map((a) => a.kind === 'image' ? (
             <button type="button" class="img" key={a.id} aria-expanded={full} onClick={() => setFull(!full)} aria-label={full ? 'Show thumbnail' : 'Show full image'}>
-              <img alt="Image" src={withToken(full ? a.url : a.thumbnail_url || a.url)} />
+              <img alt="Image" src={sign(full ? a.url : a.thumbnail_url || a.url)} />
             </button>
           ) : <a key={a.id} href={withToken(a.url)} target="_blank" rel="noopener">{a.name || 'Attachment'}</a>)}
           {m.text && <p>{m.text}</p>}

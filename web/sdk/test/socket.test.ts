@@ -138,3 +138,19 @@ test('the socket refreshes an expired access token before it dials', async () =>
   sock.close();
   assert.equal(calls.get('/api/v1/auth/refresh'), 1);
 });
+
+test('a revoked session (close 4003) stops reconnecting and signs out', async () => {
+  const u = await newUser('rv');
+  const sock = await openSocket(u.client);
+  const sessions = (await u.client.GET('/api/v1/auth/sessions')) as { items: { id: string; current?: boolean }[] };
+  assert.ok(sessions.items.length >= 1);
+  const signedOut = new Promise<void>((resolve) => u.client.onSessionChange((s) => s === null && resolve()));
+  const closed = waitState(sock, 'closed');
+  // Revoke this very session from the server side (as another device of the user would).
+  for (const s of sessions.items) await u.client.DELETE('/api/v1/auth/sessions/{id}', { path: { id: s.id } }).catch(() => undefined);
+  await closed;
+  await signedOut;
+  assert.equal(u.client.session, null);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(sock.state, 'closed', 'no reconnect after 4003');
+});
