@@ -177,9 +177,9 @@ after(async () => {
   await browser?.close();
 });
 
-test('the journey of issue 18 in Chromium', { timeout: 300_000 }, async (t) => {
+test('the journey of issue 18 in Chromium', { timeout: 900_000 }, async (t) => {
   // Steps depend on the earlier ones; after a failure the rest still run (and say what they see).
-  const step = (name, fn) => t.test(name, { timeout: 60_000 }, fn);
+  const step = (name, fn) => t.test(name, { timeout: 120_000 }, fn);
 
   await step('register both', async () => {
     for (const p of [alice, bob]) {
