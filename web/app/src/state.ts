@@ -1,5 +1,5 @@
 // Application state and the logic that keeps it in step with the server (REST + WebSocket).
-import { NeruTalkClient, RealtimeSocket, ProblemError, newClientId } from '@nerutalk/sdk';
+import { NeruTalkClient, RealtimeSocket, ProblemError, newClientId, type Credentials } from '@nerutalk/sdk';
 
 /* The app reads server objects through these small local shapes. */
 export interface Profile { id: string; username: string; display_name?: string }
@@ -16,7 +16,7 @@ export interface Chat {
 }
 export interface Presence { online: boolean; last_seen?: string | null }
 export interface Call { id: string; chat_id: string; kind: string; status: string; initiator_id: string; version?: number;
-  credentials?: { ice_servers?: RTCIceServer[] | null } }
+  credentials?: Credentials | null }
 export interface SharedLoc { share_id: string; user_id: string; lat: number; lng: number }
 export type Pending = { client_id: string; chat_id: string; text: string; failed?: boolean };
 
@@ -24,8 +24,8 @@ export type Pending = { client_id: string; chat_id: string; text: string; failed
 type Any = any;
 export const client = new NeruTalkClient();
 export const socket = new RealtimeSocket(client);
-/* Loosely typed doors to the SDK: the app passes OpenAPI paths as strings. */
-export const api = client as unknown as Record<'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', (p: string, i?: Any) => Promise<Any>>;
+/** The REST calls, typed by the OpenAPI paths (web/sdk/src/schema.d.ts). */
+export const api = client;
 const ws = socket as unknown as { on(t: string, cb: (d: Any) => void): () => void; request(t: string, d: unknown): Promise<Any>; send(t: string, d: unknown): boolean };
 export const wsRequest = (t: string, d: unknown) => ws.request(t, d);
 export const wsSend = (t: string, d: unknown) => { ws.send(t, d); };
