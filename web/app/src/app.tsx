@@ -352,6 +352,7 @@ function NewChat({ onClose }: { onClose: () => void }) {
           Message {u.username}{u.display_name && u.display_name !== u.username ? ` (${u.display_name})` : ''}
         </button></li>
       ))}</ul>
+      {S.alert && <p role="alert" class="alert">{S.alert}</p>}
     </Dialog>
   );
 }

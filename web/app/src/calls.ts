@@ -2,8 +2,6 @@
 import { P2PCall } from '@nerutalk/sdk';
 import { S, api, socket, emit, attempt, onCallEvent, openChat, type Call } from './state';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
 export interface ActiveCall {
   call: Call; status: 'ringing' | 'connecting' | 'connected' | 'ended';
   local?: MediaStream; remote?: MediaStream; p2p?: P2PCall; outgoing: boolean;
@@ -61,7 +59,7 @@ export async function acceptCall() {
       answered = await api.POST('/api/v1/calls/{id}/answer', { path: { id: call.id } });
     } catch (e) { local.getTracks().forEach((t) => t.stop()); throw e; }
     // Created right after the answer, in the same task: the caller offers only once it learns of it.
-    const p2p = new P2PCall(socket, { credentials: answered.credentials as Any });
+    const p2p = new P2PCall(socket, { credentials: answered.credentials ?? null });
     active = { call: answered, status: 'connecting', local, p2p, outgoing: false };
     wire(p2p);
     emit();
@@ -92,7 +90,7 @@ onCallEvent(async (what, d) => {
   if (what === 'answered' && active.outgoing && d.user_id !== S.me?.id && !active.p2p) {
     // The callee answered: offer to that device.
     active.status = 'connecting';
-    const p2p = new P2PCall(socket, { credentials: active.call.credentials as Any });
+    const p2p = new P2PCall(socket, { credentials: active.call.credentials ?? null });
     active.p2p = p2p;
     wire(p2p);
     emit();

@@ -1,5 +1,5 @@
 // Application state and the logic that keeps it in step with the server (REST + WebSocket).
-import { NeruTalkClient, RealtimeSocket, ProblemError, newClientId } from '@nerutalk/sdk';
+import { NeruTalkClient, RealtimeSocket, ProblemError, newClientId, type Credentials, type EventType, type EventData } from '@nerutalk/sdk';
 
 /* The app reads server objects through these small local shapes. */
 export interface Profile { id: string; username: string; display_name?: string }
@@ -16,7 +16,7 @@ export interface Chat {
 }
 export interface Presence { online: boolean; last_seen?: string | null }
 export interface Call { id: string; chat_id: string; kind: string; status: string; initiator_id: string; version?: number;
-  credentials?: { ice_servers?: RTCIceServer[] | null } }
+  credentials?: Credentials | null }
 export interface SharedLoc { share_id: string; user_id: string; lat: number; lng: number }
 export type Pending = { client_id: string; chat_id: string; text: string; failed?: boolean };
 
@@ -24,11 +24,10 @@ export type Pending = { client_id: string; chat_id: string; text: string; failed
 type Any = any;
 export const client = new NeruTalkClient();
 export const socket = new RealtimeSocket(client);
-/* Loosely typed doors to the SDK: the app passes OpenAPI paths as strings. */
-export const api = client as unknown as Record<'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', (p: string, i?: Any) => Promise<Any>>;
-const ws = socket as unknown as { on(t: string, cb: (d: Any) => void): () => void; request(t: string, d: unknown): Promise<Any>; send(t: string, d: unknown): boolean };
-export const wsRequest = (t: string, d: unknown) => ws.request(t, d);
-export const wsSend = (t: string, d: unknown) => { ws.send(t, d); };
+/** The REST calls, typed by the OpenAPI paths (web/sdk/src/schema.d.ts). */
+export const api = client;
+export const wsRequest = (t: string, d: unknown) => socket.request(t, d) as Promise<Any>;
+export const wsSend = (t: string, d: unknown) => { socket.send(t, d); };
 
 export const S = {
   me: (client.session?.user ?? null) as Profile | null,
@@ -247,7 +246,7 @@ export function start() {
   started = true;
   S.me = client.session?.user ?? S.me;
   if (S.me) S.users.set(S.me.id, S.me);
-  const on = (t: string, f: (d: Any) => void) => offs.push(ws.on(t, (d) => { f(d); emit(); }));
+  const on = <T extends EventType>(t: T, f: (d: EventData<T>) => void) => offs.push(socket.on(t, (d) => { f(d); emit(); }));
   offs.push(socket.onState((s) => { S.conn = s; if (s !== 'open') S.typing.clear(); emit(); }));
   on('resynced', (d) => resynced(d.chats as Chat[]));
   on('message_new', (m: Message) => {
@@ -279,7 +278,8 @@ export function start() {
   const pres = (p: Any) => S.presence.set(p.user_id, { online: p.online, last_seen: p.last_seen });
   on('presence', pres);
   on('presence_snapshot', (d) => (d.items ?? []).forEach(pres));
-  on('chat_updated', (c: Chat & { partial?: boolean }) => {
+  on('chat_updated', (d) => {
+    const c = d as unknown as Chat & { partial?: boolean }; // no read_seq here; a large group's summary carries `partial` and deltas
     if (c.partial) { attempt(loadChats); return; }
     if (c.members && !c.members.some((m) => m.user_id === S.me?.id)) {
       S.chats.delete(c.id);
@@ -289,10 +289,11 @@ export function start() {
     learnChat(c);
   });
   on('shared_location_update', (l: SharedLoc) => { S.shared.set(l.user_id, l); ensureUser(l.user_id); });
-  on('location_share_start', (d) => { if (d.location) { S.shared.set(d.share.owner_id, { ...d.location, share_id: d.share.id, user_id: d.share.owner_id }); ensureUser(d.share.owner_id); } });
+  // The share itself, with `location`: its owner's latest position as the share shows it (or null).
+  on('location_share_start', (d) => { if (d.location) { S.shared.set(d.owner_id, { lat: d.location.lat, lng: d.location.lng, share_id: d.id, user_id: d.owner_id }); ensureUser(d.owner_id); } });
   on('location_share_stop', (d) => { for (const [u, l] of S.shared) if (l.share_id === d.share_id) S.shared.delete(u); attempt(loadShared); });
   on('call_initiated', (d) => { if (d.user_id !== S.me?.id) S.incoming = d.call; callEvent('initiated', d); });
-  for (const t of ['call_answered', 'call_declined', 'call_ended', 'call_participant_left', 'call_participant_joined'])
+  for (const t of ['call_answered', 'call_declined', 'call_ended', 'call_participant_left', 'call_participant_joined'] as const)
     on(t, (d) => {
       if (S.incoming?.id === d.call.id && (t !== 'call_participant_joined')) S.incoming = null;
       callEvent(t.slice(5), d);
