@@ -60,6 +60,7 @@ type Service struct {
 
 	rosters  *lazyCache[*roster]  // chat id -> members
 	contacts *lazyCache[[]string] // user id -> users sharing a chat with them
+	blocks   *lazyCache[blockSet] // user id -> users with a block either way (blocks.go)
 
 	writer      *writer
 	stmts       *stmtCache
@@ -86,6 +87,9 @@ type Accounts interface {
 	// query per large chunk of ids (a whole page of chats costs one query); an id without an
 	// account is absent from the map.
 	Profiles(ctx context.Context, q Querier, ids []string) (map[string]UserProfile, error)
+	// GroupAdds returns who may add each of the accounts among ids to a group directly
+	// ("everyone", "contacts" or "nobody"), by id, reading with q.
+	GroupAdds(ctx context.Context, q Querier, ids []string) (map[string]string, error)
 }
 
 // New starts the service's writer and event goroutines; Close stops them. o.Accounts is required.
@@ -131,7 +135,9 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 	s.typing = newTyping(o.Clock, func(chatID, userID string, on bool) {
 		s.pub.PublishTopic(context.Background(), topic(chatID), EventTyping, TypingEvent{ChatID: chatID, UserID: userID, Typing: on}, userID)
 	})
+	s.blocks = newLazyCache(100_000, s.loadBlocks)
 	pub.OnSignal(signalMembersChanged, s.onMembersChanged)
+	pub.OnSignal(signalBlocksChanged, s.onBlocksChanged)
 	for _, l := range s.writer.lanes {
 		go s.runWriter(l)
 	}

@@ -29,7 +29,7 @@ CREATE TABLE group_invitations (
     expires_at BIGINT NOT NULL,
     UNIQUE (chat_id, invitee_id)
 );
-CREATE INDEX group_invitations_invitee ON group_invitations (invitee_id, created_at);
+CREATE INDEX group_invitations_invitee ON group_invitations (invitee_id, id);
 
 -- +goose Down
 DROP TABLE group_invitations;
