@@ -269,7 +269,7 @@ func (s *Server) wireCalls(context.Context) error {
 	calls := call.New(s.DB, s.Chat, s.Hub, call.Options{
 		Provider: prov, RingTimeout: s.cfg.CallRingTimeout, MaxParticipants: s.cfg.CallMaxParticipants,
 		DisconnectGrace: s.cfg.CallDisconnectGrace, SweepInterval: s.cfg.CallSweepInterval, Logger: s.log,
-		Pusher: callPusher{s.Push}, Accounts: callAccounts{}, Presence: s.Hub,
+		Pusher: callPusher{s.Push}, Accounts: callAccounts{}, Presence: s.Hub, Blocks: s.Chat,
 	})
 	calls.RegisterCommands(s.Hub)
 	s.stoppers = append(s.stoppers, calls.Start())
@@ -284,7 +284,7 @@ func (s *Server) wireLocation(context.Context) error {
 	places := location.New(s.DB, s.Hub, location.Options{
 		HistoryEvery: s.cfg.LocationHistoryEvery, PruneEvery: s.cfg.LocationPruneEvery,
 		GeofenceMaxAccuracyM: float64(s.cfg.LocationGeofenceAccuracyM), GeofenceExitMarginM: float64(s.cfg.LocationGeofenceExitMargin),
-		Logger: s.log, Chats: s.Chat, Notifier: locationPusher{s.Push, s.DB, s.log},
+		Logger: s.log, Chats: s.Chat, Notifier: locationPusher{s.Push, s.DB, s.log}, Blocks: s.Chat,
 	})
 	s.Chat.OnMembersChanged(places.MembersChanged) // viewers who leave a chat are told its shares stopped
 	places.RegisterCommands(s.Hub)
