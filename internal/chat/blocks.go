@@ -21,11 +21,11 @@ import (
 //   - location is never exchanged between them (the location feature asks Blocked);
 //   - messages in a group they are both in are still delivered to both.
 //
-// Blocks are read in both directions. The hot path (a direct chat's sends) reads a per-user
-// cache of the users with a block either way; every block or unblock publishes
-// signalBlocksChanged, which drops the two users' entries on every node and refreshes their
-// automatic presence. Direct-chat creation, AutoPresence, PresenceVisible and Blocked read the
-// database.
+// Blocks are read in both directions and always from the database (a primary-key lookup per
+// direct-chat send; the index on blocked_id for presence), never from a cache, so a block
+// committed through one node holds on every node at once. Every block or unblock also publishes
+// signalBlocksChanged, which recomputes the automatic presence of the two users' connections on
+// every node (and would drop any cached view of blocks, should one be added).
 
 // errBlocked refuses what a block forbids; the same answer whichever of the two blocked.
 var errBlocked = apperr.New(apperr.KindForbidden, "blocked", "this is not possible with this user")
@@ -38,7 +38,7 @@ type blocksChanged struct {
 	Users []string `json:"users"` // the blocker and the blocked
 }
 
-// blockSet is the users with a block either way with one user, as cached.
+// blockSet is the users with a block either way with one user.
 type blockSet map[string]struct{}
 
 func (s *Service) loadBlocks(ctx context.Context, userID string) (blockSet, error) {
@@ -54,26 +54,16 @@ func (s *Service) loadBlocks(ctx context.Context, userID string) (blockSet, erro
 	return set, nil
 }
 
-// blockedEitherCached reports whether a and b have a block either way, from the cache.
-func (s *Service) blockedEitherCached(ctx context.Context, a, b string) (bool, error) {
-	set, err := s.blocks.get(ctx, a)
-	if err != nil {
-		return false, s.internal("blocks", err)
-	}
-	_, ok := set[b]
-	return ok, nil
-}
-
 // checkDirectBlocks refuses userID's send in a direct chat with members when a block stands
-// between userID and the other member (from the cache, see the top of this file).
+// between userID and the other member (one primary-key lookup, see the top of this file).
 func (s *Service) checkDirectBlocks(ctx context.Context, userID string, members []string) error {
 	for _, u := range members {
 		if u == userID {
 			continue
 		}
-		blocked, err := s.blockedEitherCached(ctx, userID, u)
+		blocked, err := s.Blocked(ctx, userID, u)
 		if err != nil {
-			return err
+			return s.internal("blocks", err)
 		}
 		if blocked {
 			return errBlocked
@@ -273,7 +263,6 @@ func (s *Service) onBlocksChanged(ctx context.Context, payload []byte) {
 		s.log.Error("chat: malformed blocks-changed signal", "err", err)
 		return
 	}
-	s.blocks.invalidate(c.Users...)
 	if s.presenceRefresh != nil {
 		s.presenceRefresh(ctx, c.Users)
 	}

@@ -60,7 +60,6 @@ type Service struct {
 
 	rosters  *lazyCache[*roster]  // chat id -> members
 	contacts *lazyCache[[]string] // user id -> users sharing a chat with them
-	blocks   *lazyCache[blockSet] // user id -> users with a block either way (blocks.go)
 
 	writer      *writer
 	stmts       *stmtCache
@@ -135,7 +134,6 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 	s.typing = newTyping(o.Clock, func(chatID, userID string, on bool) {
 		s.pub.PublishTopic(context.Background(), topic(chatID), EventTyping, TypingEvent{ChatID: chatID, UserID: userID, Typing: on}, userID)
 	})
-	s.blocks = newLazyCache(100_000, s.loadBlocks)
 	pub.OnSignal(signalMembersChanged, s.onMembersChanged)
 	pub.OnSignal(signalBlocksChanged, s.onBlocksChanged)
 	for _, l := range s.writer.lanes {
