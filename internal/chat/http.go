@@ -98,11 +98,11 @@ func (s *Service) Mount(api *httpapi.API) {
 	}, s.handleLeave)
 	huma.Register(a, huma.Operation{
 		OperationID: "addMembers", Method: http.MethodPost, Path: "/chats/{id}/members", Tags: tags,
-		Summary:     "Add members to a group (owner or admin)",
+		Summary: "Add members to a group (owner or admin)",
 		Description: "Users who are members already are skipped. The answer is the chat. Users whose group_adds setting " +
 			"does not allow the caller to add them are invited instead: they are listed in invited_user_ids and receive " +
 			"group_invitation.",
-		Errors:      errs(http.StatusForbidden, nf, http.StatusConflict),
+		Errors: errs(http.StatusForbidden, nf, http.StatusConflict),
 	}, s.handleAddMembers)
 	huma.Register(a, huma.Operation{
 		OperationID: "removeMember", Method: http.MethodDelete, Path: "/chats/{id}/members/{user_id}", Tags: tags,
