@@ -289,3 +289,109 @@ func TestE2EBlocking(t *testing.T) {
 		e.do("bob", http.MethodPost, "/chats/"+dm.ID+"/messages", map[string]any{"client_id": "after", "text": "hi again"}, nil, http.StatusCreated)
 	})
 }
+
+// TestE2EBlockingMultiNode: a block made through one node holds on the other at once: no direct
+// chat, no message in it (REST or WebSocket), and a connection made there follows no presence of
+// the blocker.
+func TestE2EBlockingMultiNode(t *testing.T) {
+	t.Parallel()
+	e, b := newCluster(t, "ann", "bob", "cid")
+	a := e.n
+	var dm chat.ChatView
+	e.do("bob", http.MethodPost, "/chats", map[string]any{"type": "direct", "member_ids": []string{e.id("ann")}}, &dm, http.StatusCreated)
+	e.group("cid", "ann", "bob")
+	bobB := dial(t, b, e.users["bob"], "b")
+	// bob writes through b before the block (anything b could have kept is now warm).
+	bobB.ack(chat.CmdSendMessage, map[string]any{"chat_id": dm.ID, "client_id": "before", "text": "hi"}, nil)
+
+	e.do("ann", http.MethodPost, "/users/"+e.id("bob")+"/block", nil, nil, http.StatusNoContent) // through a
+
+	onB := func(method, path string, body any) (int, string) {
+		var p struct {
+			Code string `json:"code"`
+		}
+		resp := b.Do(t, method, "/api/v1"+path, e.users["bob"].AccessToken, body, &p)
+		return resp.StatusCode, p.Code
+	}
+	if st, code := onB(http.MethodPost, "/chats", map[string]any{"type": "direct", "member_ids": []string{e.id("ann")}}); st != http.StatusForbidden || code != "blocked" {
+		t.Fatalf("direct chat through b: %d %s, want 403 blocked", st, code)
+	}
+	if st, code := onB(http.MethodPost, "/chats/"+dm.ID+"/messages", map[string]any{"client_id": "after", "text": "hi"}); st != http.StatusForbidden || code != "blocked" {
+		t.Fatalf("REST send through b: %d %s, want 403 blocked", st, code)
+	}
+	if code := bobB.refused(chat.CmdSendMessage, map[string]any{"chat_id": dm.ID, "client_id": "after-ws", "text": "hi"}); code != "blocked" {
+		t.Fatalf("send_message through b: %s, want blocked", code)
+	}
+	if st, code := onB(http.MethodPost, "/calls", map[string]any{"chat_id": dm.ID, "kind": "audio"}); st != http.StatusForbidden || code != "blocked" {
+		t.Fatalf("call through b: %d %s, want 403 blocked", st, code)
+	}
+
+	// Presence: a new connection of bob's on b; ann and then cid come online through a. bob
+	// hears of cid (the barrier) and never of ann.
+	bob2 := dial(t, b, e.users["bob"], "b2")
+	dial(t, a, e.users["ann"], "a")
+	dial(t, a, e.users["cid"], "a")
+	before, _ := bob2.until(func(f realtime.Frame) bool {
+		if f.Type != "presence" {
+			return false
+		}
+		var p realtime.PresenceData
+		decodeInto(t, f, &p)
+		return p.UserID == e.id("cid")
+	})
+	if got := presenceOf(t, append(before, bob2.drain()...)); slices.Contains(got, e.id("ann")) {
+		t.Fatalf("bob on b received ann's presence after the block: %v", got)
+	}
+}
+
+// TestInvitationsBounded: a user holds at most chat.MaxPendingInvitations pending invitations
+// (further adds are answered as invited but not stored), and an invitation expires
+// chat.InvitationTTL after it was made.
+func TestInvitationsBounded(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, d store.Dialect) {
+		e := newPresenceEnv(t, d, 50, 0, "spam", "nob")
+		e.do("nob", http.MethodPatch, "/users/me", map[string]any{"group_adds": "nobody"}, nil, http.StatusOK)
+		for i := range chat.MaxPendingInvitations + 1 {
+			var g withInvites
+			e.do("spam", http.MethodPost, "/chats", map[string]any{"type": "group", "title": "spam",
+				"member_ids": []string{e.id("nob")}}, &g, http.StatusCreated)
+			if !slices.Equal(g.InvitedUserIDs, []string{e.id("nob")}) {
+				t.Fatalf("group %d: invited %v, want nob", i, g.InvitedUserIDs)
+			}
+		}
+		var page invitationPage
+		e.do("nob", http.MethodGet, "/invitations?limit=200", nil, &page, http.StatusOK)
+		if len(page.Items) != chat.MaxPendingInvitations {
+			t.Fatalf("nob holds %d invitations, want %d", len(page.Items), chat.MaxPendingInvitations)
+		}
+		first := page.Items[0]
+		if got := first.ExpiresAt.Sub(first.CreatedAt); got != chat.InvitationTTL {
+			t.Fatalf("an invitation lasts %s, want %s", got, chat.InvitationTTL)
+		}
+
+		// Expired (moved into the past by hand): gone from the list, cannot be accepted.
+		if _, err := e.n.Srv.DB.W.Exec(`UPDATE group_invitations SET expires_at = 1 WHERE id = $1`, first.ID); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := e.problem("nob", http.MethodPost, "/invitations/"+first.ID+"/accept", nil); st != http.StatusNotFound {
+			t.Fatalf("accepting an expired invitation: %d, want 404", st)
+		}
+		e.do("nob", http.MethodGet, "/invitations?limit=200", nil, &page, http.StatusOK)
+		if len(page.Items) != chat.MaxPendingInvitations-1 || slices.ContainsFunc(page.Items, func(i chat.Invitation) bool { return i.ID == first.ID }) {
+			t.Fatalf("after expiry: %d invitations, want %d without the expired one", len(page.Items), chat.MaxPendingInvitations-1)
+		}
+		// The room the expired one left takes a new invitation.
+		e.do("spam", http.MethodPost, "/chats", map[string]any{"type": "group", "title": "spam", "member_ids": []string{e.id("nob")}}, nil, http.StatusCreated)
+		e.do("nob", http.MethodGet, "/invitations?limit=200", nil, &page, http.StatusOK)
+		if len(page.Items) != chat.MaxPendingInvitations {
+			t.Fatalf("after a new add: %d invitations, want %d", len(page.Items), chat.MaxPendingInvitations)
+		}
+		// Blocking the sender drops its invitations.
+		e.do("nob", http.MethodPost, "/users/"+e.id("spam")+"/block", nil, nil, http.StatusNoContent)
+		e.do("nob", http.MethodGet, "/invitations", nil, &page, http.StatusOK)
+		if len(page.Items) != 0 {
+			t.Fatalf("after blocking spam: %d invitations, want 0", len(page.Items))
+		}
+	})
+}
