@@ -186,13 +186,8 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 
 // storeImage re-encodes an image, makes its thumbnail and stores both.
 func (f *Files) storeImage(ctx context.Context, data []byte, sourceSum string) (*content, error) {
-	release, err := f.pipe.acquire(ctx)
+	d, release, err := f.pipe.decodeBudgeted(ctx, data, true)
 	if err != nil {
-		return nil, err
-	}
-	d, err := f.pipe.decode(data, true)
-	if err != nil {
-		release()
 		return nil, err
 	}
 	// The encoders refuse a few oddities that the decoders accept: the client's image, not the
