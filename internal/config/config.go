@@ -62,7 +62,7 @@ type Config struct {
 	WSFramesPerSecond int
 	WSSendQueue       int
 	WSPingInterval    time.Duration
-	// WSMaxConnectionsPerUser caps one user's WebSocket connections on one node.
+	// WSMaxConnectionsPerUser caps one user's WebSocket connections (across the nodes with Redis).
 	WSMaxConnectionsPerUser int
 	PresenceGrace           time.Duration
 	// LargeGroupMembers: groups with more members are large (no automatic presence between
@@ -272,7 +272,7 @@ func settings() []Setting {
 		{"groups-per-minute", "NERUTALK_GROUPS_PER_MINUTE", "10", "group chats one user may create per minute (burst as many), shared by the nodes through Redis when set; more are refused with 429 rate_limited and Retry-After; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.GroupsPerMinute }, 1)},
 		{"ws-frames-per-second", "NERUTALK_WS_FRAMES_PER_SECOND", "50", "frames per second a connection may send (burst twice that); ignored with rate limits off", intSetter(func(c *Config) *int { return &c.WSFramesPerSecond }, 1)},
 		{"ws-send-queue", "NERUTALK_WS_SEND_QUEUE", "1024", "frames queued for one connection before it is dropped as too slow", intSetter(func(c *Config) *int { return &c.WSSendQueue }, 8)},
-		{"ws-max-connections-per-user", "NERUTALK_WS_MAX_CONNECTIONS_PER_USER", "20", "open WebSocket connections one user may have on one node (counted per node); more are refused with 429 too_many_connections", intSetter(func(c *Config) *int { return &c.WSMaxConnectionsPerUser }, 1)},
+		{"ws-max-connections-per-user", "NERUTALK_WS_MAX_CONNECTIONS_PER_USER", "20", "open WebSocket connections one user may have, counted across the nodes sharing NERUTALK_REDIS_URL (leases renewed every 10 s, expiring 30 s after a node dies), else per node; more are refused with 429 too_many_connections", intSetter(func(c *Config) *int { return &c.WSMaxConnectionsPerUser }, 1)},
 		{"ws-ping-interval", "NERUTALK_WS_PING_INTERVAL", "25s", "how often the server pings each connection", durationSetter(func(c *Config) *time.Duration { return &c.WSPingInterval })},
 		{"presence-grace", "NERUTALK_PRESENCE_GRACE", "5s", "how long a user stays online after the last connection closes", durationSetter(func(c *Config) *time.Duration { return &c.PresenceGrace })},
 		{"large-group-members", "NERUTALK_LARGE_GROUP_MEMBERS", "50", "groups with more members are large: their members get no automatic presence of each other (they subscribe with presence_subscribe or ask presence_count), membership changes reach existing members as one summarizing chat_updated, and read/delivered receipts go only to the connections that joined the chat", intSetter(func(c *Config) *int { return &c.LargeGroupMembers }, 2)},
