@@ -7,8 +7,10 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/identity"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 )
 
 // The route table of the chat (all authenticated, under /api/v1):
@@ -51,12 +53,13 @@ func (s *Service) Mount(api *httpapi.API) {
 			"existing chat (and brings back a member who had left it). Every member receives chat_updated. " +
 			"A group's member_ids whose group_adds setting does not allow the caller to add them are invited instead " +
 			"(invited_user_ids; they receive group_invitation). A direct chat with a user who blocked the caller, or " +
-			"whom the caller blocked, is 403 blocked.",
+			"whom the caller blocked, is 403 blocked. A user creates at most " +
+			"NERUTALK_GROUPS_PER_MINUTE groups a minute (429 rate_limited with Retry-After).",
 		DefaultStatus: http.StatusCreated,
 		Responses: map[string]*huma.Response{
 			"200": httpapi.JSONResponse[ChatWithInvites](a, "The direct chat with this user existed already: it is answered unchanged (a member who had left it is back)"),
 		},
-		Errors: errs(http.StatusForbidden),
+		Errors: errs(http.StatusForbidden, http.StatusTooManyRequests),
 	}, s.handleCreate)
 	huma.Register(a, huma.Operation{
 		OperationID: "listChats", Method: http.MethodGet, Path: "/chats", Tags: tags,
@@ -127,12 +130,14 @@ func (s *Service) Mount(api *httpapi.API) {
 			"another chat is 409 client_id_reused. attachment_ids are files of the sender's from POST /files (at most 10, " +
 			"no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's " +
 			"members may download them. Every member receives message_new on every connection. In a direct chat with a " +
-			"block between the two users (either way) it is 403 blocked.",
+			"block between the two users (either way) it is 403 blocked. A user sends at most " +
+			"NERUTALK_WS_FRAMES_PER_SECOND messages a second this way (bursts of twice that), like a WebSocket connection's " +
+			"frames: over it, 429 rate_limited with Retry-After.",
 		DefaultStatus: http.StatusCreated,
 		Responses: map[string]*huma.Response{
 			"200": httpapi.JSONResponse[Message](a, "This client_id was sent before by the caller in this chat: the original message, nothing stored"),
 		},
-		Errors: errs(http.StatusForbidden, nf, http.StatusConflict),
+		Errors: errs(http.StatusForbidden, nf, http.StatusConflict, http.StatusTooManyRequests),
 	}, s.handleSend)
 	huma.Register(a, huma.Operation{
 		OperationID: "listMessages", Method: http.MethodGet, Path: "/chats/{id}/messages", Tags: tags,
@@ -303,6 +308,11 @@ type invitesOutput struct {
 }
 
 func (s *Service) handleCreate(ctx context.Context, in *createInput) (*invitesOutput, error) {
+	if in.Body.Type == Group {
+		if err := s.allow(ctx, s.opts.GroupLimiter, "chat-group:"+identity.UserID(ctx)); err != nil {
+			return nil, err
+		}
+	}
 	v, created, err := s.CreateChat(ctx, identity.UserID(ctx), in.Body)
 	if err != nil {
 		return nil, err
@@ -406,6 +416,9 @@ type messageOutput struct {
 }
 
 func (s *Service) handleSend(ctx context.Context, in *sendInput) (*messageOutput, error) {
+	if err := s.allow(ctx, s.opts.SendLimiter, "chat-send:"+identity.UserID(ctx)); err != nil {
+		return nil, err
+	}
 	m, existed, err := s.Send(ctx, identity.UserID(ctx), in.ID, in.Body)
 	if err != nil {
 		return nil, err
@@ -507,4 +520,21 @@ func (s *Service) handleReceipts(ctx context.Context, in *chatPath) (*httpapi.Pa
 		return nil, err
 	}
 	return &httpapi.PageOutput[Receipt]{Body: httpapi.Page[Receipt]{Items: items}}, nil
+}
+
+// allow counts one event of key on l (nil: unlimited): 429 rate_limited with Retry-After over the
+// limit. A limiter that fails (Redis down) is logged and ignored.
+func (s *Service) allow(ctx context.Context, l ratelimit.Limiter, key string) error {
+	if l == nil {
+		return nil
+	}
+	ok, retry, err := l.Allow(ctx, key)
+	if err != nil {
+		s.log.WarnContext(ctx, "chat: rate limiter failed; allowing", "key", key, "err", err)
+		return nil
+	}
+	if !ok {
+		return apperr.RateLimited(retry)
+	}
+	return nil
 }

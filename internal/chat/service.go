@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -45,6 +46,13 @@ type Options struct {
 	SendHooks []SendHook
 	// ActiveCalls fills active_call in GET /chats and GET /chats/{id}; nil = always null.
 	ActiveCalls ActiveCalls
+	// GroupLimiter counts the groups each user creates (POST /chats with type group; key
+	// "chat-group:<user>"); nil = unlimited. The server passes NERUTALK_GROUPS_PER_MINUTE, in
+	// Redis when configured.
+	GroupLimiter ratelimit.Limiter
+	// SendLimiter counts the messages each user sends over REST (POST /chats/{id}/messages; key
+	// "chat-send:<user>"), at the WebSocket's frame rate; nil = unlimited.
+	SendLimiter ratelimit.Limiter
 }
 
 // Service is the chat domain: chats, members, messages, receipts and typing, over REST and over

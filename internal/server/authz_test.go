@@ -152,6 +152,7 @@ var authzMatrix = []authzRow{
 	every("GET /api/v1/location/shares", allowed, nil),
 	every("GET /api/v1/media/gifs", allowed, nil),
 	every("GET /api/v1/media/stickers", allowed, nil),
+	every("GET /api/v1/media/usage", allowed, nil), // the caller's own storage use: nothing of anyone else's
 	every("GET /api/v1/notifications", allowed, nil),
 	every("GET /api/v1/notifications/settings", allowed, nil),
 	every("PUT /api/v1/notifications/settings", allowed, obj()),

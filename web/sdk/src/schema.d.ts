@@ -382,7 +382,7 @@ export interface paths {
         put?: never;
         /**
          * Create a direct or group chat
-         * @description The caller joins as owner. A direct chat is unique per pair: creating it again answers 200 with the existing chat (and brings back a member who had left it). Every member receives chat_updated. A group's member_ids whose group_adds setting does not allow the caller to add them are invited instead (invited_user_ids; they receive group_invitation). A direct chat with a user who blocked the caller, or whom the caller blocked, is 403 blocked.
+         * @description The caller joins as owner. A direct chat is unique per pair: creating it again answers 200 with the existing chat (and brings back a member who had left it). Every member receives chat_updated. A group's member_ids whose group_adds setting does not allow the caller to add them are invited instead (invited_user_ids; they receive group_invitation). A direct chat with a user who blocked the caller, or whom the caller blocked, is 403 blocked. A user creates at most NERUTALK_GROUPS_PER_MINUTE groups a minute (429 rate_limited with Retry-After).
          */
         post: operations["createChat"];
         delete?: never;
@@ -502,7 +502,7 @@ export interface paths {
         put?: never;
         /**
          * Send a message
-         * @description 201 with the stored message (with its seq) once it is committed. The same client_id from the same sender again answers 200 with the original message and stores nothing; a client_id already used in another chat is 409 client_id_reused. attachment_ids are files of the sender's from POST /files (at most 10, no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's members may download them. Every member receives message_new on every connection. In a direct chat with a block between the two users (either way) it is 403 blocked.
+         * @description 201 with the stored message (with its seq) once it is committed. The same client_id from the same sender again answers 200 with the original message and stores nothing; a client_id already used in another chat is 409 client_id_reused. attachment_ids are files of the sender's from POST /files (at most 10, no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's members may download them. Every member receives message_new on every connection. In a direct chat with a block between the two users (either way) it is 403 blocked. A user sends at most NERUTALK_WS_FRAMES_PER_SECOND messages a second this way (bursts of twice that), like a WebSocket connection's frames: over it, 429 rate_limited with Retry-After.
          */
         post: operations["sendMessage"];
         delete?: never;
@@ -648,7 +648,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a file (streamed; images re-encoded)
-         * @description The type is detected from the content (the declared Content-Type and the file name are not trusted) and must be an image (JPEG, PNG, GIF, WebP), a video (MP4, WebM, QuickTime), audio (MP3, AAC/M4A, Ogg, WAV) or a document (PDF, plain text, CSV, RTF, Word/Excel/PowerPoint, OpenDocument, ZIP). Size limits per kind (default 20 MiB for images, 100 MiB otherwise) are enforced while the body streams. Images are decoded and re-encoded upright (EXIF orientation applied; all metadata, GPS included, removed) with a 320 px thumbnail. Identical contents are stored once. A file never attached to a message is deleted after a day.
+         * @description The type is detected from the content (the declared Content-Type and the file name are not trusted) and must be an image (JPEG, PNG, GIF, WebP), a video (MP4, WebM, QuickTime), audio (MP3, AAC/M4A, Ogg, WAV) or a document (PDF, plain text, CSV, RTF, Word/Excel/PowerPoint, OpenDocument, ZIP). Size limits per kind (default 20 MiB for images, 100 MiB otherwise) are enforced while the body streams. Images are decoded and re-encoded upright (EXIF orientation applied; all metadata, GPS included, removed) with a 320 px thumbnail. Identical contents are stored once. A file never attached to a message is deleted after a day. A user's files add up to at most NERUTALK_STORAGE_QUOTA_BYTES (GET /media/usage): an upload over it is 403 quota_exceeded, refused before the body is read when Content-Length already tells.
          */
         post: operations["upload-file"];
         delete?: never;
@@ -1045,6 +1045,26 @@ export interface paths {
          * @description Through Giphy when the server has a key, otherwise from a small built-in set. Results are cached for 5 minutes; searches are rate limited per user (429 with Retry-After). 502 when the provider fails.
          */
         get: operations["search-stickers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/media/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's storage use and quota
+         * @description used_bytes is the sum of the sizes of the caller's files (an identical content uploaded twice, or also held by someone else, counts for each file); an upload that would take it over quota_bytes is refused with 403 quota_exceeded.
+         */
+        get: operations["get-media-usage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2748,6 +2768,20 @@ export interface components {
              * @enum {string}
              */
             group_adds?: "everyone" | "contacts" | "nobody";
+        };
+        Usage: {
+            /**
+             * Format: int64
+             * @description What they may add up to (NERUTALK_STORAGE_QUOTA_BYTES); 0 = no quota
+             * @example 1073741824
+             */
+            quota_bytes: number;
+            /**
+             * Format: int64
+             * @description Sum of the sizes of the caller's files (a content shared by identical uploads counts for each)
+             * @example 48213
+             */
+            used_bytes: number;
         };
         UserProfile: {
             /** @description The user's avatar image, null when they have none */
@@ -4752,6 +4786,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -5743,6 +5786,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -6592,6 +6644,15 @@ export interface operations {
             };
             /** @description Missing or invalid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's files would exceed the storage quota (quota_exceeded; see GET /media/usage) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -8996,6 +9057,53 @@ export interface operations {
             };
         };
     };
+    "get-media-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listNotifications: {
         parameters: {
             query?: {
@@ -10776,7 +10884,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open on this node already (code too_many_connections) */
+            /** @description The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open already, on this node, or on all the nodes sharing Redis (code too_many_connections) */
             429: {
                 headers: {
                     [name: string]: unknown;
