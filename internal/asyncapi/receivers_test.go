@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
@@ -181,6 +182,12 @@ var receiverMatrix = map[string][]receiverRow{
 			rx.signal(t, member, "webrtc_answer", rx.owner.ID, obj{"sdp": "v=0"})
 		},
 		want: []role{owner, other},
+	}, {
+		name: "the member answers one session of the owner's (to_session_id): only that one",
+		cause: func(t *testing.T, rx *receiverRig) {
+			rx.signal(t, member, "webrtc_answer", rx.owner.ID, obj{"sdp": "v=0", "to_session_id": rx.otherSession})
+		},
+		want: []role{other},
 	}},
 	"webrtc_ice_candidate": {{
 		name: "the member sends a candidate to the owner",
@@ -246,6 +253,16 @@ var receiverMatrix = map[string][]receiverRow{
 			rx.await(t, "shared_location_update", member)
 		},
 		want: []role{owner, other},
+	}, {
+		name: "the owner leaves a geofence whose events go to the viewers too (notify viewers)",
+		cause: func(t *testing.T, rx *receiverRig) {
+			rx.do(t, rx.owner, "POST", "/geofences", obj{"name": "office", "center": obj{"lat": -33.80, "lng": 151.10}, "radius_m": 100, "notify": "viewers"}, nil, 201)
+			rx.report(t, -33.80, 151.10)
+			rx.await(t, "shared_location_update", member)
+			rx.drainType(t, "geofence_event") // the enter event of the first fence
+			rx.report(t, -33.85, 151.10)
+		},
+		want: []role{owner, other, member},
 	}},
 	"location_share_stop": {{
 		name: "the owner stops the share",
@@ -276,6 +293,7 @@ type receiverRig struct {
 	owner, other, member, removed, stranger servertest.User // other: the owner's second session
 	conns                                   map[role]*wsClient
 
+	otherSession                string // the auth session of other
 	group, message, call, share string
 	seq                         int64
 	reports                     int
@@ -335,6 +353,18 @@ func (rx *receiverRig) barrier(t *testing.T) {
 			if f := c.command("ping", nil); f.Type != "ack" {
 				t.Fatalf("ping as %s: %s %s", r, f.Type, f.Data)
 			}
+		}
+	}
+}
+
+// drainType makes every connection round-trip a ping and forgets the frames of type typ it got
+// (events a row's preparation causes besides the one it checks).
+func (rx *receiverRig) drainType(t *testing.T, typ string) {
+	t.Helper()
+	rx.barrier(t)
+	for _, c := range rx.conns {
+		if c != nil {
+			c.pending = slices.DeleteFunc(c.pending, func(f realtime.Frame) bool { return f.Type == typ })
 		}
 	}
 }
@@ -403,6 +433,18 @@ func testEventReceivers(t *testing.T, n *servertest.Node) {
 	}
 	rx.do(t, servertest.User{}, "POST", "/auth/login", map[string]string{"login": "rx_owner", "password": "correct horse battery"}, &login, 200)
 	rx.other = servertest.User{ID: rx.owner.ID, Username: "rx_owner (other session)", AccessToken: login.AccessToken}
+	var sessions struct {
+		Items []struct {
+			ID      string `json:"id"`
+			Current bool   `json:"current"`
+		} `json:"items"`
+	}
+	rx.do(t, rx.other, "GET", "/auth/sessions", nil, &sessions, 200)
+	for _, s := range sessions.Items {
+		if s.Current {
+			rx.otherSession = s.ID
+		}
+	}
 	var g struct {
 		ID string `json:"id"`
 	}
