@@ -55,6 +55,9 @@ func FuzzMultipartUpload(f *testing.F) {
 	add("", "x")
 	client := &http.Client{Timeout: uploadTimeout}
 	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		if strings.ContainsFunc(contentType, func(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }) {
+			t.Skip("net/http refuses to send a header with control characters (and so does any proxy)")
+		}
 		req, err := http.NewRequest(http.MethodPost, n.URL+"/api/v1/files", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
