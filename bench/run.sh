@@ -16,10 +16,11 @@
 #   -nodes N              with -pg: N server processes on ports -port, -port+1, ... sharing the database
 #                         and Redis; the tool spreads its WebSockets over them (-ws-addrs). The server's
 #                         CPU is all the nodes' (-node-pids); -pid, memory and config are the first's
-#   -scenarios LIST       comma-separated: idle,fanout,chat,auth,loopback,calls,chatcpu (default: the first five;
+#   -scenarios LIST       comma-separated: idle,fanout,chat,auth,loopback,calls,chatcpu,bystander (default: the first five;
 #                         loopback needs no server: it measures the machine's cost of moving frames; chatcpu is
 #                         loopback then chat in one invocation, so the chat result gives each step's server CPU
-#                         per acked message next to the loopback floor of the same run)
+#                         per acked message next to the loopback floor of the same run; bystander runs
+#                         the server with its default limits ON: it measures abuse and counts refusals)
 #   -full                 full sizes instead of the quick defaults
 #   -server-cpus LIST     pin the server to these CPUs (taskset -c), e.g. 0
 #   -bench-cpus LIST      pin the generator to these CPUs, e.g. 1
@@ -36,7 +37,8 @@
 #
 # Scenarios idle, fanout and chat run the server with cheap argon2 parameters
 # (NERUTALK_ARGON2_MEMORY_KIB=8 NERUTALK_ARGON2_TIME=1) so that registering thousands of users is
-# quick; auth runs it with the defaults, which is what it measures. Rate limits are off throughout.
+# quick; auth runs it with the defaults, which is what it measures. Rate limits are off throughout,
+# except for bystander, which needs the server's default limits (start_server's second argument).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,7 +61,7 @@ while [ $# -gt 0 ]; do
     -out) OUT="$2"; shift ;;
     -bin) PREBUILT="$2"; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|-help|--help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|-help|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see -help)" >&2; exit 2 ;;
   esac
   shift
@@ -111,13 +113,13 @@ else
   go build -o "$BIN/nerutalk-bench" ./cmd/nerutalk-bench
 fi
 
-# start_server cheap|default — a fresh server (-nodes of them) on a fresh database; sets SERVER_PID
+# start_server cheap|default [limits] — a fresh server (with "limits": the default rate limits on) (-nodes of them) on a fresh database; sets SERVER_PID
 # (the first node), SERVER_PIDS and WS_ADDRS (the other nodes, for -ws-addrs).
 start_server() {
-  local argon=$1 data=$WORK/data-$RANDOM
-  SERVER_ENV=(NERUTALK_DATA_DIR="$data" NERUTALK_RATE_LIMITS=off
-    NERUTALK_LOG_LEVEL=warn NERUTALK_ACCESS_TOKEN_TTL=4h NERUTALK_MAX_GROUP_MEMBERS=10000)
+  local argon=$1 limits=${2:-off} data=$WORK/data-$RANDOM
+  SERVER_ENV=(NERUTALK_DATA_DIR="$data" NERUTALK_LOG_LEVEL=warn NERUTALK_ACCESS_TOKEN_TTL=4h NERUTALK_MAX_GROUP_MEMBERS=10000)
   if [ "$argon" = cheap ]; then SERVER_ENV+=(NERUTALK_ARGON2_MEMORY_KIB=8 NERUTALK_ARGON2_TIME=1); fi
+  if [ "$limits" != limits ]; then SERVER_ENV+=(NERUTALK_RATE_LIMITS=off); fi
   if [ $PG = 1 ]; then
     DB_NAME="nerutalk_bench_$(date +%s)_$RANDOM"
     psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $DB_NAME" >/dev/null
@@ -145,7 +147,7 @@ start_server() {
       tail -n 30 "$WORK/server-$n.log" >&2
       exit 1
     fi
-    log "server pid ${SERVER_PIDS[$n]} on $addr ($([ $PG = 1 ] && echo "PostgreSQL $DB_NAME + Redis" || echo SQLite), argon2 $argon)"
+    log "server pid ${SERVER_PIDS[$n]} on $addr ($([ $PG = 1 ] && echo "PostgreSQL $DB_NAME + Redis" || echo SQLite), argon2 $argon, rate limits $([ "$limits" = limits ] && echo on || echo off))"
   done
   SERVER_PID=${SERVER_PIDS[0]}
   if [ $PPROF = 1 ]; then make_admin; fi
@@ -163,7 +165,7 @@ make_admin() {
 # own defaults (the method of docs/BENCHMARKS.md).
 if [ $FULL = 1 ]; then
   COMMON=()
-  declare -A SIZES=([idle]="" [fanout]="" [chat]="" [auth]="" [loopback]="" [calls]="" [chatcpu]="")
+  declare -A SIZES=([idle]="" [fanout]="" [chat]="" [auth]="" [loopback]="" [calls]="" [chatcpu]="" [bystander]="")
 else
   COMMON=(-warmup 2s -window 10s -runs 1 -drain 10s)
   declare -A SIZES=(
@@ -174,6 +176,7 @@ else
     [loopback]="-loopback-rates 25k,50k"
     [calls]=""
     [chatcpu]="-chat-rates 2.5k,3.5k,4.5k,5.5k -loopback-rates 25k,50k"
+    [bystander]=""
   )
 fi
 BENCH_PIN=()
@@ -194,7 +197,9 @@ IFS=, read -r -a LIST <<<"$SCENARIOS"
 for sc in "${LIST[@]}"; do
   tool_sc=$sc
   if [ "$sc" = chatcpu ]; then tool_sc=loopback,chat; fi
+  limits=off
   case "$sc" in idle|fanout|chat|calls|chatcpu) argon=cheap ;; auth) argon=default ;; loopback) argon=none ;;
+    bystander) argon=cheap limits=limits ;;
     *) echo "run.sh: unknown scenario $sc" >&2; exit 2 ;; esac
   if [ "$argon" = none ]; then # no server: both ends are the tool's
     log "scenario $sc (no server)"
@@ -207,7 +212,7 @@ for sc in "${LIST[@]}"; do
     continue
   fi
   log "scenario $sc (server argon2: $([ $argon = cheap ] && echo 'cheap, 8 KiB x 1, to register users fast' || echo 'the defaults'))"
-  start_server $argon
+  start_server $argon $limits
   if [ $PERF = 1 ]; then
     perf record -q -F 199 -g -p "$SERVER_PID" -o "$WORK/perf-$sc.data" >/dev/null 2>&1 &
     PERF_PID=$!

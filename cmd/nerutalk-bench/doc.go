@@ -2,7 +2,7 @@
 // public API exactly as apps do — REST for accounts, chats and history, one WebSocket per user
 // for sending and receiving — and reports what the server sustains.
 //
-//	nerutalk-bench -scenario idle|fanout|chat|auth|loopback [-addr http://127.0.0.1:8080] [-pid PID] [flags]
+//	nerutalk-bench -scenario idle|fanout|chat|auth|loopback|calls|bystander [-addr http://127.0.0.1:8080] [-pid PID] [flags]
 //
 // Scenarios (each prints one JSON line on stdout and a human summary on stderr):
 //
@@ -16,6 +16,10 @@
 //     final check that every acked message was delivered to every member once and is stored
 //     once under a gapless seq.
 //   - auth: logins/s (a password hash each) and refreshes/s, closed loop.
+//   - bystander: a bystander pair exchanges messages at a steady rate while phases run one
+//     abuse each (NUL bytes, 1-byte fragments, ping floods, large 16-bit PNGs, a connection
+//     flood on one token, refresh loops, REST send floods, group floods): the pair's ack and
+//     delivery p50/p99 per phase against the quiet phase, and how often the abuse was refused.
 //   - loopback: no server; N loopback TCP connections with both ends in this process, frames
 //     written one write(2) each at stepped rates: the CPU a frame costs this machine, the floor
 //     under the real-time figures of the other scenarios.

@@ -83,19 +83,25 @@ type options struct {
 
 	callBackground, callWorkers int
 
+	abusers       int     // bystander: accounts that abuse, one worker each
+	bystanderRate float64 // bystander: messages per second of the bystander pair
+	imagePixels   int     // bystander: pixels of the generated 16-bit PNG
+	connFlood     int     // bystander: connections one abuser tries to hold at once
+	phaseGap      time.Duration
+
 	target      string // nerutalk or centrifugo
 	cfSecret    string
 	cfNamespace string
 }
 
-var allScenarios = []string{"idle", "fanout", "chat", "auth", "loopback", "calls"}
+var allScenarios = []string{"idle", "fanout", "chat", "auth", "loopback", "calls", "bystander"}
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("nerutalk-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var scenarios, addr, wsAddrs, nodePIDs, idle, fsizes, frates, crates, lrates, src string
-	fs.StringVar(&scenarios, "scenario", "", "scenarios to run, comma-separated: idle, fanout, chat, auth, loopback, calls (required)")
+	fs.StringVar(&scenarios, "scenario", "", "scenarios to run, comma-separated: idle, fanout, chat, auth, loopback, calls, bystander (required)")
 	fs.StringVar(&addr, "addr", "http://127.0.0.1:8080", "server base URL (loopback only)")
 	fs.StringVar(&nodePIDs, "node-pids", "", "process ids of the other nodes (-ws-addrs), comma-separated: their CPU is added to the server's")
 	fs.StringVar(&wsAddrs, "ws-addrs", "", "more nodes of the same deployment (one database and Redis), comma-separated: the WebSockets are spread over -addr and these, round robin, so that a group's members sit on different nodes (REST and /metrics stay on -addr)")
@@ -144,11 +150,16 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&lrates, "loopback-rates", "25k,50k", "loopback: frames per second, stepped")
 	fs.IntVar(&o.callBackground, "call-background", 1000, "calls: active calls held open while set-ups are measured")
 	fs.IntVar(&o.callWorkers, "call-workers", 16, "calls: caller/callee pairs setting up calls in a closed loop")
+	fs.IntVar(&o.abusers, "abusers", 4, "bystander: abusing accounts, one worker each (2 + this many registrations: at most 8 under the default per-address sign-in limit)")
+	fs.Float64Var(&o.bystanderRate, "bystander-rate", 20, "bystander: messages per second the bystander sends (under the WebSocket frame limit)")
+	fs.IntVar(&o.imagePixels, "image-pixels", 39_000_000, "bystander: pixels of the generated 16-bit PNG (just under NERUTALK_IMAGE_MAX_PIXELS by default)")
+	fs.DurationVar(&o.phaseGap, "phase-gap", 3*time.Second, "bystander: pause between two phases, so that what one abuse left running is not charged to the next (quiet_end shows what remains)")
+	fs.IntVar(&o.connFlood, "conn-flood", 2000, "bystander: WebSockets one abuser tries to hold on its token")
 	fs.StringVar(&o.target, "target", "nerutalk", "server under test: nerutalk, or centrifugo (fanout only: JSON protocol over /connection/websocket, client publish; see bench/centrifugo.sh)")
 	fs.StringVar(&o.cfSecret, "centrifugo-secret", "", "centrifugo: the HMAC secret of its connection tokens (client.token.hmac_secret_key)")
 	fs.StringVar(&o.cfNamespace, "centrifugo-namespace", "chat", "centrifugo: the namespace of the fanout channel (it must allow subscribe and publish for clients)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: nerutalk-bench -scenario idle|fanout|chat|auth|loopback|calls [flags]\n\n"+
+		fmt.Fprintf(stderr, "Usage: nerutalk-bench -scenario idle|fanout|chat|auth|loopback|calls|bystander [flags]\n\n"+
 			"Drives a running NeruTalk server over its public REST and WebSocket API and prints one JSON line\n"+
 			"of results per scenario on stdout (a human summary goes to stderr). See docs/BENCHMARKS.md.\n\n")
 		fs.PrintDefaults()
@@ -233,6 +244,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		{"chat-group-size", o.chatGroupSize, 2}, {"chat-senders", o.chatSenders, 1}, {"auth-users", o.authUsers, 1},
 		{"auth-workers", o.authWorkers, 1}, {"loopback-conns", o.loopbackConns, 1}, {"loopback-frame", o.loopbackFrame, 1},
 		{"call-background", o.callBackground, 0}, {"call-workers", o.callWorkers, 1},
+		{"abusers", o.abusers, 1}, {"image-pixels", o.imagePixels, 1}, {"conn-flood", o.connFlood, 1},
 	} {
 		if f.v < f.min {
 			return nil, fmt.Errorf("-%s must be at least %d", f.name, f.min)
@@ -262,6 +274,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if (o.profileDir == "") != (o.admin == "") {
 		return nil, errors.New("-profile-dir and -admin go together")
+	}
+	if o.bystanderRate <= 0 {
+		return nil, errors.New("-bystander-rate must be positive")
 	}
 	if o.bestP99 <= 0 {
 		return nil, errors.New("-best-p99 must be positive")
@@ -459,6 +474,8 @@ func runScenario(ctx context.Context, o *options, scenario string, stderr io.Wri
 		err = r.loopback(ctx, res)
 	case "calls":
 		err = r.calls(ctx, res)
+	case "bystander":
+		err = r.bystander(ctx, res)
 	}
 	r.prof.wait()
 	if err != nil {
