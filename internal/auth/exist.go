@@ -36,6 +36,12 @@ func DisplayNames(ctx context.Context, q Querier, ids []string) (map[string]stri
 	return lookupUsers(ctx, q, `SELECT id, display_name FROM users WHERE id IN `, ids)
 }
 
+// GroupAdds returns the group_adds setting (everyone, contacts, nobody) of the accounts among
+// ids, by id, reading with q (chat decides with it whether an add is direct or an invitation).
+func GroupAdds(ctx context.Context, q Querier, ids []string) (map[string]string, error) {
+	return lookupUsers(ctx, q, `SELECT id, group_adds FROM users WHERE id IN `, ids)
+}
+
 // IDsByUsername returns the ids of the accounts named by usernames (lower-case), by username,
 // reading with q (push resolves @mentions in chat's send transaction this way).
 func IDsByUsername(ctx context.Context, q Querier, usernames []string) (map[string]string, error) {

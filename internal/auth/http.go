@@ -317,6 +317,7 @@ type updateMeInput struct {
 	Body struct {
 		DisplayName *string `json:"display_name,omitempty" maxLength:"64" doc:"1 to 64 characters"`
 		Bio         *string `json:"bio,omitempty" maxLength:"500" doc:"At most 500 characters; empty clears it"`
+		GroupAdds   *string `json:"group_adds,omitempty" enum:"everyone,contacts,nobody" doc:"Who may add you to groups directly (see GET /users/me)" example:"contacts"`
 	}
 }
 
@@ -325,7 +326,7 @@ func (s *Service) handleUpdateMe(ctx context.Context, in *updateMeInput) (*profi
 	if err != nil {
 		return nil, err
 	}
-	prof, err := s.updateProfile(ctx, p, profilePatch{DisplayName: in.Body.DisplayName, Bio: in.Body.Bio})
+	prof, err := s.updateProfile(ctx, p, profilePatch{DisplayName: in.Body.DisplayName, Bio: in.Body.Bio, GroupAdds: in.Body.GroupAdds})
 	if err != nil {
 		return nil, err
 	}

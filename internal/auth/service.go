@@ -349,6 +349,7 @@ func (s *Service) register(ctx context.Context, in registerRequest, cl client) (
 	now := store.Time(store.Millis(s.now())) // as stored, so this answer matches later reads
 	a.ID = uuid.Must(uuid.NewV7()).String()
 	a.Role = RoleUser
+	a.GroupAdds = GroupAddsEveryone
 	a.CreatedAt, a.UpdatedAt = now, now
 	if err := s.users.create(ctx, a); err != nil {
 		return nil, err
@@ -561,7 +562,7 @@ func (s *Service) changePassword(ctx context.Context, p identity.Principal, ip, 
 }
 
 type profilePatch struct {
-	DisplayName, Bio *string
+	DisplayName, Bio, GroupAdds *string
 }
 
 func (s *Service) updateProfile(ctx context.Context, p identity.Principal, in profilePatch) (*Profile, error) {
@@ -580,8 +581,15 @@ func (s *Service) updateProfile(ctx context.Context, p identity.Principal, in pr
 		}
 		in.Bio = &v
 	}
-	if in.DisplayName != nil || in.Bio != nil {
-		if err = s.users.updateProfile(ctx, p.UserID, in.DisplayName, in.Bio, s.now()); err != nil {
+	if in.GroupAdds != nil {
+		switch *in.GroupAdds {
+		case GroupAddsEveryone, GroupAddsContacts, GroupAddsNobody:
+		default:
+			return nil, apperr.Invalid("body.group_adds", "want everyone, contacts or nobody")
+		}
+	}
+	if in.DisplayName != nil || in.Bio != nil || in.GroupAdds != nil {
+		if err = s.users.updateProfile(ctx, p.UserID, in.DisplayName, in.Bio, in.GroupAdds, s.now()); err != nil {
 			return nil, err
 		}
 	}

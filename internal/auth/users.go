@@ -35,7 +35,17 @@ type PublicUser struct {
 type Profile struct {
 	PublicUser
 	Email string `json:"email" doc:"Lower-case email address (only ever shown to its owner and to admins)" example:"ana@example.com"`
+	// GroupAdds is who may add the user to a group directly (only ever shown to its owner and to
+	// admins); anyone else's add becomes an invitation (GET /invitations).
+	GroupAdds string `json:"group_adds" enum:"everyone,contacts,nobody" doc:"Who may add you to groups directly: everyone, contacts (users who share a chat with you already) or nobody; anyone else's add becomes an invitation you accept or decline" example:"contacts"`
 }
+
+// Group-add settings (users.group_adds).
+const (
+	GroupAddsEveryone = "everyone"
+	GroupAddsContacts = "contacts"
+	GroupAddsNobody   = "nobody"
+)
 
 // AdminUser is an account as admins see it.
 type AdminUser struct {
@@ -65,13 +75,13 @@ func searchKey(s string) string { return hex.EncodeToString([]byte(strings.ToLow
 // users is the SQL of the users table.
 type users struct{ db *store.DB }
 
-const userColumns = `id, username, email, display_name, bio, avatar_url, created_at, role, password_hash, updated_at`
+const userColumns = `id, username, email, display_name, bio, avatar_url, created_at, role, password_hash, updated_at, group_adds`
 
 // scanAccount reads the userColumns of one row, then extra.
 func scanAccount(row interface{ Scan(...any) error }, extra ...any) (*account, error) {
 	var a account
 	var created, updated int64
-	dest := append([]any{&a.ID, &a.Username, &a.Email, &a.DisplayName, &a.Bio, &a.AvatarURL, &created, &a.Role, &a.PasswordHash, &updated}, extra...)
+	dest := append([]any{&a.ID, &a.Username, &a.Email, &a.DisplayName, &a.Bio, &a.AvatarURL, &created, &a.Role, &a.PasswordHash, &updated, &a.GroupAdds}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -82,9 +92,9 @@ func scanAccount(row interface{ Scan(...any) error }, extra ...any) (*account, e
 // create inserts a new account; it reports a taken username or email as a 409.
 func (u users) create(ctx context.Context, a *account) error {
 	_, err := u.db.W.ExecContext(ctx, `INSERT INTO users (`+userColumns+`, username_key, display_key)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		a.ID, a.Username, a.Email, a.DisplayName, a.Bio, a.AvatarURL, store.Millis(a.CreatedAt), a.Role, a.PasswordHash,
-		store.Millis(a.UpdatedAt), searchKey(a.Username), searchKey(a.DisplayName))
+		store.Millis(a.UpdatedAt), groupAddsOr(a.GroupAdds), searchKey(a.Username), searchKey(a.DisplayName))
 	if store.IsUniqueViolation(err) {
 		// Which one? Ask, on the writer so that a row committed a moment ago is seen.
 		var n int
@@ -137,8 +147,16 @@ func (u users) setPasswordHash(ctx context.Context, id, hash string, now time.Ti
 	return nil
 }
 
+// groupAddsOr is v, or the default everyone when empty.
+func groupAddsOr(v string) string {
+	if v == "" {
+		return GroupAddsEveryone
+	}
+	return v
+}
+
 // updateProfile sets the non-nil fields.
-func (u users) updateProfile(ctx context.Context, id string, displayName, bio *string, now time.Time) error {
+func (u users) updateProfile(ctx context.Context, id string, displayName, bio, groupAdds *string, now time.Time) error {
 	sets := []string{"updated_at = $1"}
 	args := []any{store.Millis(now)}
 	if displayName != nil {
@@ -148,6 +166,10 @@ func (u users) updateProfile(ctx context.Context, id string, displayName, bio *s
 	if bio != nil {
 		args = append(args, *bio)
 		sets = append(sets, fmt.Sprintf("bio = $%d", len(args)))
+	}
+	if groupAdds != nil {
+		args = append(args, *groupAdds)
+		sets = append(sets, fmt.Sprintf("group_adds = $%d", len(args)))
 	}
 	args = append(args, id)
 	res, err := u.db.W.ExecContext(ctx, `UPDATE users SET `+strings.Join(sets, ", ")+fmt.Sprintf(` WHERE id = $%d`, len(args)), args...)

@@ -26,6 +26,16 @@ type Chats interface {
 	PostSystem(ctx context.Context, chatID, senderID, clientID, text string) error
 }
 
+// Blocks tells whether a block stands between two users, either way (chat's Blocked, read from
+// the database): a call in a direct chat between them cannot be started.
+type Blocks interface {
+	Blocked(ctx context.Context, a, b string) (bool, error)
+}
+
+// errBlocked refuses a call in a direct chat with a block between the two users; the same code
+// as chat's refusals.
+var errBlocked = apperr.New(apperr.KindForbidden, "blocked", "this is not possible with this user")
+
 // Querier runs a query: a *sql.DB or a *sql.Tx.
 type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -65,6 +75,8 @@ type Options struct {
 	// AfterFunc runs f after d (the disconnect grace timers); default time.AfterFunc.
 	AfterFunc func(d time.Duration, f func())
 	Logger    *slog.Logger
+	// Blocks, when set, refuses calls in a direct chat between users with a block (403 blocked).
+	Blocks Blocks
 }
 
 // Service runs the calls.
@@ -158,6 +170,20 @@ func (s *Service) Initiate(ctx context.Context, userID, sessionID string, in Sta
 	}
 	if len(members) < 2 {
 		return WithCredentials{}, apperr.New(apperr.KindConflict, "nobody_to_call", "you are alone in this chat")
+	}
+	if !group && s.opts.Blocks != nil {
+		for _, m := range members {
+			if m == userID {
+				continue
+			}
+			blocked, err := s.opts.Blocks.Blocked(ctx, userID, m)
+			if err != nil {
+				return WithCredentials{}, s.internal("start", err)
+			}
+			if blocked {
+				return WithCredentials{}, errBlocked
+			}
+		}
 	}
 	now := s.now()
 	id := uuid.Must(uuid.NewV7()).String()

@@ -83,47 +83,70 @@ func (s *Service) checkUsersExist(ctx context.Context, q querier, location strin
 // Create creates a chat; creating a direct chat that exists already returns it with created false
 // (and brings back a member who had left it).
 func (s *Service) Create(ctx context.Context, userID string, in CreateInput) (ChatView, bool, error) {
+	v, created, err := s.CreateChat(ctx, userID, in)
+	return v.ChatView, created, err
+}
+
+// CreateChat is Create, with the users who were invited instead of added (their group_adds
+// setting) or swallowed (they blocked the creator).
+func (s *Service) CreateChat(ctx context.Context, userID string, in CreateInput) (ChatWithInvites, bool, error) {
 	others := otherUsers(in.MemberIDs, userID)
 	var chatID string
 	var created bool
+	invited := []string{}
+	var invite []string
 	switch in.Type {
 	case Direct:
 		if len(others) != 1 {
-			return ChatView{}, false, apperr.Invalid("body.member_ids", "a direct chat has exactly one other member")
+			return ChatWithInvites{}, false, apperr.Invalid("body.member_ids", "a direct chat has exactly one other member")
 		}
 		if in.Title != "" {
-			return ChatView{}, false, apperr.Invalid("body.title", "direct chats have no title")
+			return ChatWithInvites{}, false, apperr.Invalid("body.title", "direct chats have no title")
 		}
 		if err := s.checkUsersExist(ctx, s.db.R, "body.member_ids", others); err != nil {
-			return ChatView{}, false, err
+			return ChatWithInvites{}, false, err
+		}
+		// Read from the database, not the cache: a block made on another node a moment ago holds.
+		if blocked, err := s.Blocked(ctx, userID, others[0]); err != nil {
+			return ChatWithInvites{}, false, s.internal("create direct chat", err)
+		} else if blocked {
+			return ChatWithInvites{}, false, errBlocked
 		}
 		var err error
 		chatID, created, err = s.createDirect(ctx, userID, others[0])
 		if err != nil {
-			return ChatView{}, false, err
+			return ChatWithInvites{}, false, err
 		}
 	case Group:
 		title, err := cleanTitle(in.Title)
 		if err != nil {
-			return ChatView{}, false, err
+			return ChatWithInvites{}, false, err
 		}
 		if 1+len(others) > s.opts.MaxGroupMembers {
-			return ChatView{}, false, invalid("too_many_members", "body.member_ids",
+			return ChatWithInvites{}, false, invalid("too_many_members", "body.member_ids",
 				fmt.Sprintf("a group has at most %d members", s.opts.MaxGroupMembers))
 		}
 		if err := s.checkUsersExist(ctx, s.db.R, "body.member_ids", others); err != nil {
-			return ChatView{}, false, err
+			return ChatWithInvites{}, false, err
 		}
-		chatID, err = s.createGroup(ctx, userID, title, others)
+		add, inv, swallowed, err := s.splitAdds(ctx, s.db.R, userID, others, nil)
 		if err != nil {
-			return ChatView{}, false, err
+			return ChatWithInvites{}, false, err
+		}
+		invite, invited = inv, inOrder(others, inv, swallowed)
+		chatID, err = s.createGroup(ctx, userID, title, add)
+		if err != nil {
+			return ChatWithInvites{}, false, err
 		}
 		created = true
 	default:
-		return ChatView{}, false, apperr.Invalid("body.type", "want direct or group")
+		return ChatWithInvites{}, false, apperr.Invalid("body.type", "want direct or group")
+	}
+	if err := s.inviteAll(ctx, chatID, userID, invite); err != nil {
+		return ChatWithInvites{}, false, err
 	}
 	v, err := s.Get(ctx, userID, chatID)
-	return v, created, err
+	return ChatWithInvites{ChatView: v, InvitedUserIDs: invited}, created, err
 }
 
 func directKey(a, b string) string {
@@ -539,39 +562,82 @@ type AddMembersInput struct {
 
 // AddMembers adds users to a group (owner or admin).
 func (s *Service) AddMembers(ctx context.Context, userID, chatID string, in AddMembersInput) (ChatView, error) {
-	if _, _, err := s.member(ctx, chatID, userID); err != nil {
-		return ChatView{}, err
-	}
-	add := otherUsers(in.UserIDs, userID)
-	if len(add) == 0 {
-		return ChatView{}, apperr.Invalid("body.user_ids", "name at least one user other than yourself")
-	}
-	err := s.change(ctx, chatID, userID, func(tx *sql.Tx, c *chatRow, me memberRow) ([]string, error) {
-		if c.Type != Group {
-			return nil, errNotAGroup
-		}
-		if !me.Role.manages() {
-			return nil, apperr.Forbidden("only the owner and admins add members")
-		}
-		if err := s.checkUsersExist(ctx, tx, "body.user_ids", add); err != nil {
-			return nil, err
-		}
-		n, err := countMembers(ctx, tx, chatID)
-		if err != nil {
-			return nil, err
-		}
-		if already, err := existingMembers(ctx, s.newBtx(tx), pairsOf(chatID, add)); err != nil {
-			return nil, err
-		} else if n+len(add)-len(already) > s.opts.MaxGroupMembers {
-			return nil, invalid("too_many_members", "body.user_ids", fmt.Sprintf("a group has at most %d members", s.opts.MaxGroupMembers))
-		}
-		_, err = insertMembers(ctx, tx, chatID, add, Member, s.now(), c.LastSeq)
-		return nil, err
-	})
+	v, err := s.AddMembersInvite(ctx, userID, chatID, in)
+	return v.ChatView, err
+}
+
+// AddMembersInvite is AddMembers, with the users who were invited instead of added (their
+// group_adds setting) or swallowed (they blocked the adder).
+func (s *Service) AddMembersInvite(ctx context.Context, userID, chatID string, in AddMembersInput) (ChatWithInvites, error) {
+	r, role, err := s.member(ctx, chatID, userID)
 	if err != nil {
-		return ChatView{}, err
+		return ChatWithInvites{}, err
 	}
-	return s.Get(ctx, userID, chatID)
+	all := otherUsers(in.UserIDs, userID)
+	if len(all) == 0 {
+		return ChatWithInvites{}, apperr.Invalid("body.user_ids", "name at least one user other than yourself")
+	}
+	// The checks the change makes again in its transaction, before anyone is invited.
+	if r.typ != Group {
+		return ChatWithInvites{}, errNotAGroup
+	}
+	if !role.manages() {
+		return ChatWithInvites{}, apperr.Forbidden("only the owner and admins add members")
+	}
+	if err := s.checkUsersExist(ctx, s.db.R, "body.user_ids", all); err != nil {
+		return ChatWithInvites{}, err
+	}
+	add, invite, swallowed, err := s.splitAdds(ctx, s.db.R, userID, all, r.roles)
+	if err != nil {
+		return ChatWithInvites{}, err
+	}
+	if len(add) > 0 {
+		err = s.change(ctx, chatID, userID, func(tx *sql.Tx, c *chatRow, me memberRow) ([]string, error) {
+			if c.Type != Group {
+				return nil, errNotAGroup
+			}
+			if !me.Role.manages() {
+				return nil, apperr.Forbidden("only the owner and admins add members")
+			}
+			if err := s.checkUsersExist(ctx, tx, "body.user_ids", add); err != nil {
+				return nil, err
+			}
+			n, err := countMembers(ctx, tx, chatID)
+			if err != nil {
+				return nil, err
+			}
+			if already, err := existingMembers(ctx, s.newBtx(tx), pairsOf(chatID, add)); err != nil {
+				return nil, err
+			} else if n+len(add)-len(already) > s.opts.MaxGroupMembers {
+				return nil, invalid("too_many_members", "body.user_ids", fmt.Sprintf("a group has at most %d members", s.opts.MaxGroupMembers))
+			}
+			_, err = insertMembers(ctx, tx, chatID, add, Member, s.now(), c.LastSeq)
+			return nil, err
+		})
+		if err != nil {
+			return ChatWithInvites{}, err
+		}
+	}
+	if err := s.inviteAll(ctx, chatID, userID, invite); err != nil {
+		return ChatWithInvites{}, err
+	}
+	v, err := s.Get(ctx, userID, chatID)
+	if err != nil {
+		return ChatWithInvites{}, err
+	}
+	return ChatWithInvites{ChatView: v, InvitedUserIDs: inOrder(all, invite, swallowed)}, nil
+}
+
+// inOrder returns the ids of ids that are in a or b, in the order of ids: the invited and the
+// swallowed adds mixed as they were asked, so that the answer does not tell them apart.
+func inOrder(ids, a, b []string) []string {
+	out := []string{}
+	for _, id := range ids {
+		if slices.Contains(a, id) || slices.Contains(b, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func pairsOf(chatID string, users []string) []memberKey {

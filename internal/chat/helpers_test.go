@@ -118,6 +118,10 @@ func (accounts) MissingUsers(ctx context.Context, q Querier, ids []string) ([]st
 	return auth.MissingUsers(ctx, q, ids)
 }
 
+func (accounts) GroupAdds(ctx context.Context, q Querier, ids []string) (map[string]string, error) {
+	return auth.GroupAdds(ctx, q, ids)
+}
+
 func (accounts) Profiles(ctx context.Context, q Querier, ids []string) (map[string]UserProfile, error) {
 	cards, err := auth.Cards(ctx, q, ids)
 	if err != nil {

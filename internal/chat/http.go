@@ -7,8 +7,10 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/identity"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 )
 
 // The route table of the chat (all authenticated, under /api/v1):
@@ -29,6 +31,12 @@ import (
 //	POST   /chats/{id}/read                       markRead
 //	POST   /chats/{id}/delivered                  markDelivered
 //	GET    /chats/{id}/receipts                   listReceipts
+//	GET    /invitations                           listInvitations
+//	POST   /invitations/{id}/accept               acceptInvitation
+//	POST   /invitations/{id}/decline              declineInvitation
+//	POST   /users/{id}/block                      blockUser
+//	DELETE /users/{id}/block                      unblockUser
+//	GET    /users/me/blocks                       listBlocks
 //
 // Mount registers them. A chat the caller is not a member of is 404 everywhere.
 func (s *Service) Mount(api *httpapi.API) {
@@ -42,12 +50,16 @@ func (s *Service) Mount(api *httpapi.API) {
 		OperationID: "createChat", Method: http.MethodPost, Path: "/chats", Tags: tags,
 		Summary: "Create a direct or group chat",
 		Description: "The caller joins as owner. A direct chat is unique per pair: creating it again answers 200 with the " +
-			"existing chat (and brings back a member who had left it). Every member receives chat_updated.",
+			"existing chat (and brings back a member who had left it). Every member receives chat_updated. " +
+			"A group's member_ids whose group_adds setting does not allow the caller to add them are invited instead " +
+			"(invited_user_ids; they receive group_invitation). A direct chat with a user who blocked the caller, or " +
+			"whom the caller blocked, is 403 blocked. A user creates at most " +
+			"NERUTALK_GROUPS_PER_MINUTE groups a minute (429 rate_limited with Retry-After).",
 		DefaultStatus: http.StatusCreated,
 		Responses: map[string]*huma.Response{
-			"200": httpapi.JSONResponse[ChatView](a, "The direct chat with this user existed already: it is answered unchanged (a member who had left it is back)"),
+			"200": httpapi.JSONResponse[ChatWithInvites](a, "The direct chat with this user existed already: it is answered unchanged (a member who had left it is back)"),
 		},
-		Errors: errs(),
+		Errors: errs(http.StatusForbidden, http.StatusTooManyRequests),
 	}, s.handleCreate)
 	huma.Register(a, huma.Operation{
 		OperationID: "listChats", Method: http.MethodGet, Path: "/chats", Tags: tags,
@@ -89,9 +101,11 @@ func (s *Service) Mount(api *httpapi.API) {
 	}, s.handleLeave)
 	huma.Register(a, huma.Operation{
 		OperationID: "addMembers", Method: http.MethodPost, Path: "/chats/{id}/members", Tags: tags,
-		Summary:     "Add members to a group (owner or admin)",
-		Description: "Users who are members already are skipped. The answer is the chat.",
-		Errors:      errs(http.StatusForbidden, nf, http.StatusConflict),
+		Summary: "Add members to a group (owner or admin)",
+		Description: "Users who are members already are skipped. The answer is the chat. Users whose group_adds setting " +
+			"does not allow the caller to add them are invited instead: they are listed in invited_user_ids and receive " +
+			"group_invitation.",
+		Errors: errs(http.StatusForbidden, nf, http.StatusConflict),
 	}, s.handleAddMembers)
 	huma.Register(a, huma.Operation{
 		OperationID: "removeMember", Method: http.MethodDelete, Path: "/chats/{id}/members/{user_id}", Tags: tags,
@@ -115,12 +129,15 @@ func (s *Service) Mount(api *httpapi.API) {
 			"sender again answers 200 with the original message and stores nothing; a client_id already used in " +
 			"another chat is 409 client_id_reused. attachment_ids are files of the sender's from POST /files (at most 10, " +
 			"no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's " +
-			"members may download them. Every member receives message_new on every connection.",
+			"members may download them. Every member receives message_new on every connection. In a direct chat with a " +
+			"block between the two users (either way) it is 403 blocked. A user sends at most " +
+			"NERUTALK_WS_FRAMES_PER_SECOND messages a second this way (bursts of twice that), like a WebSocket connection's " +
+			"frames: over it, 429 rate_limited with Retry-After.",
 		DefaultStatus: http.StatusCreated,
 		Responses: map[string]*huma.Response{
 			"200": httpapi.JSONResponse[Message](a, "This client_id was sent before by the caller in this chat: the original message, nothing stored"),
 		},
-		Errors: errs(nf, http.StatusConflict),
+		Errors: errs(http.StatusForbidden, nf, http.StatusConflict, http.StatusTooManyRequests),
 	}, s.handleSend)
 	huma.Register(a, huma.Operation{
 		OperationID: "listMessages", Method: http.MethodGet, Path: "/chats/{id}/messages", Tags: tags,
@@ -164,6 +181,102 @@ func (s *Service) Mount(api *httpapi.API) {
 		OperationID: "listReceipts", Method: http.MethodGet, Path: "/chats/{id}/receipts", Tags: tags,
 		Summary: "Every member's read_seq and delivered_seq", Errors: errs(nf),
 	}, s.handleReceipts)
+	s.mountBlocks(api)
+}
+
+// mountBlocks registers the invitation and blocking routes.
+func (s *Service) mountBlocks(api *httpapi.API) {
+	a := api.Authed
+	nf := http.StatusNotFound
+	bad := []int{http.StatusBadRequest, http.StatusUnprocessableEntity}
+	inv := []string{"Invitations"}
+	blk := []string{"Blocking"}
+	huma.Register(a, huma.Operation{
+		OperationID: "listInvitations", Method: http.MethodGet, Path: "/invitations", Tags: inv,
+		Summary: "The caller's pending invitations to groups, oldest first",
+		Description: "An add that the caller's group_adds setting (PATCH /users/me) did not allow. An invitation expires " +
+			"14 days after it was made; a user holds at most 100 (further ones are not stored).",
+		Errors: bad,
+	}, s.handleInvitations)
+	huma.Register(a, huma.Operation{
+		OperationID: "acceptInvitation", Method: http.MethodPost, Path: "/invitations/{id}/accept", Tags: inv,
+		Summary:     "Join the group of an invitation",
+		Description: "The answer is the chat; every member receives chat_updated as for an add. Someone else's, expired or unknown invitations are 404.",
+		Errors:      append(bad, nf),
+	}, s.handleAcceptInvitation)
+	huma.Register(a, huma.Operation{
+		OperationID: "declineInvitation", Method: http.MethodPost, Path: "/invitations/{id}/decline", Tags: inv,
+		Summary: "Decline an invitation (it is deleted; the inviter is not told)", DefaultStatus: http.StatusNoContent,
+		Errors: append(bad, nf),
+	}, s.handleDeclineInvitation)
+	huma.Register(a, huma.Operation{
+		OperationID: "blockUser", Method: http.MethodPost, Path: "/users/{id}/block", Tags: blk,
+		Summary: "Block a user",
+		Description: "Idempotent. While it stands, neither can create or write in their direct chat or call there (403 blocked), " +
+			"the blocked user's adds of the caller to groups are swallowed, the blocked user no longer sees the caller's " +
+			"presence and the two never see each other's location. Messages in groups both are in still reach both. " +
+			"The blocked user's pending invitations to the caller are deleted. Blocking yourself is 400.",
+		DefaultStatus: http.StatusNoContent,
+		Errors:        append(bad, nf),
+	}, s.handleBlock)
+	huma.Register(a, huma.Operation{
+		OperationID: "unblockUser", Method: http.MethodDelete, Path: "/users/{id}/block", Tags: blk,
+		Summary: "Lift a block (idempotent)", DefaultStatus: http.StatusNoContent,
+		Errors: append(bad, nf),
+	}, s.handleUnblock)
+	huma.Register(a, huma.Operation{
+		OperationID: "listBlocks", Method: http.MethodGet, Path: "/users/me/blocks", Tags: blk,
+		Summary: "The users the caller blocked, by user id",
+		Errors:  bad,
+	}, s.handleBlocks)
+}
+
+func (s *Service) handleInvitations(ctx context.Context, in *httpapi.PageParams) (*httpapi.PageOutput[Invitation], error) {
+	items, next, err := s.Invitations(ctx, identity.UserID(ctx), in.Limit, in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	out := &httpapi.PageOutput[Invitation]{}
+	out.Body.Items, out.Body.NextCursor = items, next
+	return out, nil
+}
+
+type invitationPath struct {
+	ID string `path:"id" maxLength:"64" format:"uuid" doc:"Invitation id"`
+}
+
+func (s *Service) handleAcceptInvitation(ctx context.Context, in *invitationPath) (*chatOutput, error) {
+	v, err := s.AcceptInvitation(ctx, identity.UserID(ctx), in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &chatOutput{Status: http.StatusOK, Body: v}, nil
+}
+
+func (s *Service) handleDeclineInvitation(ctx context.Context, in *invitationPath) (*struct{}, error) {
+	return nil, s.DeclineInvitation(ctx, identity.UserID(ctx), in.ID)
+}
+
+type userPath struct {
+	ID string `path:"id" maxLength:"64" format:"uuid" doc:"User id"`
+}
+
+func (s *Service) handleBlock(ctx context.Context, in *userPath) (*struct{}, error) {
+	return nil, s.Block(ctx, identity.UserID(ctx), in.ID)
+}
+
+func (s *Service) handleUnblock(ctx context.Context, in *userPath) (*struct{}, error) {
+	return nil, s.Unblock(ctx, identity.UserID(ctx), in.ID)
+}
+
+func (s *Service) handleBlocks(ctx context.Context, in *httpapi.PageParams) (*httpapi.PageOutput[BlockedUser], error) {
+	items, next, err := s.Blocks(ctx, identity.UserID(ctx), in.Limit, in.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	out := &httpapi.PageOutput[BlockedUser]{}
+	out.Body.Items, out.Body.NextCursor = items, next
+	return out, nil
 }
 
 type chatPath struct {
@@ -189,12 +302,22 @@ type createInput struct {
 	Body CreateInput
 }
 
-func (s *Service) handleCreate(ctx context.Context, in *createInput) (*chatOutput, error) {
-	v, created, err := s.Create(ctx, identity.UserID(ctx), in.Body)
+type invitesOutput struct {
+	Status int
+	Body   ChatWithInvites
+}
+
+func (s *Service) handleCreate(ctx context.Context, in *createInput) (*invitesOutput, error) {
+	if in.Body.Type == Group {
+		if err := s.allow(ctx, s.opts.GroupLimiter, "chat-group:"+identity.UserID(ctx)); err != nil {
+			return nil, err
+		}
+	}
+	v, created, err := s.CreateChat(ctx, identity.UserID(ctx), in.Body)
 	if err != nil {
 		return nil, err
 	}
-	out := &chatOutput{Status: http.StatusOK, Body: v}
+	out := &invitesOutput{Status: http.StatusOK, Body: v}
 	if created {
 		out.Status = http.StatusCreated
 	}
@@ -256,12 +379,12 @@ type addMembersInput struct {
 	Body AddMembersInput
 }
 
-func (s *Service) handleAddMembers(ctx context.Context, in *addMembersInput) (*chatOutput, error) {
-	v, err := s.AddMembers(ctx, identity.UserID(ctx), in.ID, in.Body)
+func (s *Service) handleAddMembers(ctx context.Context, in *addMembersInput) (*invitesOutput, error) {
+	v, err := s.AddMembersInvite(ctx, identity.UserID(ctx), in.ID, in.Body)
 	if err != nil {
 		return nil, err
 	}
-	return &chatOutput{Status: http.StatusOK, Body: v}, nil
+	return &invitesOutput{Status: http.StatusOK, Body: v}, nil
 }
 
 func (s *Service) handleRemoveMember(ctx context.Context, in *memberPath) (*struct{}, error) {
@@ -293,6 +416,9 @@ type messageOutput struct {
 }
 
 func (s *Service) handleSend(ctx context.Context, in *sendInput) (*messageOutput, error) {
+	if err := s.allow(ctx, s.opts.SendLimiter, "chat-send:"+identity.UserID(ctx)); err != nil {
+		return nil, err
+	}
 	m, existed, err := s.Send(ctx, identity.UserID(ctx), in.ID, in.Body)
 	if err != nil {
 		return nil, err
@@ -394,4 +520,21 @@ func (s *Service) handleReceipts(ctx context.Context, in *chatPath) (*httpapi.Pa
 		return nil, err
 	}
 	return &httpapi.PageOutput[Receipt]{Body: httpapi.Page[Receipt]{Items: items}}, nil
+}
+
+// allow counts one event of key on l (nil: unlimited): 429 rate_limited with Retry-After over the
+// limit. A limiter that fails (Redis down) is logged and ignored.
+func (s *Service) allow(ctx context.Context, l ratelimit.Limiter, key string) error {
+	if l == nil {
+		return nil
+	}
+	ok, retry, err := l.Allow(ctx, key)
+	if err != nil {
+		s.log.WarnContext(ctx, "chat: rate limiter failed; allowing", "key", key, "err", err)
+		return nil
+	}
+	if !ok {
+		return apperr.RateLimited(retry)
+	}
+	return nil
 }

@@ -105,8 +105,14 @@ func (o *op) answer() (any, error) {
 
 // checkSend checks a send (membership, input, attachments, reply) and builds its op.
 func (s *Service) checkSend(ctx context.Context, userID, chatID string, in SendInput) (*op, error) {
-	if _, _, err := s.member(ctx, chatID, userID); err != nil {
+	r, _, err := s.member(ctx, chatID, userID)
+	if err != nil {
 		return nil, err
+	}
+	if r.typ == Direct {
+		if err := s.checkDirectBlocks(ctx, userID, r.ids); err != nil {
+			return nil, err
+		}
 	}
 	atts, err := s.validate(ctx, userID, &in)
 	if err != nil {

@@ -23,6 +23,15 @@ func (s *Service) AutoPresence(ctx context.Context, userID string) ([]string, er
 		return nil, nil
 	}
 	seen := map[string]struct{}{userID: {}}
+	// Who blocked userID: never followed (read from the database, so a new connection on any
+	// node follows the block at once).
+	blockers, err := s.blockersOf(ctx, userID)
+	if err != nil {
+		return nil, s.internal("auto presence", err)
+	}
+	for u := range blockers {
+		seen[u] = struct{}{}
+	}
 	var out []string
 	add := func(u string) {
 		if _, ok := seen[u]; !ok {
@@ -83,10 +92,17 @@ func (s *Service) PresenceVisible(ctx context.Context, userID string, ids []stri
 	if err != nil {
 		return nil, s.internal("presence visible", err)
 	}
-	// In the order asked.
+	// In the order asked, without those who blocked userID.
 	ok := make(map[string]struct{}, len(got))
 	for _, u := range got {
 		ok[u] = struct{}{}
+	}
+	blockers, err := s.blockersOf(ctx, userID)
+	if err != nil {
+		return nil, s.internal("presence visible", err)
+	}
+	for u := range blockers {
+		delete(ok, u)
 	}
 	out := make([]string, 0, len(got))
 	for _, u := range ids {

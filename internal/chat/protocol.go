@@ -14,7 +14,7 @@ func Protocol() realtime.Protocol {
 				"Sending the same client_id again acks the original message again and stores nothing. " +
 				"Pipelined: the next frames are handled while the message waits for its commit.",
 			Data: SendCommand{}, Ack: Message{},
-			Errors: errs("client_id_reused", "text_too_long", "invalid_attachment", "reply_not_found", "shutting_down"),
+			Errors: errs("client_id_reused", "text_too_long", "invalid_attachment", "reply_not_found", "shutting_down", "blocked"),
 		}, {
 			Type: CmdJoinChat, Summary: "Receive the chat's ephemeral events (typing_indicator) on this connection",
 			Description: "Until leave_chat, the connection closes, or the user leaves the chat. Members only.",
@@ -58,6 +58,10 @@ func Protocol() realtime.Protocol {
 			Type: EventChatUpdated, Summary: "A chat was created or its title, members or roles changed",
 			Description: "Every member, and a member who left or was removed once more (members no longer include them): then drop the chat.",
 			Data:        Chat{},
+		}, {
+			Type: EventGroupInvitation, Summary: "Someone tried to add you to a group and your group_adds setting made it an invitation",
+			Description: "The invitee only. Accept with POST /invitations/{id}/accept, decline with POST /invitations/{id}/decline; it expires at expires_at.",
+			Data:        Invitation{},
 		}},
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -45,6 +46,13 @@ type Options struct {
 	SendHooks []SendHook
 	// ActiveCalls fills active_call in GET /chats and GET /chats/{id}; nil = always null.
 	ActiveCalls ActiveCalls
+	// GroupLimiter counts the groups each user creates (POST /chats with type group; key
+	// "chat-group:<user>"); nil = unlimited. The server passes NERUTALK_GROUPS_PER_MINUTE, in
+	// Redis when configured.
+	GroupLimiter ratelimit.Limiter
+	// SendLimiter counts the messages each user sends over REST (POST /chats/{id}/messages; key
+	// "chat-send:<user>"), at the WebSocket's frame rate; nil = unlimited.
+	SendLimiter ratelimit.Limiter
 }
 
 // Service is the chat domain: chats, members, messages, receipts and typing, over REST and over
@@ -86,6 +94,9 @@ type Accounts interface {
 	// query per large chunk of ids (a whole page of chats costs one query); an id without an
 	// account is absent from the map.
 	Profiles(ctx context.Context, q Querier, ids []string) (map[string]UserProfile, error)
+	// GroupAdds returns who may add each of the accounts among ids to a group directly
+	// ("everyone", "contacts" or "nobody"), by id, reading with q.
+	GroupAdds(ctx context.Context, q Querier, ids []string) (map[string]string, error)
 }
 
 // New starts the service's writer and event goroutines; Close stops them. o.Accounts is required.
@@ -132,6 +143,7 @@ func New(db *store.DB, pub Publisher, o Options) *Service {
 		s.pub.PublishTopic(context.Background(), topic(chatID), EventTyping, TypingEvent{ChatID: chatID, UserID: userID, Typing: on}, userID)
 	})
 	pub.OnSignal(signalMembersChanged, s.onMembersChanged)
+	pub.OnSignal(signalBlocksChanged, s.onBlocksChanged)
 	for _, l := range s.writer.lanes {
 		go s.runWriter(l)
 	}

@@ -62,7 +62,7 @@ type Config struct {
 	WSFramesPerSecond int
 	WSSendQueue       int
 	WSPingInterval    time.Duration
-	// WSMaxConnectionsPerUser caps one user's WebSocket connections on one node.
+	// WSMaxConnectionsPerUser caps one user's WebSocket connections (across the nodes with Redis).
 	WSMaxConnectionsPerUser int
 	PresenceGrace           time.Duration
 	// LargeGroupMembers: groups with more members are large (no automatic presence between
@@ -72,6 +72,13 @@ type Config struct {
 
 	AvatarMaxBytes int64
 	ImageMaxPixels int64
+	// ImageMemoryBytes bounds the memory of the images being decoded at once (weighted by what
+	// each one allocates).
+	ImageMemoryBytes int64
+	// StorageQuotaBytes caps the sum of the sizes of one user's files.
+	StorageQuotaBytes int64
+	// GroupsPerMinute limits the group chats one user creates per minute.
+	GroupsPerMinute int
 
 	MediaMaxImageBytes int64 // per-kind upload limits
 	MediaMaxVideoBytes int64
@@ -262,15 +269,18 @@ func settings() []Setting {
 		{"chat-commit-interval", "NERUTALK_CHAT_COMMIT_INTERVAL", "5ms", "least time between two group commits of chat messages: under load, messages that arrive meanwhile join the next commit (fewer, larger transactions for at most this much latency); a lone message never waits; 0s commits as soon as the previous commit ends", durationSetterFrom(true, func(c *Config) *time.Duration { return &c.ChatCommitEvery })},
 		{"ws-max-frame-bytes", "NERUTALK_WS_MAX_FRAME_BYTES", "65536", "largest WebSocket frame a client may send", int64Setter(func(c *Config) *int64 { return &c.WSMaxFrameBytes }, 1024)},
 		{"ws-max-text-chars", "NERUTALK_WS_MAX_TEXT_CHARS", "4096", "longest message text, in characters", intSetter(func(c *Config) *int { return &c.WSMaxTextChars }, 1)},
+		{"groups-per-minute", "NERUTALK_GROUPS_PER_MINUTE", "10", "group chats one user may create per minute (burst as many), shared by the nodes through Redis when set; more are refused with 429 rate_limited and Retry-After; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.GroupsPerMinute }, 1)},
 		{"ws-frames-per-second", "NERUTALK_WS_FRAMES_PER_SECOND", "50", "frames per second a connection may send (burst twice that); ignored with rate limits off", intSetter(func(c *Config) *int { return &c.WSFramesPerSecond }, 1)},
 		{"ws-send-queue", "NERUTALK_WS_SEND_QUEUE", "1024", "frames queued for one connection before it is dropped as too slow", intSetter(func(c *Config) *int { return &c.WSSendQueue }, 8)},
-		{"ws-max-connections-per-user", "NERUTALK_WS_MAX_CONNECTIONS_PER_USER", "20", "open WebSocket connections one user may have on one node (counted per node); more are refused with 429 too_many_connections", intSetter(func(c *Config) *int { return &c.WSMaxConnectionsPerUser }, 1)},
+		{"ws-max-connections-per-user", "NERUTALK_WS_MAX_CONNECTIONS_PER_USER", "20", "open WebSocket connections one user may have, counted across the nodes sharing NERUTALK_REDIS_URL (leases renewed every 10 s, expiring 30 s after a node dies), else per node; more are refused with 429 too_many_connections", intSetter(func(c *Config) *int { return &c.WSMaxConnectionsPerUser }, 1)},
 		{"ws-ping-interval", "NERUTALK_WS_PING_INTERVAL", "25s", "how often the server pings each connection", durationSetter(func(c *Config) *time.Duration { return &c.WSPingInterval })},
 		{"presence-grace", "NERUTALK_PRESENCE_GRACE", "5s", "how long a user stays online after the last connection closes", durationSetter(func(c *Config) *time.Duration { return &c.PresenceGrace })},
 		{"large-group-members", "NERUTALK_LARGE_GROUP_MEMBERS", "50", "groups with more members are large: their members get no automatic presence of each other (they subscribe with presence_subscribe or ask presence_count), membership changes reach existing members as one summarizing chat_updated, and read/delivered receipts go only to the connections that joined the chat", intSetter(func(c *Config) *int { return &c.LargeGroupMembers }, 2)},
 		{"presence-subscriptions", "NERUTALK_PRESENCE_SUBSCRIPTIONS", "500", "most users one WebSocket connection may follow with presence_subscribe", intSetter(func(c *Config) *int { return &c.PresenceSubscriptions }, 1)},
 		{"avatar-max-bytes", "NERUTALK_AVATAR_MAX_BYTES", "5242880", "largest avatar upload", int64Setter(func(c *Config) *int64 { return &c.AvatarMaxBytes }, 1024)},
 		{"image-max-pixels", "NERUTALK_IMAGE_MAX_PIXELS", "40000000", "largest image accepted, in pixels (width x height)", int64Setter(func(c *Config) *int64 { return &c.ImageMaxPixels }, 1)},
+		{"image-memory-bytes", "NERUTALK_IMAGE_MEMORY_BYTES", "268435456", "memory budget of the images being decoded at once on a node: each image waits for what its decode really allocates (width x height x bytes per pixel of the decoded form, plus the thumbnail and the encoded output); images costing at most 8 MiB use a lane of their own (32 MiB) and never wait behind large ones; one image costing more than the budget runs alone", int64Setter(func(c *Config) *int64 { return &c.ImageMemoryBytes }, 16<<20)},
+		{"storage-quota-bytes", "NERUTALK_STORAGE_QUOTA_BYTES", "1073741824", "total size of the files one user may own (uploads, counted per owner even when identical contents are stored once); an upload over it is refused with 403 quota_exceeded; not lifted by rate limits off", int64Setter(func(c *Config) *int64 { return &c.StorageQuotaBytes }, 1024)},
 		{"media-max-image-bytes", "NERUTALK_MEDIA_MAX_IMAGE_BYTES", "20971520", "largest image upload (POST /files)", int64Setter(func(c *Config) *int64 { return &c.MediaMaxImageBytes }, 1024)},
 		{"media-max-video-bytes", "NERUTALK_MEDIA_MAX_VIDEO_BYTES", "104857600", "largest video upload", int64Setter(func(c *Config) *int64 { return &c.MediaMaxVideoBytes }, 1024)},
 		{"media-max-audio-bytes", "NERUTALK_MEDIA_MAX_AUDIO_BYTES", "104857600", "largest audio upload", int64Setter(func(c *Config) *int64 { return &c.MediaMaxAudioBytes }, 1024)},

@@ -65,9 +65,10 @@ func (s *Service) Mount(api *httpapi.API) {
 			"(snapped to a fixed grid of about 2 km: see docs/location.md). The viewers (the user, or the chat's other " +
 			"members while they are members) receive location_share_start, then shared_location_update, then " +
 			"location_share_stop. An unknown user or a chat the caller is not in: 404. At most 100 active shares " +
-			"per user (409 too_many_shares).",
+			"per user (409 too_many_shares). A user with a block between the two (either way): 403 blocked; a chat " +
+			"share never reaches members with a block with the owner.",
 		DefaultStatus: http.StatusCreated,
-		Errors:        errs(nf, http.StatusConflict),
+		Errors:        errs(http.StatusForbidden, nf, http.StatusConflict),
 	}, s.handleCreateShare)
 	huma.Register(a, huma.Operation{
 		OperationID: "listLocationShares", Method: http.MethodGet, Path: "/location/shares", Tags: tags,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 
@@ -73,6 +74,17 @@ func (s *Service) Nearby(ctx context.Context, userID string, radiusM, limit int,
 	}
 	if err := rows.Err(); err != nil {
 		return nil, "", s.internal("nearby", err)
+	}
+	if s.opts.Blocks != nil && len(out) > 0 { // never someone with a block either way
+		ids := make([]string, len(out))
+		for i, n := range out {
+			ids[i] = n.UserID
+		}
+		blocked, err := s.opts.Blocks.BlockedAmong(ctx, userID, ids)
+		if err != nil {
+			return nil, "", s.internal("nearby", err)
+		}
+		out = slices.DeleteFunc(out, func(n NearbyUser) bool { return blocked[n.UserID] })
 	}
 	key := func(n NearbyUser) string { return fmt.Sprintf("%06d:%s", n.DistanceM, n.UserID) }
 	sort.Slice(out, func(i, j int) bool { return key(out[i]) < key(out[j]) })

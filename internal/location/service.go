@@ -39,6 +39,13 @@ type Chats interface {
 	Contacts(ctx context.Context, userID string) ([]string, error)
 }
 
+// Blocks tells which users have a block either way with a user (chat's BlockedAmong, read from
+// the database so that a block holds on every node at once): location is never exchanged between
+// them — shares do not reach them, nearby leaves them out.
+type Blocks interface {
+	BlockedAmong(ctx context.Context, userID string, ids []string) (map[string]bool, error)
+}
+
 // Notifier reaches users outside the WebSocket (push notifications): it is told of every
 // geofence event with the users allowed to know of it, and of every new share with its viewers.
 // Both are called after the change is stored. It must not block for long.
@@ -72,6 +79,7 @@ type Options struct {
 	Logger              *slog.Logger
 	Chats               Chats    // nil: shares with chats are refused
 	Notifier            Notifier // nil: nobody besides the WebSocket
+	Blocks              Blocks   // nil: no blocks
 }
 
 // Service is the location feature: positions, shares, nearby, history and geofences.

@@ -60,6 +60,36 @@ func (s *Service) activeShares(ctx context.Context, where string, arg any, now t
 // viewers are the users who see share sh now: its user, or the chat's members other than the
 // owner — none if the owner is no longer a member.
 func (s *Service) viewers(ctx context.Context, sh LocationShare) ([]string, error) {
+	v, err := s.viewersOf(ctx, sh)
+	if err != nil {
+		return nil, err
+	}
+	return s.withoutBlocked(ctx, sh.OwnerID, v)
+}
+
+// withoutBlocked returns ids without the users who have a block either way with userID.
+func (s *Service) withoutBlocked(ctx context.Context, userID string, ids []string) ([]string, error) {
+	if s.opts.Blocks == nil || len(ids) == 0 {
+		return ids, nil
+	}
+	blocked, err := s.opts.Blocks.BlockedAmong(ctx, userID, ids)
+	if err != nil {
+		return nil, s.internal("blocks", err)
+	}
+	if len(blocked) == 0 {
+		return ids, nil
+	}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !blocked[id] {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// viewersOf is viewers before the blocks are taken out.
+func (s *Service) viewersOf(ctx context.Context, sh LocationShare) ([]string, error) {
 	if sh.UserID != "" {
 		return []string{sh.UserID}, nil
 	}
@@ -94,6 +124,8 @@ func (s *Service) CreateShare(ctx context.Context, owner string, in LocationShar
 		return LocationShare{}, apperr.Invalid("body.chat_id", "not a chat id")
 	case in.UserID == owner:
 		return LocationShare{}, apperr.Invalid("body.user_id", "you cannot share with yourself")
+	case in.UserID != "" && s.blockedWith(ctx, owner, in.UserID):
+		return LocationShare{}, errBlocked
 	case in.Precision != PrecisionExact && in.Precision != PrecisionApproximate:
 		return LocationShare{}, apperr.Invalid("body.precision", "must be exact or approximate")
 	case in.DurationS != 0 && (in.DurationS < int64(MinShareDuration/time.Second) || in.DurationS > int64(MaxShareDuration/time.Second)):
@@ -152,6 +184,20 @@ func (s *Service) CreateShare(ctx context.Context, owner string, in LocationShar
 	}
 	sh.Direction = "outgoing"
 	return sh, nil
+}
+
+// errBlocked refuses a share with a user when a block stands between the two (either way); the
+// same code as chat's refusals.
+var errBlocked = apperr.New(apperr.KindForbidden, "blocked", "this is not possible with this user")
+
+// blockedWith reports whether a block stands between a and b; a failing lookup counts as blocked
+// (the share is refused rather than leaked).
+func (s *Service) blockedWith(ctx context.Context, a, b string) bool {
+	if s.opts.Blocks == nil || !validID(b) {
+		return false
+	}
+	got, err := s.opts.Blocks.BlockedAmong(ctx, a, []string{b})
+	return err != nil || got[b]
 }
 
 // announceStart sends location_share_start of sh to viewers.
@@ -227,9 +273,26 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 
 // incoming returns the active shares whose viewers include userID.
 func (s *Service) incoming(ctx context.Context, userID string, now time.Time) ([]LocationShare, error) {
-	out, err := s.activeShares(ctx, `user_id = $1`, userID, now)
-	if err != nil || s.opts.Chats == nil {
-		return out, err
+	direct, err := s.activeShares(ctx, `user_id = $1`, userID, now)
+	if err != nil {
+		return nil, err
+	}
+	owners := make([]string, len(direct))
+	for i, sh := range direct {
+		owners[i] = sh.OwnerID
+	}
+	visible, err := s.withoutBlocked(ctx, userID, owners)
+	if err != nil {
+		return nil, err
+	}
+	out := direct[:0]
+	for _, sh := range direct {
+		if slices.Contains(visible, sh.OwnerID) {
+			out = append(out, sh)
+		}
+	}
+	if s.opts.Chats == nil {
+		return out, nil
 	}
 	contacts, err := s.opts.Chats.Contacts(ctx, userID)
 	if err != nil {

@@ -109,15 +109,11 @@ func isImageType(t string) bool {
 
 // render decodes data and encodes both avatar sizes.
 func (a *Avatars) render(ctx context.Context, data []byte) (big, small []byte, err error) {
-	release, err := a.pipe.acquire(ctx)
+	d, release, err := a.pipe.decodeBudgeted(ctx, data, false)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer release()
-	d, err := a.pipe.decode(data, false)
-	if err != nil {
-		return nil, nil, err
-	}
 	large := squareImage(d, AvatarSize)
 	thumb := image.NewRGBA(image.Rect(0, 0, AvatarThumbSize, AvatarThumbSize))
 	xdraw.CatmullRom.Scale(thumb, thumb.Rect, large, large.Rect, xdraw.Src, nil)

@@ -33,9 +33,11 @@
 //
 // # Concurrency
 //
-// Every exported type is safe for concurrent use. The image pipeline decodes at most GOMAXPROCS
-// images at once (a semaphore; waiting honours the request's context), which bounds the memory
-// that decoding takes whatever the number of concurrent uploads; avatars and files share it.
+// Every exported type is safe for concurrent use. The image pipeline decodes under a memory
+// budget (a weighted semaphore, ImageMemoryBytes, each image weighted by what its processing
+// allocates, with a separate lane for small images; waiting honours the request's context), which
+// bounds the memory that decoding takes whatever the number of concurrent uploads; avatars and
+// files share it. 16-bit PNGs are decoded to 8 bits row by row (png16.go).
 // Stores hold no locks across I/O. Concurrent uploads of the same bytes race on an
 // INSERT ... ON CONFLICT DO NOTHING: one content row wins, the others delete their own objects;
 // on PostgreSQL an upload that shares a content and the deletion of that content's last file can

@@ -63,6 +63,7 @@ type Files struct {
 	now          func() time.Time
 	access       Access  // nil: only owners read
 	uploadLimit  Limiter // per uploader
+	quota        int64   // bytes a user's files may add up to; 0 = unlimited
 	authenticate httpapi.Authenticator
 }
 
@@ -77,7 +78,7 @@ func newFiles(db *store.DB, blobs BlobStore, o Options, pipe *pipeline) *Files {
 		log = slog.Default()
 	}
 	return &Files{blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: log, now: time.Now, limits: o.MaxBytes,
-		access: o.Access, uploadLimit: uploadLimiter(o)}
+		access: o.Access, uploadLimit: uploadLimiter(o), quota: o.StorageQuotaBytes}
 }
 
 // uploadLimiter is o's limiter of uploads per user.
@@ -102,6 +103,44 @@ func (f *Files) allowUpload(ctx context.Context, userID string) error {
 	}
 	if !ok {
 		return apperr.RateLimited(retry)
+	}
+	return nil
+}
+
+// quotaExceeded is the refusal of an upload over the storage quota.
+func quotaExceeded(quota, used int64) error {
+	return apperr.New(apperr.KindForbidden, "quota_exceeded",
+		fmt.Sprintf("your files would take more than your storage quota (%d of %d bytes used): delete some first", used, quota))
+}
+
+// Usage is what userID's files take against the storage quota.
+type Usage struct {
+	UsedBytes  int64 `json:"used_bytes" doc:"Sum of the sizes of the caller's files (a content shared by identical uploads counts for each)" example:"48213"`
+	QuotaBytes int64 `json:"quota_bytes" doc:"What they may add up to (NERUTALK_STORAGE_QUOTA_BYTES); 0 = no quota" example:"1073741824"`
+}
+
+// Usage returns userID's storage use and quota.
+func (f *Files) Usage(ctx context.Context, userID string) (Usage, error) {
+	used, err := usage(ctx, f.st.db.R, userID)
+	if err != nil {
+		return Usage{}, err
+	}
+	return Usage{UsedBytes: used, QuotaBytes: f.quota}, nil
+}
+
+// checkQuota refuses (403 quota_exceeded) an upload of about declared bytes (0: unknown) that
+// cannot fit in userID's quota, before the body is read. The upload is checked again, exactly,
+// when its file is added (fileStore.create).
+func (f *Files) checkQuota(ctx context.Context, userID string, declared int64) error {
+	if f.quota <= 0 {
+		return nil
+	}
+	used, err := usage(ctx, f.st.db.R, userID)
+	if err != nil {
+		return err
+	}
+	if used >= f.quota || used+declared > f.quota {
+		return quotaExceeded(f.quota, used)
 	}
 	return nil
 }
@@ -157,7 +196,7 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 		}
 		if found {
 			row.Name = sanitizeName(name, storedMIME)
-			out, err := f.st.create(ctx, row, nil)
+			out, err := f.st.create(ctx, row, nil, f.quota)
 			if err == nil {
 				return f.file(out), nil
 			}
@@ -173,7 +212,7 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 	}
 	row.SourceSHA256 = c.SourceSHA256
 	row.Name = sanitizeName(name, c.MIME)
-	out, err := f.st.create(ctx, row, c)
+	out, err := f.st.create(ctx, row, c, f.quota)
 	if err != nil {
 		f.deleteObjects(ctx, c.keys())
 		return File{}, err
@@ -186,13 +225,8 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 
 // storeImage re-encodes an image, makes its thumbnail and stores both.
 func (f *Files) storeImage(ctx context.Context, data []byte, sourceSum string) (*content, error) {
-	release, err := f.pipe.acquire(ctx)
+	d, release, err := f.pipe.decodeBudgeted(ctx, data, true)
 	if err != nil {
-		return nil, err
-	}
-	d, err := f.pipe.decode(data, true)
-	if err != nil {
-		release()
 		return nil, err
 	}
 	// The encoders refuse a few oddities that the decoders accept: the client's image, not the

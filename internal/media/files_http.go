@@ -70,6 +70,19 @@ func (f *Files) Register(api *httpapi.API) {
 		})
 	}
 	huma.Register(api.Authed, huma.Operation{
+		OperationID: "get-media-usage", Method: http.MethodGet, Path: "/media/usage", Tags: []string{"Media"},
+		Summary: "The caller's storage use and quota",
+		Description: "used_bytes is the sum of the sizes of the caller's files (an identical content uploaded twice, or " +
+			"also held by someone else, counts for each file); an upload that would take it over quota_bytes is refused " +
+			"with 403 quota_exceeded.",
+	}, func(ctx context.Context, _ *struct{}) (*usageOutput, error) {
+		u, err := f.Usage(ctx, identity.UserID(ctx))
+		if err != nil {
+			return nil, err
+		}
+		return &usageOutput{Body: u}, nil
+	})
+	huma.Register(api.Authed, huma.Operation{
 		OperationID: "get-file-info", Method: http.MethodGet, Path: "/files/{id}/info", Tags: []string{"Media"},
 		Summary: "A file's metadata", Errors: []int{http.StatusNotFound},
 	}, func(ctx context.Context, in *fileIDInput) (*fileOutput, error) {
@@ -100,6 +113,10 @@ type fileIDInput struct {
 
 type fileOutput struct {
 	Body File
+}
+
+type usageOutput struct {
+	Body Usage
 }
 
 func (f *Files) download(ctx context.Context, in *downloadInput, thumb bool) (*blobOutput, error) {
@@ -137,6 +154,12 @@ func (f *Files) handleUpload(w http.ResponseWriter, r *http.Request) {
 	ctx = identity.With(ctx, p)
 	// Counted before the body is read, so a refused upload costs no transfer or processing.
 	if err := f.allowUpload(ctx, p.UserID); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	// The quota is checked on the declared length first (less what the multipart framing may
+	// take), so a large upload over the quota is refused before its body is read.
+	if err := f.checkQuota(ctx, p.UserID, max(r.ContentLength-multipartSlack, 0)); err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
@@ -218,7 +241,9 @@ func (f *Files) documentUpload(api *httpapi.API) {
 			"(PDF, plain text, CSV, RTF, Word/Excel/PowerPoint, OpenDocument, ZIP). Size limits per kind (default 20 MiB for " +
 			"images, 100 MiB otherwise) are enforced while the body streams. Images are decoded and re-encoded upright " +
 			"(EXIF orientation applied; all metadata, GPS included, removed) with a 320 px thumbnail. Identical contents are " +
-			"stored once. A file never attached to a message is deleted after a day.",
+			"stored once. A file never attached to a message is deleted after a day. A user's files add up to at most " +
+			"NERUTALK_STORAGE_QUOTA_BYTES (GET /media/usage): an upload over it is 403 quota_exceeded, refused before the " +
+			"body is read when Content-Length already tells.",
 		Security: []map[string][]string{{"bearer": {}}},
 		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
 			"multipart/form-data": {Schema: &huma.Schema{
@@ -231,6 +256,7 @@ func (f *Files) documentUpload(api *httpapi.API) {
 				Headers: map[string]*huma.Param{"Location": {Schema: &huma.Schema{Type: "string"}}}},
 			"400": problemResp("The multipart body cannot be read"),
 			"401": problemResp("Missing or invalid access token"),
+			"403": problemResp("The caller's files would exceed the storage quota (quota_exceeded; see GET /media/usage)"),
 			"413": problemResp("Too large for its kind (too_large)"),
 			"415": problemResp("Not multipart, or a type that is not accepted (unsupported_media_type)"),
 			"422": problemResp("No file, an empty file, a corrupt image (invalid_image) or one with too many pixels (image_too_large)"),

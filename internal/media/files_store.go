@@ -97,7 +97,10 @@ func (s *fileStore) ownedContentMIME(ctx context.Context, ownerID, sourceSHA256 
 // upload of the same bytes did so already (that one wins); without c, the content must exist
 // (errContentGone otherwise). It returns the file with the content it points to: when that
 // content's StorageKey differs from c's, c's objects are unused and the caller deletes them.
-func (s *fileStore) create(ctx context.Context, f fileRow, c *content) (fileRow, error) {
+//
+// quota > 0 caps what the owner's files add up to (usage) with this one: over it, nothing is
+// written and the error is errQuota (checked in the transaction that adds the file).
+func (s *fileStore) create(ctx context.Context, f fileRow, c *content, quota int64) (fileRow, error) {
 	var out fileRow
 	err := retryOnForeignKey(func() error {
 		return s.db.Tx(ctx, func(tx *sql.Tx) error {
@@ -125,10 +128,33 @@ func (s *fileStore) create(ctx context.Context, f fileRow, c *content) (fileRow,
 			if err != nil {
 				return fmt.Errorf("media: read file back: %w", err)
 			}
+			if quota > 0 {
+				used, err := usage(ctx, tx, f.OwnerID)
+				if err != nil {
+					return err
+				}
+				if used > quota {
+					return quotaExceeded(quota, used-out.Size)
+				}
+			}
 			return nil
 		})
 	})
 	return out, err
+}
+
+// usage is the sum of the sizes of ownerID's files: what they count against the storage quota.
+// A content shared by several files (identical uploads, of one owner or several) counts once per
+// file. Thumbnails are not counted (they are ours, and at most a few tens of KB).
+func usage(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, ownerID string) (int64, error) {
+	var used int64
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(b.size), 0) FROM files f
+		JOIN media_blobs b ON b.source_sha256 = f.source_sha256 WHERE f.owner_id = $1`, ownerID).Scan(&used); err != nil {
+		return 0, fmt.Errorf("media: usage: %w", err)
+	}
+	return used, nil
 }
 
 // Conditions under which delete removes a file (fixed SQL fragments, never user input).

@@ -6,16 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
 	"io"
-	"runtime"
 	"strings"
 
 	"github.com/gabriel-vasile/mimetype"
 	xdraw "golang.org/x/image/draw"
 	"golang.org/x/image/webp"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 )
@@ -77,26 +78,71 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// pipeline decodes, checks and re-encodes images. A decoded image takes up to 4 bytes per pixel,
-// so the number of images being processed at once is limited (one per CPU): memory stays bounded
-// by about GOMAXPROCS x maxPixels x 8 bytes whatever the number of concurrent uploads.
+// pipeline decodes, checks and re-encodes images. Its memory is bounded by a budget in bytes
+// (NERUTALK_IMAGE_MEMORY_BYTES) rather than a number of images: before decoding, the header gives
+// the dimensions and the pixel format, from which imageCost computes what the decode and the rest
+// of the pipeline allocate (the decoded image at its real bytes per pixel, the thumbnail's
+// intermediate, the encoded output, an upright copy when an EXIF rotation needs one), and the
+// upload waits until that much of the budget is free. Small images (a cost of at most
+// fastLaneCost) have a budget of their own, so an avatar or a 4 x 4 sticker never waits behind a
+// 40-megapixel photo. An image costing more than the whole budget runs alone. Memory taken by
+// images being processed therefore stays under memoryBytes + fastLaneBytes whatever the number of
+// concurrent uploads.
 type pipeline struct {
-	maxPixels int64
-	sem       chan struct{}
+	maxPixels   int64
+	memoryBytes int64
+	budget      *semaphore.Weighted
+	fast        *semaphore.Weighted
 }
+
+// DefaultImageMemoryBytes is the default image memory budget (NERUTALK_IMAGE_MEMORY_BYTES).
+const DefaultImageMemoryBytes = 256 << 20
+
+// The fast lane: images whose cost is at most fastLaneCost share fastLaneBytes of their own.
+const (
+	fastLaneCost  = 8 << 20
+	fastLaneBytes = 4 * fastLaneCost
+)
 
 func newPipeline(maxPixels int64) *pipeline {
-	return &pipeline{maxPixels: maxPixels, sem: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	return newPipelineBudget(maxPixels, DefaultImageMemoryBytes)
 }
 
-// acquire waits for a processing slot.
-func (p *pipeline) acquire(ctx context.Context) (release func(), err error) {
-	select {
-	case p.sem <- struct{}{}:
-		return func() { <-p.sem }, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("media: waiting to process an image: %w", ctx.Err())
+func newPipelineBudget(maxPixels, memoryBytes int64) *pipeline {
+	if memoryBytes <= 0 {
+		memoryBytes = DefaultImageMemoryBytes
 	}
+	return &pipeline{maxPixels: maxPixels, memoryBytes: memoryBytes,
+		budget: semaphore.NewWeighted(memoryBytes), fast: semaphore.NewWeighted(fastLaneBytes)}
+}
+
+// acquire waits until cost bytes of the budget are free (the fast lane's for a small cost).
+func (p *pipeline) acquire(ctx context.Context, cost int64) (release func(), err error) {
+	sem, n := p.budget, min(max(cost, 1), p.memoryBytes)
+	if cost <= fastLaneCost {
+		sem, n = p.fast, max(cost, 1)
+	}
+	if err := sem.Acquire(ctx, n); err != nil {
+		return nil, fmt.Errorf("media: waiting to process an image: %w", err)
+	}
+	return func() { sem.Release(n) }, nil
+}
+
+// decodeBudgeted checks data, waits for its cost in the memory budget and decodes it. The caller
+// calls release once it is done with d and everything made from it (encoded or not).
+func (p *pipeline) decodeBudgeted(ctx context.Context, data []byte, allFrames bool) (d *decoded, release func(), err error) {
+	in, err := p.inspect(data, allFrames)
+	if err != nil {
+		return nil, nil, err
+	}
+	if release, err = p.acquire(ctx, in.cost); err != nil {
+		return nil, nil, err
+	}
+	if d, err = p.decodeInspected(data, in); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return d, release, nil
 }
 
 // decoded is an image read from an upload.
@@ -116,52 +162,166 @@ func (d *decoded) size() (int, int) {
 	return b.Dx(), b.Dy()
 }
 
-// decode checks data and decodes it. The dimensions are read from the header first and refused
+// inspected is what the header of an image says, before anything is decoded.
+type inspected struct {
+	mime        string
+	cfg         image.Config
+	orientation int
+	png16       bool  // decodePNG16 reads it
+	allFrames   bool  // every GIF frame is decoded
+	cost        int64 // bytes the pipeline allocates for it (imageCost)
+}
+
+// inspect checks data's type and header. The dimensions are read from the header and refused
 // above maxPixels before anything is allocated (decompression bombs); for GIFs every frame counts.
-// allFrames keeps every frame of a GIF (for re-encoding); otherwise only the first is decoded.
-func (p *pipeline) decode(data []byte, allFrames bool) (d *decoded, err error) {
+func (p *pipeline) inspect(data []byte, allFrames bool) (in *inspected, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a decoder bug must not take the server down
+			in, err = nil, invalidImage(fmt.Errorf("decoder panic: %v", r))
+		}
+	}()
+	in = &inspected{mime: detectType(data[:min(len(data), sniffLen)]), orientation: 1}
+	var config func(io.Reader) (image.Config, error)
+	switch in.mime {
+	case mimeJPEG:
+		config = jpeg.DecodeConfig
+		in.orientation = jpegOrientation(data)
+	case mimePNG:
+		config = png.DecodeConfig
+	case mimeGIF:
+		config = gif.DecodeConfig
+	case mimeWebP:
+		if webpAnimated(data) {
+			return nil, apperr.New(apperr.KindUnsupportedType, "unsupported_media_type", "animated WebP images are not supported")
+		}
+		config = webp.DecodeConfig
+	default:
+		return nil, errNotImage
+	}
+	if in.cfg, err = config(bytes.NewReader(data)); err != nil {
+		return nil, invalidImage(err)
+	}
+	if in.cfg.Width <= 0 || in.cfg.Height <= 0 {
+		return nil, invalidImage(errors.New("empty image"))
+	}
+	pixels := int64(in.cfg.Width) * int64(in.cfg.Height)
+	if pixels > p.maxPixels {
+		return nil, imageTooLarge(p.maxPixels)
+	}
+	decodedBytes := pixels * 4
+	switch in.mime {
+	case mimeJPEG:
+		decodedBytes = pixels * jpegBytesPerPixel(in.cfg.ColorModel)
+	case mimePNG:
+		if h, ok := png16Probe(data); ok {
+			in.png16 = true
+			decodedBytes = png16DecodedBytes(h)
+		} else {
+			decodedBytes = pixels * pngBytesPerPixel(in.cfg.ColorModel)
+			if len(data) > 28 && data[28] != 0 { // interlaced: image/png decodes each pass apart, then merges
+				decodedBytes *= 2
+			}
+		}
+	case mimeGIF:
+		// The frames at 1 byte per pixel, the first frame composed on an NRGBA canvas, and the
+		// paletted copy gif.Encode makes of a still.
+		frames := pixels
+		if allFrames {
+			in.allFrames = true
+			_, all, err := gifFrames(data)
+			if err != nil {
+				return nil, invalidImage(err)
+			}
+			if all > p.maxPixels {
+				return nil, imageTooLarge(p.maxPixels)
+			}
+			frames = all
+		}
+		decodedBytes = frames + 5*pixels
+	}
+	in.cost = imageCost(pixels, decodedBytes, in.orientation)
+	return in, nil
+}
+
+// imageCost is the memory the pipeline takes for an image of pixels pixels that decodes to
+// decodedBytes: the decoded image; the thumbnail's box-filtered intermediate (at most a quarter of
+// the pixels at 4 bytes: pixels bytes); the encoded full-size output (at most about one byte per
+// pixel for what we write); an upright RGBA copy (4 bytes per pixel) when an EXIF orientation
+// rotates or flips it; and the thumbnail itself.
+func imageCost(pixels, decodedBytes int64, orientation int) int64 {
+	cost := decodedBytes + 2*pixels + 2*ThumbnailSize*ThumbnailSize*4
+	if orientation > 1 && orientation <= 8 {
+		cost += 4 * pixels
+	}
+	return cost
+}
+
+// jpegBytesPerPixel is what image/jpeg allocates per pixel: Y'CbCr at most 3 (4:4:4), gray 1,
+// CMYK 4.
+func jpegBytesPerPixel(m color.Model) int64 {
+	switch m {
+	case color.GrayModel:
+		return 1
+	case color.CMYKModel:
+		return 4
+	default:
+		return 3
+	}
+}
+
+// pngBytesPerPixel is what image/png allocates per pixel for a color model.
+func pngBytesPerPixel(m color.Model) int64 {
+	switch m {
+	case color.GrayModel:
+		return 1
+	case color.Gray16Model:
+		return 2
+	case color.RGBA64Model, color.NRGBA64Model:
+		return 8
+	}
+	if _, ok := m.(color.Palette); ok {
+		return 1
+	}
+	return 4
+}
+
+// decode checks data and decodes it without waiting for the memory budget (tests, fuzzing; the
+// upload paths use decodeBudgeted). allFrames keeps every frame of a GIF (for re-encoding);
+// otherwise only the first is decoded.
+func (p *pipeline) decode(data []byte, allFrames bool) (*decoded, error) {
+	in, err := p.inspect(data, allFrames)
+	if err != nil {
+		return nil, err
+	}
+	return p.decodeInspected(data, in)
+}
+
+// decodeInspected decodes data, which inspect accepted as in. 16-bit PNGs are decoded to 8 bits
+// row by row (decodePNG16).
+func (p *pipeline) decodeInspected(data []byte, in *inspected) (d *decoded, err error) {
 	defer func() {
 		if r := recover(); r != nil { // a decoder bug must not take the server down
 			d, err = nil, invalidImage(fmt.Errorf("decoder panic: %v", r))
 		}
 	}()
-	d = &decoded{mime: detectType(data[:min(len(data), sniffLen)]), orientation: 1}
-	var config func(io.Reader) (image.Config, error)
+	d = &decoded{mime: in.mime, orientation: in.orientation}
 	var decode func(io.Reader) (image.Image, error)
-	switch d.mime {
+	switch in.mime {
 	case mimeJPEG:
-		config, decode = jpeg.DecodeConfig, jpeg.Decode
-		d.orientation = jpegOrientation(data)
+		decode = jpeg.Decode
 	case mimePNG:
-		config, decode = png.DecodeConfig, png.Decode
-	case mimeGIF:
-		config, decode = gif.DecodeConfig, gif.Decode
-	case mimeWebP:
-		if webpAnimated(data) {
-			return nil, apperr.New(apperr.KindUnsupportedType, "unsupported_media_type", "animated WebP images are not supported")
+		decode = png.Decode
+		if in.png16 {
+			decode = func(io.Reader) (image.Image, error) { return decodePNG16(data) }
 		}
-		config, decode = webp.DecodeConfig, webp.Decode
+	case mimeGIF:
+		decode = gif.Decode
+	case mimeWebP:
+		decode = webp.Decode
 	default:
 		return nil, errNotImage
 	}
-	cfg, err := config(bytes.NewReader(data))
-	if err != nil {
-		return nil, invalidImage(err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, invalidImage(errors.New("empty image"))
-	}
-	if int64(cfg.Width)*int64(cfg.Height) > p.maxPixels {
-		return nil, imageTooLarge(p.maxPixels)
-	}
-	if d.mime == mimeGIF && allFrames {
-		_, pixels, err := gifFrames(data)
-		if err != nil {
-			return nil, invalidImage(err)
-		}
-		if pixels > p.maxPixels {
-			return nil, imageTooLarge(p.maxPixels)
-		}
+	if in.mime == mimeGIF && in.allFrames {
 		if d.anim, err = gif.DecodeAll(bytes.NewReader(data)); err != nil {
 			return nil, invalidImage(err)
 		}
@@ -170,6 +330,9 @@ func (p *pipeline) decode(data []byte, allFrames bool) (d *decoded, err error) {
 	}
 	if d.img, err = decode(bytes.NewReader(data)); err != nil {
 		return nil, invalidImage(err)
+	}
+	if b := d.img.Bounds(); b.Dx() != in.cfg.Width || b.Dy() != in.cfg.Height {
+		return nil, invalidImage(errors.New("the decoded size differs from the header's"))
 	}
 	return d, nil
 }
@@ -217,7 +380,12 @@ func reencode(d *decoded) (encodedImage, error) {
 		out.mime, out.data = mimeGIF, buf.Bytes()
 		return out, nil
 	}
-	img := orient(d.img, d.orientation)
+	// No full-size copy unless an EXIF rotation needs one: the encoders read the decoded image
+	// as it is (image/jpeg and image/png have fast paths for the types the decoders return).
+	img := d.img
+	if d.orientation > 1 && d.orientation <= 8 {
+		img = orient(d.img, d.orientation)
+	}
 	var err error
 	switch {
 	case d.mime == mimeJPEG || (d.mime == mimeWebP && opaque(img)):
@@ -301,25 +469,39 @@ func opaque(img image.Image) bool {
 	return false
 }
 
-// orient applies an EXIF orientation (1..8) and returns the upright image; 1 returns img as is.
+// orient applies an EXIF orientation (1..8) and returns the upright image; 1 returns img as is
+// when it is an *image.RGBA at the origin, otherwise an RGBA copy. A rotation or flip reads img a
+// row at a time (converted to RGBA in a one-row buffer), so it allocates the upright result only.
 func orient(img image.Image, orientation int) *image.RGBA {
-	src, ok := img.(*image.RGBA)
-	if !ok || src.Rect.Min != (image.Point{}) {
-		b := img.Bounds()
-		src = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
-		xdraw.Draw(src, src.Rect, img, b.Min, xdraw.Src)
-	}
 	if orientation <= 1 || orientation > 8 {
-		return src
+		if src, ok := img.(*image.RGBA); ok && src.Rect.Min == (image.Point{}) {
+			return src
+		}
+		b := img.Bounds()
+		dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+		xdraw.Draw(dst, dst.Rect, img, b.Min, xdraw.Src)
+		return dst
 	}
-	w, h := src.Rect.Dx(), src.Rect.Dy()
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
 	dw, dh := w, h
 	if orientation >= 5 {
 		dw, dh = h, w
 	}
 	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	src, direct := img.(*image.RGBA)
+	var line *image.RGBA
+	if !direct {
+		line = image.NewRGBA(image.Rect(0, 0, w, 1))
+	}
 	for y := 0; y < h; y++ {
-		row := src.Pix[y*src.Stride:]
+		var row []byte
+		if direct {
+			row = src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+		} else {
+			xdraw.Draw(line, line.Rect, img, image.Pt(b.Min.X, b.Min.Y+y), xdraw.Src)
+			row = line.Pix
+		}
 		for x := 0; x < w; x++ {
 			var dx, dy int
 			switch orientation {

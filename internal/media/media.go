@@ -45,6 +45,11 @@ type Options struct {
 	UploadsPerMinute int
 	UploadLimiter    Limiter
 
+	// StorageQuotaBytes caps the sum of the sizes of one user's files (0 = unlimited).
+	StorageQuotaBytes int64
+	// ImageMemoryBytes is the memory budget of the image pipeline (0 = DefaultImageMemoryBytes).
+	ImageMemoryBytes int64
+
 	// Access lets users other than the owner read a file (chat: members of a chat where it was
 	// sent); nil = only owners read their files.
 	Access Access
@@ -66,10 +71,12 @@ func FromConfig(cfg config.Config, log *slog.Logger) Options {
 			KindImage: cfg.MediaMaxImageBytes, KindVideo: cfg.MediaMaxVideoBytes,
 			KindAudio: cfg.MediaMaxAudioBytes, KindFile: cfg.MediaMaxFileBytes,
 		},
-		OrphanAge:   cfg.MediaOrphanAge,
-		GiphyURL:    cfg.GiphyURL,
-		GiphyAPIKey: cfg.GiphyAPIKey,
-		Logger:      log,
+		OrphanAge:         cfg.MediaOrphanAge,
+		StorageQuotaBytes: cfg.StorageQuotaBytes,
+		ImageMemoryBytes:  cfg.ImageMemoryBytes,
+		GiphyURL:          cfg.GiphyURL,
+		GiphyAPIKey:       cfg.GiphyAPIKey,
+		Logger:            log,
 	}
 	if cfg.RateLimits {
 		o.SearchPerMinute = cfg.MediaSearchPerMin
@@ -85,7 +92,7 @@ func New(db *store.DB, o Options) (*Media, error) {
 	if err != nil {
 		return nil, err
 	}
-	pipe := newPipeline(o.ImageMaxPixels)
+	pipe := newPipelineBudget(o.ImageMaxPixels, o.ImageMemoryBytes)
 	builtin := &Builtin{}
 	var provider Provider = builtin
 	if o.GiphyAPIKey != "" {

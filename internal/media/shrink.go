@@ -20,18 +20,23 @@ func shrink(img image.Image, src image.Rectangle, k int) *image.RGBA {
 		shrinkYCbCr(yc, src, k, dst)
 		return dst
 	}
-	rgba, ok := img.(*image.RGBA)
-	if !ok {
-		rgba = image.NewRGBA(image.Rect(0, 0, w*k, h*k))
-		xdraw.Draw(rgba, rgba.Rect, img, src.Min, xdraw.Src)
-		src = rgba.Rect
+	// Other types than RGBA are converted k rows at a time into a strip (never a full-size copy).
+	rgba, direct := img.(*image.RGBA)
+	var strip *image.RGBA
+	if !direct {
+		strip = image.NewRGBA(image.Rect(0, 0, w*k, k))
 	}
 	n := uint32(k * k)
 	for y := range h {
+		x0, y0 := src.Min.X, src.Min.Y+y*k
+		if !direct {
+			xdraw.Draw(strip, strip.Rect, img, image.Pt(src.Min.X, y0), xdraw.Src)
+			rgba, x0, y0 = strip, 0, 0
+		}
 		for x := range w {
 			var r, g, b, a uint32
 			for yy := 0; yy < k; yy++ {
-				row := rgba.Pix[rgba.PixOffset(src.Min.X+x*k, src.Min.Y+y*k+yy):]
+				row := rgba.Pix[rgba.PixOffset(x0+x*k, y0+yy):]
 				for xx := 0; xx < k*4; xx += 4 {
 					r, g, b, a = r+uint32(row[xx]), g+uint32(row[xx+1]), b+uint32(row[xx+2]), a+uint32(row[xx+3])
 				}

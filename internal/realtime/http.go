@@ -50,24 +50,25 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHandshakeProblem(w, r, err)
 		return
 	}
-	if !h.reserveSlot(p.UserID) {
+	lease, ok := h.reserveSlot(r.Context(), p.UserID)
+	if !ok {
 		httpapi.WriteProblem(w, r, &httpapi.Problem{
 			Status: http.StatusTooManyRequests, Title: http.StatusText(http.StatusTooManyRequests),
 			Code:      "too_many_connections",
-			Detail:    fmt.Sprintf("this user already has %d open WebSocket connections on this node; close one first", h.maxConnsPerUser),
+			Detail:    fmt.Sprintf("this user already has %d open WebSocket connections; close one first", h.maxConnsPerUser),
 			RequestID: httpapi.RequestID(r.Context()),
 		})
 		return
 	}
 	ws, err := rfc6455.Upgrade(w, r, h.upgrade)
 	if err != nil { // Upgrade has answered (in plain text; CheckHandshake above makes this rare)
-		h.releaseSlot(p.UserID)
+		h.releaseSlot(p.UserID, lease)
 		httpapi.Logger(r.Context()).DebugContext(r.Context(), "realtime: upgrade refused", "err", err)
 		return
 	}
 	// The connection lives on a goroutine of its own, so that the handler's goroutine (and its
 	// deep net/http stack) ends now.
-	go h.serve(r.Context(), ws, p)
+	go h.serve(r.Context(), ws, p, lease)
 }
 
 // handshakeCodes are the problem codes of refused handshakes, by status.
@@ -110,8 +111,8 @@ func isUpgrade(r *http.Request) bool {
 // serve runs one upgraded connection: register, presence, read loop, then clean up. reqCtx is
 // the upgrade request's context, kept for its values (logger, request id) but not its
 // cancellation, which comes when the handler returns.
-func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Principal) {
-	defer h.releaseSlot(p.UserID) // taken by ServeHTTP; runs last, once c is unregistered
+func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Principal, lease string) {
+	defer h.releaseSlot(p.UserID, lease) // taken by ServeHTTP; runs last, once c is unregistered
 	ctx, cancel := context.WithCancel(identity.With(context.WithoutCancel(reqCtx), p))
 	ws.SetReadLimit(h.maxFrame)
 	c := &conn{
@@ -231,7 +232,7 @@ func (h *Hub) Mount(api *httpapi.API) {
 			"400": problemResponse("A malformed WebSocket handshake (code bad_handshake)"),
 			"403": problemResponse("The page's Origin may not open a socket (code origin_not_allowed; see NERUTALK_CORS_ORIGINS)"),
 			"426": problemResponse("Not a WebSocket upgrade request"),
-			"429": problemResponse("The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open on this node already (code too_many_connections)"),
+			"429": problemResponse("The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open already, on this node, or on all the nodes sharing Redis (code too_many_connections)"),
 			"500": problemResponse("The access token could not be checked (the database failed)"),
 			"503": problemResponse("The node is shutting down"),
 		},

@@ -58,8 +58,9 @@ type Options struct {
 	// PresenceSubscriptions caps the users one connection follows with presence_subscribe
 	// (default 500).
 	PresenceSubscriptions int
-	// MaxConnectionsPerUser caps one user's open connections on this node (default 20); an
-	// upgrade over it is refused with 429 too_many_connections. The count is per node.
+	// MaxConnectionsPerUser caps one user's open connections (default 20); an upgrade over it is
+	// refused with 429 too_many_connections. With Redis the count covers every node sharing it
+	// (connLeases); without, it is per node.
 	MaxConnectionsPerUser int
 	// Origins may open the socket from a browser ("*": any); none allows same-origin pages only.
 	Origins []string
@@ -128,8 +129,9 @@ type Hub struct {
 	presence   presenceTracker
 	metrics    *metrics
 
-	maxSubscriptions int // explicit presence subscriptions per connection
-	maxConnsPerUser  int // connections (open or being upgraded) per user on this node
+	maxSubscriptions int         // explicit presence subscriptions per connection
+	maxConnsPerUser  int         // connections (open or being upgraded) per user on this node
+	leases           *connLeases // with Redis: the same cap across the nodes; nil otherwise
 	countMu          sync.Mutex
 	counts           map[string]countEntry // presence_count answers by chat id
 }
@@ -230,6 +232,7 @@ func New(o Options) (*Hub, error) {
 	h.registerPresenceCommands()
 	if o.Redis != nil {
 		h.presence = newRedisPresence(o.Redis, o.RedisPrefix, grace, h.log, h.statusChanged)
+		h.leases = newConnLeases(o.Redis, o.RedisPrefix, leaseTTL, leaseRefresh, h.log)
 	} else {
 		h.presence = newMemoryPresence(grace, h.statusChanged)
 	}
@@ -518,20 +521,32 @@ func (h *Hub) deliver(ctx context.Context, m Message) {
 	}
 }
 
-// reserveSlot takes one of userID's connection slots; false when they are all taken.
-func (h *Hub) reserveSlot(userID string) bool {
+// reserveSlot takes one of userID's connection slots on this node and, with Redis, a lease in the
+// count shared by the nodes; false when they are all taken. The lease ("" without Redis) goes
+// back to releaseSlot.
+func (h *Hub) reserveSlot(ctx context.Context, userID string) (lease string, ok bool) {
 	s := &h.users[h.seed.index(userID)]
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.slots[userID] >= h.maxConnsPerUser {
-		return false
+		s.mu.Unlock()
+		return "", false
 	}
 	s.slots[userID]++
-	return true
+	s.mu.Unlock()
+	if h.leases != nil {
+		if lease, ok = h.leases.acquire(ctx, userID, h.maxConnsPerUser); !ok {
+			h.releaseSlot(userID, "")
+			return "", false
+		}
+	}
+	return lease, true
 }
 
-// releaseSlot gives back a slot taken by reserveSlot.
-func (h *Hub) releaseSlot(userID string) {
+// releaseSlot gives back a slot taken by reserveSlot, and its lease.
+func (h *Hub) releaseSlot(userID, lease string) {
+	if h.leases != nil {
+		h.leases.release(userID, lease)
+	}
 	s := &h.users[h.seed.index(userID)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -677,6 +692,9 @@ func (h *Hub) Shutdown(ctx context.Context) {
 	}
 	h.unsubscribe()
 	h.presence.stop()
+	if h.leases != nil {
+		h.leases.close()
+	}
 	close(h.stopPings)
 	var all []*conn
 	for i := range h.users {

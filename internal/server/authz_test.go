@@ -58,6 +58,8 @@ type fixtures struct {
 	sysadmin       servertest.User // a server administrator
 
 	chat, message, file, call, share, geofence, device, session string
+	// invitation and invitationAccept are the owner's invitations to two groups of extra's.
+	invitation, invitationAccept string
 	// attachment is a file of the owner's sent in a message of the chat: its members may
 	// download it (checked after the matrix, as the file rows use file).
 	attachment string
@@ -150,6 +152,7 @@ var authzMatrix = []authzRow{
 	every("GET /api/v1/location/shares", allowed, nil),
 	every("GET /api/v1/media/gifs", allowed, nil),
 	every("GET /api/v1/media/stickers", allowed, nil),
+	every("GET /api/v1/media/usage", allowed, nil), // the caller's own storage use: nothing of anyone else's
 	every("GET /api/v1/notifications", allowed, nil),
 	every("GET /api/v1/notifications/settings", allowed, nil),
 	every("PUT /api/v1/notifications/settings", allowed, obj()),
@@ -160,6 +163,14 @@ var authzMatrix = []authzRow{
 	every("POST /api/v1/devices", allowed, obj("platform", "android", "token", "tok-authz")),
 	// Another user's public profile: any signed-in user.
 	every("GET /api/v1/users/{id}", allowed, nil),
+	every("GET /api/v1/invitations", allowed, nil),
+	every("GET /api/v1/users/me/blocks", allowed, nil),
+	// Anyone may block the owner (the owner blocking itself is 400: still ok here); the next row
+	// lifts every block again, so that the rows after it run without any.
+	every("POST /api/v1/users/{id}/block", allowed, nil),
+	every("DELETE /api/v1/users/{id}/block", allowed, nil),
+	// The owner's invitations: only the invitee sees them.
+	ownerOnly("POST /api/v1/invitations/{id}/accept", nil),
 
 	// Server administration: only a server admin.
 	serverAdmin("GET /api/v1/admin/users", nil),
@@ -221,6 +232,7 @@ var authzMatrix = []authzRow{
 	ownerOnly("DELETE /api/v1/geofences/{id}", nil),
 	ownerOnly("DELETE /api/v1/devices/{id}", nil),
 	ownerOnly("DELETE /api/v1/location/shares/{id}", nil),
+	ownerOnly("POST /api/v1/invitations/{id}/decline", nil),
 	every("DELETE /api/v1/location/history", allowed, nil),
 	// The owner's other session: revoking it is the owner's right, nobody else's.
 	ownerOnly("DELETE /api/v1/auth/sessions/{id}", nil),
@@ -409,6 +421,7 @@ func fillPath(tmpl string, f *fixtures) string {
 		{"/api/v1/location/shares/", f.share},
 		{"/api/v1/auth/sessions/", f.session},
 		{"/api/v1/users/", f.owner.ID},
+		{"/api/v1/invitations/", f.invitation},
 		{"/api/v1/avatars/", f.owner.ID},
 		{"/api/v1/notifications/templates/", "message.en"},
 	}
@@ -418,6 +431,9 @@ func fillPath(tmpl string, f *fixtures) string {
 			id = b.id
 			break
 		}
+	}
+	if strings.HasSuffix(tmpl, "/accept") && strings.HasPrefix(tmpl, "/api/v1/invitations/") {
+		id = f.invitationAccept
 	}
 	return strings.NewReplacer(
 		"{id}", id,
@@ -444,7 +460,7 @@ func leaked(t *testing.T, op, actor string, raw []byte, f *fixtures, path string
 	for _, secret := range []struct{ what, id string }{
 		{"chat", f.chat}, {"message", f.message}, {"file", f.file}, {"call", f.call},
 		{"location share", f.share}, {"geofence", f.geofence}, {"device", f.device}, {"session", f.session},
-		{"attachment", f.attachment},
+		{"attachment", f.attachment}, {"invitation", f.invitation}, {"invitation", f.invitationAccept},
 	} {
 		if secret.id == "" || strings.Contains(path, secret.id) || bytes.Contains(sent, []byte(secret.id)) {
 			continue
@@ -548,6 +564,26 @@ func setUpFixtures(t testing.TB, n *servertest.Node) *fixtures {
 	if f.session == "" {
 		t.Fatalf("fixture: no second session of the owner in %+v", sessions.Items)
 	}
+
+	// Two invitations of the owner's: extra adds the owner to two groups while the owner lets
+	// nobody add them.
+	must("PATCH", "/api/v1/users/me", owner, map[string]any{"group_adds": "nobody"}, http.StatusOK, nil)
+	for _, title := range []string{"invites 1", "invites 2"} {
+		must("POST", "/api/v1/chats", f.extra.AccessToken, map[string]any{
+			"type": "group", "title": title, "member_ids": []string{f.owner.ID},
+		}, http.StatusCreated, nil)
+	}
+	must("PATCH", "/api/v1/users/me", owner, map[string]any{"group_adds": "everyone"}, http.StatusOK, nil)
+	var invs struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	must("GET", "/api/v1/invitations", owner, nil, http.StatusOK, &invs)
+	if len(invs.Items) != 2 {
+		t.Fatalf("fixture: the owner has %d invitations, want 2", len(invs.Items))
+	}
+	f.invitation, f.invitationAccept = invs.Items[0].ID, invs.Items[1].ID
 	return f
 }
 

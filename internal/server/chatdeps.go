@@ -78,3 +78,7 @@ func mediaOptions(cfg config.Config, log *slog.Logger, db *store.DB) media.Optio
 	o.Access = chat.Queries{DB: db}
 	return o
 }
+
+func (chatAccounts) GroupAdds(ctx context.Context, q chat.Querier, ids []string) (map[string]string, error) {
+	return auth.GroupAdds(ctx, q, ids)
+}

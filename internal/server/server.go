@@ -239,7 +239,9 @@ func (s *Server) wireProtocol(context.Context) error {
 }
 
 func (s *Server) wireChat(context.Context) error {
+	groupLimiter, sendLimiter := s.chatLimiters()
 	chats := chat.New(s.DB, s.Hub, chat.Options{
+		GroupLimiter: groupLimiter, SendLimiter: sendLimiter,
 		MaxGroupMembers: s.cfg.MaxGroupMembers, LargeGroupMembers: s.cfg.LargeGroupMembers, MaxTextChars: s.cfg.WSMaxTextChars,
 		CommitEvery: s.cfg.ChatCommitEvery, Logger: s.log, Registerer: s.Metrics.Registry, Files: chatFiles{s.media.Files}, Accounts: chatAccounts{},
 		ActiveCalls: call.Queries{DB: s.DB},
@@ -252,6 +254,22 @@ func (s *Server) wireChat(context.Context) error {
 	s.Chat = chats
 	s.mounts = append(s.mounts, chats.Mount)
 	return nil
+}
+
+// chatLimiters are the per-user limits of group creation (NERUTALK_GROUPS_PER_MINUTE) and of
+// REST sends (at the WebSocket's frame rate, NERUTALK_WS_FRAMES_PER_SECOND with bursts of twice
+// that): in Redis when configured, shared by the nodes; none with rate limits off.
+func (s *Server) chatLimiters() (groups, sends ratelimit.Limiter) {
+	if !s.cfg.RateLimits {
+		return nil, nil
+	}
+	groupRate := ratelimit.PerMinute(max(s.cfg.GroupsPerMinute, 1))
+	sendRate := ratelimit.Rate{Events: 2 * max(s.cfg.WSFramesPerSecond, 1), Per: 2 * time.Second}
+	if s.Redis != nil {
+		return ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", groupRate),
+			ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", sendRate)
+	}
+	return ratelimit.NewMemory(groupRate), ratelimit.NewMemory(sendRate)
 }
 
 // wireCalls: chat membership and system messages from chats, events and signaling through the
@@ -269,7 +287,7 @@ func (s *Server) wireCalls(context.Context) error {
 	calls := call.New(s.DB, s.Chat, s.Hub, call.Options{
 		Provider: prov, RingTimeout: s.cfg.CallRingTimeout, MaxParticipants: s.cfg.CallMaxParticipants,
 		DisconnectGrace: s.cfg.CallDisconnectGrace, SweepInterval: s.cfg.CallSweepInterval, Logger: s.log,
-		Pusher: callPusher{s.Push}, Accounts: callAccounts{}, Presence: s.Hub,
+		Pusher: callPusher{s.Push}, Accounts: callAccounts{}, Presence: s.Hub, Blocks: s.Chat,
 	})
 	calls.RegisterCommands(s.Hub)
 	s.stoppers = append(s.stoppers, calls.Start())
@@ -284,7 +302,7 @@ func (s *Server) wireLocation(context.Context) error {
 	places := location.New(s.DB, s.Hub, location.Options{
 		HistoryEvery: s.cfg.LocationHistoryEvery, PruneEvery: s.cfg.LocationPruneEvery,
 		GeofenceMaxAccuracyM: float64(s.cfg.LocationGeofenceAccuracyM), GeofenceExitMarginM: float64(s.cfg.LocationGeofenceExitMargin),
-		Logger: s.log, Chats: s.Chat, Notifier: locationPusher{s.Push, s.DB, s.log},
+		Logger: s.log, Chats: s.Chat, Notifier: locationPusher{s.Push, s.DB, s.log}, Blocks: s.Chat,
 	})
 	s.Chat.OnMembersChanged(places.MembersChanged) // viewers who leave a chat are told its shares stopped
 	places.RegisterCommands(s.Hub)

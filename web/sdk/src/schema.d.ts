@@ -201,7 +201,7 @@ export interface paths {
         put?: never;
         /**
          * Start a call in a chat
-         * @description The call rings for every other member (call_initiated on every device of every member). A chat has one live call at a time: while one rings or is active this is 409 call_in_progress with its id in existing_id (join it instead). The answer carries the caller's media credentials.
+         * @description The call rings for every other member (call_initiated on every device of every member). A chat has one live call at a time: while one rings or is active this is 409 call_in_progress with its id in existing_id (join it instead). The answer carries the caller's media credentials. In a direct chat with a block between the two users (either way) it is 403 blocked.
          */
         post: operations["startCall"];
         delete?: never;
@@ -382,7 +382,7 @@ export interface paths {
         put?: never;
         /**
          * Create a direct or group chat
-         * @description The caller joins as owner. A direct chat is unique per pair: creating it again answers 200 with the existing chat (and brings back a member who had left it). Every member receives chat_updated.
+         * @description The caller joins as owner. A direct chat is unique per pair: creating it again answers 200 with the existing chat (and brings back a member who had left it). Every member receives chat_updated. A group's member_ids whose group_adds setting does not allow the caller to add them are invited instead (invited_user_ids; they receive group_invitation). A direct chat with a user who blocked the caller, or whom the caller blocked, is 403 blocked. A user creates at most NERUTALK_GROUPS_PER_MINUTE groups a minute (429 rate_limited with Retry-After).
          */
         post: operations["createChat"];
         delete?: never;
@@ -454,7 +454,7 @@ export interface paths {
         put?: never;
         /**
          * Add members to a group (owner or admin)
-         * @description Users who are members already are skipped. The answer is the chat.
+         * @description Users who are members already are skipped. The answer is the chat. Users whose group_adds setting does not allow the caller to add them are invited instead: they are listed in invited_user_ids and receive group_invitation.
          */
         post: operations["addMembers"];
         delete?: never;
@@ -502,7 +502,7 @@ export interface paths {
         put?: never;
         /**
          * Send a message
-         * @description 201 with the stored message (with its seq) once it is committed. The same client_id from the same sender again answers 200 with the original message and stores nothing; a client_id already used in another chat is 409 client_id_reused. attachment_ids are files of the sender's from POST /files (at most 10, no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's members may download them. Every member receives message_new on every connection.
+         * @description 201 with the stored message (with its seq) once it is committed. The same client_id from the same sender again answers 200 with the original message and stores nothing; a client_id already used in another chat is 409 client_id_reused. attachment_ids are files of the sender's from POST /files (at most 10, no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's members may download them. Every member receives message_new on every connection. In a direct chat with a block between the two users (either way) it is 403 blocked. A user sends at most NERUTALK_WS_FRAMES_PER_SECOND messages a second this way (bursts of twice that), like a WebSocket connection's frames: over it, 429 rate_limited with Retry-After.
          */
         post: operations["sendMessage"];
         delete?: never;
@@ -648,7 +648,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a file (streamed; images re-encoded)
-         * @description The type is detected from the content (the declared Content-Type and the file name are not trusted) and must be an image (JPEG, PNG, GIF, WebP), a video (MP4, WebM, QuickTime), audio (MP3, AAC/M4A, Ogg, WAV) or a document (PDF, plain text, CSV, RTF, Word/Excel/PowerPoint, OpenDocument, ZIP). Size limits per kind (default 20 MiB for images, 100 MiB otherwise) are enforced while the body streams. Images are decoded and re-encoded upright (EXIF orientation applied; all metadata, GPS included, removed) with a 320 px thumbnail. Identical contents are stored once. A file never attached to a message is deleted after a day.
+         * @description The type is detected from the content (the declared Content-Type and the file name are not trusted) and must be an image (JPEG, PNG, GIF, WebP), a video (MP4, WebM, QuickTime), audio (MP3, AAC/M4A, Ogg, WAV) or a document (PDF, plain text, CSV, RTF, Word/Excel/PowerPoint, OpenDocument, ZIP). Size limits per kind (default 20 MiB for images, 100 MiB otherwise) are enforced while the body streams. Images are decoded and re-encoded upright (EXIF orientation applied; all metadata, GPS included, removed) with a 320 px thumbnail. Identical contents are stored once. A file never attached to a message is deleted after a day. A user's files add up to at most NERUTALK_STORAGE_QUOTA_BYTES (GET /media/usage): an upload over it is 403 quota_exceeded, refused before the body is read when Content-Length already tells.
          */
         post: operations["upload-file"];
         delete?: never;
@@ -783,6 +783,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/invitations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's pending invitations to groups, oldest first
+         * @description An add that the caller's group_adds setting (PATCH /users/me) did not allow. An invitation expires 14 days after it was made; a user holds at most 100 (further ones are not stored).
+         */
+        get: operations["listInvitations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invitations/{id}/accept": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Join the group of an invitation
+         * @description The answer is the chat; every member receives chat_updated as for an add. Someone else's, expired or unknown invitations are 404.
+         */
+        post: operations["acceptInvitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invitations/{id}/decline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decline an invitation (it is deleted; the inviter is not told) */
+        post: operations["declineInvitation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/location": {
         parameters: {
             query?: never;
@@ -910,7 +967,7 @@ export interface paths {
         put?: never;
         /**
          * Share the caller's location with a user or a chat
-         * @description For duration_s (15 minutes to 24 hours; 0 or absent: until stopped), exact or approximate (snapped to a fixed grid of about 2 km: see docs/location.md). The viewers (the user, or the chat's other members while they are members) receive location_share_start, then shared_location_update, then location_share_stop. An unknown user or a chat the caller is not in: 404. At most 100 active shares per user (409 too_many_shares).
+         * @description For duration_s (15 minutes to 24 hours; 0 or absent: until stopped), exact or approximate (snapped to a fixed grid of about 2 km: see docs/location.md). The viewers (the user, or the chat's other members while they are members) receive location_share_start, then shared_location_update, then location_share_stop. An unknown user or a chat the caller is not in: 404. At most 100 active shares per user (409 too_many_shares). A user with a block between the two (either way): 403 blocked; a chat share never reaches members with a block with the owner.
          */
         post: operations["createLocationShare"];
         delete?: never;
@@ -988,6 +1045,26 @@ export interface paths {
          * @description Through Giphy when the server has a key, otherwise from a small built-in set. Results are cached for 5 minutes; searches are rate limited per user (429 with Retry-After). 502 when the provider fails.
          */
         get: operations["search-stickers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/media/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's storage use and quota
+         * @description used_bytes is the sum of the sizes of the caller's files (an identical content uploaded twice, or also held by someone else, counts for each file); an upload that would take it over quota_bytes is refused with 403 quota_exceeded.
+         */
+        get: operations["get-media-usage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1222,6 +1299,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/blocks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The users the caller blocked, by user id */
+        get: operations["listBlocks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me/password": {
         parameters: {
             query?: never;
@@ -1254,6 +1348,27 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/block": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Block a user
+         * @description Idempotent. While it stands, neither can create or write in their direct chat or call there (403 blocked), the blocked user's adds of the caller to groups are swallowed, the blocked user no longer sees the caller's presence and the two never see each other's location. Messages in groups both are in still reach both. The blocked user's pending invitations to the caller are deleted. Blocking yourself is 400.
+         */
+        post: operations["blockUser"];
+        /** Lift a block (idempotent) */
+        delete: operations["unblockUser"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1367,6 +1482,12 @@ export interface components {
              */
             email: string;
             /**
+             * @description Who may add you to groups directly: everyone, contacts (users who share a chat with you already) or nobody; anyone else's add becomes an invitation you accept or decline
+             * @example contacts
+             * @enum {string}
+             */
+            group_adds: "everyone" | "contacts" | "nobody";
+            /**
              * @description User id
              * @example 01938f4e-7c1a-7d2b-9c3e-2a1b0c9d8e7f
              */
@@ -1418,6 +1539,21 @@ export interface components {
              * @description Images: width in pixels
              */
             width?: number;
+        };
+        BlockedUser: {
+            /** @description The user's avatar image, null when they have none */
+            avatar_url: string | null;
+            /**
+             * Format: date-time
+             * @description When the block was made
+             */
+            blocked_at: string;
+            /** @description The user's display name (empty when the account no longer exists) */
+            display_name: string;
+            /** @description The user's id */
+            user_id: string;
+            /** @description The user's username (empty when the account no longer exists) */
+            username: string;
         };
         Call: {
             /**
@@ -1515,6 +1651,59 @@ export interface components {
             delivered_seq: number;
             /** @example 01938f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f */
             id: string;
+            /** @description The chat's last message, null when it has none */
+            last_message: components["schemas"]["Message"] | null;
+            /**
+             * Format: int64
+             * @description seq of the chat's last message (0 when it has none)
+             */
+            last_seq: number;
+            /**
+             * Format: int64
+             * @description How many members the chat has
+             */
+            member_count: number;
+            /** @description Oldest member first, each with their profile. In GET /chats a chat with more than 100 members lists 100 of them, owner and admins first (members_truncated) */
+            members: components["schemas"]["MemberInfo"][] | null;
+            /** @description true when members lists only some of the members (GET /chats, chats of more than 100 members): GET /chats/{id}/members pages through all of them */
+            members_truncated: boolean;
+            /** @description Direct chats only: the other user, so that a chat list shows their name and avatar without looking through members */
+            peer?: components["schemas"]["UserProfile"];
+            /**
+             * Format: int64
+             * @description The caller has read every message up to this seq
+             */
+            read_seq: number;
+            /**
+             * @description Empty for direct chats
+             * @example Weekend trip
+             */
+            title: string;
+            /**
+             * @example group
+             * @enum {string}
+             */
+            type: "direct" | "group";
+            /**
+             * Format: int64
+             * @description last_seq - read_seq
+             */
+            unread_count: number;
+        };
+        ChatWithInvites: {
+            /** @description id of the chat's ringing or active call (GET /calls/{id}; join it with POST /calls/{id}/join), null when none. Filled by GET /chats and GET /chats/{id} */
+            active_call: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: int64
+             * @description Every message up to this seq reached one of the caller's devices
+             */
+            delivered_seq: number;
+            /** @example 01938f4e-8a2b-7c3d-9e4f-5a6b7c8d9e0f */
+            id: string;
+            /** @description Users who were not added because their settings do not allow it: they were sent an invitation (empty when everyone was added) */
+            invited_user_ids: string[] | null;
             /** @description The chat's last message, null when it has none */
             last_message: components["schemas"]["Message"] | null;
             /**
@@ -1790,6 +1979,26 @@ export interface components {
             urls: string[] | null;
             /** @description TURN: <expiry unix seconds>:<user id> */
             username?: string;
+        };
+        Invitation: {
+            /** @description The group */
+            chat_id: string;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description After this the invitation is gone
+             */
+            expires_at: string;
+            /**
+             * @description Invitation id
+             * @example 01938f4e-7c1a-7d2b-9c3e-2a1b0c9d8e7f
+             */
+            id: string;
+            /** @description Who added you */
+            inviter: components["schemas"]["UserProfile"];
+            /** @description The group's title */
+            title: string;
         };
         LocationSettings: {
             /** @description Appear in other discoverable users' nearby lists (and see them) */
@@ -2081,6 +2290,11 @@ export interface components {
             /** @description Pass as cursor for the next page; always present, empty ("") on the last page */
             next_cursor: string;
         };
+        PageBlockedUser: {
+            items: components["schemas"]["BlockedUser"][];
+            /** @description Pass as cursor for the next page; always present, empty ("") on the last page */
+            next_cursor: string;
+        };
         PageCall: {
             items: components["schemas"]["Call"][];
             /** @description Pass as cursor for the next page; always present, empty ("") on the last page */
@@ -2103,6 +2317,11 @@ export interface components {
         };
         PageGeofenceEvent: {
             items: components["schemas"]["GeofenceEvent"][];
+            /** @description Pass as cursor for the next page; always present, empty ("") on the last page */
+            next_cursor: string;
+        };
+        PageInvitation: {
+            items: components["schemas"]["Invitation"][];
             /** @description Pass as cursor for the next page; always present, empty ("") on the last page */
             next_cursor: string;
         };
@@ -2288,6 +2507,12 @@ export interface components {
              * @example ana@example.com
              */
             email: string;
+            /**
+             * @description Who may add you to groups directly: everyone, contacts (users who share a chat with you already) or nobody; anyone else's add becomes an invitation you accept or decline
+             * @example contacts
+             * @enum {string}
+             */
+            group_adds: "everyone" | "contacts" | "nobody";
             /**
              * @description User id
              * @example 01938f4e-7c1a-7d2b-9c3e-2a1b0c9d8e7f
@@ -2537,6 +2762,26 @@ export interface components {
             bio?: string;
             /** @description 1 to 64 characters */
             display_name?: string;
+            /**
+             * @description Who may add you to groups directly (see GET /users/me)
+             * @example contacts
+             * @enum {string}
+             */
+            group_adds?: "everyone" | "contacts" | "nobody";
+        };
+        Usage: {
+            /**
+             * Format: int64
+             * @description What they may add up to (NERUTALK_STORAGE_QUOTA_BYTES); 0 = no quota
+             * @example 1073741824
+             */
+            quota_bytes: number;
+            /**
+             * Format: int64
+             * @description Sum of the sizes of the caller's files (a content shared by identical uploads counts for each)
+             * @example 48213
+             */
+            used_bytes: number;
         };
         UserProfile: {
             /** @description The user's avatar image, null when they have none */
@@ -3640,6 +3885,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -4466,7 +4720,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ChatView"];
+                    "application/json": components["schemas"]["ChatWithInvites"];
                 };
             };
             /** @description Created */
@@ -4475,7 +4729,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ChatView"];
+                    "application/json": components["schemas"]["ChatWithInvites"];
                 };
             };
             /** @description Bad Request */
@@ -4489,6 +4743,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4516,6 +4779,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5013,7 +5285,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ChatView"];
+                    "application/json": components["schemas"]["ChatWithInvites"];
                 };
             };
             /** @description Bad Request */
@@ -5460,6 +5732,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -5498,6 +5779,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6354,6 +6644,15 @@ export interface operations {
             };
             /** @description Missing or invalid access token */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's files would exceed the storage quota (quota_exceeded; see GET /media/usage) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7492,6 +7791,228 @@ export interface operations {
             };
         };
     };
+    listInvitations: {
+        parameters: {
+            query?: {
+                /** @description Page size */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PageInvitation"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    acceptInvitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Invitation id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatView"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    declineInvitation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Invitation id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     updateLocation: {
         parameters: {
             query?: never;
@@ -8138,6 +8659,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -8509,6 +9039,53 @@ export interface operations {
             };
             /** @description Bad Gateway */
             502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    "get-media-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9861,6 +10438,76 @@ export interface operations {
             };
         };
     };
+    listBlocks: {
+        parameters: {
+            query?: {
+                /** @description Page size */
+                limit?: number;
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PageBlockedUser"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     changePassword: {
         parameters: {
             query?: never;
@@ -10032,6 +10679,156 @@ export interface operations {
             };
         };
     };
+    blockUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    unblockUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     websocket: {
         parameters: {
             query?: {
@@ -10087,7 +10884,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open on this node already (code too_many_connections) */
+            /** @description The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open already, on this node, or on all the nodes sharing Redis (code too_many_connections) */
             429: {
                 headers: {
                     [name: string]: unknown;

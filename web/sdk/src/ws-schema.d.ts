@@ -163,6 +163,26 @@ export interface components {
             type: "enter" | "exit" | "dwell";
             user_id: string;
         };
+        Invitation: {
+            /** @description The group */
+            chat_id: string;
+            /** Format: date-time */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description After this the invitation is gone
+             */
+            expires_at: string;
+            /**
+             * @description Invitation id
+             * @example 01938f4e-7c1a-7d2b-9c3e-2a1b0c9d8e7f
+             */
+            id: string;
+            /** @description Who added you */
+            inviter: components["schemas"]["UserProfile"];
+            /** @description The group's title */
+            title: string;
+        };
         LocationShareStart: {
             /** @description The chat whose members it is shared with */
             chat_id?: string;
@@ -473,6 +493,16 @@ export interface components {
             typing: boolean;
             user_id: string;
         };
+        UserProfile: {
+            /** @description The user's avatar image, null when they have none */
+            avatar_url: string | null;
+            /** @description The user's display name (empty when the account no longer exists) */
+            display_name: string;
+            /** @description The user's id */
+            user_id: string;
+            /** @description The user's username (empty when the account no longer exists) */
+            username: string;
+        };
         EventMap: {
             /** @description A participant answered (user_id, session_id: who, from which device) */
             call_answered: components["schemas"]["Event"];
@@ -490,6 +520,8 @@ export interface components {
             chat_updated: components["schemas"]["Chat"];
             /** @description A user entered, left or dwelt in a geofence */
             geofence_event: components["schemas"]["GeofenceEvent"];
+            /** @description Someone tried to add you to a group and your group_adds setting made it an invitation */
+            group_invitation: components["schemas"]["Invitation"];
             /** @description A location share with the user started */
             location_share_start: components["schemas"]["LocationShareStart"];
             /** @description A location share with the user stopped */

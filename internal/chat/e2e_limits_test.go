@@ -1,0 +1,111 @@
+package chat_test
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/server/servertest"
+	"github.com/nerutalk/nerutalk/internal/store"
+	"github.com/nerutalk/nerutalk/internal/store/storetest"
+)
+
+// TestE2EPerUserRateLimits: creating groups (NERUTALK_GROUPS_PER_MINUTE) and sending messages over
+// REST (at the WebSocket's frame rate, NERUTALK_WS_FRAMES_PER_SECOND with bursts of twice that)
+// are limited per user: over the limit 429 rate_limited with Retry-After, while another user keeps
+// a budget of their own. With Redis two nodes share one budget. (No timing assertion: the test
+// sends until refused, at most far more than the burst.)
+func TestE2EPerUserRateLimits(t *testing.T) {
+	t.Parallel()
+	type limit struct {
+		name   string
+		mutate func(*config.Config)
+		burst  int // events allowed at once
+		// act does one limited action of user on node n (i: its rank) and returns status and body.
+		act func(t *testing.T, n *servertest.Node, token string, fixture map[string]string, i int) *http.Response
+	}
+	limits := []limit{
+		{
+			name: "groups per minute", burst: 3,
+			mutate: func(c *config.Config) { c.GroupsPerMinute = 3 },
+			act: func(t *testing.T, n *servertest.Node, token string, f map[string]string, i int) *http.Response {
+				return n.Do(t, http.MethodPost, "/api/v1/chats", token,
+					map[string]any{"type": "group", "title": fmt.Sprint("g", i), "member_ids": []string{f["peer"]}}, nil)
+			},
+		},
+		{
+			name: "REST sends at the WebSocket frame rate", burst: 2,
+			mutate: func(c *config.Config) { c.WSFramesPerSecond = 1 },
+			act: func(t *testing.T, n *servertest.Node, token string, f map[string]string, i int) *http.Response {
+				return n.Do(t, http.MethodPost, "/api/v1/chats/"+f["chat"]+"/messages", token,
+					map[string]any{"client_id": fmt.Sprint("c", i, "-", token[len(token)-8:]), "text": "hi"}, nil)
+			},
+		},
+	}
+	type topology struct {
+		name  string
+		start func(t *testing.T, mutate func(*config.Config)) []*servertest.Node
+	}
+	topologies := []topology{
+		{"sqlite", func(t *testing.T, m func(*config.Config)) []*servertest.Node {
+			return []*servertest.Node{servertest.New(t, store.SQLite, m)}
+		}},
+		{"postgres", func(t *testing.T, m func(*config.Config)) []*servertest.Node {
+			return []*servertest.Node{servertest.New(t, store.Postgres, m)}
+		}},
+		{"two nodes sharing redis", func(t *testing.T, m func(*config.Config)) []*servertest.Node {
+			redisURL := storetest.RedisURL(t)
+			_, prefix := storetest.Redis(t)
+			a := servertest.New(t, store.Postgres, func(c *config.Config) { m(c); c.RedisURL, c.RedisPrefix = redisURL, prefix })
+			b := servertest.New(t, store.Postgres, func(c *config.Config) {
+				m(c)
+				c.RedisURL, c.RedisPrefix, c.DatabaseURL, c.DataDir = redisURL, prefix, a.Config.DatabaseURL, a.Config.DataDir
+			})
+			return []*servertest.Node{a, b}
+		}},
+	}
+	for _, l := range limits {
+		for _, top := range topologies {
+			t.Run(l.name+"/"+top.name, func(t *testing.T) {
+				t.Parallel()
+				nodes := top.start(t, l.mutate)
+				alice, bob := nodes[0].Register(t, "alice"), nodes[0].Register(t, "bob")
+				var g struct {
+					ID string `json:"id"`
+				}
+				if resp := nodes[0].Do(t, http.MethodPost, "/api/v1/chats", alice.AccessToken,
+					map[string]any{"type": "direct", "member_ids": []string{bob.ID}}, &g); resp.StatusCode != http.StatusCreated {
+					t.Fatalf("direct chat: %d", resp.StatusCode)
+				}
+				fixture := map[string]string{"peer": bob.ID, "chat": g.ID}
+				allowed := 0
+				var refused *http.Response
+				for i := 0; i < 50*l.burst && refused == nil; i++ {
+					resp := l.act(t, nodes[i%len(nodes)], alice.AccessToken, fixture, i)
+					switch resp.StatusCode {
+					case http.StatusCreated:
+						allowed++
+					case http.StatusTooManyRequests:
+						refused = resp
+					default:
+						t.Fatalf("action %d: status %d", i, resp.StatusCode)
+					}
+				}
+				if refused == nil {
+					t.Fatalf("%d actions allowed, never 429", allowed)
+				}
+				if allowed < l.burst {
+					t.Errorf("refused after %d actions, want at least the burst %d", allowed, l.burst)
+				}
+				if s, err := strconv.Atoi(refused.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
+					t.Errorf("Retry-After %q, want 1..60 seconds", refused.Header.Get("Retry-After"))
+				}
+				if resp := l.act(t, nodes[0], bob.AccessToken, fixture, 0); resp.StatusCode != http.StatusCreated {
+					t.Errorf("another user: status %d, want 201 (budgets are per user)", resp.StatusCode)
+				}
+			})
+		}
+	}
+}
