@@ -264,6 +264,14 @@ var receiverMatrix = map[string][]receiverRow{
 		},
 		want: []role{owner, other, member},
 	}},
+	"group_invitation": {{
+		name: "the owner adds the stranger, who lets nobody add them: an invitation, to the stranger only",
+		cause: func(t *testing.T, rx *receiverRig) {
+			rx.do(t, rx.stranger, "PATCH", "/users/me", obj{"group_adds": "nobody"}, nil, 200)
+			rx.do(t, rx.owner, "POST", "/chats/"+rx.group+"/members", obj{"user_ids": []string{rx.stranger.ID}}, nil, 200)
+		},
+		want: []role{stranger},
+	}},
 	"location_share_stop": {{
 		name: "the owner stops the share",
 		cause: func(t *testing.T, rx *receiverRig) {
@@ -280,6 +288,7 @@ var receiverOrder = []string{
 	"call_initiated", "call_answered", "webrtc_offer", "webrtc_answer", "webrtc_ice_candidate",
 	"call_participant_left", "call_participant_joined", "call_ended", "call_declined",
 	"location_share_start", "shared_location_update", "geofence_event", "location_share_stop",
+	"group_invitation", // last: the stranger is an invitee from then on
 }
 
 type obj = map[string]any
