@@ -114,3 +114,37 @@ func FuzzRender(f *testing.F) {
 		_ = preview(text)
 	})
 }
+
+// FuzzTemplate: whatever an administrator stores as a template (PUT /notifications/templates),
+// checkTemplate never panics, and a template it accepts renders with every placeholder
+// expanded: with values that bring no braces, no placeholder is left in the notification, and
+// no control character comes in from the values. Template ids are parsed without panicking.
+func FuzzTemplate(f *testing.F) {
+	f.Add("{{sender}}: {{preview}}", "ana", "team", "hi\nthere")
+	f.Add("{{ count }} new in {{chat}}", "", "", "")
+	f.Add("{{{sender}}}", "a", "b", "c")
+	f.Add("{{sender", "a", "b", "c")
+	f.Add("}}{{preview}}{{", "a", "b", "\x00\x1b")
+	f.Add("{{unknown}}", "a", "b", "c")
+	f.Add("message:de", "", "", "")
+	f.Fuzz(func(t *testing.T, tpl, sender, chat, text string) {
+		_, _, _ = parseTemplateID(tpl)
+		if err := checkTemplate("body.body", tpl); err != nil {
+			return
+		}
+		got := renderTemplate(tpl, Payload{Sender: sender, Chat: chat, Preview: text}, "3")
+		if got != renderTemplate(tpl, Payload{Sender: sender, Chat: chat, Preview: text}, "3") {
+			t.Fatalf("render(%q) is not deterministic", tpl)
+		}
+		if !strings.ContainsAny(sender+chat+text, "{}") && placeholder.MatchString(got) {
+			t.Fatalf("render(%q) left a placeholder: %q", tpl, got)
+		}
+		if !controlChar(tpl, true) {
+			for _, r := range got {
+				if (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f {
+					t.Fatalf("render(%q) with %q, %q, %q carries control character %U: %q", tpl, sender, chat, text, r, got)
+				}
+			}
+		}
+	})
+}

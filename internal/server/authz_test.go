@@ -471,7 +471,7 @@ func leaked(t *testing.T, op, actor string, raw []byte, f *fixtures, path string
 	}
 }
 
-func setUpFixtures(t *testing.T, n *servertest.Node) *fixtures {
+func setUpFixtures(t testing.TB, n *servertest.Node) *fixtures {
 	t.Helper()
 	f := &fixtures{
 		owner:    n.Register(t, "authz_owner"),
@@ -587,7 +587,7 @@ func setUpFixtures(t *testing.T, n *servertest.Node) *fixtures {
 	return f
 }
 
-func uploadFile(t *testing.T, n *servertest.Node, token string) string {
+func uploadFile(t testing.TB, n *servertest.Node, token string) string {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
