@@ -59,8 +59,9 @@ func (s *Service) Mount(api *httpapi.API) {
 		Summary: "Exchange a refresh token for a new token pair",
 		Description: "The refresh token is single use: the answer carries its replacement. Presenting a token that was " +
 			"already exchanged revokes the whole session (401 `refresh_token_reused`), so a client must never refresh " +
-			"twice in parallel with the same token. Unknown, expired or revoked tokens get 401 `invalid_token`.",
-		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusUnprocessableEntity},
+			"twice in parallel with the same token. Unknown, expired or revoked tokens get 401 `invalid_token`. " +
+			"Rate limited per session (NERUTALK_REFRESHES_PER_MINUTE): 429 `rate_limited` with Retry-After.",
+		Errors: []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusTooManyRequests},
 	}, s.handleRefresh)
 	huma.Register(pub, huma.Operation{
 		OperationID: "logout", Method: http.MethodPost, Path: "/auth/logout", Tags: tags,

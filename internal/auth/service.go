@@ -54,6 +54,9 @@ type Options struct {
 	// distributed guessing (and registrations per username). See loginLimits in limits.go and
 	// SECURITY.md. Nil means no limit.
 	PairLimiter, AccountLimiter ratelimit.Counter
+	// RefreshLimiter counts token refreshes per session (NERUTALK_REFRESHES_PER_MINUTE), checked
+	// before the refresh's write transaction; nil means unlimited.
+	RefreshLimiter ratelimit.Limiter
 	// Avatars stores avatar images; nil answers the avatar endpoints with 503 avatars_unavailable.
 	Avatars        AvatarStore
 	AvatarMaxBytes int64
@@ -111,6 +114,7 @@ func FromConfig(cfg config.Config, key []byte) Options {
 		o.IPLimiter = ratelimit.NewMemory(ratelimit.PerMinute(AttemptsPerMinute))
 		o.PairLimiter = ratelimit.NewMemory(PairFailures)
 		o.AccountLimiter = ratelimit.NewMemory(AccountFailures)
+		o.RefreshLimiter = ratelimit.NewMemory(ratelimit.PerMinute(max(cfg.RefreshesPerMinute, 1)))
 	}
 	return o
 }
@@ -203,6 +207,9 @@ func New(db *store.DB, o Options) (*Service, error) {
 	}
 	if o.PairLimiter == nil {
 		o.PairLimiter = ratelimit.Noop{}
+	}
+	if o.RefreshLimiter == nil {
+		o.RefreshLimiter = ratelimit.Noop{}
 	}
 	if o.SessionCacheTTL == 0 {
 		o.SessionCacheTTL = DefaultSessionCacheTTL
@@ -484,8 +491,18 @@ func (s *Service) refresh(ctx context.Context, token string) (*TokenPair, error)
 	if err != nil {
 		return nil, err
 	}
+	oldHash := hashRefreshToken(token)
+	// A plain read finds the session first, so that a refresh loop is refused (per session)
+	// before it costs a write transaction, and an unknown token costs none.
+	sid, err := s.sessions.idOf(ctx, oldHash)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.allow(ctx, s.o.RefreshLimiter, "refresh:session:"+sid); err != nil {
+		return nil, err
+	}
 	now := s.now()
-	r, err := s.sessions.rotate(ctx, hashRefreshToken(token), newHash, now, s.o.RefreshTokenTTL)
+	r, err := s.sessions.rotate(ctx, oldHash, newHash, now, s.o.RefreshTokenTTL)
 	if err != nil {
 		return nil, err
 	}

@@ -105,6 +105,23 @@ type rotated struct {
 // with the same oldHash succeeds: the UPDATE is conditional on the current hash and its row count
 // decides. Presenting a hash that was rotated out before (found in refresh_history), or losing
 // that race, is reuse: the session is revoked in the same transaction.
+// idOf returns the session of a refresh token, current or already rotated (a reuse), without a
+// transaction; errRefreshInvalid when it is neither.
+func (s sessions) idOf(ctx context.Context, hash string) (string, error) {
+	var id string
+	err := s.db.R.QueryRowContext(ctx, `SELECT id FROM sessions WHERE refresh_hash = $1`, hash).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = s.db.R.QueryRowContext(ctx, `SELECT session_id FROM refresh_history WHERE hash = $1`, hash).Scan(&id)
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errRefreshInvalid
+	}
+	if err != nil {
+		return "", fmt.Errorf("auth: refresh session: %w", err)
+	}
+	return id, nil
+}
+
 func (s sessions) rotate(ctx context.Context, oldHash, newHash string, now time.Time, ttl time.Duration) (rotated, error) {
 	var out rotated
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {

@@ -79,6 +79,10 @@ type Config struct {
 	StorageQuotaBytes int64
 	// GroupsPerMinute limits the group chats one user creates per minute.
 	GroupsPerMinute int
+	// RefreshesPerMinute limits POST /auth/refresh per session.
+	RefreshesPerMinute int
+	// WSConnectsPerMinute limits the WebSocket upgrades of one user.
+	WSConnectsPerMinute int
 
 	MediaMaxImageBytes int64 // per-kind upload limits
 	MediaMaxVideoBytes int64
@@ -270,6 +274,8 @@ func settings() []Setting {
 		{"ws-max-frame-bytes", "NERUTALK_WS_MAX_FRAME_BYTES", "65536", "largest WebSocket frame a client may send", int64Setter(func(c *Config) *int64 { return &c.WSMaxFrameBytes }, 1024)},
 		{"ws-max-text-chars", "NERUTALK_WS_MAX_TEXT_CHARS", "4096", "longest message text, in characters", intSetter(func(c *Config) *int { return &c.WSMaxTextChars }, 1)},
 		{"groups-per-minute", "NERUTALK_GROUPS_PER_MINUTE", "10", "group chats one user may create per minute (burst as many), shared by the nodes through Redis when set; more are refused with 429 rate_limited and Retry-After; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.GroupsPerMinute }, 1)},
+		{"refreshes-per-minute", "NERUTALK_REFRESHES_PER_MINUTE", "10", "token refreshes (POST /auth/refresh) one session may make per minute (burst as many), checked before the database transaction and shared by the nodes through Redis when set; more are refused with 429 rate_limited and Retry-After; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.RefreshesPerMinute }, 1)},
+		{"ws-connects-per-minute", "NERUTALK_WS_CONNECTS_PER_MINUTE", "60", "WebSocket upgrades one user may make per minute (burst a third of that, at least 1), checked before upgrading and shared by the nodes through Redis when set; more are refused with 429 rate_limited and Retry-After; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.WSConnectsPerMinute }, 1)},
 		{"ws-frames-per-second", "NERUTALK_WS_FRAMES_PER_SECOND", "50", "frames per second a connection may send (burst twice that); ignored with rate limits off", intSetter(func(c *Config) *int { return &c.WSFramesPerSecond }, 1)},
 		{"ws-send-queue", "NERUTALK_WS_SEND_QUEUE", "1024", "frames queued for one connection before it is dropped as too slow", intSetter(func(c *Config) *int { return &c.WSSendQueue }, 8)},
 		{"ws-max-connections-per-user", "NERUTALK_WS_MAX_CONNECTIONS_PER_USER", "20", "open WebSocket connections one user may have, counted across the nodes sharing NERUTALK_REDIS_URL (leases renewed every 10 s, expiring 30 s after a node dies), else per node; more are refused with 429 too_many_connections", intSetter(func(c *Config) *int { return &c.WSMaxConnectionsPerUser }, 1)},

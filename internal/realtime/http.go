@@ -50,6 +50,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHandshakeProblem(w, r, err)
 		return
 	}
+	if h.connects != nil {
+		ok, retry, err := h.connects.Allow(r.Context(), "ws-connect:"+p.UserID)
+		if err != nil { // the limiter is down: fail open, the connection cap still holds
+			httpapi.Logger(r.Context()).WarnContext(r.Context(), "realtime: connect rate limiter failed; allowing", "err", err)
+		} else if !ok {
+			httpapi.WriteError(w, r, apperr.RateLimited(retry))
+			return
+		}
+	}
 	lease, ok := h.reserveSlot(r.Context(), p.UserID)
 	if !ok {
 		httpapi.WriteProblem(w, r, &httpapi.Problem{
@@ -232,7 +241,7 @@ func (h *Hub) Mount(api *httpapi.API) {
 			"400": problemResponse("A malformed WebSocket handshake (code bad_handshake)"),
 			"403": problemResponse("The page's Origin may not open a socket (code origin_not_allowed; see NERUTALK_CORS_ORIGINS)"),
 			"426": problemResponse("Not a WebSocket upgrade request"),
-			"429": problemResponse("The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open already, on this node, or on all the nodes sharing Redis (code too_many_connections)"),
+			"429": problemResponse("The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open already, on this node, or on all the nodes sharing Redis (code too_many_connections), or it opened more than NERUTALK_WS_CONNECTS_PER_MINUTE of them (code rate_limited, with Retry-After)"),
 			"500": problemResponse("The access token could not be checked (the database failed)"),
 			"503": problemResponse("The node is shutting down"),
 		},

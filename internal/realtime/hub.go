@@ -16,6 +16,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/realtime/rfc6455"
 )
 
@@ -62,6 +63,10 @@ type Options struct {
 	// refused with 429 too_many_connections. With Redis the count covers every node sharing it
 	// (connLeases); without, it is per node.
 	MaxConnectionsPerUser int
+	// ConnectLimiter, when set, counts one user's upgrades (NERUTALK_WS_CONNECTS_PER_MINUTE,
+	// ConnectRate); one over it is refused with 429 rate_limited and Retry-After before upgrading,
+	// which bounds reconnect churn (and with FramesPerSecond what one user can send per second).
+	ConnectLimiter ratelimit.Limiter
 	// Origins may open the socket from a browser ("*": any); none allows same-origin pages only.
 	Origins []string
 	// Authenticate checks the access tokens of the upgrades; nil uses the API's (Mount).
@@ -90,8 +95,17 @@ func FromConfig(cfg config.Config) Options {
 	}
 	if cfg.RateLimits {
 		o.FramesPerSecond = cfg.WSFramesPerSecond
+		o.ConnectLimiter = ratelimit.NewMemory(ConnectRate(cfg.WSConnectsPerMinute))
 	}
 	return o
+}
+
+// ConnectRate is the rate of NERUTALK_WS_CONNECTS_PER_MINUTE=perMinute: perMinute upgrades a
+// minute, in bursts of a third of that (at least 1).
+func ConnectRate(perMinute int) ratelimit.Rate {
+	perMinute = max(perMinute, 1)
+	burst := max(perMinute/3, 1)
+	return ratelimit.Rate{Events: burst, Per: time.Minute * time.Duration(burst) / time.Duration(perMinute)}
 }
 
 // Hub owns this node's WebSocket connections: it authenticates and upgrades them, dispatches
@@ -132,6 +146,7 @@ type Hub struct {
 	maxSubscriptions int         // explicit presence subscriptions per connection
 	maxConnsPerUser  int         // connections (open or being upgraded) per user on this node
 	leases           *connLeases // with Redis: the same cap across the nodes; nil otherwise
+	connects         ratelimit.Limiter // upgrades per user; nil: unlimited
 	countMu          sync.Mutex
 	counts           map[string]countEntry // presence_count answers by chat id
 }
@@ -199,6 +214,7 @@ func New(o Options) (*Hub, error) {
 
 		maxSubscriptions: o.PresenceSubscriptions,
 		maxConnsPerUser:  o.MaxConnectionsPerUser,
+		connects:         o.ConnectLimiter,
 	}
 	if h.maxConnsPerUser <= 0 {
 		h.maxConnsPerUser = 20

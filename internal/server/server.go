@@ -176,6 +176,9 @@ func (s *Server) wireMedia(context.Context) error {
 func (s *Server) wireRealtime(context.Context) error {
 	o := realtime.FromConfig(s.cfg)
 	o.Logger, o.Registerer, o.Bus, o.Redis, o.RedisPrefix = s.log, s.Metrics.Registry, s.bus, s.Redis, s.cfg.RedisPrefix
+	if s.Redis != nil && o.ConnectLimiter != nil { // one reconnect budget for all the nodes
+		o.ConnectLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", realtime.ConnectRate(s.cfg.WSConnectsPerMinute))
+	}
 	hub, err := realtime.New(o)
 	if err != nil {
 		return err
@@ -199,6 +202,7 @@ func (s *Server) wireAuth(ctx context.Context) error {
 		o.IPLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-ip:", ratelimit.PerMinute(auth.AttemptsPerMinute))
 		o.PairLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-pair:", auth.PairFailures)
 		o.AccountLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-account:", auth.AccountFailures)
+		o.RefreshLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", ratelimit.PerMinute(max(s.cfg.RefreshesPerMinute, 1)))
 	}
 	accounts, err := auth.New(s.DB, o)
 	if err != nil {

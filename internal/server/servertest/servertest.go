@@ -37,6 +37,9 @@ func Config(t testing.TB) config.Config {
 	cfg.LogLevel = slog.LevelError
 	// Tests create groups freely; the limit's own tests set it back.
 	cfg.GroupsPerMinute = 100_000
+	// Tests refresh and reconnect freely too; the limits' own tests set them back.
+	cfg.RefreshesPerMinute = 100_000
+	cfg.WSConnectsPerMinute = 100_000
 	return cfg
 }
 
