@@ -143,9 +143,9 @@ type Hub struct {
 	presence   presenceTracker
 	metrics    *metrics
 
-	maxSubscriptions int         // explicit presence subscriptions per connection
-	maxConnsPerUser  int         // connections (open or being upgraded) per user on this node
-	leases           *connLeases // with Redis: the same cap across the nodes; nil otherwise
+	maxSubscriptions int               // explicit presence subscriptions per connection
+	maxConnsPerUser  int               // connections (open or being upgraded) per user on this node
+	leases           *connLeases       // with Redis: the same cap across the nodes; nil otherwise
 	connects         ratelimit.Limiter // upgrades per user; nil: unlimited
 	countMu          sync.Mutex
 	counts           map[string]countEntry // presence_count answers by chat id
