@@ -84,3 +84,42 @@ func TestFastLane(t *testing.T) {
 		t.Error("a large image did not wait for the budget")
 	}
 }
+
+// TestHeavySlots: large images are processed at most heavySlots() at a time, although the memory
+// budget would take more; small images keep their fast lane meanwhile, and a freed slot lets the
+// next large image through.
+func TestHeavySlots(t *testing.T) {
+	t.Parallel()
+	p := newPipelineBudget(1<<30, 1<<40) // memory is never the limit here
+	ctx := context.Background()
+	const large = fastLaneCost + 1
+	var releases []func()
+	for i := range heavySlots() {
+		release, err := p.acquire(ctx, large)
+		if err != nil {
+			t.Fatalf("large image %d of %d: %v", i+1, heavySlots(), err)
+		}
+		releases = append(releases, release)
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := p.acquire(done, large); err == nil {
+		t.Fatal("one large image more than the slots did not wait")
+	}
+	sctx, scancel := context.WithTimeout(ctx, time.Minute) // only a failure would wait this long
+	defer scancel()
+	small, err := p.acquire(sctx, fastLaneCost)
+	if err != nil {
+		t.Fatalf("small image while the slots are taken: %v", err)
+	}
+	small()
+	releases[0]()
+	next, err := p.acquire(sctx, large)
+	if err != nil {
+		t.Fatalf("large image after a slot was freed: %v", err)
+	}
+	next()
+	for _, r := range releases[1:] {
+		r()
+	}
+}

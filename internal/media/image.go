@@ -11,6 +11,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"runtime"
 	"strings"
 
 	"github.com/gabriel-vasile/mimetype"
@@ -87,13 +88,19 @@ func readLimited(r io.Reader, max int64) ([]byte, error) {
 // fastLaneCost) have a budget of their own, so an avatar or a 4 x 4 sticker never waits behind a
 // 40-megapixel photo. An image costing more than the whole budget runs alone. Memory taken by
 // images being processed therefore stays under memoryBytes + fastLaneBytes whatever the number of
-// concurrent uploads.
+// concurrent uploads. The CPU is bounded too: at most heavySlots() large images (outside the fast
+// lane) are processed at once per node, so that with few cores concurrent large decodes leave
+// part of the CPU to everything else (messages, small images).
 type pipeline struct {
 	maxPixels   int64
 	memoryBytes int64
 	budget      *semaphore.Weighted
 	fast        *semaphore.Weighted
+	heavy       *semaphore.Weighted
 }
+
+// heavySlots is how many large images a node processes at once: half the cores, at least one.
+func heavySlots() int64 { return int64(max(1, runtime.GOMAXPROCS(0)/2)) }
 
 // DefaultImageMemoryBytes is the default image memory budget (NERUTALK_IMAGE_MEMORY_BYTES).
 const DefaultImageMemoryBytes = 256 << 20
@@ -113,19 +120,29 @@ func newPipelineBudget(maxPixels, memoryBytes int64) *pipeline {
 		memoryBytes = DefaultImageMemoryBytes
 	}
 	return &pipeline{maxPixels: maxPixels, memoryBytes: memoryBytes,
-		budget: semaphore.NewWeighted(memoryBytes), fast: semaphore.NewWeighted(fastLaneBytes)}
+		budget: semaphore.NewWeighted(memoryBytes), fast: semaphore.NewWeighted(fastLaneBytes),
+		heavy: semaphore.NewWeighted(heavySlots())}
 }
 
-// acquire waits until cost bytes of the budget are free (the fast lane's for a small cost).
+// acquire waits until cost bytes of the budget are free (the fast lane's for a small cost); a
+// large image also waits for one of the heavy slots.
 func (p *pipeline) acquire(ctx context.Context, cost int64) (release func(), err error) {
-	sem, n := p.budget, min(max(cost, 1), p.memoryBytes)
 	if cost <= fastLaneCost {
-		sem, n = p.fast, max(cost, 1)
+		n := max(cost, 1)
+		if err := p.fast.Acquire(ctx, n); err != nil {
+			return nil, fmt.Errorf("media: waiting to process an image: %w", err)
+		}
+		return func() { p.fast.Release(n) }, nil
 	}
-	if err := sem.Acquire(ctx, n); err != nil {
+	if err := p.heavy.Acquire(ctx, 1); err != nil {
+		return nil, fmt.Errorf("media: waiting for a large image slot: %w", err)
+	}
+	n := min(cost, p.memoryBytes)
+	if err := p.budget.Acquire(ctx, n); err != nil {
+		p.heavy.Release(1)
 		return nil, fmt.Errorf("media: waiting to process an image: %w", err)
 	}
-	return func() { sem.Release(n) }, nil
+	return func() { p.budget.Release(n); p.heavy.Release(1) }, nil
 }
 
 // decodeBudgeted checks data, waits for its cost in the memory budget and decodes it. The caller

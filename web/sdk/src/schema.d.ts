@@ -72,7 +72,7 @@ export interface paths {
         put?: never;
         /**
          * Exchange a refresh token for a new token pair
-         * @description The refresh token is single use: the answer carries its replacement. Presenting a token that was already exchanged revokes the whole session (401 `refresh_token_reused`), so a client must never refresh twice in parallel with the same token. Unknown, expired or revoked tokens get 401 `invalid_token`.
+         * @description The refresh token is single use: the answer carries its replacement. Presenting a token that was already exchanged revokes the whole session (401 `refresh_token_reused`), so a client must never refresh twice in parallel with the same token. Unknown, expired or revoked tokens get 401 `invalid_token`. Rate limited per session (NERUTALK_REFRESHES_PER_MINUTE): 429 `rate_limited` with Retry-After.
          */
         post: operations["refresh"];
         delete?: never;
@@ -3159,6 +3159,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10884,7 +10893,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open already, on this node, or on all the nodes sharing Redis (code too_many_connections) */
+            /** @description The user has NERUTALK_WS_MAX_CONNECTIONS_PER_USER connections open already, on this node, or on all the nodes sharing Redis (code too_many_connections), or it opened more than NERUTALK_WS_CONNECTS_PER_MINUTE of them (code rate_limited, with Retry-After) */
             429: {
                 headers: {
                     [name: string]: unknown;
