@@ -74,6 +74,9 @@ type Service struct {
 	membersHook MembersHook // set while wiring (OnMembersChanged); nil = none
 	// presenceRefresh is told whose automatic presence may have changed (OnPresenceInterest).
 	presenceRefresh PresenceRefresher
+	// presenceUnfollow is told, on every node, who may no longer follow whom (OnPresenceBlocked).
+	presenceUnfollow PresenceUnfollower
+	blocksHook       BlocksHook // set while wiring (OnBlocksChanged); nil = none
 	events          pipeline
 	typing          *typing
 

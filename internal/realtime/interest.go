@@ -191,6 +191,25 @@ func (h *Hub) refreshUser(ctx context.Context, userID string) {
 	}
 }
 
+// Unfollow makes follower's connections on this node stop following users, whatever the reason
+// (automatic or presence_subscribe): a block stands between them, so no presence event of users
+// reaches them from now on. It runs at once (no lookup): on the bus's delivery path, a presence
+// event published after the signal that calls it is never delivered to those connections.
+// Subscribing again is up to the audience (PresenceVisible leaves out who blocked the follower).
+func (h *Hub) Unfollow(_ context.Context, follower string, users []string) {
+	if len(users) == 0 {
+		return
+	}
+	s := &h.users[h.seed.index(follower)]
+	s.mu.RLock()
+	conns := slices.Clone(s.conns[follower])
+	s.mu.RUnlock()
+	for _, c := range conns {
+		h.unwatch(c, users, followExplicit)
+		h.unwatch(c, users, followAuto)
+	}
+}
+
 // connCountOf returns how many connections userID has on this node.
 func (h *Hub) connCountOf(userID string) int {
 	s := &h.users[h.seed.index(userID)]
@@ -340,7 +359,7 @@ func (h *Hub) cmdCount(ctx context.Context, cl Client, data json.RawMessage) (an
 	if a == nil {
 		return nil, errNoAudience
 	}
-	members, err := a.ChatMembers(ctx, cl.UserID(), in.ChatID)
+	members, hidden, err := a.ChatMembers(ctx, cl.UserID(), in.ChatID)
 	if err != nil {
 		return nil, err
 	}
@@ -357,5 +376,11 @@ func (h *Hub) cmdCount(ctx context.Context, cl Client, data json.RawMessage) (an
 		h.counts[in.ChatID] = e
 		h.countMu.Unlock()
 	}
-	return PresenceCount{ChatID: in.ChatID, Online: e.online, Members: e.members}, nil
+	// The count is shared by the chat's members; the ones who blocked the caller are taken out
+	// of it for them alone (the members count stays: the member list shows them).
+	online := e.online
+	if len(hidden) > 0 {
+		online = max(0, online-len(h.presence.OnlineAmong(hidden)))
+	}
+	return PresenceCount{ChatID: in.ChatID, Online: online, Members: e.members}, nil
 }

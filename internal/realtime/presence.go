@@ -19,8 +19,9 @@ type PresenceAudience interface {
 	// a chat with them.
 	PresenceVisible(ctx context.Context, userID string, ids []string) ([]string, error)
 	// ChatMembers returns the members of chatID when userID is one of them, else an apperr
-	// not-found error (presence_count).
-	ChatMembers(ctx context.Context, userID, chatID string) ([]string, error)
+	// not-found error (presence_count), and hidden: the members whose presence userID may not see
+	// (they blocked userID), who are never counted online for them.
+	ChatMembers(ctx context.Context, userID, chatID string) (members, hidden []string, err error)
 }
 
 // PresenceData is the data of a "presence" event.
