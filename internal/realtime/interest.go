@@ -39,11 +39,13 @@ type interestShard struct {
 }
 
 // watch makes c follow users for the reason bit (never c's own user) and reports false when c is
-// already gone. Lock order: conn.mu, then an interest shard.
-func (h *Hub) watch(c *conn, users []string, bit uint8) bool {
+// already gone, or when since is not nil and no longer h.unfollowGen (Unfollow raises it before
+// it takes c.mu, so a watch that passes this check under c.mu is undone by that Unfollow). Lock
+// order: conn.mu, then an interest shard.
+func (h *Hub) watch(c *conn, users []string, bit uint8, since *uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gone {
+	if c.gone || (since != nil && h.unfollowGen.Load() != *since) {
 		return false
 	}
 	if c.follows == nil {
@@ -200,6 +202,7 @@ func (h *Hub) Unfollow(_ context.Context, follower string, users []string) {
 	if len(users) == 0 {
 		return
 	}
+	h.unfollowGen.Add(1) // before any c.mu: see watch
 	s := &h.users[h.seed.index(follower)]
 	s.mu.RLock()
 	conns := slices.Clone(s.conns[follower])
@@ -300,29 +303,40 @@ func (h *Hub) cmdSubscribe(ctx context.Context, cl Client, data json.RawMessage)
 	if a == nil {
 		return nil, errNoAudience
 	}
-	visible := []string{}
-	if len(ids) > 0 {
-		lctx, cancel := context.WithTimeout(ctx, presenceLookupTimeout)
-		visible, err = a.PresenceVisible(lctx, c.user, ids)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("realtime: presence_subscribe: %w", err)
+	// A block handled on this node while the lookup ran (Unfollow) may not be in its answer: then
+	// look again, so that the blocked user never ends up following the blocker. The last try
+	// follows whatever it got (three blocks in a row during one subscribe: not worth refusing).
+	for try := 1; ; try++ {
+		gen := h.unfollowGen.Load()
+		visible := []string{}
+		if len(ids) > 0 {
+			lctx, cancel := context.WithTimeout(ctx, presenceLookupTimeout)
+			visible, err = a.PresenceVisible(lctx, c.user, ids)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("realtime: presence_subscribe: %w", err)
+			}
+		}
+		c.mu.Lock()
+		fresh := 0
+		for _, u := range visible {
+			if c.follows[u]&followExplicit == 0 {
+				fresh++
+			}
+		}
+		over := c.explicit+fresh > h.maxSubscriptions
+		c.mu.Unlock()
+		if over {
+			return nil, tooManySubscriptions(h.maxSubscriptions)
+		}
+		since := &gen
+		if try == 3 {
+			since = nil
+		}
+		if h.followSince(c, visible, followExplicit, false, since) || try == 3 {
+			return PresenceSubscribed{UserIDs: visible, Subscriptions: c.explicitCount()}, nil
 		}
 	}
-	c.mu.Lock()
-	fresh := 0
-	for _, u := range visible {
-		if c.follows[u]&followExplicit == 0 {
-			fresh++
-		}
-	}
-	over := c.explicit+fresh > h.maxSubscriptions
-	c.mu.Unlock()
-	if over {
-		return nil, tooManySubscriptions(h.maxSubscriptions)
-	}
-	h.follow(c, visible, followExplicit, false)
-	return PresenceSubscribed{UserIDs: visible, Subscriptions: c.explicitCount()}, nil
 }
 
 // cmdUnsubscribe stops following the given users explicitly (those followed automatically stay).
