@@ -17,15 +17,19 @@ import (
 //     or start a call in it: 403 blocked. The same holds for A while the block stands (A
 //     unblocks to talk again), so the refusal alone does not tell B who blocked whom;
 //   - B's adds of A to groups are swallowed: answered as invited, but no invitation is made;
-//   - B no longer follows A's presence (automatic presence and presence_subscribe);
-//   - location is never exchanged between them (the location feature asks Blocked);
+//   - B no longer follows A's presence (automatic presence and presence_subscribe; B's open
+//     connections drop A on every node, explicit subscriptions included), and presence_count
+//     does not count A online for B;
+//   - location is never exchanged between them (the location feature asks BlockedAmong; shares
+//     made before the block end for the other, through the BlocksHook);
 //   - messages in a group they are both in are still delivered to both.
 //
 // Blocks are read in both directions and always from the database (a primary-key lookup per
 // direct-chat send; the index on blocked_id for presence), never from a cache, so a block
 // committed through one node holds on every node at once. Every block or unblock also publishes
-// signalBlocksChanged, which recomputes the automatic presence of the two users' connections on
-// every node (and would drop any cached view of blocks, should one be added).
+// signalBlocksChanged, which makes every node drop the blocked user's following of the blocker
+// (a block) and recompute the automatic presence of the two users' connections (and would drop
+// any cached view of blocks, should one be added).
 
 // errBlocked refuses what a block forbids; the same answer whichever of the two blocked.
 var errBlocked = apperr.New(apperr.KindForbidden, "blocked", "this is not possible with this user")
