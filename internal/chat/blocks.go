@@ -160,7 +160,7 @@ func (s *Service) Block(ctx context.Context, blocker, target string) error {
 	}
 	s.announceBlocksChanged(ctx, true, blocker, target)
 	if flipped && s.blocksHook != nil {
-		s.blocksHook(ctx, blocker, target, true)
+		s.blocksHook(context.WithoutCancel(ctx), blocker, target, true) // committed: finish even if the caller left
 	}
 	return nil
 }
@@ -215,7 +215,7 @@ func (s *Service) Unblock(ctx context.Context, blocker, target string) error {
 	}
 	s.announceBlocksChanged(ctx, false, blocker, target)
 	if flipped && s.blocksHook != nil {
-		s.blocksHook(ctx, blocker, target, false)
+		s.blocksHook(context.WithoutCancel(ctx), blocker, target, false) // committed: finish even if the caller left
 	}
 	return nil
 }
