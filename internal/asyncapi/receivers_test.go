@@ -273,6 +273,13 @@ var receiverMatrix = map[string][]receiverRow{
 		want: []role{stranger},
 	}},
 	"location_share_stop": {{
+		name: "the owner blocks the member, then unblocks: the member stops seeing the group share (told it stopped)",
+		cause: func(t *testing.T, rx *receiverRig) {
+			rx.do(t, rx.owner, "POST", "/users/"+rx.member.ID+"/block", nil, nil, 204)
+			rx.do(t, rx.owner, "DELETE", "/users/"+rx.member.ID+"/block", nil, nil, 204) // location_share_start again, for the next row
+		},
+		want: []role{member},
+	}, {
 		name: "the owner stops the share",
 		cause: func(t *testing.T, rx *receiverRig) {
 			rx.do(t, rx.owner, "DELETE", "/location/shares/"+rx.share, nil, nil, 204)

@@ -17,15 +17,19 @@ import (
 //     or start a call in it: 403 blocked. The same holds for A while the block stands (A
 //     unblocks to talk again), so the refusal alone does not tell B who blocked whom;
 //   - B's adds of A to groups are swallowed: answered as invited, but no invitation is made;
-//   - B no longer follows A's presence (automatic presence and presence_subscribe);
-//   - location is never exchanged between them (the location feature asks Blocked);
+//   - B no longer follows A's presence (automatic presence and presence_subscribe; B's open
+//     connections drop A on every node, explicit subscriptions included), and presence_count
+//     does not count A online for B;
+//   - location is never exchanged between them (the location feature asks BlockedAmong; shares
+//     made before the block end for the other, through the BlocksHook);
 //   - messages in a group they are both in are still delivered to both.
 //
 // Blocks are read in both directions and always from the database (a primary-key lookup per
 // direct-chat send; the index on blocked_id for presence), never from a cache, so a block
 // committed through one node holds on every node at once. Every block or unblock also publishes
-// signalBlocksChanged, which recomputes the automatic presence of the two users' connections on
-// every node (and would drop any cached view of blocks, should one be added).
+// signalBlocksChanged, which makes every node drop the blocked user's following of the blocker
+// (a block) and recompute the automatic presence of the two users' connections (and would drop
+// any cached view of blocks, should one be added).
 
 // errBlocked refuses what a block forbids; the same answer whichever of the two blocked.
 var errBlocked = apperr.New(apperr.KindForbidden, "blocked", "this is not possible with this user")
@@ -36,6 +40,10 @@ const signalBlocksChanged = "chat.blocks_changed"
 // blocksChanged is the payload of signalBlocksChanged.
 type blocksChanged struct {
 	Users []string `json:"users"` // the blocker and the blocked
+	// Blocked is true when the block was made (false: lifted). Every node then makes the blocked
+	// user's connections stop following the blocker's presence at once, explicit subscriptions
+	// included (older nodes ignore the field and only recompute the automatic presence).
+	Blocked bool `json:"blocked,omitempty"`
 }
 
 // blockSet is the users with a block either way with one user.
@@ -134,20 +142,56 @@ func (s *Service) Block(ctx context.Context, blocker, target string) error {
 	if err := s.userExists(ctx, target); err != nil {
 		return err
 	}
+	var flipped bool // no block either way before this one
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO user_blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3)
-			ON CONFLICT (blocker_id, blocked_id) DO NOTHING`, blocker, target, s.now()); err != nil {
+		res, err := tx.ExecContext(ctx, `INSERT INTO user_blocks (blocker_id, blocked_id, created_at) VALUES ($1, $2, $3)
+			ON CONFLICT (blocker_id, blocked_id) DO NOTHING`, blocker, target, s.now())
+		if err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM group_invitations WHERE invitee_id = $1 AND inviter_id = $2`, blocker, target)
+		if flipped, err = s.firstOrLast(ctx, tx, res, blocker, target); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM group_invitations WHERE invitee_id = $1 AND inviter_id = $2`, blocker, target)
 		return err
 	})
 	if err != nil {
 		return s.internal("block", err)
 	}
-	s.announceBlocksChanged(ctx, blocker, target)
+	s.announceBlocksChanged(ctx, true, blocker, target)
+	if flipped && s.blocksHook != nil {
+		s.blocksHook(context.WithoutCancel(ctx), blocker, target, true) // committed: finish even if the caller left
+	}
 	return nil
 }
+
+// firstOrLast reports whether res (the insert or delete of blocker's block of target) changed a
+// row while target has no block of blocker: the two went from no block to a block, or back.
+func (s *Service) firstOrLast(ctx context.Context, tx *sql.Tx, res sql.Result, blocker, target string) (bool, error) {
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2`, target, blocker).Scan(&n)
+	return n == 0, err
+}
+
+// BlocksHook is told, once on the node that made the change and after it is committed, that a
+// block now stands between a and b (blocked) or no longer does (the first block either way was
+// made, or the last one lifted); a is the user who made the change. Location tells the two that
+// their shares stopped or started. It runs in the request and must be quick.
+type BlocksHook func(ctx context.Context, a, b string, blocked bool)
+
+// OnBlocksChanged sets the hook; call it while wiring, before the service is used.
+func (s *Service) OnBlocksChanged(fn BlocksHook) { s.blocksHook = fn }
+
+// PresenceUnfollower makes a user's connections on this node stop following users' presence at
+// once (the realtime hub's Unfollow).
+type PresenceUnfollower func(ctx context.Context, follower string, users []string)
+
+// OnPresenceBlocked sets who is told, on every node, that a user may no longer follow another's
+// presence (a block was made); call it while wiring.
+func (s *Service) OnPresenceBlocked(fn PresenceUnfollower) { s.presenceUnfollow = fn }
 
 // Unblock lifts blocker's block of target (idempotent).
 func (s *Service) Unblock(ctx context.Context, blocker, target string) error {
@@ -157,10 +201,22 @@ func (s *Service) Unblock(ctx context.Context, blocker, target string) error {
 	if err := s.userExists(ctx, target); err != nil {
 		return err
 	}
-	if _, err := s.db.W.ExecContext(ctx, `DELETE FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2`, blocker, target); err != nil {
+	var flipped bool // no block either way after this
+	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM user_blocks WHERE blocker_id = $1 AND blocked_id = $2`, blocker, target)
+		if err != nil {
+			return err
+		}
+		flipped, err = s.firstOrLast(ctx, tx, res, blocker, target)
+		return err
+	})
+	if err != nil {
 		return s.internal("unblock", err)
 	}
-	s.announceBlocksChanged(ctx, blocker, target)
+	s.announceBlocksChanged(ctx, false, blocker, target)
+	if flipped && s.blocksHook != nil {
+		s.blocksHook(context.WithoutCancel(ctx), blocker, target, false) // committed: finish even if the caller left
+	}
 	return nil
 }
 
@@ -248,8 +304,8 @@ func pageLimit(limit int) int {
 
 // announceBlocksChanged makes every node, this one before it returns, forget the two users'
 // cached blocks and recompute their automatic presence.
-func (s *Service) announceBlocksChanged(ctx context.Context, users ...string) {
-	payload, err := json.Marshal(blocksChanged{Users: users})
+func (s *Service) announceBlocksChanged(ctx context.Context, blocked bool, users ...string) {
+	payload, err := json.Marshal(blocksChanged{Users: users, Blocked: blocked})
 	if err != nil { // strings only: cannot fail
 		panic(err)
 	}
@@ -262,6 +318,11 @@ func (s *Service) onBlocksChanged(ctx context.Context, payload []byte) {
 	if err := json.Unmarshal(payload, &c); err != nil || len(c.Users) == 0 {
 		s.log.Error("chat: malformed blocks-changed signal", "err", err)
 		return
+	}
+	// The blocked user stops following the blocker at once, explicit subscriptions included
+	// (the refresh below recomputes only the automatic presence, and on a goroutine).
+	if c.Blocked && len(c.Users) == 2 && s.presenceUnfollow != nil {
+		s.presenceUnfollow(ctx, c.Users[1], c.Users[:1])
 	}
 	if s.presenceRefresh != nil {
 		s.presenceRefresh(ctx, c.Users)

@@ -9,7 +9,7 @@
 // server adapts: Publisher (the realtime hub, whose methods take plain types), Files (media's
 // uploads: FileInfo, FileRef), Accounts (auth's MissingUsers, and Cards for the member
 // profiles that chats carry: see profiles.go), SendHooks (push's outbox), ActiveCalls (call's
-// live calls) and the OnMembersChanged hook (location's shares). Only ws.go, the WebSocket
+// live calls) and the OnMembersChanged and OnBlocksChanged hooks (location's shares). Only ws.go, the WebSocket
 // adapter, imports realtime: the command table, realtime.Later for the deferred ack of
 // send_message and the hub's wake batch for the pipeline; the group commit and the pipeline see
 // them as plain funcs.

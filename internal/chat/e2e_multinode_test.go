@@ -20,14 +20,26 @@ import (
 // their own), as behind a load balancer, with users registered on the first.
 func newCluster(t *testing.T, names ...string) (*env, *servertest.Node) {
 	t.Helper()
+	return newClusterWith(t, nil, names...)
+}
+
+// newClusterWith is newCluster with mutate (if not nil) applied to both nodes' configuration.
+func newClusterWith(t *testing.T, mutate func(*config.Config), names ...string) (*env, *servertest.Node) {
+	t.Helper()
 	redisURL := storetest.RedisURL(t)
 	_, prefix := storetest.Redis(t)
 	grace := 300 * time.Millisecond
 	a := servertest.New(t, store.Postgres, func(c *config.Config) {
 		c.RedisURL, c.RedisPrefix, c.PresenceGrace = redisURL, prefix, grace
+		if mutate != nil {
+			mutate(c)
+		}
 	})
 	second := servertest.New(t, store.Postgres, func(c *config.Config) {
 		c.DatabaseURL, c.RedisURL, c.RedisPrefix, c.PresenceGrace = a.Config.DatabaseURL, redisURL, prefix, grace
+		if mutate != nil {
+			mutate(c)
+		}
 	})
 	e := &env{t: t, n: a, users: map[string]servertest.User{}}
 	for _, name := range names {

@@ -115,13 +115,23 @@ func (s *Service) PresenceVisible(ctx context.Context, userID string, ids []stri
 }
 
 // ChatMembers returns the members of chatID when userID is one of them (not_found otherwise):
-// presence_count counts who among them is online. The caller must not modify the slice.
-func (s *Service) ChatMembers(ctx context.Context, userID, chatID string) ([]string, error) {
+// presence_count counts who among them is online. hidden are the members who blocked userID,
+// whose presence userID may not see (one indexed lookup). The caller must not modify the slices.
+func (s *Service) ChatMembers(ctx context.Context, userID, chatID string) (members, hidden []string, err error) {
 	r, _, err := s.member(ctx, chatID, userID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return r.ids, nil
+	blockers, err := s.blockersOf(ctx, userID)
+	if err != nil {
+		return nil, nil, s.internal("chat members", err)
+	}
+	for u := range blockers {
+		if _, ok := r.roles[u]; ok {
+			hidden = append(hidden, u)
+		}
+	}
+	return r.ids, hidden, nil
 }
 
 // PresenceRefresher recomputes the automatic presence of users' connections (the realtime hub's

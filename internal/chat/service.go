@@ -74,8 +74,11 @@ type Service struct {
 	membersHook MembersHook // set while wiring (OnMembersChanged); nil = none
 	// presenceRefresh is told whose automatic presence may have changed (OnPresenceInterest).
 	presenceRefresh PresenceRefresher
-	events          pipeline
-	typing          *typing
+	// presenceUnfollow is told, on every node, who may no longer follow whom (OnPresenceBlocked).
+	presenceUnfollow PresenceUnfollower
+	blocksHook       BlocksHook // set while wiring (OnBlocksChanged); nil = none
+	events           pipeline
+	typing           *typing
 
 	// orderMu is held from the start of every write transaction until its events are queued, so
 	// the event queue is in commit order: alone by every write (Lock), shared by the group

@@ -56,12 +56,12 @@ func (a fakeAudience) PresenceVisible(_ context.Context, userID string, ids []st
 	return out, nil
 }
 
-func (a fakeAudience) ChatMembers(_ context.Context, userID, chatID string) ([]string, error) {
+func (a fakeAudience) ChatMembers(_ context.Context, userID, chatID string) ([]string, []string, error) {
 	members, ok := a["chat/"+chatID]
 	if !ok || !slices.Contains(members, userID) {
-		return nil, apperr.NotFound("chat")
+		return nil, nil, apperr.NotFound("chat")
 	}
-	return members, nil
+	return members, a["hidden/"+userID], nil
 }
 
 func testConfig() config.Config {

@@ -126,6 +126,9 @@ type Hub struct {
 	onPresence   hooks[PresenceFunc]
 	serving      atomic.Bool
 	closed       atomic.Bool
+	// unfollowGen is raised by Unfollow before it drops anything: a presence_subscribe whose
+	// lookup ran across it looks again (cmdSubscribe).
+	unfollowGen  atomic.Uint64
 	maxFrame     int64
 	framesPerSec int // 0: unlimited
 	queueSize    int

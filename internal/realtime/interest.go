@@ -39,11 +39,13 @@ type interestShard struct {
 }
 
 // watch makes c follow users for the reason bit (never c's own user) and reports false when c is
-// already gone. Lock order: conn.mu, then an interest shard.
-func (h *Hub) watch(c *conn, users []string, bit uint8) bool {
+// already gone, or when since is not nil and no longer h.unfollowGen (Unfollow raises it before
+// it takes c.mu, so a watch that passes this check under c.mu is undone by that Unfollow). Lock
+// order: conn.mu, then an interest shard.
+func (h *Hub) watch(c *conn, users []string, bit uint8, since *uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gone {
+	if c.gone || (since != nil && h.unfollowGen.Load() != *since) {
 		return false
 	}
 	if c.follows == nil {
@@ -191,6 +193,26 @@ func (h *Hub) refreshUser(ctx context.Context, userID string) {
 	}
 }
 
+// Unfollow makes follower's connections on this node stop following users, whatever the reason
+// (automatic or presence_subscribe): a block stands between them, so no presence event of users
+// reaches them from now on. It runs at once (no lookup): on the bus's delivery path, a presence
+// event published after the signal that calls it is never delivered to those connections.
+// Subscribing again is up to the audience (PresenceVisible leaves out who blocked the follower).
+func (h *Hub) Unfollow(_ context.Context, follower string, users []string) {
+	if len(users) == 0 {
+		return
+	}
+	h.unfollowGen.Add(1) // before any c.mu: see watch
+	s := &h.users[h.seed.index(follower)]
+	s.mu.RLock()
+	conns := slices.Clone(s.conns[follower])
+	s.mu.RUnlock()
+	for _, c := range conns {
+		h.unwatch(c, users, followExplicit)
+		h.unwatch(c, users, followAuto)
+	}
+}
+
 // connCountOf returns how many connections userID has on this node.
 func (h *Hub) connCountOf(userID string) int {
 	s := &h.users[h.seed.index(userID)]
@@ -281,29 +303,40 @@ func (h *Hub) cmdSubscribe(ctx context.Context, cl Client, data json.RawMessage)
 	if a == nil {
 		return nil, errNoAudience
 	}
-	visible := []string{}
-	if len(ids) > 0 {
-		lctx, cancel := context.WithTimeout(ctx, presenceLookupTimeout)
-		visible, err = a.PresenceVisible(lctx, c.user, ids)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("realtime: presence_subscribe: %w", err)
+	// A block handled on this node while the lookup ran (Unfollow) may not be in its answer: then
+	// look again, so that the blocked user never ends up following the blocker. The last try
+	// follows whatever it got (three blocks in a row during one subscribe: not worth refusing).
+	for try := 1; ; try++ {
+		gen := h.unfollowGen.Load()
+		visible := []string{}
+		if len(ids) > 0 {
+			lctx, cancel := context.WithTimeout(ctx, presenceLookupTimeout)
+			visible, err = a.PresenceVisible(lctx, c.user, ids)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("realtime: presence_subscribe: %w", err)
+			}
+		}
+		c.mu.Lock()
+		fresh := 0
+		for _, u := range visible {
+			if c.follows[u]&followExplicit == 0 {
+				fresh++
+			}
+		}
+		over := c.explicit+fresh > h.maxSubscriptions
+		c.mu.Unlock()
+		if over {
+			return nil, tooManySubscriptions(h.maxSubscriptions)
+		}
+		since := &gen
+		if try == 3 {
+			since = nil
+		}
+		if h.followSince(c, visible, followExplicit, false, since) || try == 3 {
+			return PresenceSubscribed{UserIDs: visible, Subscriptions: c.explicitCount()}, nil
 		}
 	}
-	c.mu.Lock()
-	fresh := 0
-	for _, u := range visible {
-		if c.follows[u]&followExplicit == 0 {
-			fresh++
-		}
-	}
-	over := c.explicit+fresh > h.maxSubscriptions
-	c.mu.Unlock()
-	if over {
-		return nil, tooManySubscriptions(h.maxSubscriptions)
-	}
-	h.follow(c, visible, followExplicit, false)
-	return PresenceSubscribed{UserIDs: visible, Subscriptions: c.explicitCount()}, nil
 }
 
 // cmdUnsubscribe stops following the given users explicitly (those followed automatically stay).
@@ -340,7 +373,7 @@ func (h *Hub) cmdCount(ctx context.Context, cl Client, data json.RawMessage) (an
 	if a == nil {
 		return nil, errNoAudience
 	}
-	members, err := a.ChatMembers(ctx, cl.UserID(), in.ChatID)
+	members, hidden, err := a.ChatMembers(ctx, cl.UserID(), in.ChatID)
 	if err != nil {
 		return nil, err
 	}
@@ -357,5 +390,11 @@ func (h *Hub) cmdCount(ctx context.Context, cl Client, data json.RawMessage) (an
 		h.counts[in.ChatID] = e
 		h.countMu.Unlock()
 	}
-	return PresenceCount{ChatID: in.ChatID, Online: e.online, Members: e.members}, nil
+	// The count is shared by the chat's members; the ones who blocked the caller are taken out
+	// of it for them alone (the members count stays: the member list shows them).
+	online := e.online
+	if len(hidden) > 0 {
+		online = max(0, online-len(h.presence.OnlineAmong(hidden)))
+	}
+	return PresenceCount{ChatID: in.ChatID, Online: online, Members: e.members}, nil
 }

@@ -19,8 +19,9 @@ type PresenceAudience interface {
 	// a chat with them.
 	PresenceVisible(ctx context.Context, userID string, ids []string) ([]string, error)
 	// ChatMembers returns the members of chatID when userID is one of them, else an apperr
-	// not-found error (presence_count).
-	ChatMembers(ctx context.Context, userID, chatID string) ([]string, error)
+	// not-found error (presence_count), and hidden: the members whose presence userID may not see
+	// (they blocked userID), who are never counted online for them.
+	ChatMembers(ctx context.Context, userID, chatID string) (members, hidden []string, err error)
 }
 
 // PresenceData is the data of a "presence" event.
@@ -232,8 +233,15 @@ type PresenceSnapshot struct {
 // always the current one. A snapshot is one frame, so a user following many cannot overflow their
 // own send queue.
 func (h *Hub) follow(c *conn, users []string, bit uint8, onlineOnly bool) {
+	h.followSince(c, users, bit, onlineOnly, nil)
+}
+
+// followSince is follow, except that when since is not nil and Unfollow ran since h.unfollowGen
+// was *since, it follows nobody and reports false (as it does when c is gone): the caller's
+// lookup may predate a block.
+func (h *Hub) followSince(c *conn, users []string, bit uint8, onlineOnly bool, since *uint64) bool {
 	if len(users) == 0 {
-		return
+		return true
 	}
 	var shards [numShards]bool
 	for _, u := range users {
@@ -245,8 +253,8 @@ func (h *Hub) follow(c *conn, users []string, bit uint8, onlineOnly bool) {
 			defer h.announceMu[i].Unlock()
 		}
 	}
-	if !h.watch(c, users, bit) {
-		return // the connection is gone
+	if !h.watch(c, users, bit, since) {
+		return false // the connection is gone, or a block was handled since the lookup
 	}
 	snap := PresenceSnapshot{Items: []PresenceData{}}
 	if onlineOnly {
@@ -254,7 +262,7 @@ func (h *Hub) follow(c *conn, users []string, bit uint8, onlineOnly bool) {
 			snap.Items = append(snap.Items, PresenceData{UserID: u, Online: true})
 		}
 		if len(snap.Items) == 0 {
-			return
+			return true
 		}
 	} else {
 		snap.Items = h.presence.Statuses(users)
@@ -264,6 +272,7 @@ func (h *Hub) follow(c *conn, users []string, bit uint8, onlineOnly bool) {
 		panic(err)
 	}
 	c.enqueue(b, nil)
+	return true
 }
 
 // audienceOf returns the PresenceAudience, nil when none is set.

@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -251,4 +252,77 @@ func TestPresenceSubscriptions(t *testing.T) {
 	bob.ws.Close(websocket.StatusNormalClosure, "")
 	dave.ws.Close(websocket.StatusNormalClosure, "")
 	waitFor(t, "the interest index to empty", func() bool { return e.hub.interestSize() == 0 })
+}
+
+// racingAudience is a fakeAudience whose first PresenceVisible lookup answers as before a block
+// that is made (and handled by the hub: Unfollow) while it runs.
+type racingAudience struct {
+	fakeAudience
+	mu      sync.Mutex
+	lookups int
+	blocked bool   // dave blocked alice: no longer visible to her
+	block   func() // run during the first lookup, after its answer is read
+}
+
+func (a *racingAudience) PresenceVisible(ctx context.Context, userID string, ids []string) ([]string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out, err := a.fakeAudience.PresenceVisible(ctx, userID, ids)
+	if a.blocked {
+		out = slices.DeleteFunc(out, func(u string) bool { return u == "dave" })
+	}
+	a.lookups++
+	if a.lookups == 1 {
+		a.block()
+	}
+	return out, err
+}
+
+// A block reaches explicit subscriptions: Unfollow drops them, a presence_subscribe whose lookup
+// ran across the block looks again and follows nobody, and presence_count does not count the
+// blocker online for the blocked user (hidden).
+func TestPresenceUnfollowOnBlock(t *testing.T) {
+	t.Parallel()
+	audience := &racingAudience{fakeAudience: fakeAudience{
+		"visible/alice": {"dave", "bob"},
+		"chat/c1":       {"alice", "bob", "dave"},
+		"hidden/alice":  {"dave"},
+	}}
+	e := newEnv(t, func(c *config.Config) { c.PresenceGrace = testGrace }, audience)
+	audience.block = func() {
+		audience.blocked = true
+		e.hub.Unfollow(context.Background(), "alice", []string{"dave"})
+	}
+	e.dialReady(t, "dave")
+	bob := e.dialReady(t, "bob")
+	alice := e.dialReady(t, "alice")
+
+	alice.send(CmdPresenceSubscribe, "s1", map[string]any{"user_ids": []string{"dave"}})
+	if ack := decodeData[PresenceSubscribed](t, alice.expectNext("ack")); len(ack.UserIDs) != 0 || ack.Subscriptions != 0 {
+		t.Fatalf("subscribing across the block: %+v, want nobody followed", ack)
+	}
+	audience.mu.Lock()
+	lookups := audience.lookups
+	audience.mu.Unlock()
+	if lookups != 2 {
+		t.Fatalf("%d lookups, want 2 (the first one ran across the block)", lookups)
+	}
+	// Followed before the block: dropped by Unfollow, whatever the reason.
+	alice.send(CmdPresenceSubscribe, "s2", map[string]any{"user_ids": []string{"bob"}})
+	alice.expectNext("presence_snapshot")
+	alice.expectNext("ack")
+	e.hub.Unfollow(context.Background(), "alice", []string{"bob"})
+	alice.send(CmdPresenceUnsubscribe, "u1", map[string]any{"user_ids": []string{}})
+	if got := decodeData[PresenceSubscribed](t, alice.expectNext("ack")); got.Subscriptions != 0 {
+		t.Fatalf("after Unfollow: %+v, want no subscription", got)
+	}
+
+	alice.send(CmdPresenceCount, "c1", map[string]any{"chat_id": "c1"})
+	if got := decodeData[PresenceCount](t, alice.expectNext("ack")); got.Online != 2 || got.Members != 3 {
+		t.Fatalf("alice's count %+v, want 2 of 3 (dave hidden)", got)
+	}
+	bob.send(CmdPresenceCount, "c2", map[string]any{"chat_id": "c1"})
+	if got := decodeData[PresenceCount](t, bob.expectNext("ack")); got.Online != 3 || got.Members != 3 {
+		t.Fatalf("bob's count %+v, want 3 of 3", got)
+	}
 }

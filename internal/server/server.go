@@ -267,6 +267,7 @@ func (s *Server) wireChat(context.Context) error {
 	chats.RegisterCommands(s.Hub)
 	s.Hub.SetAudience(chats)                        // presence by interest: whose presence each connection follows
 	chats.OnPresenceInterest(s.Hub.RefreshPresence) // membership changes of small chats refresh it
+	chats.OnPresenceBlocked(s.Hub.Unfollow)         // a block ends the blocked user's presence subscriptions to the blocker
 	s.Chat = chats
 	s.mounts = append(s.mounts, chats.Mount)
 	return nil
@@ -321,6 +322,7 @@ func (s *Server) wireLocation(context.Context) error {
 		Logger: s.log, Chats: s.Chat, Notifier: locationPusher{s.Push, s.DB, s.log}, Blocks: s.Chat,
 	})
 	s.Chat.OnMembersChanged(places.MembersChanged) // viewers who leave a chat are told its shares stopped
+	s.Chat.OnBlocksChanged(places.BlocksChanged)   // shares between two users stop (and chat shares restart) with a block
 	places.RegisterCommands(s.Hub)
 	s.stoppers = append(s.stoppers, places.Start())
 	s.Location = places
