@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -10,9 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
-	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/go-chi/chi/v5"
@@ -46,19 +43,6 @@ type docsAsset struct {
 	gzipped     func() []byte // the gzipped bytes, or nil when gzip does not save a tenth
 }
 
-func gzipOnce(body []byte) func() []byte {
-	return sync.OnceValue(func() []byte {
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		_, _ = zw.Write(body)
-		_ = zw.Close()
-		if buf.Len() > len(body)*9/10 {
-			return nil
-		}
-		return buf.Bytes()
-	})
-}
-
 // docsAssets reads and hashes the embedded files once per process, on the first request of /docs
 // or an asset (not in New: most processes never serve the page). Gzip waits for a client that
 // takes it.
@@ -75,7 +59,7 @@ var docsAssets = sync.OnceValue(func() map[string]*docsAsset {
 		}
 		sum := sha256.Sum256(body)
 		assets[e.Name()] = &docsAsset{body: body, hash: hex.EncodeToString(sum[:8]),
-			contentType: assetContentType(e.Name()), gzipped: gzipOnce(body)}
+			contentType: assetContentType(e.Name()), gzipped: GzipOnce(body)}
 	}
 	return assets
 })
@@ -168,13 +152,13 @@ func serveDocsAsset(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("Cache-Control", "no-cache")
 	}
-	if etagMatches(r.Header.Get("If-None-Match"), etag) {
+	if ETagMatches(r.Header.Get("If-None-Match"), etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	h.Set("Content-Type", asset.contentType)
 	body := asset.body
-	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+	if AcceptsGzip(r.Header.Get("Accept-Encoding")) {
 		if gz := asset.gzipped(); gz != nil {
 			h.Set("Content-Encoding", "gzip")
 			body = gz
@@ -183,32 +167,6 @@ func serveDocsAsset(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)
 }
-
-func etagMatches(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(t), "W/"))
-		if t == etag || t == "*" {
-			return true
-		}
-	}
-	return false
-}
-
-// acceptsGzip reads Accept-Encoding: gzip (or *) listed without q=0.
-func acceptsGzip(header string) bool {
-	for _, part := range strings.Split(header, ",") {
-		coding, params, _ := strings.Cut(part, ";")
-		coding = strings.ToLower(strings.TrimSpace(coding))
-		if coding != "gzip" && coding != "*" {
-			continue
-		}
-		q := strings.ReplaceAll(strings.ToLower(params), " ", "")
-		return !qZero.MatchString(q)
-	}
-	return false
-}
-
-var qZero = regexp.MustCompile(`(^|;)q=0(\.0{0,3})?$`)
 
 // serveMarkdown answers /docs/{page}.md with the embedded docs/{page}.md, as Markdown text.
 func serveMarkdown(w http.ResponseWriter, r *http.Request) {

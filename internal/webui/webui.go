@@ -12,8 +12,6 @@
 package webui
 
 import (
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
@@ -24,9 +22,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/nerutalk/nerutalk/internal/httpapi"
 )
 
 //go:embed all:dist
@@ -72,7 +71,7 @@ func newFromFS(fsys fs.FS, root string) (*Handler, error) {
 		rel := strings.TrimPrefix(p, root) // "/index.html", "/assets/x.js"
 		sum := sha256.Sum256(body)
 		f := &file{body: body, contentType: contentType(rel), immutable: strings.HasPrefix(rel, "/assets/"),
-			etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`, gzipped: gzipOnce(body)}
+			etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`, gzipped: httpapi.GzipOnce(body)}
 		if rel == "/index.html" {
 			rel = "/"
 		}
@@ -86,19 +85,6 @@ func newFromFS(fsys fs.FS, root string) (*Handler, error) {
 		return nil, fmt.Errorf("webui: embedded build has no index.html")
 	}
 	return h, nil
-}
-
-func gzipOnce(body []byte) func() []byte {
-	return sync.OnceValue(func() []byte {
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		_, _ = zw.Write(body)
-		_ = zw.Close()
-		if buf.Len() > len(body)*9/10 {
-			return nil
-		}
-		return buf.Bytes()
-	})
 }
 
 var contentTypes = map[string]string{
@@ -185,13 +171,13 @@ func (h *Handler) serve(p string) http.HandlerFunc {
 		} else {
 			hd.Set("Cache-Control", "no-cache")
 		}
-		if etagMatches(r.Header.Get("If-None-Match"), f.etag) {
+		if httpapi.ETagMatches(r.Header.Get("If-None-Match"), f.etag) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 		hd.Set("Content-Type", f.contentType)
 		body := f.body
-		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		if httpapi.AcceptsGzip(r.Header.Get("Accept-Encoding")) {
 			if gz := f.gzipped(); gz != nil {
 				hd.Set("Content-Encoding", "gzip")
 				body = gz
@@ -204,29 +190,3 @@ func (h *Handler) serve(p string) http.HandlerFunc {
 		}
 	}
 }
-
-func etagMatches(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(t), "W/"))
-		if t == etag || t == "*" {
-			return true
-		}
-	}
-	return false
-}
-
-// acceptsGzip reads Accept-Encoding: gzip (or *) listed without q=0.
-func acceptsGzip(header string) bool {
-	for _, part := range strings.Split(header, ",") {
-		coding, params, _ := strings.Cut(part, ";")
-		coding = strings.ToLower(strings.TrimSpace(coding))
-		if coding != "gzip" && coding != "*" {
-			continue
-		}
-		q := strings.ReplaceAll(strings.ToLower(params), " ", "")
-		return !qZero.MatchString(q)
-	}
-	return false
-}
-
-var qZero = regexp.MustCompile(`(^|;)q=0(\.0{0,3})?$`)
