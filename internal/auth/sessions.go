@@ -101,10 +101,6 @@ type rotated struct {
 	reused            bool // the token had been rotated out already: the session is now revoked
 }
 
-// rotate replaces the refresh token oldHash by newHash. Exactly one of several concurrent calls
-// with the same oldHash succeeds: the UPDATE is conditional on the current hash and its row count
-// decides. Presenting a hash that was rotated out before (found in refresh_history), or losing
-// that race, is reuse: the session is revoked in the same transaction.
 // idOf returns the session of a refresh token, current or already rotated (a reuse), without a
 // transaction; errRefreshInvalid when it is neither.
 func (s sessions) idOf(ctx context.Context, hash string) (string, error) {
@@ -122,6 +118,10 @@ func (s sessions) idOf(ctx context.Context, hash string) (string, error) {
 	return id, nil
 }
 
+// rotate replaces the refresh token oldHash by newHash. Exactly one of several concurrent calls
+// with the same oldHash succeeds: the UPDATE is conditional on the current hash and its row count
+// decides. Presenting a hash that was rotated out before (found in refresh_history), or losing
+// that race, is reuse: the session is revoked in the same transaction.
 func (s sessions) rotate(ctx context.Context, oldHash, newHash string, now time.Time, ttl time.Duration) (rotated, error) {
 	var out rotated
 	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
