@@ -105,7 +105,7 @@ type Event struct {
 	Call      Call   `json:"call"`
 	UserID    string `json:"user_id,omitempty" doc:"Who initiated, answered, declined, joined, left or ended"`
 	SessionID string `json:"session_id,omitempty" doc:"call_answered, call_participant_joined: the session that answered or joined"`
-	Reason    string `json:"reason,omitempty" doc:"call_ended: the end reason; call_participant_left: left or disconnected"`
+	Reason    string `json:"reason,omitempty" doc:"call_ended: the end reason; call_participant_left: left, disconnected or removed (out of the chat)"`
 }
 
 // The call events.

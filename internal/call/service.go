@@ -21,6 +21,9 @@ type Chats interface {
 	// chat does not exist), whether the chat is a group, whether the user manages it (owner or
 	// admin) and who its members are.
 	Membership(ctx context.Context, chatID, userID string) (group, manager bool, members []string, err error)
+	// MembersAmong returns those of userIDs who are members of chatID now (none when the chat
+	// does not exist): a participant removed from the chat, or who left it, is out of its calls.
+	MembersAmong(ctx context.Context, chatID string, userIDs []string) ([]string, error)
 	// PostSystem stores a system message (kind "system") from senderID; the same clientID
 	// again stores nothing.
 	PostSystem(ctx context.Context, chatID, senderID, clientID, text string) error
@@ -255,8 +258,11 @@ func (s *Service) displayName(ctx context.Context, userID string) (string, error
 	return names[userID], err
 }
 
-// access loads a call the user may see: one they were part of, or one in a chat they are a
-// member of. Anyone else gets 404, whether the call exists or not.
+// access loads a call the user may see: a ringing or active call in a chat they are a member of
+// now, or an ended one they were part of or whose chat they are a member of. Anyone else gets 404,
+// whether the call exists or not: a participant who left the chat or was removed from it no
+// longer sees its live call, so every operation on it (answer, join, decline, leave, end, token,
+// signaling) is 404 for them, as for a stranger.
 func (s *Service) access(ctx context.Context, q querier, userID, callID string) (Call, error) {
 	if !validID(callID) { // never reaches SQL: see validID
 		return Call{}, errNotFound
@@ -268,7 +274,7 @@ func (s *Service) access(ctx context.Context, q querier, userID, callID string) 
 	if err != nil {
 		return Call{}, s.internal("get", err)
 	}
-	if c.participant(userID) == nil {
+	if c.participant(userID) == nil || c.live() {
 		if _, _, _, err := s.chats.Membership(ctx, c.ChatID, userID); err != nil {
 			if apperr.KindOf(err) == apperr.KindNotFound {
 				return Call{}, errNotFound
@@ -278,6 +284,18 @@ func (s *Service) access(ctx context.Context, q querier, userID, callID string) 
 	}
 	c.duration(s.now())
 	return c, nil
+}
+
+// stillMember is errNotFound unless userID is a member of chatID now.
+func (s *Service) stillMember(ctx context.Context, chatID, userID string) error {
+	in, err := s.chats.MembersAmong(ctx, chatID, []string{userID})
+	if err != nil {
+		return err
+	}
+	if len(in) == 0 {
+		return errNotFound
+	}
+	return nil
 }
 
 // Get returns a call the user may see.
@@ -309,6 +327,11 @@ func (s *Service) transition(ctx context.Context, userID, callID, cond string, f
 		var err error
 		if c, err = lockLive(ctx, tx, callID, cond, args...); err != nil {
 			return err
+		}
+		if userID != "" { // again under the lock: a removal's drop (MembersChanged) ran first
+			if err := s.stillMember(ctx, c.ChatID, userID); err != nil {
+				return err
+			}
 		}
 		if effs, err = fn(tx, &c, now); err != nil {
 			return err
@@ -344,8 +367,17 @@ func (s *Service) transition(ctx context.Context, userID, callID, cond string, f
 	return c, nil
 }
 
+// publish sends a call event to its participants who are members of the call's chat now: a
+// participant who left the chat or was removed from it gets no further event of its calls.
 func (s *Service) publish(ctx context.Context, typ string, ev Event) {
-	s.pub.PublishUsers(ctx, ev.Call.userIDs(), typ, ev)
+	to, err := s.chats.MembersAmong(ctx, ev.Call.ChatID, ev.Call.userIDs())
+	if err != nil { // fail closed: an event is not sent to whom it cannot be checked for
+		s.log.ErrorContext(ctx, "call: event audience", "call_id", ev.Call.ID, "type", typ, "err", err)
+		return
+	}
+	if len(to) > 0 {
+		s.pub.PublishUsers(ctx, to, typ, ev)
+	}
 }
 
 // end ends c (the caller holds its lock) with reason; joined participants leave.

@@ -3,6 +3,7 @@ package call_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,18 @@ func (f *fakeChats) Membership(_ context.Context, chatID, userID string) (bool, 
 		}
 	}
 	return false, false, nil, apperr.NotFound("chat")
+}
+
+func (f *fakeChats) MembersAmong(_ context.Context, chatID string, userIDs []string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, u := range userIDs {
+		if slices.Contains(f.chats[chatID].members, u) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeChats) PostSystem(_ context.Context, chatID, senderID, clientID, text string) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"slices"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/realtime"
@@ -97,7 +98,7 @@ func (s *Service) Relay(ctx context.Context, fromUser, fromSession, typ string, 
 	if !validID(in.CallID) { // never reaches SQL: see validID
 		return errNotFound
 	}
-	live, states, err := relayStates(ctx, s.db.R, in.CallID, fromUser, in.ToUserID)
+	chatID, live, states, err := relayStates(ctx, s.db.R, in.CallID, fromUser, in.ToUserID)
 	if err != nil {
 		return s.internal("relay", err)
 	}
@@ -112,11 +113,20 @@ func (s *Service) Relay(ctx context.Context, fromUser, fromSession, typ string, 
 	if !live {
 		return errEnded
 	}
+	// Only between members of the call's chat now: a participant who left the chat or was
+	// removed from it neither sends (404, as a stranger) nor receives.
+	members, err := s.chats.MembersAmong(ctx, chatID, []string{fromUser, in.ToUserID})
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(members, fromUser) {
+		return errNotFound
+	}
 	inCall := func(state string) bool { return state == StateJoined || state == StateInvited }
 	if !inCall(from) {
 		return errNotIn
 	}
-	if to, ok := states[in.ToUserID]; !ok || !inCall(to) || in.ToUserID == fromUser && in.ToSessionID == "" {
+	if to, ok := states[in.ToUserID]; !ok || !inCall(to) || !slices.Contains(members, in.ToUserID) || in.ToUserID == fromUser && in.ToSessionID == "" {
 		return apperr.New(apperr.KindNotFound, "not_found", "no such participant in this call")
 	}
 	in.FromUserID, in.FromSessionID = fromUser, fromSession
@@ -130,24 +140,24 @@ func (s *Service) Relay(ctx context.Context, fromUser, fromSession, typ string, 
 
 // relayStates reads whether the call is live and the participant states of users (absent: not a
 // participant; no rows at all: no such call).
-func relayStates(ctx context.Context, q querier, callID string, users ...string) (live bool, states map[string]string, err error) {
-	rows, err := q.QueryContext(ctx, `SELECT c.status, p.user_id, p.state FROM calls c
+func relayStates(ctx context.Context, q querier, callID string, users ...string) (chatID string, live bool, states map[string]string, err error) {
+	rows, err := q.QueryContext(ctx, `SELECT c.chat_id, c.status, p.user_id, p.state FROM calls c
 		LEFT JOIN call_participants p ON p.call_id = c.id AND p.user_id IN ($2, $3) WHERE c.id = $1`, callID, users[0], users[1])
 	if err != nil {
-		return false, nil, err
+		return "", false, nil, err
 	}
 	defer rows.Close()
 	states = map[string]string{}
 	for rows.Next() {
 		var status string
 		var user, state sql.NullString
-		if err := rows.Scan(&status, &user, &state); err != nil {
-			return false, nil, err
+		if err := rows.Scan(&chatID, &status, &user, &state); err != nil {
+			return "", false, nil, err
 		}
 		live = status == StatusRinging || status == StatusActive
 		if user.Valid {
 			states[user.String] = state.String
 		}
 	}
-	return live, states, rows.Err()
+	return chatID, live, states, rows.Err()
 }

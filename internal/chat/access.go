@@ -19,6 +19,29 @@ func (s *Service) Membership(ctx context.Context, chatID, userID string) (group,
 	return r.typ == Group, role.manages(), append([]string(nil), r.ids...), nil
 }
 
+// MembersAmong returns those of userIDs who are members of chatID now, in their order: none when
+// the chat does not exist. It reads the roster cache, which every node refreshes on a change of
+// members before the change's events go out, so a removed member is left out from then on.
+func (s *Service) MembersAmong(ctx context.Context, chatID string, userIDs []string) ([]string, error) {
+	if !validID(chatID) {
+		return nil, nil
+	}
+	r, err := s.rosters.get(ctx, chatID)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.internal("members", err)
+	}
+	out := make([]string, 0, len(userIDs))
+	for _, u := range userIDs {
+		if _, ok := r.roles[u]; ok {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
 // PostSystem stores a system message (kind "system", e.g. "Missed audio call") from senderID,
 // who must be a member, and publishes it like any message. The same (senderID, clientID) again
 // stores nothing, so callers racing to post the same notice post it once.
@@ -61,12 +84,13 @@ func (s *Service) withActiveCalls(ctx context.Context, views []ChatView) error {
 // back into the chat service's writes.
 type MembersHook func(ctx context.Context, chatID string, members, added, removed []string)
 
-// OnMembersChanged sets the hook; call it while wiring, before the service is used.
-func (s *Service) OnMembersChanged(fn MembersHook) { s.membersHook = fn }
+// OnMembersChanged adds a hook (location's shares, calls' participants); the hooks run in the
+// order they were added. Call it while wiring, before the service is used.
+func (s *Service) OnMembersChanged(fn MembersHook) { s.membersHooks = append(s.membersHooks, fn) }
 
-// runMembersHook calls the hook, if any, when someone joined (in after, not in before) or left.
+// runMembersHook calls the hooks, if any, when someone joined (in after, not in before) or left.
 func (s *Service) runMembersHook(ctx context.Context, chatID string, before []memberRow, after, removed []string) {
-	if s.membersHook == nil {
+	if len(s.membersHooks) == 0 {
 		return
 	}
 	var added []string
@@ -76,6 +100,8 @@ func (s *Service) runMembersHook(ctx context.Context, chatID string, before []me
 		}
 	}
 	if len(added) > 0 || len(removed) > 0 {
-		s.membersHook(ctx, chatID, slices.Clone(after), added, slices.Clone(removed))
+		for _, fn := range s.membersHooks {
+			fn(ctx, chatID, slices.Clone(after), slices.Clone(added), slices.Clone(removed))
+		}
 	}
 }

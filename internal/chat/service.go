@@ -69,9 +69,9 @@ type Service struct {
 	rosters  *lazyCache[*roster]  // chat id -> members
 	contacts *lazyCache[[]string] // user id -> users sharing a chat with them
 
-	writer      *writer
-	stmts       *stmtCache
-	membersHook MembersHook // set while wiring (OnMembersChanged); nil = none
+	writer       *writer
+	stmts        *stmtCache
+	membersHooks []MembersHook // added while wiring (OnMembersChanged)
 	// presenceRefresh is told whose automatic presence may have changed (OnPresenceInterest).
 	presenceRefresh PresenceRefresher
 	// presenceUnfollow is told, on every node, who may no longer follow whom (OnPresenceBlocked).

@@ -307,6 +307,7 @@ func (s *Server) wireCalls(context.Context) error {
 		Pusher: callPusher{s.Push}, Accounts: callAccounts{}, Presence: s.Hub, Blocks: s.Chat,
 	})
 	calls.RegisterCommands(s.Hub)
+	s.Chat.OnMembersChanged(calls.MembersChanged) // who leaves a chat or is removed is out of its live call
 	s.stoppers = append(s.stoppers, calls.Start())
 	s.Calls = calls
 	s.mounts = append(s.mounts, calls.Mount)
