@@ -13,8 +13,8 @@ import (
 )
 
 // Blocking (issue 16, item 5). When A blocks B:
-//   - B cannot create a direct chat with A, send in their direct chat (REST and send_message)
-//     or start a call in it: 403 blocked. The same holds for A while the block stands (A
+//   - B cannot create a direct chat with A, send, edit, type or mark read/delivered in their
+//     direct chat (REST and WebSocket; memberUnblocked) or start a call in it: 403 blocked. The same holds for A while the block stands (A
 //     unblocks to talk again), so the refusal alone does not tell B who blocked whom;
 //   - B's adds of A to groups are swallowed: answered as invited, but no invitation is made;
 //   - B no longer follows A's presence (automatic presence and presence_subscribe; B's open
@@ -78,6 +78,23 @@ func (s *Service) checkDirectBlocks(ctx context.Context, userID string, members 
 		}
 	}
 	return nil
+}
+
+// memberUnblocked is member for what a member sends to the others of a chat (a message, an edit,
+// typing, read and delivered marks): in a direct chat with a block either way it is errBlocked
+// (403 blocked), whoever blocked. Groups are never refused for a block; deleting one's own
+// messages is not sending and stays allowed.
+func (s *Service) memberUnblocked(ctx context.Context, chatID, userID string) (*roster, Role, error) {
+	r, role, err := s.member(ctx, chatID, userID)
+	if err != nil {
+		return nil, "", err
+	}
+	if r.typ == Direct {
+		if err := s.checkDirectBlocks(ctx, userID, r.ids); err != nil {
+			return nil, "", err
+		}
+	}
+	return r, role, nil
 }
 
 // Blocked reports whether either of a and b blocked the other, reading the database (so it

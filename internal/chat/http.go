@@ -150,7 +150,8 @@ func (s *Service) Mount(api *httpapi.API) {
 	huma.Register(a, huma.Operation{
 		OperationID: "editMessage", Method: http.MethodPatch, Path: "/chats/{id}/messages/{msg_id}", Tags: tags,
 		Summary: "Edit a message (its sender only)", Description: "Sets edited_at; members receive message_updated. " +
-			"Attachments stay; the caption of a file message may become empty.",
+			"Attachments stay; the caption of a file message may become empty. In a direct chat with a block between " +
+			"the two users (either way) it is 403 blocked (deleting one's own messages stays allowed).",
 		Errors: errs(http.StatusForbidden, nf, http.StatusConflict),
 	}, s.handleEdit)
 	huma.Register(a, huma.Operation{
@@ -165,17 +166,19 @@ func (s *Service) Mount(api *httpapi.API) {
 		OperationID: "markRead", Method: http.MethodPost, Path: "/chats/{id}/read", Tags: tags,
 		Summary: "Mark the chat read up to seq",
 		Description: "read_seq never moves backwards (a lower seq changes nothing); reading implies delivery. When it " +
-			"moves, members receive message_read. A seq beyond the last message is 422 seq_out_of_range.",
+			"moves, members receive message_read. A seq beyond the last message is 422 seq_out_of_range. In a direct " +
+			"chat with a block between the two users (either way) it is 403 blocked.",
 		DefaultStatus: http.StatusNoContent,
-		Errors:        errs(nf),
+		Errors:        errs(http.StatusForbidden, nf),
 	}, s.handleMarkRead)
 	huma.Register(a, huma.Operation{
 		OperationID: "markDelivered", Method: http.MethodPost, Path: "/chats/{id}/delivered", Tags: tags,
 		Summary: "Mark the chat delivered up to seq (the REST twin of message_delivered)",
 		Description: "delivered_seq never moves backwards. When it moves, members receive message_delivered. A seq " +
-			"beyond the last message is 422 seq_out_of_range.",
+			"beyond the last message is 422 seq_out_of_range. In a direct chat with a block between the two users " +
+			"(either way) it is 403 blocked.",
 		DefaultStatus: http.StatusNoContent,
-		Errors:        errs(nf),
+		Errors:        errs(http.StatusForbidden, nf),
 	}, s.handleMarkDelivered)
 	huma.Register(a, huma.Operation{
 		OperationID: "listReceipts", Method: http.MethodGet, Path: "/chats/{id}/receipts", Tags: tags,

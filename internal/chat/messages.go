@@ -105,14 +105,8 @@ func (o *op) answer() (any, error) {
 
 // checkSend checks a send (membership, input, attachments, reply) and builds its op.
 func (s *Service) checkSend(ctx context.Context, userID, chatID string, in SendInput) (*op, error) {
-	r, _, err := s.member(ctx, chatID, userID)
-	if err != nil {
+	if _, _, err := s.memberUnblocked(ctx, chatID, userID); err != nil {
 		return nil, err
-	}
-	if r.typ == Direct {
-		if err := s.checkDirectBlocks(ctx, userID, r.ids); err != nil {
-			return nil, err
-		}
 	}
 	atts, err := s.validate(ctx, userID, &in)
 	if err != nil {
@@ -144,7 +138,7 @@ func (s *Service) Edit(ctx context.Context, userID, chatID, msgID string, in Edi
 	if err := s.checkText(in.Text, false); err != nil {
 		return Message{}, err
 	}
-	if _, _, err := s.member(ctx, chatID, userID); err != nil {
+	if _, _, err := s.memberUnblocked(ctx, chatID, userID); err != nil {
 		return Message{}, err
 	}
 	var out Message
@@ -249,7 +243,7 @@ func (s *Service) Mark(ctx context.Context, userID, chatID string, seq int64, re
 	if seq < 0 {
 		return apperr.Invalid("body.seq", "must be at least 0")
 	}
-	if _, _, err := s.member(ctx, chatID, userID); err != nil {
+	if _, _, err := s.memberUnblocked(ctx, chatID, userID); err != nil {
 		return err
 	}
 	if seq == 0 {

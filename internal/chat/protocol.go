@@ -24,15 +24,18 @@ func Protocol() realtime.Protocol {
 			Data: ChatRef{}, Errors: []string{"validation_failed", "bad_request"},
 		}, {
 			Type: CmdTyping, Summary: "Tell the chat's joined connections that the user is typing or stopped",
-			Description: "At most one change per user per chat is forwarded every 2 s; typing turns off by itself 6 s after the last true.",
-			Data:        TypingCommand{}, Errors: errs(),
+			Description: "At most one change per user per chat is forwarded every 2 s; typing turns off by itself 6 s after the last true. " +
+				"In a direct chat with a block between the two users (either way): blocked.",
+			Data: TypingCommand{}, Errors: errs("blocked"),
 		}, {
 			Type: CmdMessageRead, Summary: "Mark the chat read up to seq (which implies delivered)",
-			Data: MarkCommand{}, Errors: errs("seq_out_of_range"),
+			Description: "In a direct chat with a block between the two users (either way): blocked.",
+			Data:        MarkCommand{}, Errors: errs("seq_out_of_range", "blocked"),
 		}, {
 			Type: CmdMessageDelivered, Summary: "Mark the chat delivered up to seq (it reached one of the user's devices)",
-			Description: "Send it as soon as a message_new arrives: a member whose mark reaches a message before its push is due gets no push for it.",
-			Data:        MarkCommand{}, Errors: errs("seq_out_of_range"),
+			Description: "Send it as soon as a message_new arrives: a member whose mark reaches a message before its push is due gets no push for it. " +
+				"In a direct chat with a block between the two users (either way): blocked.",
+			Data: MarkCommand{}, Errors: errs("seq_out_of_range", "blocked"),
 		}, {
 			Type: CmdSync, Summary: "Replay the messages after after_seq, in ascending seq",
 			Description: "While has_more is true, sync again with after_seq set to the last item's seq. Deleted messages come as tombstones.",

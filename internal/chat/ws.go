@@ -127,7 +127,7 @@ func (s *Service) cmdTyping(ctx context.Context, c realtime.Client, data json.Ra
 
 // Typing records that userID is or stopped typing in chatID; see typing.set for the throttle.
 func (s *Service) Typing(ctx context.Context, userID, chatID string, on bool) error {
-	if _, _, err := s.member(ctx, chatID, userID); err != nil {
+	if _, _, err := s.memberUnblocked(ctx, chatID, userID); err != nil {
 		return err
 	}
 	s.typing.set(chatID, userID, on)
