@@ -430,7 +430,7 @@ export interface paths {
         put?: never;
         /**
          * Mark the chat delivered up to seq (the REST twin of message_delivered)
-         * @description delivered_seq never moves backwards. When it moves, members receive message_delivered. A seq beyond the last message is 422 seq_out_of_range.
+         * @description delivered_seq never moves backwards. When it moves, members receive message_delivered. A seq beyond the last message is 422 seq_out_of_range. In a direct chat with a block between the two users (either way) it is 403 blocked.
          */
         post: operations["markDelivered"];
         delete?: never;
@@ -530,7 +530,7 @@ export interface paths {
         head?: never;
         /**
          * Edit a message (its sender only)
-         * @description Sets edited_at; members receive message_updated. Attachments stay; the caption of a file message may become empty.
+         * @description Sets edited_at; members receive message_updated. Attachments stay; the caption of a file message may become empty. In a direct chat with a block between the two users (either way) it is 403 blocked (deleting one's own messages stays allowed).
          */
         patch: operations["editMessage"];
         trace?: never;
@@ -570,7 +570,7 @@ export interface paths {
         put?: never;
         /**
          * Mark the chat read up to seq
-         * @description read_seq never moves backwards (a lower seq changes nothing); reading implies delivery. When it moves, members receive message_read. A seq beyond the last message is 422 seq_out_of_range.
+         * @description read_seq never moves backwards (a lower seq changes nothing); reading implies delivery. When it moves, members receive message_read. A seq beyond the last message is 422 seq_out_of_range. In a direct chat with a block between the two users (either way) it is 403 blocked.
          */
         post: operations["markRead"];
         delete?: never;
@@ -5134,6 +5134,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Not Found */
             404: {
                 headers: {
@@ -6238,6 +6247,15 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

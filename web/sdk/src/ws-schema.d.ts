@@ -139,7 +139,7 @@ export interface components {
         };
         Event: {
             call: components["schemas"]["Call"];
-            /** @description call_ended: the end reason; call_participant_left: left or disconnected */
+            /** @description call_ended: the end reason; call_participant_left: left, disconnected or removed (out of the chat) */
             reason?: string;
             /** @description call_answered, call_participant_joined: the session that answered or joined */
             session_id?: string;
@@ -514,7 +514,7 @@ export interface components {
             call_initiated: components["schemas"]["Event"];
             /** @description A participant joined */
             call_participant_joined: components["schemas"]["Event"];
-            /** @description A participant left (reason: left or disconnected) */
+            /** @description A participant left (reason: left, disconnected, or removed: they left the chat or were removed from it) */
             call_participant_left: components["schemas"]["Event"];
             /** @description A chat was created or its title, members or roles changed */
             chat_updated: components["schemas"]["Chat"];
