@@ -216,8 +216,9 @@ func (s *Service) AcceptInvitation(ctx context.Context, userID, invID string) (C
 	var done chan struct{}
 	err := s.write(ctx, func(tx *sql.Tx) ([]event, error) {
 		var expires int64
-		err := tx.QueryRowContext(ctx, `SELECT chat_id, expires_at FROM group_invitations WHERE id = $1 AND invitee_id = $2`,
-			invID, userID).Scan(&chatID, &expires)
+		var inviter string
+		err := tx.QueryRowContext(ctx, `SELECT chat_id, inviter_id, expires_at FROM group_invitations WHERE id = $1 AND invitee_id = $2`,
+			invID, userID).Scan(&chatID, &inviter, &expires)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && expires <= s.now()) {
 			return nil, errInvitationNotFound
 		}
@@ -230,6 +231,24 @@ func (s *Service) AcceptInvitation(ctx context.Context, userID, invID string) (C
 		c, err := lockChat(ctx, tx, chatID, s.now())
 		if err != nil {
 			return nil, err
+		}
+		// Checked again now, under the chat's lock: the inviter must still be a member who may
+		// add (owner or admin), and no block may stand between inviter and invitee. Otherwise
+		// the invitation is as good as gone: 404.
+		inv, err := getMember(ctx, tx, chatID, inviter)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !inv.Role.manages()) {
+			return nil, errInvitationNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		var blocks int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_blocks
+			WHERE (blocker_id = $1 AND blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1)`, inviter, userID).Scan(&blocks); err != nil {
+			return nil, err
+		}
+		if blocks > 0 {
+			return nil, errInvitationNotFound
 		}
 		before, err := listMembers(ctx, tx, chatID)
 		if err != nil {
