@@ -22,10 +22,17 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/auth"
 	"github.com/nerutalk/nerutalk/internal/config"
+	"github.com/nerutalk/nerutalk/internal/media"
 	"github.com/nerutalk/nerutalk/internal/server"
 )
 
 func main() {
+	if media.IsImageWorker() {
+		// internal/media's init runs an image worker's job and exits before main; getting here
+		// means it did not, and a worker must never start a server.
+		fmt.Fprintln(os.Stderr, "nerutalk: started as an image worker, but no job ran")
+		os.Exit(2)
+	}
 	err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if errors.Is(err, config.ErrHelp) {
 		os.Exit(0)

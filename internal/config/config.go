@@ -75,6 +75,9 @@ type Config struct {
 	// ImageMemoryBytes bounds the memory of the images being decoded at once (weighted by what
 	// each one allocates).
 	ImageMemoryBytes int64
+	// ImageWorkers is where large images are decoded: "process" (worker processes at low
+	// priority) or "inline" (in the server process).
+	ImageWorkers string
 	// StorageQuotaBytes caps the sum of the sizes of one user's files.
 	StorageQuotaBytes int64
 	// GroupsPerMinute limits the group chats one user creates per minute.
@@ -286,6 +289,13 @@ func settings() []Setting {
 		{"avatar-max-bytes", "NERUTALK_AVATAR_MAX_BYTES", "5242880", "largest avatar upload", int64Setter(func(c *Config) *int64 { return &c.AvatarMaxBytes }, 1024)},
 		{"image-max-pixels", "NERUTALK_IMAGE_MAX_PIXELS", "40000000", "largest image accepted, in pixels (width x height)", int64Setter(func(c *Config) *int64 { return &c.ImageMaxPixels }, 1)},
 		{"image-memory-bytes", "NERUTALK_IMAGE_MEMORY_BYTES", "268435456", "memory budget of the images being decoded at once on a node: each image waits for what its decode really allocates (width x height x bytes per pixel of the decoded form, plus the thumbnail and the encoded output); images costing at most 8 MiB use a lane of their own (32 MiB) and never wait behind large ones; one image costing more than the budget runs alone", int64Setter(func(c *Config) *int64 { return &c.ImageMemoryBytes }, 16<<20)},
+		{"image-workers", "NERUTALK_IMAGE_WORKERS", "process", "where large images (those outside the 8 MiB fast lane, from about 1 megapixel) are decoded and re-encoded: process = in a worker process per image, the server's own binary started again at the lowest CPU priority (nice 19 on Linux) with its own memory limit, at most 2 at once, killed after 3 minutes (503 image_processing_timeout), retried once if it crashes (then 503 image_processing_failed), so that a burst of large images cannot take the cores and the heap from messages; inline = in the server process (small images always are)", func(c *Config, v string) error {
+			if v != "process" && v != "inline" {
+				return errors.New("want process or inline")
+			}
+			c.ImageWorkers = v
+			return nil
+		}},
 		{"storage-quota-bytes", "NERUTALK_STORAGE_QUOTA_BYTES", "1073741824", "total size of the files one user may own (uploads, counted per owner even when identical contents are stored once); an upload over it is refused with 403 quota_exceeded; not lifted by rate limits off", int64Setter(func(c *Config) *int64 { return &c.StorageQuotaBytes }, 1024)},
 		{"media-max-image-bytes", "NERUTALK_MEDIA_MAX_IMAGE_BYTES", "20971520", "largest image upload (POST /files)", int64Setter(func(c *Config) *int64 { return &c.MediaMaxImageBytes }, 1024)},
 		{"media-max-video-bytes", "NERUTALK_MEDIA_MAX_VIDEO_BYTES", "104857600", "largest video upload", int64Setter(func(c *Config) *int64 { return &c.MediaMaxVideoBytes }, 1024)},

@@ -62,7 +62,7 @@ type Avatars struct {
 // NewAvatars returns the avatar store over blobs, with cfg's limits (AvatarMaxBytes,
 // ImageMaxPixels).
 func NewAvatars(blobs BlobStore, o Options) *Avatars {
-	return &Avatars{blobs: blobs, pipe: newPipeline(o.ImageMaxPixels), maxBytes: o.AvatarMaxBytes}
+	return &Avatars{blobs: blobs, pipe: newPipelineOptions(o), maxBytes: o.AvatarMaxBytes}
 }
 
 // SaveAvatar reads an image (at most AvatarMaxBytes; reading stops there), stores its two sizes
@@ -109,11 +109,15 @@ func isImageType(t string) bool {
 
 // render decodes data and encodes both avatar sizes.
 func (a *Avatars) render(ctx context.Context, data []byte) (big, small []byte, err error) {
-	d, release, err := a.pipe.decodeBudgeted(ctx, data, false)
+	parts, err := a.pipe.process(ctx, opAvatar, data)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer release()
+	return parts[0].data, parts[1].data, nil
+}
+
+// renderAvatar encodes both avatar sizes of a decoded image.
+func renderAvatar(d *decoded) (big, small []byte, err error) {
 	large := squareImage(d, AvatarSize)
 	thumb := image.NewRGBA(image.Rect(0, 0, AvatarThumbSize, AvatarThumbSize))
 	xdraw.CatmullRom.Scale(thumb, thumb.Rect, large, large.Rect, xdraw.Src, nil)

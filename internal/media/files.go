@@ -69,7 +69,7 @@ type Files struct {
 
 // NewFiles returns the upload store over db and blobs with o's limits.
 func NewFiles(db *store.DB, blobs BlobStore, o Options) *Files {
-	return newFiles(db, blobs, o, newPipeline(o.ImageMaxPixels))
+	return newFiles(db, blobs, o, newPipelineOptions(o))
 }
 
 func newFiles(db *store.DB, blobs BlobStore, o Options, pipe *pipeline) *Files {
@@ -225,22 +225,11 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 
 // storeImage re-encodes an image, makes its thumbnail and stores both.
 func (f *Files) storeImage(ctx context.Context, data []byte, sourceSum string) (*content, error) {
-	d, release, err := f.pipe.decodeBudgeted(ctx, data, true)
+	parts, err := f.pipe.process(ctx, opFile, data)
 	if err != nil {
 		return nil, err
 	}
-	// The encoders refuse a few oddities that the decoders accept: the client's image, not the
-	// server, is at fault.
-	full, err := reencode(d)
-	if err != nil {
-		release()
-		return nil, invalidImage(err)
-	}
-	thumb, err := thumbnail(d, ThumbnailSize)
-	release()
-	if err != nil {
-		return nil, invalidImage(err)
-	}
+	full, thumb := parts[0], parts[1]
 	id := newBlobID()
 	sum := sha256.Sum256(full.data)
 	c := &content{

@@ -97,6 +97,7 @@ type pipeline struct {
 	budget      *semaphore.Weighted
 	fast        *semaphore.Weighted
 	heavy       *semaphore.Weighted
+	workers     *workerPool // nil: inline mode, everything is processed in this process
 }
 
 // heavySlots is how many large images a node processes at once: half the cores, at least one.
@@ -116,12 +117,41 @@ func newPipeline(maxPixels int64) *pipeline {
 }
 
 func newPipelineBudget(maxPixels, memoryBytes int64) *pipeline {
+	return newPipelineWorkers(maxPixels, memoryBytes, inlineWorkers)
+}
+
+// newPipelineWorkers returns a pipeline that sends large images to workers (nil: inline).
+func newPipelineWorkers(maxPixels, memoryBytes int64, workers *workerPool) *pipeline {
 	if memoryBytes <= 0 {
 		memoryBytes = DefaultImageMemoryBytes
 	}
 	return &pipeline{maxPixels: maxPixels, memoryBytes: memoryBytes,
 		budget: semaphore.NewWeighted(memoryBytes), fast: semaphore.NewWeighted(fastLaneBytes),
-		heavy: semaphore.NewWeighted(heavySlots())}
+		heavy: semaphore.NewWeighted(heavySlots()), workers: workers}
+}
+
+// process checks data, waits for its cost in the memory budget and makes the outputs of job op
+// (opFile: the re-encoded image and its thumbnail; opAvatar: both avatar sizes). A large image
+// (one outside the fast lane) goes to a worker process when the pipeline has workers; a small
+// one, or any in inline mode, is processed here.
+func (p *pipeline) process(ctx context.Context, op byte, data []byte) ([]encodedImage, error) {
+	in, err := p.inspect(data, op == opFile)
+	if err != nil {
+		return nil, err
+	}
+	release, err := p.acquire(ctx, in.cost)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if p.workers != nil && in.cost > fastLaneCost {
+		return p.workers.run(ctx, op, p.maxPixels, data, in.cost)
+	}
+	d, err := p.decodeInspected(data, in)
+	if err != nil {
+		return nil, err
+	}
+	return jobOutputs(op, d)
 }
 
 // acquire waits until cost bytes of the budget are free (the fast lane's for a small cost); a

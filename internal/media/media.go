@@ -49,6 +49,11 @@ type Options struct {
 	StorageQuotaBytes int64
 	// ImageMemoryBytes is the memory budget of the image pipeline (0 = DefaultImageMemoryBytes).
 	ImageMemoryBytes int64
+	// ImageWorkers is where large images are processed: WorkersProcess (worker processes at low
+	// priority, the default, also for "") or WorkersInline (in this process).
+	ImageWorkers string
+	// ImageWorkerTimeout bounds one job in a worker (0 = DefaultImageWorkerTimeout).
+	ImageWorkerTimeout time.Duration
 
 	// Access lets users other than the owner read a file (chat: members of a chat where it was
 	// sent); nil = only owners read their files.
@@ -74,6 +79,7 @@ func FromConfig(cfg config.Config, log *slog.Logger) Options {
 		OrphanAge:         cfg.MediaOrphanAge,
 		StorageQuotaBytes: cfg.StorageQuotaBytes,
 		ImageMemoryBytes:  cfg.ImageMemoryBytes,
+		ImageWorkers:      cfg.ImageWorkers,
 		GiphyURL:          cfg.GiphyURL,
 		GiphyAPIKey:       cfg.GiphyAPIKey,
 		Logger:            log,
@@ -92,7 +98,7 @@ func New(db *store.DB, o Options) (*Media, error) {
 	if err != nil {
 		return nil, err
 	}
-	pipe := newPipelineBudget(o.ImageMaxPixels, o.ImageMemoryBytes)
+	pipe := newPipelineOptions(o)
 	builtin := &Builtin{}
 	var provider Provider = builtin
 	if o.GiphyAPIKey != "" {
@@ -110,6 +116,11 @@ func New(db *store.DB, o Options) (*Media, error) {
 		builtin: builtin,
 		opts:    o,
 	}, nil
+}
+
+// newPipelineOptions returns the image pipeline that o asks for.
+func newPipelineOptions(o Options) *pipeline {
+	return newPipelineWorkers(o.ImageMaxPixels, o.ImageMemoryBytes, newWorkerPool(o.ImageWorkers, o.ImageWorkerTimeout, o.Logger))
 }
 
 // Ping checks the blob store (S3: the bucket answers to our credentials), for /readyz.
