@@ -71,8 +71,9 @@ func templateType(t string) bool { _, ok := builtinTemplates[t]; return ok }
 
 var placeholder = regexp.MustCompile(`\{\{\s*([a-zA-Z_]*)\s*\}\}`)
 
-// anyBraces is whatever an admin may have meant as a placeholder.
-var anyBraces = regexp.MustCompile(`\{\{(.*?)(\}\}|$)`)
+// anyBraces is whatever an admin may have meant as a placeholder, across lines too: the
+// placeholder pattern allows whitespace (newlines included) inside the braces.
+var anyBraces = regexp.MustCompile(`(?s)\{\{(.*?)(\}\}|$)`)
 
 // checkTemplate refuses placeholders other than the four known ones.
 func checkTemplate(field, s string) error {
