@@ -14,8 +14,9 @@ import (
 
 // Blocking (issue 16, item 5). When A blocks B:
 //   - B cannot create a direct chat with A, send, edit, type or mark read/delivered in their
-//     direct chat (REST and WebSocket; memberUnblocked) or start a call in it: 403 blocked. The same holds for A while the block stands (A
-//     unblocks to talk again), so the refusal alone does not tell B who blocked whom;
+//     direct chat (REST and WebSocket; memberUnblocked) or start a call in it: 403 blocked.
+//     The same holds for A while the block stands (A unblocks to talk again), so the refusal
+//     alone does not tell B who blocked whom;
 //   - B's adds of A to groups are swallowed: answered as invited, but no invitation is made;
 //   - B no longer follows A's presence (automatic presence and presence_subscribe; B's open
 //     connections drop A on every node, explicit subscriptions included), and presence_count
