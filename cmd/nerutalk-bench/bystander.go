@@ -32,7 +32,7 @@ import (
 // 2 + -abusers accounts from one address: the per-address sign-in limit (10 a minute by default)
 // allows up to 8, once a minute.
 
-// bystanderPhases in the order they run.
+// bystanderPhases in the order they run (-abuses keeps quiet, the chosen ones and quiet_end).
 var bystanderPhases = []string{"quiet", "nul_bytes", "ws_fragments", "ping_flood", "image_uploads",
 	"conn_flood", "refresh_loop", "rest_send_flood", "group_flood", "quiet_end"}
 
@@ -158,7 +158,11 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 	}
 	r.setDialer(2)
 	conns := make([]*conn, 2)
-	nPhases := len(bystanderPhases)
+	phases := o.phases
+	if len(phases) == 0 {
+		phases = bystanderPhases
+	}
+	nPhases := len(phases)
 	acks, delivs := make([]histogram, nPhases), make([]histogram, nPhases)
 	var clock phaseClock
 	var sent, acked [16]atomic.Uint64 // per phase
@@ -218,7 +222,7 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 
 	var png []byte
 	out := &bystanderResults{RatePerS: o.bystanderRate, Abusers: len(abusers)}
-	for i, name := range bystanderPhases {
+	for i, name := range phases {
 		if name == "image_uploads" && png == nil {
 			r.logf("generating a 16-bit PNG of about %d pixels", o.imagePixels)
 			png = bigPNG(o.imagePixels)

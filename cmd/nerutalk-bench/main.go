@@ -83,10 +83,11 @@ type options struct {
 
 	callBackground, callWorkers int
 
-	abusers       int     // bystander: accounts that abuse, one worker each
-	bystanderRate float64 // bystander: messages per second of the bystander pair
-	imagePixels   int     // bystander: pixels of the generated 16-bit PNG
-	connFlood     int     // bystander: connections one abuser tries to hold at once
+	abusers       int      // bystander: accounts that abuse, one worker each
+	bystanderRate float64  // bystander: messages per second of the bystander pair
+	imagePixels   int      // bystander: pixels of the generated 16-bit PNG
+	connFlood     int      // bystander: connections one abuser tries to hold at once
+	phases        []string // bystander: the phases to run, in order (quiet first, quiet_end last)
 	phaseGap      time.Duration
 
 	target      string // nerutalk or centrifugo
@@ -100,6 +101,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("nerutalk-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	var abuses string
 	var scenarios, addr, wsAddrs, nodePIDs, idle, fsizes, frates, crates, lrates, src string
 	fs.StringVar(&scenarios, "scenario", "", "scenarios to run, comma-separated: idle, fanout, chat, auth, loopback, calls, bystander (required)")
 	fs.StringVar(&addr, "addr", "http://127.0.0.1:8080", "server base URL (loopback only)")
@@ -154,6 +156,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.bystanderRate, "bystander-rate", 20, "bystander: messages per second the bystander sends (under the WebSocket frame limit)")
 	fs.IntVar(&o.imagePixels, "image-pixels", 39_000_000, "bystander: pixels of the generated 16-bit PNG (just under NERUTALK_IMAGE_MAX_PIXELS by default)")
 	fs.DurationVar(&o.phaseGap, "phase-gap", 3*time.Second, "bystander: pause between two phases, so that what one abuse left running is not charged to the next (quiet_end shows what remains)")
+	fs.StringVar(&abuses, "abuses", "all", "bystander: the abuse phases to run, comma-separated (e.g. image_uploads), or all; quiet and quiet_end always run")
 	fs.IntVar(&o.connFlood, "conn-flood", 2000, "bystander: WebSockets one abuser tries to hold on its token")
 	fs.StringVar(&o.target, "target", "nerutalk", "server under test: nerutalk, or centrifugo (fanout only: JSON protocol over /connection/websocket, client publish; see bench/centrifugo.sh)")
 	fs.StringVar(&o.cfSecret, "centrifugo-secret", "", "centrifugo: the HMAC secret of its connection tokens (client.token.hmac_secret_key)")
@@ -170,6 +173,11 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	phases, err := parseAbuses(abuses)
+	if err != nil {
+		return nil, err
+	}
+	o.phases = phases
 	for _, s := range strings.Split(scenarios, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
@@ -330,6 +338,30 @@ func loopbackBase(addr string) (string, error) {
 		port = "80"
 	}
 	return "http://" + net.JoinHostPort(ip.String(), port), nil
+}
+
+// parseAbuses reads -abuses: nil for all, else quiet, the chosen abuses in the order they
+// normally run, and quiet_end.
+func parseAbuses(s string) ([]string, error) {
+	if s == "" || s == "all" {
+		return nil, nil
+	}
+	abuses := bystanderPhases[1 : len(bystanderPhases)-1]
+	chosen := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if !contains(abuses, f) {
+			return nil, fmt.Errorf("-abuses: unknown %q (want all or some of %s)", f, strings.Join(abuses, ", "))
+		}
+		chosen[f] = true
+	}
+	out := []string{"quiet"}
+	for _, a := range abuses {
+		if chosen[a] {
+			out = append(out, a)
+		}
+	}
+	return append(out, "quiet_end"), nil
 }
 
 // parseSrcIPs reads -src-ips; "auto" (or empty) gives nil (decided from the connection count).

@@ -52,14 +52,15 @@ func TestParseOptions(t *testing.T) {
 	t.Parallel()
 	o, err := parseOptions([]string{"-scenario", "idle,chat", "-addr", "127.0.0.1:18080", "-idle-conns", "1k,2k",
 		"-window", "2s", "-src-ips", "127.0.0.2,127.0.0.3", "-ws-addrs", "127.0.0.1:18081, http://127.0.0.1:18082",
-		"-pid", "10", "-node-pids", "11,12"}, io.Discard)
+		"-pid", "10", "-node-pids", "11,12", "-abuses", "group_flood, image_uploads"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(o.scenarios, ",") != "idle,chat" || o.base != "http://127.0.0.1:18080" || o.window != 2*time.Second ||
 		len(o.idleConns) != 2 || o.idleConns[1] != 2000 || len(o.srcIPs) != 2 ||
 		strings.Join(o.wsBases, " ") != "http://127.0.0.1:18080 http://127.0.0.1:18081 http://127.0.0.1:18082" ||
-		fmt.Sprint(o.serverPIDs()) != "[10 11 12]" {
+		fmt.Sprint(o.serverPIDs()) != "[10 11 12]" ||
+		strings.Join(o.phases, ",") != "quiet,image_uploads,group_flood,quiet_end" {
 		t.Errorf("parseOptions = %+v", o)
 	}
 	for _, bad := range [][]string{
@@ -76,6 +77,8 @@ func TestParseOptions(t *testing.T) {
 		{"-scenario", "chat", "-ws-addrs", "10.0.0.2:80"},
 		{"-scenario", "chat", "-node-pids", "12,x"},
 		{"-scenario", "chat", "-node-pids", "-3"},
+		{"-scenario", "bystander", "-abuses", "quiet"},
+		{"-scenario", "bystander", "-abuses", "image_uploads,"},
 	} {
 		if _, err := parseOptions(bad, io.Discard); err == nil {
 			t.Errorf("parseOptions(%q) accepted", bad)

@@ -4,27 +4,50 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"unsafe"
 )
 
-// lowerPriority sets every thread of this process to nice 19. Linux keeps the nice value per
+// schedIdle is Linux's SCHED_IDLE policy (sched(7)): a thread under it runs only when no
+// normal thread wants the CPU, and a normal thread that wakes up preempts it at once. Nice 19
+// alone is not enough: the scheduler (EEVDF) lets a running nice-19 thread finish its slice
+// (milliseconds) before a woken server thread runs, and a message's path wakes several threads,
+// so a busy worker still added tens of milliseconds to a bystander's p99 on a one-core server.
+// Any thread may move itself (or a thread of its user) to SCHED_IDLE without privileges.
+const schedIdle = 5
+
+// lowerPriority moves every thread of this process to SCHED_IDLE, at nice 19 (the weight it
+// keeps among idle threads, and all a kernel without SCHED_IDLE gets). Linux keeps both per
 // thread, and the Go runtime has started several by the time init runs; threads started later
-// inherit it from the thread that starts them.
+// inherit them from the thread that starts them.
 func lowerPriority() {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
-		_ = syscall.Setpriority(syscall.PRIO_PROCESS, 0, 19)
+		lowerPriorityOf(0)
 		return
 	}
 	for _, t := range tasks {
 		if tid, err := strconv.Atoi(t.Name()); err == nil {
-			_ = syscall.Setpriority(syscall.PRIO_PROCESS, tid, 19)
+			lowerPriorityOf(tid)
 		}
 	}
 }
 
-// lowerPriorityOf sets the nice value of a worker's first thread from the server, in case the
-// worker is slow to do it itself (it does it for all its threads at start).
-func lowerPriorityOf(pid int) { _ = syscall.Setpriority(syscall.PRIO_PROCESS, pid, 19) }
+// lowerPriorityOf lowers one thread (0: the calling one). The server calls it on a worker's first
+// thread too, in case the worker is slow to do it itself (it does it for all its threads at start).
+func lowerPriorityOf(tid int) {
+	_ = syscall.Setpriority(syscall.PRIO_PROCESS, tid, 19)
+	var param struct{ priority int32 } // struct sched_param; SCHED_IDLE takes priority 0
+	_, _, _ = syscall.Syscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), schedIdle, uintptr(unsafe.Pointer(&param)))
+}
+
+// schedPolicy returns a thread's scheduling policy (0: the calling thread), or -1.
+func schedPolicy(tid int) int {
+	p, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(tid), 0, 0)
+	if errno != 0 {
+		return -1
+	}
+	return int(p)
+}
 
 // limitData caps the worker's data segment (RLIMIT_DATA: its heap, which is where the decoded
 // images are) at twice its memory limit plus a margin for the runtime: the memory limit makes the
