@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -179,12 +180,15 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 	row := fileRow{ID: uuid.Must(uuid.NewV7()).String(), OwnerID: ownerID, CreatedAt: store.Millis(f.now())}
 	var c *content
 	if kind == KindImage {
-		data, err := readLimited(body, f.limits[KindImage])
+		// Hashed while it is read, so that the hashing is paced with the reading (pace.go).
+		h := sha256.New()
+		buf := uploadBuffers.Get().(*bytes.Buffer)
+		data, err := readLimitedInto(buf, io.TeeReader(body, h), f.limits[KindImage])
 		if err != nil {
+			putUploadBuffer(buf)
 			return File{}, err
 		}
-		sum := sha256.Sum256(data)
-		row.SourceSHA256 = hex.EncodeToString(sum[:])
+		row.SourceSHA256 = hex.EncodeToString(h.Sum(nil))
 		// The uploader stored the same image before: share it, without decoding anything. Only
 		// their own earlier upload counts. Skipping the work because someone else holds these bytes
 		// would answer in milliseconds instead of seconds and tell the uploader so (a timing
@@ -192,18 +196,23 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 		// shares the content row if it exists and the fresh objects are deleted.
 		storedMIME, found, err := f.st.ownedContentMIME(ctx, ownerID, row.SourceSHA256)
 		if err != nil {
+			putUploadBuffer(buf)
 			return File{}, err
 		}
 		if found {
 			row.Name = sanitizeName(name, storedMIME)
 			out, err := f.st.create(ctx, row, nil, f.quota)
 			if err == nil {
+				putUploadBuffer(buf)
 				return f.file(out), nil
 			}
 			if !errors.Is(err, errContentGone) {
+				putUploadBuffer(buf)
 				return File{}, err
 			}
 		}
+		// data goes to the image pipeline, which may hand it to a worker's stdin: buf is not
+		// reused (the garbage collector frees it).
 		if c, err = f.storeImage(ctx, data, row.SourceSHA256); err != nil {
 			return File{}, err
 		}
@@ -221,6 +230,23 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 		f.deleteObjects(ctx, c.keys())
 	}
 	return f.file(out), nil
+}
+
+// uploadBuffers holds the buffers image uploads are read into, for the uploads that end without
+// processing the image (a user's own re-upload, a refusal). Without them each read grew a new
+// buffer by doubling, about twice the image in garbage, and a client re-uploading large images in
+// a loop kept the node's garbage collector running, which delayed every other user's messages.
+var uploadBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledUpload is the largest buffer kept in uploadBuffers.
+const maxPooledUpload = 8 << 20
+
+func putUploadBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > maxPooledUpload {
+		return
+	}
+	buf.Reset()
+	uploadBuffers.Put(buf)
 }
 
 // storeImage re-encodes an image, makes its thumbnail and stores both.

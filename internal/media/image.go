@@ -68,7 +68,12 @@ func tooLarge(max int64) error {
 
 // readLimited reads all of r, refusing (413) more than max bytes without reading further.
 func readLimited(r io.Reader, max int64) ([]byte, error) {
-	var buf bytes.Buffer
+	return readLimitedInto(new(bytes.Buffer), r, max)
+}
+
+// readLimitedInto is readLimited reading into buf (reset first), whose memory it reuses.
+func readLimitedInto(buf *bytes.Buffer, r io.Reader, max int64) ([]byte, error) {
+	buf.Reset()
 	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("media: read upload: %w", err)

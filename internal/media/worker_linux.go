@@ -8,11 +8,11 @@ import (
 )
 
 // schedIdle is Linux's SCHED_IDLE policy (sched(7)): a thread under it runs only when no
-// normal thread wants the CPU, and a normal thread that wakes up preempts it at once. Nice 19
-// alone is not enough: the scheduler (EEVDF) lets a running nice-19 thread finish its slice
-// (milliseconds) before a woken server thread runs, and a message's path wakes several threads,
-// so a busy worker still added tens of milliseconds to a bystander's p99 on a one-core server.
-// Any thread may move itself (or a thread of its user) to SCHED_IDLE without privileges.
+// normal thread wants the CPU, and a normal thread that wakes up preempts it at once, where a
+// running nice-19 thread may first finish its slice (EEVDF). In the bystander benchmark the two
+// measured the same within noise (docs/BENCHMARKS.md); SCHED_IDLE is kept as the policy that says
+// what a worker is. Any thread may move itself (or a thread of its user) to SCHED_IDLE without
+// privileges.
 const schedIdle = 5
 
 // lowerPriority moves every thread of this process to SCHED_IDLE, at nice 19 (the weight it
