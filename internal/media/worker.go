@@ -26,8 +26,9 @@ import (
 // its garbage collections stall the rest of the heap. A worker is the server's own binary
 // (os.Executable) started with NERUTALK_IMAGE_WORKER=1: this package's init sees the variable,
 // runs one job and exits, before main (or a test binary's TestMain) runs. The worker lowers its
-// own CPU priority (SCHED_IDLE at nice 19 on Linux), caps its memory (debug.SetMemoryLimit and RLIMIT_DATA on
-// Linux) and GOMAXPROCS=1, reads one job on stdin and writes one result on stdout (workerproto.go).
+// own CPU priority (SCHED_IDLE at nice 19 on Linux), caps its memory (debug.SetMemoryLimit and
+// RLIMIT_DATA on Linux) and GOMAXPROCS=1, reads one job on stdin and writes one result on stdout
+// (workerproto.go).
 // One process per job: a crash, a leak or a decoder bug dies with it, and its memory goes back to
 // the system at once. The cost, a process start (a few ms of CPU at low priority), is small next
 // to the decode of an image large enough to be sent there.

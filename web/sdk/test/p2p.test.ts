@@ -139,8 +139,12 @@ test('LocationHelper: watchPosition → PUT /location, throttled, seen by a view
   helper.onSent((p) => sent.push(p.lat));
   const errors: unknown[] = [];
   helper.onError((e) => errors.push(e));
+  // Each fix a millisecond after the previous one: the server keeps only a fix newer than the one
+  // it has (recorded_at strictly greater), and three calls in a row often share Date.now().
+  const t0 = Date.now();
+  let fixes = 0;
   const pos = (lat: number, lng: number) =>
-    ({ coords: { latitude: lat, longitude: lng, accuracy: 8, heading: null, speed: null }, timestamp: Date.now() }) as unknown as GeolocationPosition;
+    ({ coords: { latitude: lat, longitude: lng, accuracy: 8, heading: null, speed: null }, timestamp: t0 + fixes++ }) as unknown as GeolocationPosition;
   try {
     helper.start();
     assert.ok(helper.running && watcher);
