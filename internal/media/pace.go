@@ -19,7 +19,8 @@ import (
 // half the time it works, and the sleeping is what lets the scheduler poll the network. The
 // sleep grows with contention (a chunk takes longer when several uploads share the core) and is
 // bounded, so a client on a slow link, whose chunks take long because its bytes arrive slowly,
-// loses at most uploadPauseMax per chunk. The cost to a fast client: a few milliseconds per MiB.
+// loses at most uploadPauseMax per chunk. The cost to a fast client: about 8 ms per MiB (a 50 MiB
+// upload over loopback: 230 MB/s without pacing, 80 MB/s with; docs/media.md).
 const (
 	uploadPaceBytes = 128 << 10
 	uploadPauseMin  = 500 * time.Microsecond
