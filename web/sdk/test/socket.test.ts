@@ -68,6 +68,10 @@ test('request/ack, error frames with and without id', async () => {
 test('reconnect resyncs the messages missed while disconnected', async () => {
   const { a, b, chat } = await directChat();
   const first = await sendREST(a, chat.id, 'before');
+  // The sender's own socket: a REST send answers after the commit, and its message_new is
+  // published just after, in one pass to every connection of the chat's members. Once the sender's
+  // socket has a message, no later connection of b can get it live: only sync can replay it.
+  const sa = await openSocket(a.client);
   const sock = new RealtimeSocket(b.client, { backoff: { minMs: 50, maxMs: 500 }, heartbeatMs: 0 });
   const seen = new Map<string, Message>();
   sock.on('message_new', (m) => seen.set(m.id, m));
@@ -79,7 +83,9 @@ test('reconnect resyncs the messages missed while disconnected', async () => {
     // Closed from our side: the messages sent meanwhile come back through sync on the next open.
     sock.close();
     const missed = [];
+    const published = waitFor(sa, 'message_new', (m) => m.chat_id === chat.id && m.text === 'three');
     for (const t of ['one', 'two', 'three']) missed.push(await sendREST(a, chat.id, t));
+    await published;
     synced = waitFor(sock, 'resynced');
     sock.connect();
     const r = await synced;
@@ -102,6 +108,7 @@ test('reconnect resyncs the messages missed while disconnected', async () => {
     await live;
   } finally {
     sock.close();
+    sa.close();
   }
 });
 
