@@ -7,10 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
-	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
 // The command authorization matrix: every WebSocket command the hub dispatches (Hub.Commands,
@@ -67,17 +65,7 @@ var commandMatrix = map[string]cmdRow{
 
 func TestCommandAuthorization(t *testing.T) {
 	t.Parallel()
-	for _, d := range storetest.Dialects {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			n := servertest.New(t, d, func(c *config.Config) {
-				c.PresenceGrace = 10 * time.Millisecond
-				c.CallsProvider = "p2p"
-				c.RateLimits = false
-			})
-			testCommandAuthorization(t, n)
-		})
-	}
+	onEachDialect(t, testCommandAuthorization)
 }
 
 func testCommandAuthorization(t *testing.T, n *servertest.Node) {

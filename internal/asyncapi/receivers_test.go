@@ -408,6 +408,12 @@ func (rx *receiverRig) drain() {
 
 func TestEventReceivers(t *testing.T) {
 	t.Parallel()
+	onEachDialect(t, testEventReceivers)
+}
+
+// onEachDialect runs test on a fresh node per database, configured for the matrices: a short
+// presence grace, p2p calls and no rate limits.
+func onEachDialect(t *testing.T, test func(*testing.T, *servertest.Node)) {
 	for _, d := range storetest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
@@ -416,7 +422,7 @@ func TestEventReceivers(t *testing.T) {
 				c.CallsProvider = "p2p"
 				c.RateLimits = false
 			})
-			testEventReceivers(t, n)
+			test(t, n)
 		})
 	}
 }

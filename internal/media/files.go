@@ -183,9 +183,14 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 		// Hashed while it is read, so that the hashing is paced with the reading (pace.go).
 		h := sha256.New()
 		buf := uploadBuffers.Get().(*bytes.Buffer)
+		reuse := true // false once data goes to the image pipeline, which may hand it to a worker
+		defer func() {
+			if reuse {
+				putUploadBuffer(buf)
+			}
+		}()
 		data, err := readLimitedInto(buf, io.TeeReader(body, h), f.limits[KindImage])
 		if err != nil {
-			putUploadBuffer(buf)
 			return File{}, err
 		}
 		row.SourceSHA256 = hex.EncodeToString(h.Sum(nil))
@@ -196,23 +201,19 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 		// shares the content row if it exists and the fresh objects are deleted.
 		storedMIME, found, err := f.st.ownedContentMIME(ctx, ownerID, row.SourceSHA256)
 		if err != nil {
-			putUploadBuffer(buf)
 			return File{}, err
 		}
 		if found {
 			row.Name = sanitizeName(name, storedMIME)
 			out, err := f.st.create(ctx, row, nil, f.quota)
 			if err == nil {
-				putUploadBuffer(buf)
 				return f.file(out), nil
 			}
 			if !errors.Is(err, errContentGone) {
-				putUploadBuffer(buf)
 				return File{}, err
 			}
 		}
-		// data goes to the image pipeline, which may hand it to a worker's stdin: buf is not
-		// reused (the garbage collector frees it).
+		reuse = false // the garbage collector frees buf
 		if c, err = f.storeImage(ctx, data, row.SourceSHA256); err != nil {
 			return File{}, err
 		}

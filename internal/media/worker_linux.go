@@ -40,15 +40,6 @@ func lowerPriorityOf(tid int) {
 	_, _, _ = syscall.Syscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), schedIdle, uintptr(unsafe.Pointer(&param)))
 }
 
-// schedPolicy returns a thread's scheduling policy (0: the calling thread), or -1.
-func schedPolicy(tid int) int {
-	p, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(tid), 0, 0)
-	if errno != 0 {
-		return -1
-	}
-	return int(p)
-}
-
 // limitData caps the worker's data segment (RLIMIT_DATA: its heap, which is where the decoded
 // images are) at twice its memory limit plus a margin for the runtime: the memory limit makes the
 // garbage collector work harder near it, this makes a worker that goes far beyond it fail

@@ -24,3 +24,12 @@ func TestLowerPriorityIdle(t *testing.T) {
 		t.Fatalf("policy %d nice %d, want SCHED_IDLE (%d) at nice 19", got.policy, got.nice, schedIdle)
 	}
 }
+
+// schedPolicy returns a thread's scheduling policy (0: the calling thread), or -1.
+func schedPolicy(tid int) int {
+	p, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(tid), 0, 0)
+	if errno != 0 {
+		return -1
+	}
+	return int(p)
+}
