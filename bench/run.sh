@@ -73,7 +73,7 @@ STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 mkdir -p bench/results
 OUT=${OUT:-bench/results/$STAMP.json}
 LOG=${OUT%.json}.log
-WORK=$(mktemp -d /tmp/nerutalk-bench.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nerutalk-bench.XXXXXX")
 BIN=$WORK/bin
 ADDR=127.0.0.1:$PORT
 SERVER_PID="" SERVER_PIDS=() WS_ADDRS="" DB_NAME="" PERF_PID=""
@@ -133,6 +133,10 @@ start_server() {
   local n addr
   for n in $(seq 0 $((NODES - 1))); do
     addr=127.0.0.1:$((PORT + n))
+    if curl -fsS -o /dev/null "http://$addr/healthz" 2>/dev/null; then
+      echo "run.sh: something already answers on $addr (another run?); stop it or pass -port" >&2
+      exit 1
+    fi
     env "${SERVER_ENV[@]}" NERUTALK_ADDR="$addr" "${pin[@]}" "$BIN/nerutalk" serve >"$WORK/server-$n.log" 2>&1 &
     SERVER_PIDS+=($!)
     if [ "$n" -gt 0 ]; then WS_ADDRS="${WS_ADDRS:+$WS_ADDRS,}http://$addr"; fi
@@ -154,7 +158,7 @@ start_server() {
 }
 
 # make_admin registers benchadmin and grants it the admin role, for /debug/pprof/.
-ADMIN_PASSWORD="bench-admin-$RANDOM$RANDOM"
+ADMIN_PASSWORD="${BENCH_ADMIN_PASSWORD:-bench-admin-$RANDOM$RANDOM}"
 make_admin() {
   curl -fsS -o /dev/null -H 'Content-Type: application/json' "http://$ADDR/api/v1/auth/register" \
     -d "{\"username\":\"benchadmin\",\"email\":\"benchadmin@bench.nerutalk.test\",\"password\":\"$ADMIN_PASSWORD\"}"

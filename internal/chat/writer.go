@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 
@@ -18,7 +19,11 @@ var errClosed = apperr.New(apperr.KindUnavailable, "shutting_down", "the server 
 // transaction has a fixed cost (several statements and the commit) that small batches pay per
 // message, so the writer also paces itself: a batch that starts less than `every` after the
 // previous one waits out the rest of the interval, gathering what arrives. A lone message, which
-// finds the previous commit long past, waits for nothing but its own commit.
+// finds the previous commit long past, waits for nothing but its own commit. The wait is only
+// worth it when something is likely to arrive meanwhile: each lane keeps a moving estimate of its
+// arrival rate over about 100 ms (arrivalRate) and paces only while `every` would gather at least
+// paceGain ops, so a trickle of messages (a few hundred a second, even in small bursts) commits
+// each as it comes instead of waiting up to `every` for company that rarely arrives.
 //
 // The chats are split between lanes by a hash of their id, one goroutine and one transaction at a
 // time per lane: with several lanes (PostgreSQL), one lane's transaction runs while another's
@@ -104,11 +109,46 @@ func (s *Service) runWriter(l *lane) {
 	pace := time.NewTimer(time.Hour)
 	pace.Stop()
 	var last time.Time // start of the lane's previous commit
+	var rate arrivalRate
 	for o := range l.in {
-		batch = w.gather(l, append(batch[:0], o), pace, w.every-time.Since(last))
+		wait := time.Duration(0)
+		if rate.expected(w.every) >= paceGain {
+			wait = w.every - time.Since(last)
+		}
+		batch = w.gather(l, append(batch[:0], o), pace, wait)
 		last = time.Now()
+		rate.observe(len(batch), last)
 		s.commit(batch, last)
 	}
+}
+
+// paceGain is the number of ops the writer must expect to gather in its interval for the wait to
+// be worth its latency.
+const paceGain = 2
+
+// rateWindow is the time constant of arrivalRate: long enough that a burst (a few clients whose
+// rate limits refill at once) does not count as a high rate, short enough that a real rise of
+// the load turns pacing on within a few tens of milliseconds.
+const rateWindow = 100 * time.Millisecond
+
+// arrivalRate is a lane's moving estimate of ops per second, exponentially weighted in time:
+// each batch adds its ops, and what was counted decays with a time constant of rateWindow.
+type arrivalRate struct {
+	count float64 // ops counted, decayed to at
+	at    time.Time
+}
+
+func (r *arrivalRate) observe(ops int, now time.Time) {
+	if since := now.Sub(r.at); since > 0 {
+		r.count *= math.Exp(-float64(since) / float64(rateWindow))
+	}
+	r.count += float64(ops)
+	r.at = now
+}
+
+// expected is how many ops arrive in d at the estimated rate.
+func (r *arrivalRate) expected(d time.Duration) float64 {
+	return r.count * float64(d) / float64(rateWindow)
 }
 
 // gather adds queued ops to batch, up to maxBatch: for wait (when positive) it waits for more to
