@@ -1,6 +1,7 @@
 package asyncapi_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/realtime"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
+	"github.com/nerutalk/nerutalk/internal/store"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
@@ -304,7 +306,11 @@ type obj = map[string]any
 type receiverRig struct {
 	top *testing.T // the test the connections live as long as (a row's t ends with the row)
 	n   *servertest.Node
+	ws  *servertest.Node // where the connections are (n, or a second node of n's deployment)
 	v   *validator
+	// crossNode, with two nodes, returns once what n published before the call has reached
+	// the connections on ws (queued for them; the ping barrier then makes them receive it).
+	crossNode func(t *testing.T)
 
 	owner, other, member, removed, stranger servertest.User // other: the owner's second session
 	conns                                   map[role]*wsClient
@@ -325,7 +331,7 @@ func (rx *receiverRig) do(t *testing.T, u servertest.User, method, path string, 
 
 // dial opens a connection that lives until the end of the test, not of the row.
 func (rx *receiverRig) dial(t *testing.T, u servertest.User) *wsClient {
-	c := dial(rx.top, rx.n, rx.v, u)
+	c := dial(rx.top, rx.ws, rx.v, u)
 	c.t = t
 	return c
 }
@@ -364,6 +370,9 @@ func (rx *receiverRig) await(t *testing.T, typ string, on ...role) {
 // received (in pending).
 func (rx *receiverRig) barrier(t *testing.T) {
 	t.Helper()
+	if rx.crossNode != nil {
+		rx.crossNode(t)
+	}
 	for _, r := range roles {
 		if c := rx.conns[r]; c != nil {
 			if f := c.command("ping", nil); f.Type != "ack" {
@@ -417,17 +426,71 @@ func onEachDialect(t *testing.T, test func(*testing.T, *servertest.Node)) {
 	for _, d := range storetest.Dialects {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
-			n := servertest.New(t, d, func(c *config.Config) {
-				c.PresenceGrace = 10 * time.Millisecond
-				c.CallsProvider = "p2p"
-				c.RateLimits = false
-			})
-			test(t, n)
+			test(t, servertest.New(t, d, matrixConfig))
 		})
 	}
 }
 
-func testEventReceivers(t *testing.T, n *servertest.Node) {
+// matrixConfig is the configuration of the matrices' nodes.
+func matrixConfig(c *config.Config) {
+	c.PresenceGrace = 10 * time.Millisecond
+	c.CallsProvider = "p2p"
+	c.RateLimits = false
+}
+
+// crossNodeBarrier makes the barrier of a two-node rig: a message sent through rx.n in a direct
+// chat of two users of its own, awaited on the second one's connection to rx.ws. The first
+// node publishes its events in order (chat's events through one pipeline, in commit order, and
+// the bus keeps each node's order), and the second delivers the bus in order: once the message
+// is there, everything rx.n published before it has been queued on rx.ws's connections. The
+// two users share no chat with the matrix's users, so their own events never reach the rows.
+func crossNodeBarrier(t *testing.T, rx *receiverRig) func(*testing.T) {
+	from, to := rx.n.Register(t, "rx_barrier_from"), rx.n.Register(t, "rx_barrier_to")
+	var direct struct {
+		ID string `json:"id"`
+	}
+	rx.do(t, from, "POST", "/chats", obj{"type": "direct", "member_ids": []string{to.ID}}, &direct, 201)
+	c := dial(t, rx.ws, rx.v, to)
+	n := 0
+	return func(t *testing.T) {
+		t.Helper()
+		n++
+		c.t = t
+		rx.do(t, from, "POST", "/chats/"+direct.ID+"/messages", obj{"client_id": fmt.Sprintf("barrier-%d", n), "text": "barrier"}, nil, 201)
+		for {
+			f := c.next("message_new")
+			if strings.Contains(string(f.Data), fmt.Sprintf(`"client_id":"barrier-%d"`, n)) {
+				break
+			}
+		}
+		c.pending = nil
+	}
+}
+
+// TestEventReceiversTwoNodes: the same matrix on two nodes of one deployment (PostgreSQL and
+// Redis): every request goes to the first node, every connection is on the second, so each
+// event a request causes reaches its receivers over the Redis bus, and each event a connection
+// causes is published by the second node.
+func TestEventReceiversTwoNodes(t *testing.T) {
+	t.Parallel()
+	redisURL := storetest.RedisURL(t)
+	_, prefix := storetest.Redis(t)
+	mutate := func(c *config.Config) {
+		matrixConfig(c)
+		c.RedisURL, c.RedisPrefix = redisURL, prefix
+	}
+	a := servertest.New(t, store.Postgres, mutate)
+	b := servertest.New(t, store.Postgres, func(c *config.Config) {
+		mutate(c)
+		c.DatabaseURL = a.Config.DatabaseURL
+	})
+	testEventReceiversOn(t, a, b)
+}
+
+func testEventReceivers(t *testing.T, n *servertest.Node) { testEventReceiversOn(t, n, n) }
+
+// testEventReceiversOn runs the matrix with the requests on n and the connections on ws.
+func testEventReceiversOn(t *testing.T, n, ws *servertest.Node) {
 	// Every event of the protocol has a row, and every row an event of the protocol.
 	var events []string
 	for _, e := range n.Srv.Hub.Protocol().Events {
@@ -448,7 +511,10 @@ func testEventReceivers(t *testing.T, n *servertest.Node) {
 		t.FailNow()
 	}
 
-	rx := &receiverRig{top: t, n: n, v: newValidator(t, n), conns: map[role]*wsClient{}}
+	rx := &receiverRig{top: t, n: n, ws: ws, v: newValidator(t, n), conns: map[role]*wsClient{}}
+	if ws != n {
+		rx.crossNode = crossNodeBarrier(t, rx)
+	}
 	rx.owner, rx.member, rx.removed, rx.stranger = n.Register(t, "rx_owner"), n.Register(t, "rx_member"), n.Register(t, "rx_removed"), n.Register(t, "rx_stranger")
 	var login struct {
 		AccessToken string `json:"access_token"`
@@ -476,7 +542,7 @@ func testEventReceivers(t *testing.T, n *servertest.Node) {
 	// The others connect first; the owner's connections are opened by the presence rows.
 	for _, r := range []role{member, removed, stranger} {
 		u := map[role]servertest.User{member: rx.member, removed: rx.removed, stranger: rx.stranger}[r]
-		rx.conns[r] = dial(t, n, rx.v, u)
+		rx.conns[r] = dial(t, ws, rx.v, u)
 	}
 	rx.barrier(t)
 	rx.drain()
