@@ -24,6 +24,10 @@
 #   -full                 full sizes instead of the quick defaults
 #   -server-cpus LIST     pin the server to these CPUs (taskset -c), e.g. 0
 #   -bench-cpus LIST      pin the generator to these CPUs, e.g. 1
+#   -pg-cpus LIST         with -pg: pin the local PostgreSQL (its postmaster and every process of it, so
+#                         new backends too) to these CPUs for the run, e.g. the server's; restored to all
+#                         CPUs at the end. Otherwise its backends run wherever the kernel puts them,
+#                         often beside the generator
 #   -server-gomaxprocs N  GOMAXPROCS of the server; -bench-gomaxprocs N the same for the generator
 #   -port N               server port on 127.0.0.1 (default 18080)
 #   -out FILE             result file (default bench/results/<date>.json)
@@ -43,7 +47,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG=0 NODES=1 FULL=0 PERF=0 PPROF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth,loopback"
-SERVER_CPUS="" BENCH_CPUS="" SERVER_GMP="" BENCH_GMP="" PREBUILT=""
+SERVER_CPUS="" BENCH_CPUS="" PG_CPUS="" SERVER_GMP="" BENCH_GMP="" PREBUILT=""
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -54,6 +58,7 @@ while [ $# -gt 0 ]; do
     -pprof) PPROF=1 ;;
     -scenarios) SCENARIOS="$2"; shift ;;
     -server-cpus) SERVER_CPUS="$2"; shift ;;
+    -pg-cpus) PG_CPUS="$2"; shift ;;
     -bench-cpus) BENCH_CPUS="$2"; shift ;;
     -server-gomaxprocs) SERVER_GMP="$2"; shift ;;
     -bench-gomaxprocs) BENCH_GMP="$2"; shift ;;
@@ -96,7 +101,17 @@ stop_server() {
     DB_NAME=""
   fi
 }
-cleanup() { stop_server; rm -rf "$WORK"; }
+# pin_postgres LIST: set the CPU affinity of every PostgreSQL process (backends fork from the
+# postmaster and inherit it).
+pin_postgres() {
+  local p
+  for p in $(pgrep -x postgres); do taskset -a -p -c "$1" "$p" >/dev/null || true; done
+}
+cleanup() {
+  stop_server
+  if [ -n "$PG_CPUS" ]; then pin_postgres "0-$(($(nproc --all) - 1))"; fi
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -189,10 +204,16 @@ if [ $PPROF = 1 ]; then
   COMMON+=(-profile-dir "$PROF_DIR" -admin "benchadmin:$ADMIN_PASSWORD")
 fi
 if [ -n "$BENCH_CPUS" ]; then BENCH_PIN=(taskset -c "$BENCH_CPUS"); fi
+if [ -n "$PG_CPUS" ]; then
+  if [ $PG = 0 ]; then echo "run.sh: -pg-cpus needs -pg" >&2; exit 2; fi
+  pgrep -x postgres >/dev/null || { echo "run.sh: -pg-cpus: no local postgres process to pin" >&2; exit 2; }
+  pin_postgres "$PG_CPUS"
+  log "PostgreSQL pinned to CPUs $PG_CPUS for this run"
+fi
 if [ -n "$BENCH_GMP" ]; then COMMON+=(-gomaxprocs "$BENCH_GMP"); fi
 GIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain 2>/dev/null | head -1)" ]; then GIT="$GIT+dirty"; fi
-NOTE="bench/run.sh $([ $FULL = 1 ] && echo full || echo quick), $([ $PG = 1 ] && echo postgres+redis || echo sqlite)$([ "$NODES" = 1 ] || echo ", $NODES nodes")"
+NOTE="bench/run.sh $([ $FULL = 1 ] && echo full || echo quick), $([ $PG = 1 ] && echo postgres+redis || echo sqlite)$([ "$NODES" = 1 ] || echo ", $NODES nodes")$([ -z "$PG_CPUS" ] || echo ", postgres on CPUs $PG_CPUS")"
 
 LINES=$WORK/results.jsonl
 : >"$LINES"
