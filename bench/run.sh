@@ -36,7 +36,9 @@
 #   -perf                 record the server's CPU profile with perf during each scenario
 #                         (bench/results/<date>-<scenario>-perf.txt)
 #   -pprof                run the server with NERUTALK_PPROF=on and an admin account, and have the tool
-#                         save Go profiles (CPU per step, heap per idle level) in bench/results/<date>-pprof/
+#                         save Go profiles (CPU per step or bystander phase, heap per idle level) in
+#                         bench/results/<date>-pprof/; the admin's password is random unless
+#                         BENCH_ADMIN_PASSWORD is set (to fetch other profiles, e.g. a trace, by hand)
 #   -- ARGS               passed to nerutalk-bench as they are (they override the defaults above)
 #
 # Scenarios idle, fanout and chat run the server with cheap argon2 parameters
