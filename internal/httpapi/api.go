@@ -78,7 +78,7 @@ func New(o Options) *API {
 	}
 	r := chi.NewRouter()
 	r.Use(requestContext(o.Logger), observe(o.Metrics), recoverer, securityHeaders, cors(o.CORSOrigins),
-		limitJSONBody(o.MaxBodyBytes))
+		limitJSONBody(o.MaxBodyBytes), paceBodies)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, ProblemFor(r.Context(), http.StatusNotFound, "no such endpoint"))
 	})

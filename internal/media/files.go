@@ -180,7 +180,8 @@ func (f *Files) Upload(ctx context.Context, ownerID, name string, r io.Reader) (
 	row := fileRow{ID: uuid.Must(uuid.NewV7()).String(), OwnerID: ownerID, CreatedAt: store.Millis(f.now())}
 	var c *content
 	if kind == KindImage {
-		// Hashed while it is read, so that the hashing is paced with the reading (pace.go).
+		// Hashed while it is read, so that the hashing is paced with the reading (the
+		// router reads large bodies at a pace: internal/httpapi/pace.go).
 		h := sha256.New()
 		buf := uploadBuffers.Get().(*bytes.Buffer)
 		reuse := true // false once data goes to the image pipeline, which may hand it to a worker

@@ -186,7 +186,7 @@ func (f *Files) handleUpload(w http.ResponseWriter, r *http.Request) {
 			}
 			continue
 		}
-		file, err := f.Upload(ctx, p.UserID, part.FileName(), newPacedReader(clientReader{part}))
+		file, err := f.Upload(ctx, p.UserID, part.FileName(), clientReader{part})
 		if err != nil {
 			if ctx.Err() != nil {
 				return // the client went away; nothing to answer

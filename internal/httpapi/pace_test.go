@@ -1,8 +1,10 @@
-package media
+package httpapi
 
 import (
 	"bytes"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -57,5 +59,49 @@ func TestPacedReaderChunks(t *testing.T) {
 	}
 	if total != 3*uploadPaceBytes || pauses != 2 {
 		t.Fatalf("read %d bytes with %d pauses", total, pauses)
+	}
+}
+
+// TestPaceBodies: the router reads through a pacedReader exactly the bodies that may be longer
+// than one chunk (a larger declared length, or none), and hands the handler every byte.
+func TestPaceBodies(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		body   io.Reader
+		length int64 // -1: unknown (chunked)
+		paced  bool
+	}{
+		{"no body", http.NoBody, 0, false},
+		{"small JSON", bytes.NewReader([]byte(`{"text":"hi"}`)), 13, false},
+		{"exactly one chunk", bytes.NewReader(make([]byte, uploadPaceBytes)), uploadPaceBytes, false},
+		{"an upload", bytes.NewReader(make([]byte, 3*uploadPaceBytes)), 3 * uploadPaceBytes, true},
+		{"chunked, length unknown", bytes.NewReader(make([]byte, 10)), -1, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/files", c.body)
+			r.ContentLength = c.length
+			var paced bool
+			var got int
+			paceBodies(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, paced = r.Body.(pacedBody)
+				b, err := io.ReadAll(r.Body)
+				if err != nil {
+					t.Errorf("read: %v", err)
+				}
+				got = len(b)
+				if err := r.Body.Close(); err != nil {
+					t.Errorf("close: %v", err)
+				}
+			})).ServeHTTP(httptest.NewRecorder(), r)
+			if paced != c.paced {
+				t.Errorf("paced %v, want %v", paced, c.paced)
+			}
+			if c.length >= 0 && int64(got) != c.length {
+				t.Errorf("handler read %d bytes, want %d", got, c.length)
+			}
+		})
 	}
 }

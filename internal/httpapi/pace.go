@@ -1,11 +1,14 @@
-package media
+package httpapi
 
 import (
 	"io"
+	"net/http"
 	"time"
 )
 
-// Upload bodies are read at a pace that leaves the node's network to everyone else.
+// Large request bodies (uploads of files and avatars) are read at a pace that leaves the node's
+// network to everyone else: paceBodies wraps every body that may be longer than uploadPaceBytes
+// (a declared length above it, or none), whatever route reads it.
 //
 // Reading an upload is bulk CPU work on the request's goroutine: copying from the socket,
 // finding the multipart boundary, hashing. From a fast client the data is always there, so the
@@ -20,7 +23,8 @@ import (
 // sleep grows with contention (a chunk takes longer when several uploads share the core) and is
 // bounded, so a client on a slow link, whose chunks take long because its bytes arrive slowly,
 // loses at most uploadPauseMax per chunk. The cost to a fast client: about 8 ms per MiB (a 50 MiB
-// upload over loopback: 230 MB/s without pacing, 80 MB/s with; docs/media.md).
+// upload over loopback: 230 MB/s without pacing, 80 MB/s with; docs/media.md). Bodies of at
+// most uploadPaceBytes, every ordinary JSON request, are neither paced nor wrapped.
 const (
 	uploadPaceBytes = 128 << 10
 	uploadPauseMin  = 500 * time.Microsecond
@@ -60,4 +64,20 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 	}
 	p.n += n
 	return n, err
+}
+
+// paceBodies reads every request body that may exceed uploadPaceBytes through a pacedReader.
+func paceBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && (r.ContentLength < 0 || r.ContentLength > uploadPaceBytes) {
+			r.Body = pacedBody{newPacedReader(r.Body), r.Body}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pacedBody is a request body read at a pace, closed as the original.
+type pacedBody struct {
+	*pacedReader
+	io.Closer
 }
