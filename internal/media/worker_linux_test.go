@@ -1,7 +1,11 @@
 package media
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -32,4 +36,63 @@ func schedPolicy(tid int) int {
 		return -1
 	}
 	return int(p)
+}
+
+// groupProbeEnv makes the test binary, started by TestWorkerOwnSchedulingGroup, do what a worker
+// does to its scheduling group, print its session and autogroup, and exit.
+const groupProbeEnv = "NERUTALK_TEST_GROUP_PROBE"
+
+func init() {
+	if os.Getenv(groupProbeEnv) == "1" {
+		lowerGroupPriority()
+		sid, _ := getsid()
+		ag, _ := os.ReadFile("/proc/self/autogroup")
+		fmt.Printf("leader=%v autogroup=%s", sid == os.Getpid(), strings.TrimSpace(string(ag)))
+		os.Exit(0)
+	}
+}
+
+// TestWorkerOwnSchedulingGroup: a worker started with workerProcAttr leads a session of its own,
+// and (on a kernel with autogroups) its autogroup, not its parent's, is niced to 19; a process
+// that does not lead its session (this test) leaves its autogroup alone.
+func TestWorkerOwnSchedulingGroup(t *testing.T) {
+	t.Parallel()
+	before, autogroups := readAutogroup(t)
+	lowerGroupPriority() // not a session leader: must do nothing
+	if after, _ := readAutogroup(t); after != before {
+		t.Fatalf("lowerGroupPriority changed the autogroup of a process that does not lead its session: %q → %q", before, after)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), groupProbeEnv+"=1")
+	cmd.SysProcAttr = workerProcAttr()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	got := string(out)
+	if !strings.HasPrefix(got, "leader=true ") {
+		t.Fatalf("the probe does not lead its own session: %q", got)
+	}
+	if !autogroups {
+		t.Logf("no autogroups on this kernel: only the session checked (%q)", got)
+		return
+	}
+	if !strings.HasSuffix(got, " nice 19") || strings.Contains(got, "autogroup="+strings.Fields(before)[0]+" ") {
+		t.Fatalf("probe's autogroup %q: want its own, niced to 19 (this process: %q)", got, before)
+	}
+}
+
+// readAutogroup returns /proc/self/autogroup ("/autogroup-N nice K") and whether autogroups are on.
+func readAutogroup(t *testing.T) (string, bool) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/autogroup")
+	if err != nil {
+		return "", false
+	}
+	on, _ := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled")
+	return strings.TrimSpace(string(b)), strings.TrimSpace(string(on)) == "1"
 }

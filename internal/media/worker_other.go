@@ -2,10 +2,18 @@
 
 package media
 
+import "syscall"
+
 // lowerPriority does nothing outside Linux: workers run at the server's priority.
 func lowerPriority() {}
 
 func lowerPriorityOf(int) {}
+
+// lowerGroupPriority does nothing outside Linux.
+func lowerGroupPriority() {}
+
+// workerProcAttr is nil outside Linux: a worker starts like any child process.
+func workerProcAttr() *syscall.SysProcAttr { return nil }
 
 // limitData does nothing outside Linux: only debug.SetMemoryLimit bounds a worker.
 func limitData(int64) {}
