@@ -157,6 +157,11 @@ func (f *Files) handleUpload(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
+	if !f.inFlight.acquire(p.UserID) {
+		httpapi.WriteError(w, r, tooManyUploads(f.inFlight.max))
+		return
+	}
+	defer f.inFlight.release(p.UserID)
 	// The quota is checked on the declared length first (less what the multipart framing may
 	// take), so a large upload over the quota is refused before its body is read.
 	if err := f.checkQuota(ctx, p.UserID, max(r.ContentLength-multipartSlack, 0)); err != nil {
@@ -189,7 +194,9 @@ func (f *Files) handleUpload(w http.ResponseWriter, r *http.Request) {
 		file, err := f.Upload(ctx, p.UserID, part.FileName(), clientReader{part})
 		if err != nil {
 			if ctx.Err() != nil {
-				return // the client went away; nothing to answer
+				// The client went away: the answer reaches no one, but it says what happened
+				// (a body cut short, 400) to the access log and the middleware, rather than 200.
+				err = clientError(ctx.Err())
 			}
 			httpapi.WriteError(w, r, err)
 			return
@@ -260,7 +267,7 @@ func (f *Files) documentUpload(api *httpapi.API) {
 			"413": problemResp("Too large for its kind (too_large)"),
 			"415": problemResp("Not multipart, or a type that is not accepted (unsupported_media_type)"),
 			"422": problemResp("No file, an empty file, a corrupt image (invalid_image) or one with too many pixels (image_too_large)"),
-			"429": problemResp("Over the uploads per user per minute (rate_limited; Retry-After says when to retry)"),
+			"429": problemResp("Over the uploads per user per minute (rate_limited), or while the user has NERUTALK_UPLOADS_IN_FLIGHT other uploads in progress on the node (too_many_uploads); Retry-After says when to retry"),
 			"500": problemResp("Internal error"),
 			"503": problemResp("The session store or the blob store cannot answer"),
 		},

@@ -44,6 +44,9 @@ type Options struct {
 	// nodes).
 	UploadsPerMinute int
 	UploadLimiter    Limiter
+	// UploadsInFlight caps the uploads one user has in progress at once on this node (0 =
+	// unlimited): each holds up to an image's bytes in memory until it is processed.
+	UploadsInFlight int
 
 	// StorageQuotaBytes caps the sum of the sizes of one user's files (0 = unlimited).
 	StorageQuotaBytes int64
@@ -80,6 +83,7 @@ func FromConfig(cfg config.Config, log *slog.Logger) Options {
 		StorageQuotaBytes: cfg.StorageQuotaBytes,
 		ImageMemoryBytes:  cfg.ImageMemoryBytes,
 		ImageWorkers:      cfg.ImageWorkers,
+		UploadsInFlight:   cfg.UploadsInFlight,
 		GiphyURL:          cfg.GiphyURL,
 		GiphyAPIKey:       cfg.GiphyAPIKey,
 		Logger:            log,

@@ -6714,7 +6714,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Over the uploads per user per minute (rate_limited; Retry-After says when to retry) */
+            /** @description Over the uploads per user per minute (rate_limited), or while the user has NERUTALK_UPLOADS_IN_FLIGHT other uploads in progress on the node (too_many_uploads); Retry-After says when to retry */
             429: {
                 headers: {
                     [name: string]: unknown;
