@@ -42,7 +42,7 @@ func workerProcAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setsid:
 // lowerGroupPriority sets the nice value of the worker's autogroup to 19. SCHED_IDLE only ranks
 // threads within one scheduling group: with autogroups, each session competes as one group, so a
 // worker left in the server's session made that whole session weigh as much as PostgreSQL's, and
-// a database backend sharing the core waited up to 340 ms behind the worker (docs/BENCHMARKS.md,
+// a database backend sharing the core waited up to 480 ms behind the worker (docs/BENCHMARKS.md,
 // "The stall beside PostgreSQL"). In a session of its own niced to 19, the worker's group weighs
 // 15 against a normal group's 1024. Only done when this process leads its own session (started
 // by workerProcAttr): otherwise the write would lower the priority of its parent's whole session.
