@@ -81,8 +81,46 @@ func TestWorkerOwnSchedulingGroup(t *testing.T) {
 		t.Logf("no autogroups on this kernel: only the session checked (%q)", got)
 		return
 	}
-	if !strings.HasSuffix(got, " nice 19") || strings.Contains(got, "autogroup="+strings.Fields(before)[0]+" ") {
-		t.Fatalf("probe's autogroup %q: want its own, niced to 19 (this process: %q)", got, before)
+	if err := checkProbeGroup(got, before); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkProbeGroup checks the probe's output ("leader=true autogroup=/autogroup-N nice K") against
+// this process's /proc/self/autogroup: the probe must be in an autogroup of its own, niced to 19.
+// A process in the first session of the machine (or of a container that never called setsid) is
+// in the kernel's default group, for which /proc/self/autogroup reads empty: the probe, which
+// called setsid, has an autogroup of its own all the same.
+func checkProbeGroup(got, before string) error {
+	_, ag, _ := strings.Cut(got, "autogroup=")
+	name, nice, ok := strings.Cut(ag, " nice ")
+	if !ok || name == "" || nice != "19" {
+		return fmt.Errorf("probe's autogroup %q: want its own, niced to 19 (this process: %q)", got, before)
+	}
+	if f := strings.Fields(before); len(f) > 0 && f[0] == name {
+		return fmt.Errorf("probe shares this process's autogroup %q: %q", before, got)
+	}
+	return nil
+}
+
+func TestCheckProbeGroup(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		got, before string
+		ok          bool
+	}{
+		{"leader=true autogroup=/autogroup-9 nice 19", "/autogroup-8 nice 0", true},
+		{"leader=true autogroup=/autogroup-9 nice 19", "", true}, // parent in the default group
+		{"leader=true autogroup=/autogroup-8 nice 19", "/autogroup-8 nice 19", false},
+		{"leader=true autogroup=/autogroup-9 nice 0", "/autogroup-8 nice 0", false},
+		{"leader=true autogroup=/autogroup-9 nice 0", "", false},
+		{"leader=true autogroup=", "", false},
+		{"leader=true autogroup=", "/autogroup-8 nice 0", false},
+		{"", "", false},
+	} {
+		if err := checkProbeGroup(tc.got, tc.before); (err == nil) != tc.ok {
+			t.Errorf("checkProbeGroup(%q, %q) = %v, want ok=%v", tc.got, tc.before, err, tc.ok)
+		}
 	}
 }
 
