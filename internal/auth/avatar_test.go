@@ -53,6 +53,10 @@ func (f *fakeAvatars) DeleteAvatar(_ context.Context, url string) error {
 	return nil
 }
 
+func (f *fakeAvatars) BeginAvatarUpload(context.Context, string) (func(), error) {
+	return func() {}, nil
+}
+
 func (f *fakeAvatars) stored() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()

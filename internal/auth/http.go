@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humachi"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
@@ -106,6 +107,9 @@ func (s *Service) Mount(api *httpapi.API) {
 		Description: "A multipart/form-data body with the image in the field `file` (JPEG, PNG, GIF or WebP). " +
 			"The image is re-encoded; the answer is the profile with its new `avatar_url`.",
 		MaxBodyBytes: s.o.AvatarMaxBytes + multipartOverhead,
+		// Admitted (uploads in progress and per minute, shared with file uploads) before huma
+		// reads the body.
+		Middlewares: huma.Middlewares{s.admitAvatarUpload},
 		// The documented multipart schema below would make huma parse the body as that type;
 		// avatarPart reads it instead.
 		SkipValidateBody: true,
@@ -121,7 +125,7 @@ func (s *Service) Mount(api *httpapi.API) {
 			}},
 		},
 		Errors: []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType,
-			http.StatusUnprocessableEntity, http.StatusServiceUnavailable},
+			http.StatusUnprocessableEntity, http.StatusTooManyRequests, http.StatusServiceUnavailable},
 	}, s.handlePutAvatar)
 	huma.Register(authed, huma.Operation{
 		OperationID: "deleteAvatar", Method: http.MethodDelete, Path: "/users/me/avatar", Tags: tags,
@@ -380,6 +384,24 @@ func (s *Service) handlePutAvatar(ctx context.Context, in *avatarInput) (*profil
 		return nil, err
 	}
 	return &profileOutput{Body: prof}, nil
+}
+
+// admitAvatarUpload is the middleware of PUT /users/me/avatar: it runs after authentication and
+// before huma reads the body, and holds the upload's slot until the handler returns.
+func (s *Service) admitAvatarUpload(hctx huma.Context, next func(huma.Context)) {
+	p, err := caller(hctx.Context())
+	if err != nil || s.avatars == nil { // the handler answers both
+		next(hctx)
+		return
+	}
+	release, err := s.avatars.BeginAvatarUpload(hctx.Context(), p.UserID)
+	if err != nil {
+		r, w := humachi.Unwrap(hctx)
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	defer release()
+	next(hctx)
 }
 
 // avatarPart extracts the field "file" of a multipart/form-data body, at most maxBytes long.

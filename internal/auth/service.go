@@ -31,6 +31,10 @@ type AvatarStore interface {
 	SaveAvatar(ctx context.Context, userID string, r io.Reader) (avatarURL string, err error)
 	// DeleteAvatar removes an image that SaveAvatar stored.
 	DeleteAvatar(ctx context.Context, avatarURL string) error
+	// BeginAvatarUpload admits an upload of userID before its body is read, or refuses it with
+	// an *apperr.Error (429: the user's uploads in progress or per minute). release is called
+	// once the upload has ended, however it ended.
+	BeginAvatarUpload(ctx context.Context, userID string) (release func(), err error)
 }
 
 // Options configures a Service.

@@ -92,8 +92,8 @@ type Config struct {
 	MediaMaxAudioBytes int64
 	MediaMaxFileBytes  int64
 	MediaOrphanAge     time.Duration // uploads never attached are removed after this
-	UploadsPerMin      int           // file uploads per user per minute
-	UploadsInFlight    int           // file uploads one user may have in progress at once, per node
+	UploadsPerMin      int           // file and avatar uploads per user per minute
+	UploadsInFlight    int           // file and avatar uploads one user may have in progress at once, per node
 	S3Endpoint         string        // media in S3 when S3Bucket is set, else in DataDir/media
 	S3Region           string
 	S3Bucket           string
@@ -303,8 +303,8 @@ func settings() []Setting {
 		{"media-max-audio-bytes", "NERUTALK_MEDIA_MAX_AUDIO_BYTES", "104857600", "largest audio upload", int64Setter(func(c *Config) *int64 { return &c.MediaMaxAudioBytes }, 1024)},
 		{"media-max-file-bytes", "NERUTALK_MEDIA_MAX_FILE_BYTES", "104857600", "largest document upload (PDF, text, office, ZIP)", int64Setter(func(c *Config) *int64 { return &c.MediaMaxFileBytes }, 1024)},
 		{"media-orphan-age", "NERUTALK_MEDIA_ORPHAN_AGE", "24h", "uploads never attached to a message are deleted after this", durationSetter(func(c *Config) *time.Duration { return &c.MediaOrphanAge })},
-		{"uploads-per-minute", "NERUTALK_UPLOADS_PER_MINUTE", "60", "file uploads (POST /files) per user per minute, shared by the nodes through Redis when set; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.UploadsPerMin }, 1)},
-		{"uploads-in-flight", "NERUTALK_UPLOADS_IN_FLIGHT", "4", "file uploads (POST /files) one user may have in progress at once on a node (each holds up to an image's bytes in memory until it is processed); more are refused with 429 too_many_uploads and Retry-After 1 s; applies with rate limits off too", intSetter(func(c *Config) *int { return &c.UploadsInFlight }, 1)},
+		{"uploads-per-minute", "NERUTALK_UPLOADS_PER_MINUTE", "60", "uploads (POST /files and PUT /users/me/avatar, one budget) per user per minute, shared by the nodes through Redis when set; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.UploadsPerMin }, 1)},
+		{"uploads-in-flight", "NERUTALK_UPLOADS_IN_FLIGHT", "4", "uploads (POST /files and PUT /users/me/avatar, one count) one user may have in progress at once on a node (each holds up to an image's bytes in memory until it is processed); more are refused with 429 too_many_uploads and Retry-After 1 s; applies with rate limits off too", intSetter(func(c *Config) *int { return &c.UploadsInFlight }, 1)},
 		{"s3-endpoint", "NERUTALK_S3_ENDPOINT", "", "S3 endpoint URL (e.g. http://127.0.0.1:7070); empty = AWS", func(c *Config, v string) error {
 			if v != "" {
 				if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

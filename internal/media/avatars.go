@@ -57,12 +57,20 @@ type Avatars struct {
 	blobs    BlobStore
 	pipe     *pipeline
 	maxBytes int64
+	gate     *uploadGate // shared with Files: an avatar counts as an upload
 }
 
-// NewAvatars returns the avatar store over blobs, with cfg's limits (AvatarMaxBytes,
-// ImageMaxPixels).
+// NewAvatars returns the avatar store over blobs, with o's limits (AvatarMaxBytes,
+// ImageMaxPixels, UploadsInFlight, UploadsPerMinute).
 func NewAvatars(blobs BlobStore, o Options) *Avatars {
-	return &Avatars{blobs: blobs, pipe: newPipelineOptions(o), maxBytes: o.AvatarMaxBytes}
+	return &Avatars{blobs: blobs, pipe: newPipelineOptions(o), maxBytes: o.AvatarMaxBytes, gate: newUploadGate(o)}
+}
+
+// BeginAvatarUpload admits an avatar upload of userID before its body is read, against the same
+// per-user limits as file uploads (UploadsInFlight, UploadsPerMinute): 429 too_many_uploads or
+// rate_limited. release must be called once the upload has ended.
+func (a *Avatars) BeginAvatarUpload(ctx context.Context, userID string) (release func(), err error) {
+	return a.gate.begin(ctx, userID)
 }
 
 // SaveAvatar reads an image (at most AvatarMaxBytes; reading stops there), stores its two sizes

@@ -3,7 +3,6 @@ package media_test
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,7 +19,7 @@ import (
 
 // TestUploadRateLimit: over NERUTALK_UPLOADS_PER_MINUTE a user's uploads are refused with 429
 // rate_limited and Retry-After, before the body is processed; other users keep their own budget.
-// With Redis the nodes share one budget.
+// Files and avatars share the budget. With Redis the nodes share one budget.
 func TestUploadRateLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 3
@@ -50,22 +49,32 @@ func TestUploadRateLimit(t *testing.T) {
 			nodes := start(t)
 			alice, bob := nodes[0].Register(t, "alice"), nodes[0].Register(t, "bob")
 			doc := func(i int) []byte { return fmt.Appendf(nil, "%%PDF-1.4\nupload %d\n", i) }
+			img := pngOf(t, 8, 8)
 			for i := range limit {
 				n := nodes[i%len(nodes)]
+				if i == 1 { // one of them an avatar
+					ct, body := multipartBody(t, "file", "me.png", "image/png", img)
+					if resp, raw := send(t, n, http.MethodPut, "/api/v1/users/me/avatar", alice.AccessToken, ct, body); resp.StatusCode != http.StatusOK {
+						t.Fatalf("avatar upload %d: %d %s", i+1, resp.StatusCode, raw)
+					}
+					continue
+				}
 				if resp, raw, _ := upload(t, n, alice.AccessToken, "a.pdf", "application/pdf", doc(i)); resp.StatusCode != http.StatusCreated {
 					t.Fatalf("upload %d: %d %s", i+1, resp.StatusCode, raw)
 				}
 			}
-			resp, raw, _ := upload(t, nodes[len(nodes)-1], alice.AccessToken, "a.pdf", "application/pdf", doc(limit))
-			var p struct {
-				Code string `json:"code"`
-			}
-			_ = json.Unmarshal(raw, &p)
-			if resp.StatusCode != http.StatusTooManyRequests || p.Code != "rate_limited" {
+			last := nodes[len(nodes)-1]
+			resp, raw, _ := upload(t, last, alice.AccessToken, "a.pdf", "application/pdf", doc(limit))
+			if code := problemCode(t, resp, raw); resp.StatusCode != http.StatusTooManyRequests || code != "rate_limited" {
 				t.Fatalf("upload over the limit: %d %s, want 429 rate_limited", resp.StatusCode, raw)
 			}
 			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
 				t.Errorf("Retry-After %q, want 1..60 seconds", resp.Header.Get("Retry-After"))
+			}
+			ct, body := multipartBody(t, "file", "me.png", "image/png", img)
+			resp, raw = send(t, last, http.MethodPut, "/api/v1/users/me/avatar", alice.AccessToken, ct, body)
+			if code := problemCode(t, resp, raw); resp.StatusCode != http.StatusTooManyRequests || code != "rate_limited" || resp.Header.Get("Retry-After") == "" {
+				t.Fatalf("avatar upload over the limit: %d %s, want 429 rate_limited with Retry-After", resp.StatusCode, raw)
 			}
 			if resp, raw, _ := upload(t, nodes[0], bob.AccessToken, "b.pdf", "application/pdf", doc(0)); resp.StatusCode != http.StatusCreated {
 				t.Errorf("another user's upload: %d %s, want 201 (budgets are per user)", resp.StatusCode, raw)
@@ -75,8 +84,9 @@ func TestUploadRateLimit(t *testing.T) {
 }
 
 // TestUploadsInFlight: while a user has NERUTALK_UPLOADS_IN_FLIGHT uploads in progress, another
-// is refused with 429 too_many_uploads and Retry-After, before its body is read; other users are
-// not affected, and the slot is free again once an upload ends (finished or abandoned).
+// (file or avatar) is refused with 429 too_many_uploads and Retry-After, before its body is read;
+// other users are not affected, and the slot is free again once an upload ends (finished or
+// abandoned). An avatar upload in progress holds a slot too.
 func TestUploadsInFlight(t *testing.T) {
 	t.Parallel()
 	for _, d := range storetest.Dialects {
@@ -84,76 +94,98 @@ func TestUploadsInFlight(t *testing.T) {
 			t.Parallel()
 			n := servertest.New(t, d, func(c *config.Config) { c.UploadsInFlight = 1 })
 			alice, bob := n.Register(t, "alice"), n.Register(t, "bob")
-			// Large enough that the server is inside Upload, reading, when half of it has come.
+			// Large enough that the server is inside the handler, reading, when half has come.
 			doc := append([]byte("%PDF-1.4\n"), bytes.Repeat([]byte("slow upload\n"), 8<<10)...)
+			fileCT, fileBuf := multipartBody(t, "file", "slow.pdf", "application/pdf", doc)
+			img := pngOf(t, 512, 512)
+			avatarCT, avatarBuf := multipartBody(t, "file", "slow.png", "image/png", img)
 
-			// Alice's first upload: the headers and half of the body, on a raw connection (an
-			// http.Client may hold a partial body in its buffers), then nothing.
-			ct, buf := multipartBody(t, "file", "slow.pdf", "application/pdf", doc)
-			body := buf.Bytes()
-			half := len(body) / 2
-			slowConn := func() net.Conn {
+			// slowUpload sends alice's request line, headers and half of the body on a raw
+			// connection (an http.Client may hold a partial body in its buffers), then nothing.
+			// finish sends the rest and returns the status.
+			type slowUpload struct {
+				conn net.Conn
+				rest []byte
+			}
+			start := func(method, path, ct string, body []byte) slowUpload {
 				c, err := net.Dial("tcp", strings.TrimPrefix(n.URL, "http://"))
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { c.Close() })
-				fmt.Fprintf(c, "POST /api/v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
-					alice.AccessToken, ct, len(body))
+				fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+					method, path, alice.AccessToken, ct, len(body))
+				half := len(body) / 2
 				if _, err := c.Write(body[:half]); err != nil {
 					t.Fatal(err)
 				}
-				return c
+				return slowUpload{c, body[half:]}
 			}
-			// Another upload of hers is refused while it is in progress. The slow one must be in
-			// the handler first: one that arrived while a probe held the slot was refused itself,
-			// so then try again with a new one.
-			var slow net.Conn
-			var resp *http.Response
-			var raw []byte
-			for range 20 {
-				slow = slowConn()
-				time.Sleep(20 * time.Millisecond)
-				resp, raw, _ = upload(t, n, alice.AccessToken, "b.pdf", "application/pdf", doc)
-				if resp.StatusCode != http.StatusCreated {
-					break
+			finish := func(u slowUpload) int {
+				t.Helper()
+				if _, err := u.conn.Write(u.rest); err != nil {
+					t.Fatal(err)
 				}
-				slow.Close()
+				res, err := http.ReadResponse(bufio.NewReader(u.conn), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				return res.StatusCode
 			}
-			var p struct {
-				Code string `json:"code"`
+			slowFile := func() slowUpload { return start(http.MethodPost, "/api/v1/files", fileCT, fileBuf.Bytes()) }
+			slowAvatar := func() slowUpload {
+				return start(http.MethodPut, "/api/v1/users/me/avatar", avatarCT, avatarBuf.Bytes())
 			}
-			_ = json.Unmarshal(raw, &p)
-			if resp.StatusCode != http.StatusTooManyRequests || p.Code != "too_many_uploads" {
-				t.Fatalf("upload beside one in progress: %d %s, want 429 too_many_uploads", resp.StatusCode, raw)
+			fileUpload := func(token string) (*http.Response, []byte) {
+				resp, raw, _ := upload(t, n, token, "b.pdf", "application/pdf", doc)
+				return resp, raw
 			}
-			if resp.Header.Get("Retry-After") == "" {
-				t.Error("429 too_many_uploads without Retry-After")
+			avatarUpload := func(token string) (*http.Response, []byte) {
+				ct, body := multipartBody(t, "file", "me.png", "image/png", img)
+				return send(t, n, http.MethodPut, "/api/v1/users/me/avatar", token, ct, body)
 			}
-			if resp, raw, _ := upload(t, n, bob.AccessToken, "b.pdf", "application/pdf", doc); resp.StatusCode != http.StatusCreated {
-				t.Errorf("another user's upload: %d %s, want 201 (slots are per user)", resp.StatusCode, raw)
+			// refusedBeside starts a slow upload and checks that probe, sent while it is in
+			// progress, is refused. The slow one must be in the handler first: one that arrived
+			// while the probe held the slot was refused itself, so then it tries again.
+			refusedBeside := func(slow func() slowUpload, probe func(string) (*http.Response, []byte), what string) slowUpload {
+				t.Helper()
+				var u slowUpload
+				var resp *http.Response
+				var raw []byte
+				for range 20 {
+					u = slow()
+					time.Sleep(20 * time.Millisecond)
+					if resp, raw = probe(alice.AccessToken); resp.StatusCode >= 300 {
+						break
+					}
+					u.conn.Close()
+				}
+				if code := problemCode(t, resp, raw); resp.StatusCode != http.StatusTooManyRequests || code != "too_many_uploads" {
+					t.Fatalf("%s: %d %s, want 429 too_many_uploads", what, resp.StatusCode, raw)
+				}
+				if resp.Header.Get("Retry-After") == "" {
+					t.Errorf("%s: 429 too_many_uploads without Retry-After", what)
+				}
+				return u
 			}
 
+			u := refusedBeside(slowFile, fileUpload, "a file upload beside one in progress")
+			if resp, raw := fileUpload(bob.AccessToken); resp.StatusCode != http.StatusCreated {
+				t.Errorf("another user's upload: %d %s, want 201 (slots are per user)", resp.StatusCode, raw)
+			}
 			// The slow upload finishes: the slot is free again.
-			if _, err := slow.Write(body[half:]); err != nil {
-				t.Fatal(err)
+			if code := finish(u); code != http.StatusCreated {
+				t.Fatalf("the slow upload ended with %d, want 201", code)
 			}
-			res, err := http.ReadResponse(bufio.NewReader(slow), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
-			if res.StatusCode != http.StatusCreated {
-				t.Fatalf("the slow upload ended with %d, want 201", res.StatusCode)
-			}
-			if resp, raw, _ := upload(t, n, alice.AccessToken, "c.pdf", "application/pdf", doc); resp.StatusCode != http.StatusCreated {
+			if resp, raw := fileUpload(alice.AccessToken); resp.StatusCode != http.StatusCreated {
 				t.Fatalf("upload after the first ended: %d %s, want 201", resp.StatusCode, raw)
 			}
 
 			// An abandoned upload frees its slot too.
-			slowConn().Close()
+			slowFile().conn.Close()
 			for i := range 100 {
-				resp, raw, _ := upload(t, n, alice.AccessToken, "d.pdf", "application/pdf", doc)
+				resp, raw := fileUpload(alice.AccessToken)
 				if resp.StatusCode == http.StatusCreated {
 					break
 				}
@@ -161,6 +193,19 @@ func TestUploadsInFlight(t *testing.T) {
 					t.Fatalf("upload after an abandoned one: %d %s, want 201", resp.StatusCode, raw)
 				}
 				time.Sleep(20 * time.Millisecond)
+			}
+
+			// Avatars share the slots, both ways.
+			u = refusedBeside(slowFile, avatarUpload, "an avatar upload beside a file upload in progress")
+			if code := finish(u); code != http.StatusCreated {
+				t.Fatalf("the slow upload ended with %d, want 201", code)
+			}
+			u = refusedBeside(slowAvatar, fileUpload, "a file upload beside an avatar upload in progress")
+			if code := finish(u); code != http.StatusOK {
+				t.Fatalf("the slow avatar upload ended with %d, want 200", code)
+			}
+			if resp, raw := avatarUpload(alice.AccessToken); resp.StatusCode != http.StatusOK {
+				t.Fatalf("avatar upload after the others ended: %d %s, want 200", resp.StatusCode, raw)
 			}
 		})
 	}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
-	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -62,94 +61,20 @@ type Files struct {
 	limits       map[string]int64
 	log          *slog.Logger
 	now          func() time.Time
-	access       Access  // nil: only owners read
-	uploadLimit  Limiter // per uploader
-	inFlight     *uploadSlots
-	quota        int64 // bytes a user's files may add up to; 0 = unlimited
+	access       Access      // nil: only owners read
+	gate         *uploadGate // per uploader: uploads in progress and per minute
+	quota        int64       // bytes a user's files may add up to; 0 = unlimited
 	authenticate httpapi.Authenticator
 }
 
 // NewFiles returns the upload store over db and blobs with o's limits.
 func NewFiles(db *store.DB, blobs BlobStore, o Options) *Files {
-	return newFiles(db, blobs, o, newPipelineOptions(o))
+	return newFiles(db, blobs, o, newPipelineOptions(o), newUploadGate(o))
 }
 
-func newFiles(db *store.DB, blobs BlobStore, o Options, pipe *pipeline) *Files {
-	log := o.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Files{blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: log, now: time.Now, limits: o.MaxBytes,
-		access: o.Access, uploadLimit: uploadLimiter(o), quota: o.StorageQuotaBytes,
-		inFlight: &uploadSlots{max: o.UploadsInFlight, busy: map[string]int{}}}
-}
-
-// uploadSlots counts the uploads each user has in progress on this node. A user's uploads
-// are rate limited per minute, but a minute's budget started at once would each hold up to an
-// image's bytes (20 MiB by default) in the server until processed: 60 of them, 1.2 GB, for one
-// account. The count is per node: it bounds this node's memory, which is what it protects.
-type uploadSlots struct {
-	max  int // 0: unlimited
-	mu   sync.Mutex
-	busy map[string]int
-}
-
-// acquire takes one of userID's slots, or reports that all are in use.
-func (s *uploadSlots) acquire(userID string) bool {
-	if s.max <= 0 {
-		return true
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.busy[userID] >= s.max {
-		return false
-	}
-	s.busy[userID]++
-	return true
-}
-
-// release gives back a slot that acquire took.
-func (s *uploadSlots) release(userID string) {
-	if s.max <= 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.busy[userID]--; s.busy[userID] <= 0 {
-		delete(s.busy, userID)
-	}
-}
-
-// tooManyUploads is the refusal of an upload while the user has max others in progress.
-func tooManyUploads(max int) error {
-	return &apperr.Error{Kind: apperr.KindRateLimited, Code: "too_many_uploads", RetryAfter: time.Second,
-		Detail: fmt.Sprintf("this user already has %d uploads in progress; wait for one to finish", max)}
-}
-
-// uploadLimiter is o's limiter of uploads per user.
-func uploadLimiter(o Options) Limiter {
-	switch {
-	case o.UploadsPerMinute <= 0:
-		return ratelimit.Noop{}
-	case o.UploadLimiter != nil:
-		return o.UploadLimiter
-	default:
-		return ratelimit.NewMemory(ratelimit.PerMinute(o.UploadsPerMinute))
-	}
-}
-
-// allowUpload counts one upload of userID: 429 rate_limited with Retry-After over the limit. A
-// limiter that fails (Redis down) is logged and ignored: uploads matter more than the limit.
-func (f *Files) allowUpload(ctx context.Context, userID string) error {
-	ok, retry, err := f.uploadLimit.Allow(ctx, "media-upload:"+userID)
-	if err != nil {
-		f.log.WarnContext(ctx, "media: upload rate limiter failed; allowing", "err", err)
-		return nil
-	}
-	if !ok {
-		return apperr.RateLimited(retry)
-	}
-	return nil
+func newFiles(db *store.DB, blobs BlobStore, o Options, pipe *pipeline, gate *uploadGate) *Files {
+	return &Files{blobs: blobs, st: fileStore{db: db}, pipe: pipe, log: optionsLogger(o), now: time.Now, limits: o.MaxBytes,
+		access: o.Access, gate: gate, quota: o.StorageQuotaBytes}
 }
 
 // quotaExceeded is the refusal of an upload over the storage quota.

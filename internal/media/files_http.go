@@ -152,17 +152,13 @@ func (f *Files) handleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = identity.With(ctx, p)
-	// Both counted before the body is read, so a refused upload costs no transfer or processing.
-	// The slot first: an upload refused for want of one does not spend the minute's budget.
-	if !f.inFlight.acquire(p.UserID) {
-		httpapi.WriteError(w, r, tooManyUploads(f.inFlight.max))
-		return
-	}
-	defer f.inFlight.release(p.UserID)
-	if err := f.allowUpload(ctx, p.UserID); err != nil {
+	// Admitted before the body is read, so a refused upload costs no transfer or processing.
+	release, err := f.gate.begin(ctx, p.UserID)
+	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
+	defer release()
 	// The quota is checked on the declared length first (less what the multipart framing may
 	// take), so a large upload over the quota is refused before its body is read.
 	if err := f.checkQuota(ctx, p.UserID, max(r.ContentLength-multipartSlack, 0)); err != nil {

@@ -112,10 +112,11 @@ func New(db *store.DB, o Options) (*Media, error) {
 	if o.SearchPerMinute > 0 {
 		limiter = ratelimit.NewMemory(ratelimit.PerMinute(o.SearchPerMinute))
 	}
+	gate := newUploadGate(o) // one budget for a user's files and avatars
 	return &Media{
 		Blobs:   blobs,
-		Avatars: &Avatars{blobs: blobs, pipe: pipe, maxBytes: o.AvatarMaxBytes},
-		Files:   newFiles(db, blobs, o, pipe),
+		Avatars: &Avatars{blobs: blobs, pipe: pipe, maxBytes: o.AvatarMaxBytes, gate: gate},
+		Files:   newFiles(db, blobs, o, pipe, gate),
 		Search:  NewSearch(provider, limiter),
 		builtin: builtin,
 		opts:    o,
