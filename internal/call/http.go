@@ -40,9 +40,10 @@ func (s *Service) Mount(api *httpapi.API) {
 		Description: "The call rings for every other member (call_initiated on every device of every member). A chat " +
 			"has one live call at a time: while one rings or is active this is 409 call_in_progress with its id in " +
 			"existing_id (join it instead). The answer carries the caller's media credentials. In a direct chat " +
-			"with a block between the two users (either way) it is 403 blocked.",
+			"with a block between the two users (either way) it is 403 blocked. A user starts at most " +
+			"NERUTALK_CALLS_PER_MINUTE calls a minute: over it, 429 rate_limited with Retry-After, before anything rings.",
 		DefaultStatus: http.StatusCreated,
-		Errors:        errs(http.StatusForbidden, nf, cf),
+		Errors:        errs(http.StatusForbidden, nf, cf, http.StatusTooManyRequests),
 	}, s.handleStart)
 	huma.Register(a, huma.Operation{
 		OperationID: "listCalls", Method: http.MethodGet, Path: "/calls", Tags: tags,

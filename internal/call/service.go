@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -80,6 +81,28 @@ type Options struct {
 	Logger    *slog.Logger
 	// Blocks, when set, refuses calls in a direct chat between users with a block (403 blocked).
 	Blocks Blocks
+	// StartLimiter, when set, counts the calls each user starts (key "call-start:<user id>"):
+	// over it, 429 rate_limited with Retry-After. A start rings every other member of the chat
+	// (pushes included) and adds a participant row for each, so without it one account could
+	// ring a group of thousands in a loop.
+	StartLimiter ratelimit.Limiter
+}
+
+// allowStart counts one call started by userID against StartLimiter. A limiter that fails
+// (Redis down) is logged and ignored: calls matter more than the limit.
+func (s *Service) allowStart(ctx context.Context, userID string) error {
+	if s.opts.StartLimiter == nil {
+		return nil
+	}
+	ok, retry, err := s.opts.StartLimiter.Allow(ctx, "call-start:"+userID)
+	if err != nil {
+		s.log.WarnContext(ctx, "call: rate limiter failed; allowing", "err", err)
+		return nil
+	}
+	if !ok {
+		return apperr.RateLimited(retry)
+	}
+	return nil
 }
 
 // Service runs the calls.
@@ -166,6 +189,9 @@ func (s *Service) Initiate(ctx context.Context, userID, sessionID string, in Sta
 	}
 	if !validID(in.ChatID) {
 		return WithCredentials{}, apperr.Invalid("body.chat_id", "not a valid id")
+	}
+	if err := s.allowStart(ctx, userID); err != nil {
+		return WithCredentials{}, err
 	}
 	group, _, members, err := s.chats.Membership(ctx, in.ChatID, userID)
 	if err != nil {

@@ -8,8 +8,6 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
-	"github.com/nerutalk/nerutalk/internal/store"
-	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
 // TestE2EPerUserRateLimits: creating groups (NERUTALK_GROUPS_PER_MINUTE) and sending messages over
@@ -44,33 +42,11 @@ func TestE2EPerUserRateLimits(t *testing.T) {
 			},
 		},
 	}
-	type topology struct {
-		name  string
-		start func(t *testing.T, mutate func(*config.Config)) []*servertest.Node
-	}
-	topologies := []topology{
-		{"sqlite", func(t *testing.T, m func(*config.Config)) []*servertest.Node {
-			return []*servertest.Node{servertest.New(t, store.SQLite, m)}
-		}},
-		{"postgres", func(t *testing.T, m func(*config.Config)) []*servertest.Node {
-			return []*servertest.Node{servertest.New(t, store.Postgres, m)}
-		}},
-		{"two nodes sharing redis", func(t *testing.T, m func(*config.Config)) []*servertest.Node {
-			redisURL := storetest.RedisURL(t)
-			_, prefix := storetest.Redis(t)
-			a := servertest.New(t, store.Postgres, func(c *config.Config) { m(c); c.RedisURL, c.RedisPrefix = redisURL, prefix })
-			b := servertest.New(t, store.Postgres, func(c *config.Config) {
-				m(c)
-				c.RedisURL, c.RedisPrefix, c.DatabaseURL, c.DataDir = redisURL, prefix, a.Config.DatabaseURL, a.Config.DataDir
-			})
-			return []*servertest.Node{a, b}
-		}},
-	}
 	for _, l := range limits {
-		for _, top := range topologies {
-			t.Run(l.name+"/"+top.name, func(t *testing.T) {
+		for _, dep := range servertest.Deployments() {
+			t.Run(l.name+"/"+dep.Name, func(t *testing.T) {
 				t.Parallel()
-				nodes := top.start(t, l.mutate)
+				nodes := dep.Start(t, l.mutate)
 				alice, bob := nodes[0].Register(t, "alice"), nodes[0].Register(t, "bob")
 				var g struct {
 					ID string `json:"id"`

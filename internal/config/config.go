@@ -131,6 +131,8 @@ type Config struct {
 	CallMaxParticipants int
 	CallDisconnectGrace time.Duration
 	CallSweepInterval   time.Duration
+	// CallsPerMinute limits the calls one user starts per minute.
+	CallsPerMinute int
 
 	LocationHistoryEvery       time.Duration // at most one stored history point per user per this
 	LocationPruneEvery         time.Duration // how often history past its retention is deleted
@@ -433,6 +435,7 @@ func settings() []Setting {
 		}},
 		{"call-token-ttl", "NERUTALK_CALL_TOKEN_TTL", "1h", "lifetime of call media credentials (Agora and LiveKit tokens, TURN credentials); clients renew with POST /calls/{id}/token", durationSetter(func(c *Config) *time.Duration { return &c.CallTokenTTL })},
 		{"call-privilege-ttl", "NERUTALK_CALL_PRIVILEGE_TTL", "1h", "Agora: how long the join and publish privileges last (at most NERUTALK_CALL_TOKEN_TTL)", durationSetter(func(c *Config) *time.Duration { return &c.CallPrivilegeTTL })},
+		{"calls-per-minute", "NERUTALK_CALLS_PER_MINUTE", "10", "calls one user may start per minute (burst as many; each rings every other member of the chat, pushes included), shared by the nodes through Redis when set; more are refused with 429 rate_limited and Retry-After; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.CallsPerMinute }, 1)},
 		{"call-ring-timeout", "NERUTALK_CALL_RING_TIMEOUT", "45s", "an unanswered call ends as missed after this (and a system message is posted in the chat)", durationSetter(func(c *Config) *time.Duration { return &c.CallRingTimeout })},
 		{"call-max-participants", "NERUTALK_CALL_MAX_PARTICIPANTS", "16", "most participants in one call at once", intSetter(func(c *Config) *int { return &c.CallMaxParticipants }, 2)},
 		{"call-disconnect-grace", "NERUTALK_CALL_DISCONNECT_GRACE", "15s", "a participant with no WebSocket open anywhere for this long (on top of NERUTALK_PRESENCE_GRACE) is taken out of the call", durationSetter(func(c *Config) *time.Duration { return &c.CallDisconnectGrace })},

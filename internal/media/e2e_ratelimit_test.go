@@ -13,7 +13,6 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
-	"github.com/nerutalk/nerutalk/internal/store"
 	"github.com/nerutalk/nerutalk/internal/store/storetest"
 )
 
@@ -23,30 +22,10 @@ import (
 func TestUploadRateLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 3
-	cases := map[string]func(t *testing.T) []*servertest.Node{
-		"sqlite": func(t *testing.T) []*servertest.Node {
-			return []*servertest.Node{servertest.New(t, store.SQLite, func(c *config.Config) { c.UploadsPerMin = limit })}
-		},
-		"postgres": func(t *testing.T) []*servertest.Node {
-			return []*servertest.Node{servertest.New(t, store.Postgres, func(c *config.Config) { c.UploadsPerMin = limit })}
-		},
-		"two nodes sharing redis": func(t *testing.T) []*servertest.Node {
-			redisURL := storetest.RedisURL(t)
-			_, prefix := storetest.Redis(t)
-			a := servertest.New(t, store.Postgres, func(c *config.Config) {
-				c.UploadsPerMin, c.RedisURL, c.RedisPrefix = limit, redisURL, prefix
-			})
-			b := servertest.New(t, store.Postgres, func(c *config.Config) {
-				c.UploadsPerMin, c.RedisURL, c.RedisPrefix = limit, redisURL, prefix
-				c.DatabaseURL, c.DataDir = a.Config.DatabaseURL, a.Config.DataDir
-			})
-			return []*servertest.Node{a, b}
-		},
-	}
-	for name, start := range cases {
-		t.Run(name, func(t *testing.T) {
+	for _, dep := range servertest.Deployments() {
+		t.Run(dep.Name, func(t *testing.T) {
 			t.Parallel()
-			nodes := start(t)
+			nodes := dep.Start(t, func(c *config.Config) { c.UploadsPerMin = limit })
 			alice, bob := nodes[0].Register(t, "alice"), nodes[0].Register(t, "bob")
 			doc := func(i int) []byte { return fmt.Appendf(nil, "%%PDF-1.4\nupload %d\n", i) }
 			img := pngOf(t, 8, 8)

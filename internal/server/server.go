@@ -277,16 +277,21 @@ func (s *Server) wireChat(context.Context) error {
 // REST sends (at the WebSocket's frame rate, NERUTALK_WS_FRAMES_PER_SECOND with bursts of twice
 // that): in Redis when configured, shared by the nodes; none with rate limits off.
 func (s *Server) chatLimiters() (groups, sends ratelimit.Limiter) {
-	if !s.cfg.RateLimits {
-		return nil, nil
+	return s.perUserLimiter(ratelimit.PerMinute(max(s.cfg.GroupsPerMinute, 1))),
+		s.perUserLimiter(ratelimit.Rate{Events: 2 * max(s.cfg.WSFramesPerSecond, 1), Per: 2 * time.Second})
+}
+
+// perUserLimiter is a limiter of rate r per key: in Redis when configured, shared by the nodes;
+// nil with rate limits off.
+func (s *Server) perUserLimiter(r ratelimit.Rate) ratelimit.Limiter {
+	switch {
+	case !s.cfg.RateLimits:
+		return nil
+	case s.Redis != nil:
+		return ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", r)
+	default:
+		return ratelimit.NewMemory(r)
 	}
-	groupRate := ratelimit.PerMinute(max(s.cfg.GroupsPerMinute, 1))
-	sendRate := ratelimit.Rate{Events: 2 * max(s.cfg.WSFramesPerSecond, 1), Per: 2 * time.Second}
-	if s.Redis != nil {
-		return ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", groupRate),
-			ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", sendRate)
-	}
-	return ratelimit.NewMemory(groupRate), ratelimit.NewMemory(sendRate)
 }
 
 // wireCalls: chat membership and system messages from chats, events and signaling through the
@@ -305,6 +310,7 @@ func (s *Server) wireCalls(context.Context) error {
 		Provider: prov, RingTimeout: s.cfg.CallRingTimeout, MaxParticipants: s.cfg.CallMaxParticipants,
 		DisconnectGrace: s.cfg.CallDisconnectGrace, SweepInterval: s.cfg.CallSweepInterval, Logger: s.log,
 		Pusher: callPusher{s.Push}, Accounts: callAccounts{}, Presence: s.Hub, Blocks: s.Chat,
+		StartLimiter: s.perUserLimiter(ratelimit.PerMinute(max(s.cfg.CallsPerMinute, 1))),
 	})
 	calls.RegisterCommands(s.Hub)
 	s.Chat.OnMembersChanged(calls.MembersChanged) // who leaves a chat or is removed is out of its live call

@@ -37,6 +37,7 @@ func Config(t testing.TB) config.Config {
 	cfg.LogLevel = slog.LevelError
 	// Tests create groups freely; the limit's own tests set it back.
 	cfg.GroupsPerMinute = 100_000
+	cfg.CallsPerMinute = 100_000
 	// Tests refresh and reconnect freely too; the limits' own tests set them back.
 	cfg.RefreshesPerMinute = 100_000
 	cfg.WSConnectsPerMinute = 100_000
@@ -168,4 +169,38 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Deployment is a way to run NeruTalk that a test repeats itself on.
+type Deployment struct {
+	Name string
+	// Start starts its nodes, each with the test defaults adjusted by mutate (if not nil).
+	Start func(t *testing.T, mutate func(*config.Config)) []*Node
+}
+
+// Deployments are one SQLite node, one PostgreSQL node, and two PostgreSQL nodes sharing the
+// database, the data folder and Redis (under a prefix of their own): what a per-user limit shared
+// by the nodes must hold on.
+func Deployments() []Deployment {
+	return []Deployment{
+		{"sqlite", func(t *testing.T, m func(*config.Config)) []*Node { return []*Node{New(t, store.SQLite, m)} }},
+		{"postgres", func(t *testing.T, m func(*config.Config)) []*Node { return []*Node{New(t, store.Postgres, m)} }},
+		{"two nodes sharing redis", func(t *testing.T, m func(*config.Config)) []*Node {
+			redisURL := storetest.RedisURL(t)
+			_, prefix := storetest.Redis(t)
+			a := New(t, store.Postgres, func(c *config.Config) {
+				if m != nil {
+					m(c)
+				}
+				c.RedisURL, c.RedisPrefix = redisURL, prefix
+			})
+			b := New(t, store.Postgres, func(c *config.Config) {
+				if m != nil {
+					m(c)
+				}
+				c.RedisURL, c.RedisPrefix, c.DatabaseURL, c.DataDir = redisURL, prefix, a.Config.DatabaseURL, a.Config.DataDir
+			})
+			return []*Node{a, b}
+		}},
+	}
 }

@@ -201,7 +201,7 @@ export interface paths {
         put?: never;
         /**
          * Start a call in a chat
-         * @description The call rings for every other member (call_initiated on every device of every member). A chat has one live call at a time: while one rings or is active this is 409 call_in_progress with its id in existing_id (join it instead). The answer carries the caller's media credentials. In a direct chat with a block between the two users (either way) it is 403 blocked.
+         * @description The call rings for every other member (call_initiated on every device of every member). A chat has one live call at a time: while one rings or is active this is 409 call_in_progress with its id in existing_id (join it instead). The answer carries the caller's media credentials. In a direct chat with a block between the two users (either way) it is 403 blocked. A user starts at most NERUTALK_CALLS_PER_MINUTE calls a minute: over it, 429 rate_limited with Retry-After, before anything rings.
          */
         post: operations["startCall"];
         delete?: never;
@@ -3941,6 +3941,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
