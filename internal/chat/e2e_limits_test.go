@@ -10,9 +10,9 @@ import (
 	"github.com/nerutalk/nerutalk/internal/server/servertest"
 )
 
-// TestE2EPerUserRateLimits: creating groups (NERUTALK_GROUPS_PER_MINUTE) and sending messages over
-// REST (at the WebSocket's frame rate, NERUTALK_WS_FRAMES_PER_SECOND with bursts of twice that)
-// are limited per user: over the limit 429 rate_limited with Retry-After, while another user keeps
+// TestE2EPerUserRateLimits: creating groups (NERUTALK_GROUPS_PER_MINUTE) and chat writes over
+// REST, sends and read and delivered marks sharing one budget (at the WebSocket's frame rate,
+// NERUTALK_WS_FRAMES_PER_SECOND with bursts of twice that) are limited per user: over the limit 429 rate_limited with Retry-After, while another user keeps
 // a budget of their own. With Redis two nodes share one budget. (No timing assertion: the test
 // sends until refused, at most far more than the burst.)
 func TestE2EPerUserRateLimits(t *testing.T) {
@@ -21,6 +21,9 @@ func TestE2EPerUserRateLimits(t *testing.T) {
 		name   string
 		mutate func(*config.Config)
 		burst  int // events allowed at once
+		// maxAllowed, if not 0, is the most actions that may pass before one is refused (the
+		// burst, with room for what refills while the test runs).
+		maxAllowed int
 		// act does one limited action of user on node n (i: its rank) and returns status and body.
 		act func(t *testing.T, n *servertest.Node, token string, fixture map[string]string, i int) *http.Response
 	}
@@ -37,6 +40,22 @@ func TestE2EPerUserRateLimits(t *testing.T) {
 			name: "REST sends at the WebSocket frame rate", burst: 2,
 			mutate: func(c *config.Config) { c.WSFramesPerSecond = 1 },
 			act: func(t *testing.T, n *servertest.Node, token string, f map[string]string, i int) *http.Response {
+				return n.Do(t, http.MethodPost, "/api/v1/chats/"+f["chat"]+"/messages", token,
+					map[string]any{"client_id": fmt.Sprint("c", i, "-", token[len(token)-8:]), "text": "hi"}, nil)
+			},
+		},
+		{
+			// Every chat write over REST reaches every member: they share the send budget.
+			// Sends alone would pass 11 actions before one is refused (a send is every third).
+			name: "REST read and delivered marks and sends, one budget", burst: 4, maxAllowed: 7,
+			mutate: func(c *config.Config) { c.WSFramesPerSecond = 2 },
+			act: func(t *testing.T, n *servertest.Node, token string, f map[string]string, i int) *http.Response {
+				switch i % 3 {
+				case 0:
+					return n.Do(t, http.MethodPost, "/api/v1/chats/"+f["chat"]+"/read", token, map[string]any{"seq": 0}, nil)
+				case 1:
+					return n.Do(t, http.MethodPost, "/api/v1/chats/"+f["chat"]+"/delivered", token, map[string]any{"seq": 0}, nil)
+				}
 				return n.Do(t, http.MethodPost, "/api/v1/chats/"+f["chat"]+"/messages", token,
 					map[string]any{"client_id": fmt.Sprint("c", i, "-", token[len(token)-8:]), "text": "hi"}, nil)
 			},
@@ -60,10 +79,10 @@ func TestE2EPerUserRateLimits(t *testing.T) {
 				var refused *http.Response
 				for i := 0; i < 50*l.burst && refused == nil; i++ {
 					resp := l.act(t, nodes[i%len(nodes)], alice.AccessToken, fixture, i)
-					switch resp.StatusCode {
-					case http.StatusCreated:
+					switch {
+					case resp.StatusCode < 300:
 						allowed++
-					case http.StatusTooManyRequests:
+					case resp.StatusCode == http.StatusTooManyRequests:
 						refused = resp
 					default:
 						t.Fatalf("action %d: status %d", i, resp.StatusCode)
@@ -75,11 +94,14 @@ func TestE2EPerUserRateLimits(t *testing.T) {
 				if allowed < l.burst {
 					t.Errorf("refused after %d actions, want at least the burst %d", allowed, l.burst)
 				}
+				if l.maxAllowed > 0 && allowed > l.maxAllowed {
+					t.Errorf("refused after %d actions, want at most %d", allowed, l.maxAllowed)
+				}
 				if s, err := strconv.Atoi(refused.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
 					t.Errorf("Retry-After %q, want 1..60 seconds", refused.Header.Get("Retry-After"))
 				}
-				if resp := l.act(t, nodes[0], bob.AccessToken, fixture, 0); resp.StatusCode != http.StatusCreated {
-					t.Errorf("another user: status %d, want 201 (budgets are per user)", resp.StatusCode)
+				if resp := l.act(t, nodes[0], bob.AccessToken, fixture, 0); resp.StatusCode >= 300 {
+					t.Errorf("another user: status %d, want 2xx (budgets are per user)", resp.StatusCode)
 				}
 			})
 		}

@@ -38,7 +38,8 @@ import (
 //	DELETE /users/{id}/block                      unblockUser
 //	GET    /users/me/blocks                       listBlocks
 //
-// Mount registers them. A chat the caller is not a member of is 404 everywhere.
+// Mount registers them. A chat the caller is not a member of is 404 everywhere. The writes
+// (limitWrites) share one budget per user, at the WebSocket's frame rate.
 func (s *Service) Mount(api *httpapi.API) {
 	tags := []string{"Chats"}
 	a := api.Authed
@@ -89,39 +90,39 @@ func (s *Service) Mount(api *httpapi.API) {
 		OperationID: "updateChat", Method: http.MethodPatch, Path: "/chats/{id}", Tags: tags,
 		Summary:     "Rename a group (owner or admin)",
 		Description: "Direct chats have no title (409 not_a_group). Members receive chat_updated.",
-		Errors:      errs(http.StatusForbidden, nf, http.StatusConflict),
-	}, s.handleUpdate)
+		Errors:      errs(http.StatusForbidden, nf, http.StatusConflict, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleUpdate))
 	huma.Register(a, huma.Operation{
 		OperationID: "leaveChat", Method: http.MethodDelete, Path: "/chats/{id}", Tags: tags,
 		Summary: "Leave a chat",
 		Description: "An owner who leaves hands ownership to the longest-standing admin, else the longest-standing member; " +
 			"the last member leaving deletes the chat. The leaver receives a last chat_updated without themselves in it.",
 		DefaultStatus: http.StatusNoContent,
-		Errors:        errs(nf),
-	}, s.handleLeave)
+		Errors:        errs(nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleLeave))
 	huma.Register(a, huma.Operation{
 		OperationID: "addMembers", Method: http.MethodPost, Path: "/chats/{id}/members", Tags: tags,
 		Summary: "Add members to a group (owner or admin)",
 		Description: "Users who are members already are skipped. The answer is the chat. Users whose group_adds setting " +
 			"does not allow the caller to add them are invited instead: they are listed in invited_user_ids and receive " +
 			"group_invitation.",
-		Errors: errs(http.StatusForbidden, nf, http.StatusConflict),
-	}, s.handleAddMembers)
+		Errors: errs(http.StatusForbidden, nf, http.StatusConflict, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleAddMembers))
 	huma.Register(a, huma.Operation{
 		OperationID: "removeMember", Method: http.MethodDelete, Path: "/chats/{id}/members/{user_id}", Tags: tags,
 		Summary: "Remove a member from a group",
 		Description: "The owner removes anyone, an admin removes members; removing yourself is leaving. The removed " +
 			"member stops receiving the chat's events at once and can no longer send.",
 		DefaultStatus: http.StatusNoContent,
-		Errors:        errs(http.StatusForbidden, nf, http.StatusConflict),
-	}, s.handleRemoveMember)
+		Errors:        errs(http.StatusForbidden, nf, http.StatusConflict, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleRemoveMember))
 	huma.Register(a, huma.Operation{
 		OperationID: "setMemberRole", Method: http.MethodPatch, Path: "/chats/{id}/members/{user_id}", Tags: tags,
 		Summary: "Change a member's role (owner only)",
 		Description: "Making a member the owner hands the ownership over; the previous owner becomes an admin. The owner " +
 			"cannot demote themselves (409 owner_required).",
-		Errors: errs(http.StatusForbidden, nf, http.StatusConflict),
-	}, s.handleSetRole)
+		Errors: errs(http.StatusForbidden, nf, http.StatusConflict, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleSetRole))
 	huma.Register(a, huma.Operation{
 		OperationID: "sendMessage", Method: http.MethodPost, Path: "/chats/{id}/messages", Tags: tags,
 		Summary: "Send a message",
@@ -130,15 +131,16 @@ func (s *Service) Mount(api *httpapi.API) {
 			"another chat is 409 client_id_reused. attachment_ids are files of the sender's from POST /files (at most 10, " +
 			"no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's " +
 			"members may download them. Every member receives message_new on every connection. In a direct chat with a " +
-			"block between the two users (either way) it is 403 blocked. A user sends at most " +
-			"NERUTALK_WS_FRAMES_PER_SECOND messages a second this way (bursts of twice that), like a WebSocket connection's " +
-			"frames: over it, 429 rate_limited with Retry-After.",
+			"block between the two users (either way) it is 403 blocked. A user makes at most " +
+			"NERUTALK_WS_FRAMES_PER_SECOND chat writes a second over REST (sends, edits, deletes, read and delivered marks, " +
+			"chat and member changes together; bursts of twice that), like a WebSocket connection's frames: over it, " +
+			"429 rate_limited with Retry-After.",
 		DefaultStatus: http.StatusCreated,
 		Responses: map[string]*huma.Response{
 			"200": httpapi.JSONResponse[Message](a, "This client_id was sent before by the caller in this chat: the original message, nothing stored"),
 		},
 		Errors: errs(http.StatusForbidden, nf, http.StatusConflict, http.StatusTooManyRequests),
-	}, s.handleSend)
+	}, limitWrites(s, s.handleSend))
 	huma.Register(a, huma.Operation{
 		OperationID: "listMessages", Method: http.MethodGet, Path: "/chats/{id}/messages", Tags: tags,
 		Summary: "History",
@@ -152,16 +154,16 @@ func (s *Service) Mount(api *httpapi.API) {
 		Summary: "Edit a message (its sender only)", Description: "Sets edited_at; members receive message_updated. " +
 			"Attachments stay; the caption of a file message may become empty. In a direct chat with a block between " +
 			"the two users (either way) it is 403 blocked (deleting one's own messages stays allowed).",
-		Errors: errs(http.StatusForbidden, nf, http.StatusConflict),
-	}, s.handleEdit)
+		Errors: errs(http.StatusForbidden, nf, http.StatusConflict, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleEdit))
 	huma.Register(a, huma.Operation{
 		OperationID: "deleteMessage", Method: http.MethodDelete, Path: "/chats/{id}/messages/{msg_id}", Tags: tags,
 		Summary: "Delete a message for everyone (its sender, or a group's owner or admin)",
 		Description: "Text and attachments are removed (the files are released: a file no message carries any more is " +
 			"deleted); the message stays as a tombstone (deleted: true) so seq keeps no gap. Members receive message_deleted. Deleting a tombstone again changes nothing.",
 		DefaultStatus: http.StatusNoContent,
-		Errors:        errs(http.StatusForbidden, nf),
-	}, s.handleDelete)
+		Errors:        errs(http.StatusForbidden, nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleDelete))
 	huma.Register(a, huma.Operation{
 		OperationID: "markRead", Method: http.MethodPost, Path: "/chats/{id}/read", Tags: tags,
 		Summary: "Mark the chat read up to seq",
@@ -169,8 +171,8 @@ func (s *Service) Mount(api *httpapi.API) {
 			"moves, members receive message_read. A seq beyond the last message is 422 seq_out_of_range. In a direct " +
 			"chat with a block between the two users (either way) it is 403 blocked.",
 		DefaultStatus: http.StatusNoContent,
-		Errors:        errs(http.StatusForbidden, nf),
-	}, s.handleMarkRead)
+		Errors:        errs(http.StatusForbidden, nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleMarkRead))
 	huma.Register(a, huma.Operation{
 		OperationID: "markDelivered", Method: http.MethodPost, Path: "/chats/{id}/delivered", Tags: tags,
 		Summary: "Mark the chat delivered up to seq (the REST twin of message_delivered)",
@@ -178,8 +180,8 @@ func (s *Service) Mount(api *httpapi.API) {
 			"beyond the last message is 422 seq_out_of_range. In a direct chat with a block between the two users " +
 			"(either way) it is 403 blocked.",
 		DefaultStatus: http.StatusNoContent,
-		Errors:        errs(http.StatusForbidden, nf),
-	}, s.handleMarkDelivered)
+		Errors:        errs(http.StatusForbidden, nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleMarkDelivered))
 	huma.Register(a, huma.Operation{
 		OperationID: "listReceipts", Method: http.MethodGet, Path: "/chats/{id}/receipts", Tags: tags,
 		Summary: "Every member's read_seq and delivered_seq", Errors: errs(nf),
@@ -205,8 +207,8 @@ func (s *Service) mountBlocks(api *httpapi.API) {
 		OperationID: "acceptInvitation", Method: http.MethodPost, Path: "/invitations/{id}/accept", Tags: inv,
 		Summary:     "Join the group of an invitation",
 		Description: "The answer is the chat; every member receives chat_updated as for an add. Someone else's, expired or unknown invitations are 404.",
-		Errors:      append(bad, nf),
-	}, s.handleAcceptInvitation)
+		Errors:      append(bad, nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleAcceptInvitation))
 	huma.Register(a, huma.Operation{
 		OperationID: "declineInvitation", Method: http.MethodPost, Path: "/invitations/{id}/decline", Tags: inv,
 		Summary: "Decline an invitation (it is deleted; the inviter is not told)", DefaultStatus: http.StatusNoContent,
@@ -419,9 +421,6 @@ type messageOutput struct {
 }
 
 func (s *Service) handleSend(ctx context.Context, in *sendInput) (*messageOutput, error) {
-	if err := s.allow(ctx, s.opts.SendLimiter, "chat-send:"+identity.UserID(ctx)); err != nil {
-		return nil, err
-	}
 	m, existed, err := s.Send(ctx, identity.UserID(ctx), in.ID, in.Body)
 	if err != nil {
 		return nil, err
@@ -527,6 +526,17 @@ func (s *Service) handleReceipts(ctx context.Context, in *chatPath) (*httpapi.Pa
 
 // allow counts one event of key on l (nil: unlimited): 429 rate_limited with Retry-After over the
 // limit. A limiter that fails (Redis down) is logged and ignored.
+// limitWrites wraps the handler of a chat write: each counts against the caller's WriteLimiter
+// before anything else (429 rate_limited with Retry-After over it).
+func limitWrites[I, O any](s *Service, h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
+	return func(ctx context.Context, in *I) (*O, error) {
+		if err := s.allow(ctx, s.opts.WriteLimiter, "chat-write:"+identity.UserID(ctx)); err != nil {
+			return nil, err
+		}
+		return h(ctx, in)
+	}
+}
+
 func (s *Service) allow(ctx context.Context, l ratelimit.Limiter, key string) error {
 	if l == nil {
 		return nil

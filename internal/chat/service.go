@@ -50,9 +50,11 @@ type Options struct {
 	// "chat-group:<user>"); nil = unlimited. The server passes NERUTALK_GROUPS_PER_MINUTE, in
 	// Redis when configured.
 	GroupLimiter ratelimit.Limiter
-	// SendLimiter counts the messages each user sends over REST (POST /chats/{id}/messages; key
-	// "chat-send:<user>"), at the WebSocket's frame rate; nil = unlimited.
-	SendLimiter ratelimit.Limiter
+	// WriteLimiter counts the chat writes each user makes over REST, sends, edits, deletes, read
+	// and delivered marks, chat and member changes together (key "chat-write:<user>"), at the
+	// WebSocket's frame rate: each reaches every member of the chat, as a WebSocket command
+	// does, and the WebSocket limits those per connection; nil = unlimited.
+	WriteLimiter ratelimit.Limiter
 }
 
 // Service is the chat domain: chats, members, messages, receipts and typing, over REST and over

@@ -255,9 +255,9 @@ func (s *Server) wireWebUI(context.Context) error {
 }
 
 func (s *Server) wireChat(context.Context) error {
-	groupLimiter, sendLimiter := s.chatLimiters()
+	groupLimiter, writeLimiter := s.chatLimiters()
 	chats := chat.New(s.DB, s.Hub, chat.Options{
-		GroupLimiter: groupLimiter, SendLimiter: sendLimiter,
+		GroupLimiter: groupLimiter, WriteLimiter: writeLimiter,
 		MaxGroupMembers: s.cfg.MaxGroupMembers, LargeGroupMembers: s.cfg.LargeGroupMembers, MaxTextChars: s.cfg.WSMaxTextChars,
 		CommitEvery: s.cfg.ChatCommitEvery, Logger: s.log, Registerer: s.Metrics.Registry, Files: chatFiles{s.media.Files}, Accounts: chatAccounts{},
 		ActiveCalls: call.Queries{DB: s.DB},
@@ -274,9 +274,9 @@ func (s *Server) wireChat(context.Context) error {
 }
 
 // chatLimiters are the per-user limits of group creation (NERUTALK_GROUPS_PER_MINUTE) and of
-// REST sends (at the WebSocket's frame rate, NERUTALK_WS_FRAMES_PER_SECOND with bursts of twice
-// that): in Redis when configured, shared by the nodes; none with rate limits off.
-func (s *Server) chatLimiters() (groups, sends ratelimit.Limiter) {
+// chat writes over REST (at the WebSocket's frame rate, NERUTALK_WS_FRAMES_PER_SECOND with bursts
+// of twice that): in Redis when configured, shared by the nodes; none with rate limits off.
+func (s *Server) chatLimiters() (groups, writes ratelimit.Limiter) {
 	return s.perUserLimiter(ratelimit.PerMinute(max(s.cfg.GroupsPerMinute, 1))),
 		s.perUserLimiter(ratelimit.Rate{Events: 2 * max(s.cfg.WSFramesPerSecond, 1), Per: 2 * time.Second})
 }
