@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/store"
 )
 
 var errClosed = apperr.New(apperr.KindUnavailable, "shutting_down", "the server is shutting down")
@@ -201,18 +202,14 @@ func (s *Service) commit(batch []*op, started time.Time) {
 			o.res = res[i]
 		}
 		s.enqueue(evs...)
-	} else if len(batch) == 1 {
+	} else if len(batch) == 1 && !store.IsUniqueViolation(err) {
 		batch[0].res = opResult{err: s.internal("commit", err)}
 	} else {
-		s.log.Warn("chat: batch failed, retrying its ops one by one", "ops", len(batch), "err", err)
+		if len(batch) > 1 {
+			s.log.Warn("chat: batch failed, retrying its ops one by one", "ops", len(batch), "err", err)
+		}
 		for _, o := range batch {
-			res, evs, err := s.commitOps(ctx, []*op{o}, s.now())
-			if err != nil {
-				o.res = opResult{err: s.internal("commit", err)}
-				continue
-			}
-			o.res = res[0]
-			s.enqueue(evs...)
+			s.commitAlone(ctx, o)
 		}
 	}
 	// Deferred answers (WebSocket sends) go out after the batch's events: the sender's own
@@ -227,6 +224,24 @@ func (s *Service) commit(batch []*op, started time.Time) {
 	for _, o := range batch {
 		close(o.done)
 	}
+}
+
+// commitAlone commits o in a transaction of its own and answers it. A unique violation means that
+// another lane committed a send with the same sender and client_id meanwhile (lanes commit in
+// parallel, and PostgreSQL makes the second insert wait for the first transaction, then fail): one
+// more attempt finds that message and answers as for any repeat (the original, or 409
+// client_id_reused), not 500.
+func (s *Service) commitAlone(ctx context.Context, o *op) {
+	res, evs, err := s.commitOps(ctx, []*op{o}, s.now())
+	if err != nil && store.IsUniqueViolation(err) {
+		res, evs, err = s.commitOps(ctx, []*op{o}, s.now())
+	}
+	if err != nil {
+		o.res = opResult{err: s.internal("commit", err)}
+		return
+	}
+	o.res = res[0]
+	s.enqueue(evs...)
 }
 
 // closeWriter stops accepting work and waits until everything queued is committed.
