@@ -88,23 +88,6 @@ type Options struct {
 	StartLimiter ratelimit.Limiter
 }
 
-// allowStart counts one call started by userID against StartLimiter. A limiter that fails
-// (Redis down) is logged and ignored: calls matter more than the limit.
-func (s *Service) allowStart(ctx context.Context, userID string) error {
-	if s.opts.StartLimiter == nil {
-		return nil
-	}
-	ok, retry, err := s.opts.StartLimiter.Allow(ctx, "call-start:"+userID)
-	if err != nil {
-		s.log.WarnContext(ctx, "call: rate limiter failed; allowing", "err", err)
-		return nil
-	}
-	if !ok {
-		return apperr.RateLimited(retry)
-	}
-	return nil
-}
-
 // Service runs the calls.
 type Service struct {
 	db    *store.DB
@@ -190,7 +173,7 @@ func (s *Service) Initiate(ctx context.Context, userID, sessionID string, in Sta
 	if !validID(in.ChatID) {
 		return WithCredentials{}, apperr.Invalid("body.chat_id", "not a valid id")
 	}
-	if err := s.allowStart(ctx, userID); err != nil {
+	if err := ratelimit.Enforce(ctx, s.opts.StartLimiter, "call-start:"+userID, s.log); err != nil {
 		return WithCredentials{}, err
 	}
 	group, _, members, err := s.chats.Membership(ctx, in.ChatID, userID)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
-	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/identity"
 	"github.com/nerutalk/nerutalk/internal/ratelimit"
@@ -314,7 +313,7 @@ type invitesOutput struct {
 
 func (s *Service) handleCreate(ctx context.Context, in *createInput) (*invitesOutput, error) {
 	if in.Body.Type == Group {
-		if err := s.allow(ctx, s.opts.GroupLimiter, "chat-group:"+identity.UserID(ctx)); err != nil {
+		if err := ratelimit.Enforce(ctx, s.opts.GroupLimiter, "chat-group:"+identity.UserID(ctx), s.log); err != nil {
 			return nil, err
 		}
 	}
@@ -529,25 +528,5 @@ func (s *Service) handleReceipts(ctx context.Context, in *chatPath) (*httpapi.Pa
 // limitWrites wraps the handler of a chat write: each counts against the caller's WriteLimiter
 // before anything else (429 rate_limited with Retry-After over it).
 func limitWrites[I, O any](s *Service, h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
-	return func(ctx context.Context, in *I) (*O, error) {
-		if err := s.allow(ctx, s.opts.WriteLimiter, "chat-write:"+identity.UserID(ctx)); err != nil {
-			return nil, err
-		}
-		return h(ctx, in)
-	}
-}
-
-func (s *Service) allow(ctx context.Context, l ratelimit.Limiter, key string) error {
-	if l == nil {
-		return nil
-	}
-	ok, retry, err := l.Allow(ctx, key)
-	if err != nil {
-		s.log.WarnContext(ctx, "chat: rate limiter failed; allowing", "key", key, "err", err)
-		return nil
-	}
-	if !ok {
-		return apperr.RateLimited(retry)
-	}
-	return nil
+	return ratelimit.Wrap(s.opts.WriteLimiter, func(ctx context.Context) string { return "chat-write:" + identity.UserID(ctx) }, s.log, h)
 }

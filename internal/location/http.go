@@ -9,6 +9,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/identity"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 )
 
 // The route table of location (all authenticated, under /api/v1):
@@ -45,9 +46,11 @@ func (s *Service) Mount(api *httpapi.API) {
 		Description: "Becomes the latest position unless a position with a later recorded_at is stored (then it is " +
 			"ignored: accepted false). The viewers of the caller's active shares receive shared_location_update; at " +
 			"most one point per second is stored in the history; geofences are checked. Also the location_update " +
-			"WebSocket command.",
-		Errors: errs(),
-	}, s.handleUpdate)
+			"WebSocket command. A user makes at most NERUTALK_WS_FRAMES_PER_SECOND location writes a second over REST " +
+			"(reports, settings, shares, history deletion and geofence changes together; bursts of twice that), like a " +
+			"WebSocket connection's frames: over it, 429 rate_limited with Retry-After.",
+		Errors: errs(http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleUpdate))
 	huma.Register(a, huma.Operation{
 		OperationID: "getMyLocation", Method: http.MethodGet, Path: "/location/me", Tags: tags,
 		Summary: "The caller's latest position and location settings", Errors: errs(),
@@ -56,8 +59,8 @@ func (s *Service) Mount(api *httpapi.API) {
 		OperationID: "updateLocationSettings", Method: http.MethodPut, Path: "/location/settings", Tags: tags,
 		Summary:     "Change discoverable and history_retention_days",
 		Description: "Absent fields keep their value. Lowering the retention deletes the older points at once; 0 keeps none.",
-		Errors:      errs(),
-	}, s.handleSettings)
+		Errors:      errs(http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleSettings))
 	huma.Register(a, huma.Operation{
 		OperationID: "createLocationShare", Method: http.MethodPost, Path: "/location/shares", Tags: tags,
 		Summary: "Share the caller's location with a user or a chat",
@@ -68,8 +71,8 @@ func (s *Service) Mount(api *httpapi.API) {
 			"per user (409 too_many_shares). A user with a block between the two (either way): 403 blocked; a chat " +
 			"share never reaches members with a block with the owner.",
 		DefaultStatus: http.StatusCreated,
-		Errors:        errs(http.StatusForbidden, nf, http.StatusConflict),
-	}, s.handleCreateShare)
+		Errors:        errs(http.StatusForbidden, nf, http.StatusConflict, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleCreateShare))
 	huma.Register(a, huma.Operation{
 		OperationID: "listLocationShares", Method: http.MethodGet, Path: "/location/shares", Tags: tags,
 		Summary: "The caller's active shares, outgoing and incoming", Errors: errs(),
@@ -79,8 +82,8 @@ func (s *Service) Mount(api *httpapi.API) {
 		Summary:       "Stop one of the caller's shares",
 		Description:   "Its viewers receive location_share_stop. Someone else's share: 404.",
 		DefaultStatus: http.StatusNoContent,
-		Errors:        errs(nf),
-	}, s.handleStopShare)
+		Errors:        errs(nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleStopShare))
 	huma.Register(a, huma.Operation{
 		OperationID: "listSharedLocations", Method: http.MethodGet, Path: "/location/shared", Tags: tags,
 		Summary:     "The latest positions shared with the caller",
@@ -101,8 +104,8 @@ func (s *Service) Mount(api *httpapi.API) {
 	}, s.handleHistory)
 	huma.Register(a, huma.Operation{
 		OperationID: "deleteLocationHistory", Method: http.MethodDelete, Path: "/location/history", Tags: tags,
-		Summary: "Delete the caller's stored points", DefaultStatus: http.StatusNoContent, Errors: errs(),
-	}, s.handleDeleteHistory)
+		Summary: "Delete the caller's stored points", DefaultStatus: http.StatusNoContent, Errors: errs(http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleDeleteHistory))
 
 	gtags := []string{"Geofences"}
 	huma.Register(a, huma.Operation{
@@ -112,8 +115,8 @@ func (s *Service) Mount(api *httpapi.API) {
 			"vertices}. The caller's position reports are checked against it: enter, exit (with a margin against " +
 			"jitter; fixes with accuracy_m above 100 are ignored) and dwell after dwell_s. At most 100 geofences (409).",
 		DefaultStatus: http.StatusCreated,
-		Errors:        errs(http.StatusConflict),
-	}, s.handleCreateGeofence)
+		Errors:        errs(http.StatusConflict, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleCreateGeofence))
 	huma.Register(a, huma.Operation{
 		OperationID: "listGeofences", Method: http.MethodGet, Path: "/geofences", Tags: gtags,
 		Summary: "The caller's geofences", Errors: errs(),
@@ -125,16 +128,22 @@ func (s *Service) Mount(api *httpapi.API) {
 	huma.Register(a, huma.Operation{
 		OperationID: "updateGeofence", Method: http.MethodPatch, Path: "/geofences/{id}", Tags: gtags,
 		Summary: "Change a geofence", Description: "A new shape resets the caller's state in it (outside).",
-		Errors: errs(nf),
-	}, s.handleUpdateGeofence)
+		Errors: errs(nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleUpdateGeofence))
 	huma.Register(a, huma.Operation{
 		OperationID: "deleteGeofence", Method: http.MethodDelete, Path: "/geofences/{id}", Tags: gtags,
-		Summary: "Delete a geofence and its events", DefaultStatus: http.StatusNoContent, Errors: errs(nf),
-	}, s.handleDeleteGeofence)
+		Summary: "Delete a geofence and its events", DefaultStatus: http.StatusNoContent, Errors: errs(nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleDeleteGeofence))
 	huma.Register(a, huma.Operation{
 		OperationID: "listGeofenceEvents", Method: http.MethodGet, Path: "/geofences/{id}/events", Tags: gtags,
 		Summary: "A geofence's events, newest first", Errors: errs(nf),
 	}, s.handleGeofenceEvents)
+}
+
+// limitWrites wraps the handler of a location write: each counts against the caller's
+// WriteLimiter first (429 rate_limited with Retry-After over it).
+func limitWrites[I, O any](s *Service, h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
+	return ratelimit.Wrap(s.opts.WriteLimiter, func(ctx context.Context) string { return "location-write:" + identity.UserID(ctx) }, s.log, h)
 }
 
 type updateInput struct{ Body PositionReport }

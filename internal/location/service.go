@@ -12,6 +12,7 @@ import (
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/location/geo"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/store"
 )
 
@@ -80,6 +81,12 @@ type Options struct {
 	Chats               Chats    // nil: shares with chats are refused
 	Notifier            Notifier // nil: nobody besides the WebSocket
 	Blocks              Blocks   // nil: no blocks
+	// WriteLimiter counts the location writes each user makes over REST (position reports,
+	// settings, shares, history deletion, geofence changes together; key "location-write:<user>"),
+	// at the WebSocket's frame rate, which limits the location_update command per connection; nil
+	// = unlimited. Each report is a write transaction that may reach every viewer of the user's
+	// shares and evaluate their geofences.
+	WriteLimiter ratelimit.Limiter
 }
 
 // Service is the location feature: positions, shares, nearby, history and geofences.

@@ -34,15 +34,9 @@ func (g *uploadGate) begin(ctx context.Context, userID string) (release func(), 
 		return nil, tooManyUploads(g.slots.max)
 	}
 	release = func() { g.slots.release(userID) }
-	ok, retry, err := g.limit.Allow(ctx, "media-upload:"+userID)
-	if err != nil {
-		// A limiter that fails (Redis down) is logged and ignored: uploads matter more than the limit.
-		g.log.WarnContext(ctx, "media: upload rate limiter failed; allowing", "err", err)
-		return release, nil
-	}
-	if !ok {
+	if err := ratelimit.Enforce(ctx, g.limit, "media-upload:"+userID, g.log); err != nil {
 		release()
-		return nil, apperr.RateLimited(retry)
+		return nil, err
 	}
 	return release, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/identity"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 	"github.com/nerutalk/nerutalk/internal/realtime/rfc6455"
 )
 
@@ -50,14 +51,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHandshakeProblem(w, r, err)
 		return
 	}
-	if h.connects != nil {
-		ok, retry, err := h.connects.Allow(r.Context(), "ws-connect:"+p.UserID)
-		if err != nil { // the limiter is down: fail open, the connection cap still holds
-			httpapi.Logger(r.Context()).WarnContext(r.Context(), "realtime: connect rate limiter failed; allowing", "err", err)
-		} else if !ok {
-			httpapi.WriteError(w, r, apperr.RateLimited(retry))
-			return
-		}
+	// A limiter that is down fails open: the connection cap still holds.
+	if err := ratelimit.Enforce(r.Context(), h.connects, "ws-connect:"+p.UserID, httpapi.Logger(r.Context())); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
 	}
 	lease, ok := h.reserveSlot(r.Context(), p.UserID)
 	if !ok {

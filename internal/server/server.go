@@ -277,8 +277,13 @@ func (s *Server) wireChat(context.Context) error {
 // chat writes over REST (at the WebSocket's frame rate, NERUTALK_WS_FRAMES_PER_SECOND with bursts
 // of twice that): in Redis when configured, shared by the nodes; none with rate limits off.
 func (s *Server) chatLimiters() (groups, writes ratelimit.Limiter) {
-	return s.perUserLimiter(ratelimit.PerMinute(max(s.cfg.GroupsPerMinute, 1))),
-		s.perUserLimiter(ratelimit.Rate{Events: 2 * max(s.cfg.WSFramesPerSecond, 1), Per: 2 * time.Second})
+	return s.perUserLimiter(ratelimit.PerMinute(max(s.cfg.GroupsPerMinute, 1))), s.perUserLimiter(s.frameRate())
+}
+
+// frameRate is a WebSocket connection's frame rate (NERUTALK_WS_FRAMES_PER_SECOND, bursts of
+// twice that), the rate of the REST twins of the socket's commands, per user.
+func (s *Server) frameRate() ratelimit.Rate {
+	return ratelimit.Rate{Events: 2 * max(s.cfg.WSFramesPerSecond, 1), Per: 2 * time.Second}
 }
 
 // perUserLimiter is a limiter of rate r per key: in Redis when configured, shared by the nodes;
@@ -327,6 +332,7 @@ func (s *Server) wireLocation(context.Context) error {
 		HistoryEvery: s.cfg.LocationHistoryEvery, PruneEvery: s.cfg.LocationPruneEvery,
 		GeofenceMaxAccuracyM: float64(s.cfg.LocationGeofenceAccuracyM), GeofenceExitMarginM: float64(s.cfg.LocationGeofenceExitMargin),
 		Logger: s.log, Chats: s.Chat, Notifier: locationPusher{s.Push, s.DB, s.log}, Blocks: s.Chat,
+		WriteLimiter: s.perUserLimiter(s.frameRate()),
 	})
 	s.Chat.OnMembersChanged(places.MembersChanged) // viewers who leave a chat are told its shares stopped
 	s.Chat.OnBlocksChanged(places.BlocksChanged)   // shares between two users stop (and chat shares restart) with a block
