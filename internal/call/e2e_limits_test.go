@@ -57,3 +57,55 @@ func TestE2ECallStartRateLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ECallWriteRateLimit: answering, declining, joining, leaving and ending over REST share a
+// per-user budget at the WebSocket's frame rate (NERUTALK_WS_FRAMES_PER_SECOND, bursts of twice
+// that), since each tells every member of the chat: a member joining and leaving in a loop is
+// refused with 429 rate_limited and Retry-After after the burst, and others keep their budget.
+func TestE2ECallWriteRateLimit(t *testing.T) {
+	t.Parallel()
+	const burst = 4 // two a second, bursts of twice that
+	for _, dep := range servertest.Deployments() {
+		t.Run(dep.Name, func(t *testing.T) {
+			t.Parallel()
+			nodes := dep.Start(t, func(c *config.Config) { c.WSFramesPerSecond = 2 })
+			alice, bob, carol := nodes[0].Register(t, "alice"), nodes[0].Register(t, "bob"), nodes[0].Register(t, "carol")
+			var group chatRef
+			if resp := nodes[0].Do(t, http.MethodPost, "/api/v1/chats", alice.AccessToken,
+				map[string]any{"type": "group", "title": "g", "member_ids": []string{bob.ID, carol.ID}}, &group); resp.StatusCode != http.StatusCreated {
+				t.Fatalf("group: %d", resp.StatusCode)
+			}
+			var c struct {
+				ID string `json:"id"`
+			}
+			if resp := nodes[0].Do(t, http.MethodPost, "/api/v1/calls", alice.AccessToken, map[string]any{"chat_id": group.ID, "kind": "audio"}, &c); resp.StatusCode != http.StatusCreated {
+				t.Fatalf("start: %d", resp.StatusCode)
+			}
+			allowed := 0
+			var refused *http.Response
+			for i := 0; i < 50*burst && refused == nil; i++ {
+				action := "/join"
+				if i%2 == 1 {
+					action = "/leave"
+				}
+				switch resp := nodes[i%len(nodes)].Do(t, http.MethodPost, "/api/v1/calls/"+c.ID+action, bob.AccessToken, nil, nil); {
+				case resp.StatusCode < 300:
+					allowed++
+				case resp.StatusCode == http.StatusTooManyRequests:
+					refused = resp
+				default:
+					t.Fatalf("bob's %s %d: status %d", action, i, resp.StatusCode)
+				}
+			}
+			if refused == nil || allowed < burst || allowed > burst+3 {
+				t.Fatalf("%d joins and leaves allowed before a refusal (refused: %v), want the burst %d (+3 for what refills)", allowed, refused != nil, burst)
+			}
+			if s, err := strconv.Atoi(refused.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
+				t.Errorf("Retry-After %q, want 1..60 seconds", refused.Header.Get("Retry-After"))
+			}
+			if resp := nodes[0].Do(t, http.MethodPost, "/api/v1/calls/"+c.ID+"/join", carol.AccessToken, nil, nil); resp.StatusCode >= 300 {
+				t.Errorf("carol's join: %d, want 2xx (budgets are per user)", resp.StatusCode)
+			}
+		})
+	}
+}

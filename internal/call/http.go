@@ -10,6 +10,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/apperr"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
 	"github.com/nerutalk/nerutalk/internal/identity"
+	"github.com/nerutalk/nerutalk/internal/ratelimit"
 )
 
 // The route table of calls (all authenticated, under /api/v1):
@@ -68,38 +69,46 @@ func (s *Service) Mount(api *httpapi.API) {
 		Description: "The first answer makes the call active. call_answered tells every member's devices who answered " +
 			"and from which session: the caller's other devices stop ringing. 409 not_ringing when it does not ring for " +
 			"you, already_in_call when another of your devices answered, call_ended, call_full. The answer carries your credentials.",
-		Errors: errs(nf, cf),
-	}, s.handleAnswer)
+		Errors: errs(nf, cf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleAnswer))
 	huma.Register(a, huma.Operation{
 		OperationID: "declineCall", Method: http.MethodPost, Path: "/calls/{id}/decline", Tags: tags,
 		Summary:     "Decline a call that rings for you",
 		Description: "A direct call ends as declined; a group call when every member it rang for declined before anyone answered.",
-		Errors:      errs(nf, cf),
-	}, s.handleDecline)
+		Errors:      errs(nf, cf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleDecline))
 	huma.Register(a, huma.Operation{
 		OperationID: "joinCall", Method: http.MethodPost, Path: "/calls/{id}/join", Tags: tags,
-		Summary:     "Join (or rejoin) a live call of one of your chats",
-		Description: "Up to NERUTALK_CALL_MAX_PARTICIPANTS at once (409 call_full). Members receive call_participant_joined.",
-		Errors:      errs(nf, cf),
-	}, s.handleJoin)
+		Summary: "Join (or rejoin) a live call of one of your chats",
+		Description: "Up to NERUTALK_CALL_MAX_PARTICIPANTS at once (409 call_full). Members receive call_participant_joined. " +
+			"Answering, declining, joining, leaving and ending share a per-user budget of NERUTALK_WS_FRAMES_PER_SECOND a " +
+			"second (bursts of twice that): over it, 429 rate_limited with Retry-After.",
+		Errors: errs(nf, cf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleJoin))
 	huma.Register(a, huma.Operation{
 		OperationID: "leaveCall", Method: http.MethodPost, Path: "/calls/{id}/leave", Tags: tags,
 		Summary:     "Leave a call",
 		Description: "The call ends when its last participant leaves (a direct call: when either side leaves after the answer).",
-		Errors:      errs(nf, cf),
-	}, s.handleLeave)
+		Errors:      errs(nf, cf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleLeave))
 	huma.Register(a, huma.Operation{
 		OperationID: "endCall", Method: http.MethodPost, Path: "/calls/{id}/end", Tags: tags,
 		Summary:     "End a call for everyone (its caller; in a group also an owner or admin)",
 		Description: "Unanswered it ends as cancelled, else completed. Members receive call_ended.",
-		Errors:      errs(http.StatusForbidden, nf, cf),
-	}, s.handleEnd)
+		Errors:      errs(http.StatusForbidden, nf, cf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleEnd))
 	huma.Register(a, huma.Operation{
 		OperationID: "callToken", Method: http.MethodPost, Path: "/calls/{id}/token", Tags: tags,
 		Summary:     "Fresh media credentials for a participant",
 		Description: "Only while you are in a ringing or active call: 409 not_in_call after you declined or left, call_ended once it is over.",
 		Errors:      errs(nf, cf),
 	}, s.handleToken)
+}
+
+// limitWrites wraps the handler of a call action: each counts against the caller's WriteLimiter
+// first (429 rate_limited with Retry-After over it).
+func limitWrites[I, O any](s *Service, h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
+	return ratelimit.Wrap(s.opts.WriteLimiter, func(ctx context.Context) string { return "call-write:" + identity.UserID(ctx) }, s.log, h)
 }
 
 type callPath struct {

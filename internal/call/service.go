@@ -86,6 +86,11 @@ type Options struct {
 	// (pushes included) and adds a participant row for each, so without it one account could
 	// ring a group of thousands in a loop.
 	StartLimiter ratelimit.Limiter
+	// WriteLimiter, when set, counts the other call actions each user takes over REST (answer,
+	// decline, join, leave, end together; key "call-write:<user>"): each tells every member of
+	// the chat, so a join and leave loop in a big group would otherwise be unlimited fan-out.
+	// The server passes the WebSocket's frame rate.
+	WriteLimiter ratelimit.Limiter
 }
 
 // Service runs the calls.

@@ -316,6 +316,7 @@ func (s *Server) wireCalls(context.Context) error {
 		DisconnectGrace: s.cfg.CallDisconnectGrace, SweepInterval: s.cfg.CallSweepInterval, Logger: s.log,
 		Pusher: callPusher{s.Push}, Accounts: callAccounts{}, Presence: s.Hub, Blocks: s.Chat,
 		StartLimiter: s.perUserLimiter(ratelimit.PerMinute(max(s.cfg.CallsPerMinute, 1))),
+		WriteLimiter: s.perUserLimiter(s.frameRate()),
 	})
 	calls.RegisterCommands(s.Hub)
 	s.Chat.OnMembersChanged(calls.MembersChanged) // who leaves a chat or is removed is out of its live call
