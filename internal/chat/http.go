@@ -132,7 +132,7 @@ func (s *Service) Mount(api *httpapi.API) {
 			"members may download them. Every member receives message_new on every connection. In a direct chat with a " +
 			"block between the two users (either way) it is 403 blocked. A user makes at most " +
 			"NERUTALK_WS_FRAMES_PER_SECOND chat writes a second over REST (sends, edits, deletes, read and delivered marks, " +
-			"chat and member changes together; bursts of twice that), like a WebSocket connection's frames: over it, " +
+			"chat and member changes, invitations and blocks together; bursts of twice that), like a WebSocket connection's frames: over it, " +
 			"429 rate_limited with Retry-After.",
 		DefaultStatus: http.StatusCreated,
 		Responses: map[string]*huma.Response{
@@ -211,8 +211,8 @@ func (s *Service) mountBlocks(api *httpapi.API) {
 	huma.Register(a, huma.Operation{
 		OperationID: "declineInvitation", Method: http.MethodPost, Path: "/invitations/{id}/decline", Tags: inv,
 		Summary: "Decline an invitation (it is deleted; the inviter is not told)", DefaultStatus: http.StatusNoContent,
-		Errors: append(bad, nf),
-	}, s.handleDeclineInvitation)
+		Errors: append(bad, nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleDeclineInvitation))
 	huma.Register(a, huma.Operation{
 		OperationID: "blockUser", Method: http.MethodPost, Path: "/users/{id}/block", Tags: blk,
 		Summary: "Block a user",
@@ -221,13 +221,13 @@ func (s *Service) mountBlocks(api *httpapi.API) {
 			"presence and the two never see each other's location. Messages in groups both are in still reach both. " +
 			"The blocked user's pending invitations to the caller are deleted. Blocking yourself is 400.",
 		DefaultStatus: http.StatusNoContent,
-		Errors:        append(bad, nf),
-	}, s.handleBlock)
+		Errors:        append(bad, nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleBlock))
 	huma.Register(a, huma.Operation{
 		OperationID: "unblockUser", Method: http.MethodDelete, Path: "/users/{id}/block", Tags: blk,
 		Summary: "Lift a block (idempotent)", DefaultStatus: http.StatusNoContent,
-		Errors: append(bad, nf),
-	}, s.handleUnblock)
+		Errors: append(bad, nf, http.StatusTooManyRequests),
+	}, limitWrites(s, s.handleUnblock))
 	huma.Register(a, huma.Operation{
 		OperationID: "listBlocks", Method: http.MethodGet, Path: "/users/me/blocks", Tags: blk,
 		Summary: "The users the caller blocked, by user id",

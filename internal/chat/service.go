@@ -51,9 +51,9 @@ type Options struct {
 	// Redis when configured.
 	GroupLimiter ratelimit.Limiter
 	// WriteLimiter counts the chat writes each user makes over REST, sends, edits, deletes, read
-	// and delivered marks, chat and member changes together (key "chat-write:<user>"), at the
-	// WebSocket's frame rate: each reaches every member of the chat, as a WebSocket command
-	// does, and the WebSocket limits those per connection; nil = unlimited.
+	// and delivered marks, chat and member changes, invitations and blocks together (key
+	// "chat-write:<user>"), at the WebSocket's frame rate: most reach every member of the chat,
+	// as a WebSocket command does, and the WebSocket limits those per connection; nil = unlimited.
 	WriteLimiter ratelimit.Limiter
 }
 

@@ -502,7 +502,7 @@ export interface paths {
         put?: never;
         /**
          * Send a message
-         * @description 201 with the stored message (with its seq) once it is committed. The same client_id from the same sender again answers 200 with the original message and stores nothing; a client_id already used in another chat is 409 client_id_reused. attachment_ids are files of the sender's from POST /files (at most 10, no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's members may download them. Every member receives message_new on every connection. In a direct chat with a block between the two users (either way) it is 403 blocked. A user makes at most NERUTALK_WS_FRAMES_PER_SECOND chat writes a second over REST (sends, edits, deletes, read and delivered marks, chat and member changes together; bursts of twice that), like a WebSocket connection's frames: over it, 429 rate_limited with Retry-After.
+         * @description 201 with the stored message (with its seq) once it is committed. The same client_id from the same sender again answers 200 with the original message and stores nothing; a client_id already used in another chat is 409 client_id_reused. attachment_ids are files of the sender's from POST /files (at most 10, no repeats; otherwise 422 invalid_attachment); the message carries their metadata and URLs, and the chat's members may download them. Every member receives message_new on every connection. In a direct chat with a block between the two users (either way) it is 403 blocked. A user makes at most NERUTALK_WS_FRAMES_PER_SECOND chat writes a second over REST (sends, edits, deletes, read and delivered marks, chat and member changes, invitations and blocks together; bursts of twice that), like a WebSocket connection's frames: over it, 429 rate_limited with Retry-After.
          */
         post: operations["sendMessage"];
         delete?: never;
@@ -8191,6 +8191,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -10986,6 +10995,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Internal Server Error */
             500: {
                 headers: {
@@ -11054,6 +11072,15 @@ export interface operations {
             };
             /** @description Unprocessable Entity */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
