@@ -523,8 +523,6 @@ func (s *Service) handleReceipts(ctx context.Context, in *chatPath) (*httpapi.Pa
 	return &httpapi.PageOutput[Receipt]{Body: httpapi.Page[Receipt]{Items: items}}, nil
 }
 
-// allow counts one event of key on l (nil: unlimited): 429 rate_limited with Retry-After over the
-// limit. A limiter that fails (Redis down) is logged and ignored.
 // limitWrites wraps the handler of a chat write: each counts against the caller's WriteLimiter
 // before anything else (429 rate_limited with Retry-After over it).
 func limitWrites[I, O any](s *Service, h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
