@@ -13,6 +13,8 @@
 #   -pg                   PostgreSQL: a database created with psql on postgres://postgres@127.0.0.1:5432
 #                         (dropped afterwards), and NERUTALK_REDIS_URL=redis://127.0.0.1:6379/0 (a fresh
 #                         NERUTALK_REDIS_PREFIX each time)
+#   -no-redis             with -pg and one node: no NERUTALK_REDIS_URL (the in-process bus and limiters), to
+#                         tell what Redis adds to a PostgreSQL run
 #   -nodes N              with -pg: N server processes on ports -port, -port+1, ... sharing the database
 #                         and Redis; the tool spreads its WebSockets over them (-ws-addrs). The server's
 #                         CPU is all the nodes' (-node-pids); -pid, memory and config are the first's
@@ -48,12 +50,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PG=0 NODES=1 FULL=0 PERF=0 PPROF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth,loopback"
+PG=0 NOREDIS=0 NODES=1 FULL=0 PERF=0 PPROF=0 PORT=18080 OUT="" SCENARIOS="idle,fanout,chat,auth,loopback"
 SERVER_CPUS="" BENCH_CPUS="" PG_CPUS="" SERVER_GMP="" BENCH_GMP="" PREBUILT=""
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -pg) PG=1 ;;
+    -no-redis) NOREDIS=1 ;;
     -nodes) NODES="$2"; shift ;;
     -full) FULL=1 ;;
     -perf) PERF=1 ;;
@@ -68,13 +71,14 @@ while [ $# -gt 0 ]; do
     -out) OUT="$2"; shift ;;
     -bin) PREBUILT="$2"; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|-help|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|-help|--help) sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see -help)" >&2; exit 2 ;;
   esac
   shift
 done
 
 if [ "$NODES" != 1 ] && [ $PG = 0 ]; then echo "run.sh: -nodes needs -pg (nodes share PostgreSQL and Redis)" >&2; exit 2; fi
+if [ $NOREDIS = 1 ] && { [ $PG = 0 ] || [ "$NODES" != 1 ]; }; then echo "run.sh: -no-redis goes with -pg and one node" >&2; exit 2; fi
 
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
 mkdir -p bench/results
@@ -140,8 +144,8 @@ start_server() {
   if [ $PG = 1 ]; then
     DB_NAME="nerutalk_bench_$(date +%s)_$RANDOM"
     psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $DB_NAME" >/dev/null
-    SERVER_ENV+=(NERUTALK_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME?sslmode=disable"
-      NERUTALK_REDIS_URL="redis://127.0.0.1:6379/0" NERUTALK_REDIS_PREFIX="$DB_NAME")
+    SERVER_ENV+=(NERUTALK_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME?sslmode=disable")
+    if [ $NOREDIS = 0 ]; then SERVER_ENV+=(NERUTALK_REDIS_URL="redis://127.0.0.1:6379/0" NERUTALK_REDIS_PREFIX="$DB_NAME"); fi
   fi
   if [ -n "$SERVER_GMP" ]; then SERVER_ENV+=(GOMAXPROCS="$SERVER_GMP"); fi
   if [ $PPROF = 1 ]; then SERVER_ENV+=(NERUTALK_PPROF=on); fi
