@@ -312,6 +312,15 @@ func (c *conn) readLoop(ctx context.Context, setup <-chan struct{}) (handshake b
 	}
 }
 
+// refuseFrame answers a frame over a rate limit with rate_limited and closes the connection
+// (4029) when refusals go on for more than a second's allowance.
+func (c *conn) refuseFrame(id, detail string) {
+	c.sendError(id, ErrorData{Code: CodeRateLimited, Detail: detail})
+	if !c.abuse.Allow() {
+		c.close(causeRateLimited)
+	}
+}
+
 // handle processes one client frame: decode, rate limit, dispatch, answer.
 func (c *conn) handle(ctx context.Context, op rfc6455.Opcode, b []byte) {
 	if op != rfc6455.OpText {
@@ -324,11 +333,14 @@ func (c *conn) handle(ctx context.Context, op rfc6455.Opcode, b []byte) {
 		return
 	}
 	if c.limiter != nil && !c.limiter.Allow() {
-		c.sendError(env.ID, ErrorData{Code: CodeRateLimited, Detail: "too many frames, slow down"})
-		if !c.abuse.Allow() {
-			c.close(causeRateLimited)
-		}
+		c.refuseFrame(env.ID, "too many frames, slow down")
 		return
+	}
+	if c.hub.userFrames != nil {
+		if ok, _, _ := c.hub.userFrames.Allow(ctx, c.user); !ok {
+			c.refuseFrame(env.ID, "too many frames from this user's connections together, slow down")
+			return
+		}
 	}
 	if env.Type == "ping" {
 		c.reply(env.ID, PingData{TS: c.hub.now().UTC().Format(time.RFC3339Nano)})

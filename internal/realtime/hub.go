@@ -49,6 +49,13 @@ const (
 	presenceLookupTimeout = 5 * time.Second
 )
 
+// userFrameRate is the rate of the frames of all a user's connections on a node: twice one
+// connection's (perConn a second, bursts of twice that), so a phone and a computer both busy are
+// never refused for it.
+func userFrameRate(perConn int) ratelimit.Rate {
+	return ratelimit.Rate{Events: 4 * perConn, Per: 2 * time.Second}
+}
+
 // Options configures New. Zero limits take the defaults.
 type Options struct {
 	MaxFrameBytes   int64         // largest client frame (default 64 KiB)
@@ -150,8 +157,13 @@ type Hub struct {
 	maxConnsPerUser  int               // connections (open or being upgraded) per user on this node
 	leases           *connLeases       // with Redis: the same cap across the nodes; nil otherwise
 	connects         ratelimit.Limiter // upgrades per user; nil: unlimited
-	countMu          sync.Mutex
-	counts           map[string]countEntry // presence_count answers by chat id
+	// userFrames counts the frames of all a user's connections on this node, at twice one
+	// connection's rate (bursts of twice that): without it a user's 20 connections could send 20
+	// times one connection's commands, each of which may reach every member of a big group.
+	// nil when rate limits are off.
+	userFrames ratelimit.Limiter
+	countMu    sync.Mutex
+	counts     map[string]countEntry // presence_count answers by chat id
 }
 
 type audienceBox struct{ PresenceAudience }
@@ -236,6 +248,7 @@ func New(o Options) (*Hub, error) {
 	}
 	if o.FramesPerSecond > 0 {
 		h.framesPerSec = o.FramesPerSecond
+		h.userFrames = ratelimit.NewMemory(userFrameRate(o.FramesPerSecond))
 	}
 	grace := o.PresenceGrace
 	if grace <= 0 {

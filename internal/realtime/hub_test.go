@@ -459,6 +459,42 @@ func TestRateLimit(t *testing.T) {
 			t.Errorf("acks = %d, rate_limited = %d; want about 10 acks and at least 5 refusals", acks, limited)
 		}
 	})
+	t.Run("across a user's connections", func(t *testing.T) {
+		t.Parallel()
+		// Each connection stays within its own burst (10 at 5 a second) and sends too few to be
+		// closed for refusals (5); the user's five together send 25, over the user's burst of 20
+		// (twice one connection's rate).
+		e := newEnv(t, func(c *config.Config) { c.WSFramesPerSecond = 5 }, nil)
+		var conns []*client
+		for range 5 {
+			conns = append(conns, e.dial(t, "alice"))
+		}
+		for _, c := range conns {
+			for i := range 5 {
+				c.send("ping", fmt.Sprint(i), nil)
+			}
+		}
+		acks, limited := 0, 0
+		for _, c := range conns {
+			for range 5 {
+				switch f := c.read(); {
+				case f.Type == "ack":
+					acks++
+				case f.Type == "error" && decodeData[ErrorData](t, f).Code == CodeRateLimited:
+					limited++
+				default:
+					t.Fatalf("unexpected frame %+v", f)
+				}
+			}
+		}
+		if acks < 20 || acks > 23 || limited == 0 {
+			t.Errorf("acks = %d, rate_limited = %d; want about 20 acks (the user's burst) and the rest refused", acks, limited)
+		}
+		// Another user has a budget of their own.
+		if f := e.dial(t, "bob").call("ping", "b", nil); f.Type != "ack" {
+			t.Errorf("bob's ping: %+v, want ack", f)
+		}
+	})
 	t.Run("off", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t, func(c *config.Config) { c.WSFramesPerSecond = 1; c.RateLimits = false }, nil)
