@@ -59,7 +59,7 @@ func userFrameRate(perConn int) ratelimit.Rate {
 // Options configures New. Zero limits take the defaults.
 type Options struct {
 	MaxFrameBytes   int64         // largest client frame (default 64 KiB)
-	FramesPerSecond int           // client frames per second per connection; 0: unlimited
+	FramesPerSecond int           // client frames per second per connection (all of a user's together: twice that); 0: unlimited
 	SendQueue       int           // frames queued per connection before it is closed as too slow (default 1024)
 	PingInterval    time.Duration // server pings (default 25 s)
 	PresenceGrace   time.Duration // a user stays online this long after the last connection (default 5 s)
