@@ -108,7 +108,7 @@ func (s *Service) Mount(api *httpapi.API) {
 // limitWrites wraps the handler of a call action: each counts against the caller's WriteLimiter
 // first (429 rate_limited with Retry-After over it).
 func limitWrites[I, O any](s *Service, h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
-	return ratelimit.Wrap(s.opts.WriteLimiter, func(ctx context.Context) string { return "call-write:" + identity.UserID(ctx) }, s.log, h)
+	return ratelimit.PerUser(s.opts.WriteLimiter, "call-write:", s.log, h)
 }
 
 type callPath struct {

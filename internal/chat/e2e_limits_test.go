@@ -3,7 +3,6 @@ package chat_test
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 	"testing"
 
 	"github.com/nerutalk/nerutalk/internal/config"
@@ -75,31 +74,9 @@ func TestE2EPerUserRateLimits(t *testing.T) {
 					t.Fatalf("direct chat: %d", resp.StatusCode)
 				}
 				fixture := map[string]string{"peer": bob.ID, "chat": g.ID}
-				allowed := 0
-				var refused *http.Response
-				for i := 0; i < 50*l.burst && refused == nil; i++ {
-					resp := l.act(t, nodes[i%len(nodes)], alice.AccessToken, fixture, i)
-					switch {
-					case resp.StatusCode < 300:
-						allowed++
-					case resp.StatusCode == http.StatusTooManyRequests:
-						refused = resp
-					default:
-						t.Fatalf("action %d: status %d", i, resp.StatusCode)
-					}
-				}
-				if refused == nil {
-					t.Fatalf("%d actions allowed, never 429", allowed)
-				}
-				if allowed < l.burst {
-					t.Errorf("refused after %d actions, want at least the burst %d", allowed, l.burst)
-				}
-				if l.maxAllowed > 0 && allowed > l.maxAllowed {
-					t.Errorf("refused after %d actions, want at most %d", allowed, l.maxAllowed)
-				}
-				if s, err := strconv.Atoi(refused.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
-					t.Errorf("Retry-After %q, want 1..60 seconds", refused.Header.Get("Retry-After"))
-				}
+				servertest.ExpectRateLimited(t, l.burst, l.maxAllowed, func(i int) *http.Response {
+					return l.act(t, nodes[i%len(nodes)], alice.AccessToken, fixture, i)
+				})
 				if resp := l.act(t, nodes[0], bob.AccessToken, fixture, 0); resp.StatusCode >= 300 {
 					t.Errorf("another user: status %d, want 2xx (budgets are per user)", resp.StatusCode)
 				}

@@ -526,5 +526,5 @@ func (s *Service) handleReceipts(ctx context.Context, in *chatPath) (*httpapi.Pa
 // limitWrites wraps the handler of a chat write: each counts against the caller's WriteLimiter
 // before anything else (429 rate_limited with Retry-After over it).
 func limitWrites[I, O any](s *Service, h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
-	return ratelimit.Wrap(s.opts.WriteLimiter, func(ctx context.Context) string { return "chat-write:" + identity.UserID(ctx) }, s.log, h)
+	return ratelimit.PerUser(s.opts.WriteLimiter, "chat-write:", s.log, h)
 }

@@ -39,13 +39,14 @@ type Options struct {
 	GiphyURL, GiphyAPIKey string
 	SearchPerMinute       int // per user; 0 = unlimited
 
-	// UploadsPerMinute limits file uploads per user (0 = unlimited). UploadLimiter, when set,
+	// UploadsPerMinute limits uploads per user, files and avatars together (0 = unlimited).
+	// UploadLimiter, when set,
 	// counts them instead of an in-process limiter (the server passes a Redis one, shared by the
 	// nodes).
 	UploadsPerMinute int
 	UploadLimiter    Limiter
-	// UploadsInFlight caps the uploads one user has in progress at once on this node (0 =
-	// unlimited): each holds up to an image's bytes in memory until it is processed.
+	// UploadsInFlight caps the uploads (files and avatars) one user has in progress at once on
+	// this node (0 = unlimited): each holds up to an image's bytes in memory until it is processed.
 	UploadsInFlight int
 
 	// StorageQuotaBytes caps the sum of the sizes of one user's files (0 = unlimited).

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/identity"
 )
 
 // Enforce counts one event of key against l (nil: unlimited) for an action a user asked for:
@@ -26,11 +27,11 @@ func Enforce(ctx context.Context, l Limiter, key string, log *slog.Logger) error
 	return nil
 }
 
-// Wrap returns handler h (the shape of a huma operation's handler) with Enforce before it, under
-// the key that key derives from the request's context (the caller's user id, say).
-func Wrap[I, O any](l Limiter, key func(context.Context) string, log *slog.Logger, h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
+// PerUser returns handler h (the shape of a huma operation's handler) with Enforce before it,
+// under the key prefix + the caller's user id.
+func PerUser[I, O any](l Limiter, prefix string, log *slog.Logger, h func(context.Context, *I) (*O, error)) func(context.Context, *I) (*O, error) {
 	return func(ctx context.Context, in *I) (*O, error) {
-		if err := Enforce(ctx, l, key(ctx), log); err != nil {
+		if err := Enforce(ctx, l, prefix+identity.UserID(ctx), log); err != nil {
 			return nil, err
 		}
 		return h(ctx, in)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -203,4 +204,34 @@ func Deployments() []Deployment {
 			return []*Node{a, b}
 		}},
 	}
+}
+
+// ExpectRateLimited calls act(0), act(1), ... until an answer is 429 (at most 50 × burst calls),
+// failing the test on any other answer of 300 or more. It checks that at least burst calls passed
+// before the refusal, at most maxAllowed when that is not 0 (the burst with room for what refills
+// while the test runs), and that the refusal carries a Retry-After of 1 to 60 seconds.
+func ExpectRateLimited(t testing.TB, burst, maxAllowed int, act func(i int) *http.Response) {
+	t.Helper()
+	allowed := 0
+	for i := 0; i < 50*burst; i++ {
+		resp := act(i)
+		switch {
+		case resp.StatusCode < 300:
+			allowed++
+			continue
+		case resp.StatusCode != http.StatusTooManyRequests:
+			t.Fatalf("action %d: status %d", i, resp.StatusCode)
+		}
+		if allowed < burst {
+			t.Errorf("refused after %d actions, want at least the burst %d", allowed, burst)
+		}
+		if maxAllowed > 0 && allowed > maxAllowed {
+			t.Errorf("refused after %d actions, want at most %d", allowed, maxAllowed)
+		}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
+			t.Errorf("Retry-After %q, want 1..60 seconds", resp.Header.Get("Retry-After"))
+		}
+		return
+	}
+	t.Fatalf("%d actions allowed, never 429", allowed)
 }
