@@ -40,9 +40,8 @@ type Options struct {
 	SearchPerMinute       int // per user; 0 = unlimited
 
 	// UploadsPerMinute limits uploads per user, files and avatars together (0 = unlimited).
-	// UploadLimiter, when set,
-	// counts them instead of an in-process limiter (the server passes a Redis one, shared by the
-	// nodes).
+	// UploadLimiter, when set, counts them instead of an in-process limiter (the server passes a
+	// Redis one, shared by the nodes).
 	UploadsPerMinute int
 	UploadLimiter    Limiter
 	// UploadsInFlight caps the uploads (files and avatars) one user has in progress at once on
