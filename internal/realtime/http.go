@@ -141,6 +141,7 @@ func (h *Hub) serve(reqCtx context.Context, ws *rfc6455.Conn, p identity.Princip
 		c.limiter = rate.NewLimiter(rate.Limit(h.framesPerSec), 2*h.framesPerSec)
 		c.abuse = rate.NewLimiter(rate.Every(time.Second), h.framesPerSec)
 		ws.SetFrameLimit(float64(wireFramesPerFrame*h.framesPerSec), 2*wireFramesPerFrame*h.framesPerSec)
+		ws.SetPingLimit(pingsPerSecond, pingBurst)
 	}
 	defer close(c.finished)
 	if !h.register(c) {

@@ -42,6 +42,11 @@ const (
 	// with bursts twice as large, it is closed with CloseRateLimited. It bounds the reader's work
 	// per second whatever the framing (empty continuations and ping floods included).
 	wireFramesPerFrame = 20
+	// pingsPerSecond and pingBurst bound the client's pings on one connection (within the
+	// wire-frame budget): each costs the node a pong write, and a keepalive needs one every few
+	// seconds. Over it the connection is closed with CloseRateLimited, as for the wire frames.
+	pingsPerSecond = 2
+	pingBurst      = 10
 	// closeTimeout bounds how long a closing connection may take to flush and hand over its close
 	// frame before its socket is dropped.
 	closeTimeout = 5 * time.Second

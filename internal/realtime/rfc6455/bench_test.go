@@ -102,6 +102,42 @@ func TestFrameLimit(t *testing.T) {
 	})
 }
 
+// TestPingLimit: pings have a budget of their own within the frame budget; past its burst
+// ReadMessage fails with ErrFrameRate without answering, pongs and data do not count, and the
+// budget refills with time.
+func TestPingLimit(t *testing.T) {
+	t.Parallel()
+	const burst = 5
+	tests := []struct {
+		name     string
+		stream   []byte
+		step     time.Duration // how far the clock moves per read of the clock
+		wantErr  bool
+		wantPong int
+	}{
+		{"a ping flood stops at the burst", bytes.Repeat(clientFrame(true, OpPing, []byte("p")), 50), 0, true, burst},
+		{"pongs do not count", append(bytes.Repeat(clientFrame(true, OpPong, nil), 50), clientFrame(true, OpText, []byte("x"))...), 0, false, 0},
+		{"paced pings are answered", append(bytes.Repeat(clientFrame(true, OpPing, nil), 20), clientFrame(true, OpText, []byte("x"))...), time.Second, false, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, rec := serverOver(tt.stream, 1<<20)
+			now := time.Unix(1e9, 0)
+			c.now = func() time.Time { now = now.Add(tt.step); return now }
+			c.SetFrameLimit(1000, 1000)
+			c.SetPingLimit(1, burst)
+			_, _, err := c.ReadMessage()
+			if tt.wantErr != errors.Is(err, ErrFrameRate) || !tt.wantErr && err != nil {
+				t.Fatalf("ReadMessage: %v, want ErrFrameRate: %v", err, tt.wantErr)
+			}
+			if n := len(serverFrames(t, rec.out.Bytes())); n != tt.wantPong {
+				t.Errorf("answered %d pings, want %d", n, tt.wantPong)
+			}
+		})
+	}
+}
+
 // FuzzReassembly splits a message into fragments at the fuzzer's cut points, with pings between
 // some of them: the reader must return exactly the message, and answer every ping.
 func FuzzReassembly(f *testing.F) {

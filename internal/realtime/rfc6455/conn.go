@@ -79,7 +79,7 @@ func (e *ProtocolError) Error() string { return "rfc6455: " + e.Reason }
 var ErrMessageTooBig = errors.New("rfc6455: message too big")
 
 // ErrFrameRate is returned by ReadMessage when the peer sent more frames than SetFrameLimit
-// allows; every frame counts (control frames and each fragment of a message too), so a peer
+// allows, or more pings than SetPingLimit; every frame counts (control frames and each fragment of a message too), so a peer
 // cannot make the reader work without bound by its choice of framing. The stream cannot be read
 // further.
 var ErrFrameRate = errors.New("rfc6455: too many frames")
@@ -100,6 +100,7 @@ type Conn struct {
 	ctl    [maxControlPayload]byte // a control frame's payload
 	broken error                   // a protocol error ends reading for good
 	frames *rate.Limiter           // frames read per second, of any kind; nil: unlimited
+	pings  *rate.Limiter           // pings read per second (each costs a pong write); nil: unlimited
 	now    func() time.Time        // the limiter's clock (tests replace it)
 
 	wmu       sync.Mutex // serializes writes
@@ -132,6 +133,18 @@ func (c *Conn) SetFrameLimit(perSecond float64, burst int) {
 		return
 	}
 	c.frames = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
+}
+
+// SetPingLimit bounds the pings ReadMessage answers: perSecond on average with bursts of burst,
+// on top of SetFrameLimit (a ping counts against both). Each ping costs this side a pong write,
+// while a keepalive needs one every few seconds. Over it, ReadMessage returns ErrFrameRate
+// without answering. perSecond <= 0 removes the limit.
+func (c *Conn) SetPingLimit(perSecond float64, burst int) {
+	if perSecond <= 0 {
+		c.pings = nil
+		return
+	}
+	c.pings = rate.NewLimiter(rate.Limit(perSecond), max(burst, 1))
 }
 
 // OnPong sets a function called (on the reading goroutine) for every pong the peer sends.
@@ -174,6 +187,9 @@ func (c *Conn) readMessage() (Opcode, []byte, error) {
 			return 0, nil, err
 		}
 		if c.frames != nil && !c.frames.AllowN(c.clock(), 1) {
+			return 0, nil, ErrFrameRate
+		}
+		if f.op == OpPing && c.pings != nil && !c.pings.AllowN(c.clock(), 1) {
 			return 0, nil, ErrFrameRate
 		}
 		if f.op >= OpClose { // control frames may come between fragments
