@@ -7,7 +7,9 @@ import (
 	"image"
 	"image/color"
 	imgpng "image/png"
+	"io"
 	"net/http"
+	"net/netip"
 	"testing"
 
 	"github.com/nerutalk/nerutalk/internal/config"
@@ -158,5 +160,82 @@ func TestOpenAPIDocumentsTheAccountsCapability(t *testing.T) {
 	if avatar.RequestBody == nil || avatar.RequestBody.Content["multipart/form-data"] == nil {
 		b, _ := json.Marshal(avatar.RequestBody)
 		t.Errorf("avatar upload body = %s, want multipart/form-data", b)
+	}
+}
+
+// TestServerBehindProxy: behind a load balancer every connection comes from the balancer's
+// address. With NERUTALK_TRUSTED_PROXIES naming it, the per-address sign-in limits and the
+// sessions' address follow the client that X-Forwarded-For names; without, the header is
+// ignored, so a client cannot dodge its address's limit by writing one.
+func TestServerBehindProxy(t *testing.T) {
+	t.Parallel()
+	login := func(t *testing.T, n *servertest.Node, user, pw, xff string) *http.Response {
+		t.Helper()
+		b, _ := json.Marshal(map[string]string{"login": user, "password": pw})
+		req, err := http.NewRequest(http.MethodPost, n.URL+"/api/v1/auth/login", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := n.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body = io.NopCloser(bytes.NewReader(raw))
+		return resp
+	}
+	for _, d := range storetest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			t.Run("trusted", func(t *testing.T) {
+				t.Parallel()
+				n := servertest.New(t, d, func(c *config.Config) {
+					c.RateLimits = true
+					c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+				})
+				u := n.Register(t, "proxied")
+				// An attacker's client address reaches its own limit...
+				for range 10 {
+					resp := login(t, n, u.Username, "wrong password", "198.51.100.7, 127.0.0.2")
+					wantProblem(t, resp, http.StatusUnauthorized, "invalid_credentials")
+				}
+				wantProblem(t, login(t, n, u.Username, "wrong password", "198.51.100.7"), http.StatusTooManyRequests, "rate_limited")
+				// ...and the owner, behind the same balancer, is another client: not refused.
+				resp := login(t, n, u.Username, password, "203.0.113.5")
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("owner from another client address: %d %s", resp.StatusCode, body(resp))
+				}
+				var pair struct {
+					AccessToken string `json:"access_token"`
+				}
+				_ = json.Unmarshal([]byte(body(resp)), &pair)
+				var sessions struct {
+					Items []struct {
+						IP string `json:"ip"`
+					} `json:"items"`
+				}
+				n.Do(t, http.MethodGet, "/api/v1/auth/sessions", pair.AccessToken, nil, &sessions)
+				found := false
+				for _, s := range sessions.Items {
+					found = found || s.IP == "203.0.113.5"
+				}
+				if !found {
+					t.Fatalf("no session records the client address 203.0.113.5: %+v", sessions.Items)
+				}
+			})
+			t.Run("untrusted", func(t *testing.T) {
+				t.Parallel()
+				n := servertest.New(t, d, func(c *config.Config) { c.RateLimits = true })
+				// Every attempt names another address; all come from the one real peer.
+				var last *http.Response
+				for i := range 11 {
+					last = login(t, n, fmt.Sprint("nobody", i), password, fmt.Sprintf("198.51.100.%d", i))
+				}
+				wantProblem(t, last, http.StatusTooManyRequests, "rate_limited")
+			})
+		})
 	}
 }

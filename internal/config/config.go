@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"sort"
@@ -50,7 +51,9 @@ type Config struct {
 	Argon2Time      uint
 	Argon2Threads   uint
 
-	CORSOrigins     []string
+	CORSOrigins []string
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the client.
+	TrustedProxies  []netip.Prefix
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
 	Pprof           bool
@@ -267,6 +270,11 @@ func settings() []Setting {
 				}
 			}
 			return nil
+		}},
+		{"trusted-proxies", "NERUTALK_TRUSTED_PROXIES", "", "comma-separated addresses and CIDR prefixes of the load balancers and reverse proxies in front of the nodes (10.0.0.0/8,192.168.1.10): from them X-Forwarded-For is believed, and the rightmost address in it that is not one of them is the client's, for the per-address sign-in limits, the sessions' sign-in address and the access log; empty = the connection's peer is the client and X-Forwarded-For is ignored", func(c *Config, v string) error {
+			p, err := parseProxies(v)
+			c.TrustedProxies = p
+			return err
 		}},
 		{"max-body-bytes", "NERUTALK_MAX_BODY_BYTES", "1048576", "largest JSON request body", int64Setter(func(c *Config) *int64 { return &c.MaxBodyBytes }, 1024)},
 		{"shutdown-timeout", "NERUTALK_SHUTDOWN_TIMEOUT", "4s", "how long shutdown waits for in-flight requests and WebSocket closes, and then again at most for the chat writer and the bus to drain", durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
@@ -698,4 +706,30 @@ func uintSetter(field func(*Config) *uint, min uint) func(*Config, string) error
 		*field(c) = uint(n)
 		return nil
 	}
+}
+
+// parseProxies reads a comma-separated list of addresses and CIDR prefixes (10.0.0.0/8,
+// 192.168.1.10, fd00::/8): the proxies whose X-Forwarded-For is believed.
+func parseProxies(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an address or a CIDR prefix", s)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an address or a CIDR prefix", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

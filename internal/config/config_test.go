@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -128,6 +129,10 @@ func TestLoad(t *testing.T) {
 			}},
 		{"flag may empty an env list", map[string]string{"NERUTALK_CORS_ORIGINS": "*"}, []string{"-cors-origins="},
 			func(c config.Config) (any, any) { return len(c.CORSOrigins), 0 }},
+		{"trusted proxies: prefixes, addresses (IPv4-mapped unmapped), spaces", map[string]string{"NERUTALK_TRUSTED_PROXIES": " 10.0.0.0/8, 192.168.1.10,fd00::/8, ::ffff:172.16.0.1 ,10.1.2.3/16"}, nil,
+			func(c config.Config) (any, any) {
+				return fmt.Sprint(c.TrustedProxies), "[10.0.0.0/8 192.168.1.10/32 fd00::/8 172.16.0.1/32 10.1.0.0/16]"
+			}},
 		{"secret of 32", map[string]string{"NERUTALK_JWT_SECRET": strings.Repeat("s", 32)}, nil,
 			func(c config.Config) (any, any) { return c.JWTSecret, strings.Repeat("s", 32) }},
 		{"argon2 uint", nil, []string{"-argon2-memory-kib", "65536"},
@@ -189,6 +194,10 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"addr without port", map[string]string{"NERUTALK_ADDR": "localhost"}, nil,
 			[]string{"NERUTALK_ADDR", "host:port"}, ""},
+		{"trusted proxy that is a host name", map[string]string{"NERUTALK_TRUSTED_PROXIES": "10.0.0.0/8,lb.internal"}, nil,
+			[]string{"NERUTALK_TRUSTED_PROXIES", `"lb.internal" is not an address or a CIDR prefix`}, ""},
+		{"trusted proxy prefix too long", map[string]string{"NERUTALK_TRUSTED_PROXIES": "10.0.0.0/33"}, nil,
+			[]string{"NERUTALK_TRUSTED_PROXIES", `"10.0.0.0/33"`}, ""},
 		{"bad flag names the flag", nil, []string{"-addr", "nope"},
 			[]string{"-addr=", "host:port"}, ""},
 		{"empty data dir by flag", nil, []string{"-data-dir="},

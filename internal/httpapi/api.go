@@ -15,6 +15,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strconv"
@@ -40,14 +41,17 @@ type Check struct {
 
 // Options configures New.
 type Options struct {
-	Logger       *slog.Logger
-	Metrics      *Metrics
-	Version      string
-	CORSOrigins  []string
-	MaxBodyBytes int64
-	Authenticate Authenticator
-	Ready        []Check
-	Pprof        bool // serve /debug/pprof/ to admins
+	Logger      *slog.Logger
+	Metrics     *Metrics
+	Version     string
+	CORSOrigins []string
+	// TrustedProxies are the load balancers and reverse proxies whose X-Forwarded-For names the
+	// client (realClient); empty: the connection's peer is the client.
+	TrustedProxies []netip.Prefix
+	MaxBodyBytes   int64
+	Authenticate   Authenticator
+	Ready          []Check
+	Pprof          bool // serve /debug/pprof/ to admins
 }
 
 // API is the assembled HTTP surface.
@@ -77,7 +81,7 @@ func New(o Options) *API {
 		o.Metrics = NewMetrics()
 	}
 	r := chi.NewRouter()
-	r.Use(requestContext(o.Logger), observe(o.Metrics), recoverer, securityHeaders, cors(o.CORSOrigins),
+	r.Use(realClient(o.TrustedProxies), requestContext(o.Logger), observe(o.Metrics), recoverer, securityHeaders, cors(o.CORSOrigins),
 		limitJSONBody(o.MaxBodyBytes), paceBodies)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, r, ProblemFor(r.Context(), http.StatusNotFound, "no such endpoint"))

@@ -21,6 +21,7 @@ type ctxKey int
 const (
 	requestIDKey ctxKey = iota
 	loggerKey
+	peerKey
 )
 
 // RequestID returns the id of the request that ctx belongs to.
@@ -102,10 +103,13 @@ func observe(m *Metrics) func(http.Handler) http.Handler {
 				if status >= 500 {
 					level = slog.LevelError
 				}
-				Logger(r.Context()).LogAttrs(r.Context(), level, "http request",
-					slog.String("method", r.Method), slog.String("route", route), slog.String("path", r.URL.Path),
+				attrs := []slog.Attr{slog.String("method", r.Method), slog.String("route", route), slog.String("path", r.URL.Path),
 					slog.Int("status", status), slog.Int("bytes", ww.BytesWritten()),
-					slog.Duration("duration", elapsed), slog.String("remote", r.RemoteAddr))
+					slog.Duration("duration", elapsed), slog.String("remote", r.RemoteAddr)}
+				if p := Peer(r.Context()); p != "" {
+					attrs = append(attrs, slog.String("proxy", p))
+				}
+				Logger(r.Context()).LogAttrs(r.Context(), level, "http request", attrs...)
 			}()
 			next.ServeHTTP(ww, r)
 		})

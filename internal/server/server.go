@@ -217,14 +217,15 @@ func (s *Server) wireAuth(ctx context.Context) error {
 // every feature's routes (in wiring order).
 func (s *Server) wireAPI(context.Context) error {
 	s.API = httpapi.New(httpapi.Options{
-		Logger:       s.log,
-		Metrics:      s.Metrics,
-		Version:      Version,
-		CORSOrigins:  s.cfg.CORSOrigins,
-		MaxBodyBytes: s.cfg.MaxBodyBytes,
-		Pprof:        s.cfg.Pprof,
-		Authenticate: s.accounts.Authenticate,
-		Ready:        s.ready,
+		Logger:         s.log,
+		Metrics:        s.Metrics,
+		Version:        Version,
+		CORSOrigins:    s.cfg.CORSOrigins,
+		TrustedProxies: s.cfg.TrustedProxies,
+		MaxBodyBytes:   s.cfg.MaxBodyBytes,
+		Pprof:          s.cfg.Pprof,
+		Authenticate:   s.accounts.Authenticate,
+		Ready:          s.ready,
 	})
 	for _, mount := range s.mounts {
 		mount(s.API)
