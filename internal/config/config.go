@@ -85,6 +85,8 @@ type Config struct {
 	StorageQuotaBytes int64
 	// GroupsPerMinute limits the group chats one user creates per minute.
 	GroupsPerMinute int
+	// RequestsPerSecond limits the authenticated requests of one user on one node.
+	RequestsPerSecond int
 	// RefreshesPerMinute limits POST /auth/refresh per session.
 	RefreshesPerMinute int
 	// WSConnectsPerMinute limits the WebSocket upgrades of one user.
@@ -287,6 +289,7 @@ func settings() []Setting {
 		{"chat-commit-interval", "NERUTALK_CHAT_COMMIT_INTERVAL", "5ms", "least time between two group commits of chat messages: under load, messages that arrive meanwhile join the next commit (fewer, larger transactions for at most this much latency); the writer waits only while its arrival rate over the last ~100 ms promises at least two messages in the interval (400 a second at 5ms), so a lone message or a trickle never waits; 0s commits as soon as the previous commit ends", durationSetterFrom(true, func(c *Config) *time.Duration { return &c.ChatCommitEvery })},
 		{"ws-max-frame-bytes", "NERUTALK_WS_MAX_FRAME_BYTES", "65536", "largest WebSocket frame a client may send", int64Setter(func(c *Config) *int64 { return &c.WSMaxFrameBytes }, 1024)},
 		{"ws-max-text-chars", "NERUTALK_WS_MAX_TEXT_CHARS", "4096", "longest message text, in characters", intSetter(func(c *Config) *int { return &c.WSMaxTextChars }, 1)},
+		{"requests-per-second", "NERUTALK_REQUESTS_PER_SECOND", "50", "authenticated requests one user may make per second on one node (REST calls, file downloads and uploads, WebSocket upgrades; not the frames of an open WebSocket), in bursts of four times that; more are refused with 429 rate_limited and Retry-After before the handler runs; kept in each node's memory (no Redis round trip per request), so with N nodes a user may reach N times it; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.RequestsPerSecond }, 1)},
 		{"groups-per-minute", "NERUTALK_GROUPS_PER_MINUTE", "10", "group chats one user may create per minute (burst as many), shared by the nodes through Redis when set; more are refused with 429 rate_limited and Retry-After; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.GroupsPerMinute }, 1)},
 		{"refreshes-per-minute", "NERUTALK_REFRESHES_PER_MINUTE", "10", "token refreshes (POST /auth/refresh) one session may make per minute (burst as many), checked before the database transaction and shared by the nodes through Redis when set; more are refused with 429 rate_limited and Retry-After; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.RefreshesPerMinute }, 1)},
 		{"ws-connects-per-minute", "NERUTALK_WS_CONNECTS_PER_MINUTE", "60", "WebSocket upgrades one user may make per minute (burst a third of that, at least 1), checked before upgrading and shared by the nodes through Redis when set; more are refused with 429 rate_limited and Retry-After; ignored with rate limits off", intSetter(func(c *Config) *int { return &c.WSConnectsPerMinute }, 1)},

@@ -155,6 +155,7 @@ func New(o Options) *API {
 	secured := func(op *huma.Operation, next func(*huma.Operation)) {
 		op.Security = []map[string][]string{{"bearer": {}}}
 		documentError(op, http.StatusUnauthorized)
+		documentError(op, http.StatusTooManyRequests)    // the caller's request budget (server.limitRequests)
 		documentError(op, http.StatusServiceUnavailable) // the session store cannot answer (auth.Authenticate)
 		next(op)
 	}
@@ -165,6 +166,7 @@ func New(o Options) *API {
 			op.Security = anonymous
 		} else if !reflect.DeepEqual(op.Security, anonymous) { // authenticates by itself (Authenticator.Caller)
 			documentError(op, http.StatusUnauthorized)
+			documentError(op, http.StatusTooManyRequests)
 			documentError(op, http.StatusServiceUnavailable)
 		}
 		next(op)

@@ -162,3 +162,52 @@ func TestWSConnectRateLimitPerUser(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestBudgetPerUser: every authenticated request of a user on a node counts against one
+// budget (NERUTALK_REQUESTS_PER_SECOND, bursts of four times it): REST reads, file downloads and
+// WebSocket upgrades alike are 429 rate_limited with Retry-After once it is spent, before their
+// handler runs, while another user is not affected. Rate limits off lift it.
+func TestRequestBudgetPerUser(t *testing.T) {
+	t.Parallel()
+	const perSecond = 5 // bursts of 20
+	n := servertest.New(t, store.SQLite, func(c *config.Config) {
+		c.RateLimits = true
+		c.RequestsPerSecond = perSecond
+	})
+	reader := n.Register(t, "reader")
+	bystander := n.Register(t, "bystander")
+	fileID := uploadFile(t, n, reader.AccessToken)
+	// Spend what is left of the burst on reads (the upload and sign-up took some), then the
+	// budget refuses every kind of authenticated request.
+	servertest.ExpectRateLimited(t, 4*perSecond-3, 4*perSecond+3, func(int) *http.Response {
+		return n.Do(t, http.MethodGet, "/api/v1/chats", reader.AccessToken, nil, nil)
+	})
+	for _, path := range []string{"/api/v1/users/me", "/api/v1/files/" + fileID} {
+		checkRateLimited(t, "GET "+path, n.Do(t, http.MethodGet, path, reader.AccessToken, nil, nil))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.URL, "http")+"/api/v1/ws?token="+reader.AccessToken, nil)
+	if err == nil {
+		ws.Close(websocket.StatusNormalClosure, "")
+		t.Fatal("WebSocket upgrade over the budget: upgraded, want 429")
+	}
+	if resp == nil {
+		t.Fatalf("WebSocket upgrade over the budget: %v, want a 429 answer", err)
+	}
+	checkRateLimited(t, "WebSocket upgrade", resp)
+	if resp := n.Do(t, http.MethodGet, "/api/v1/users/me", bystander.AccessToken, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("another user's request: %d, want 200", resp.StatusCode)
+	}
+
+	off := servertest.New(t, store.SQLite, func(c *config.Config) {
+		c.RateLimits = false
+		c.RequestsPerSecond = perSecond
+	})
+	u := off.Register(t, "unlimited")
+	for i := range 10 * perSecond {
+		if resp := off.Do(t, http.MethodGet, "/api/v1/users/me", u.AccessToken, nil, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("rate limits off, request %d: %d", i, resp.StatusCode)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/nerutalk/nerutalk/internal/chat"
 	"github.com/nerutalk/nerutalk/internal/config"
 	"github.com/nerutalk/nerutalk/internal/httpapi"
+	"github.com/nerutalk/nerutalk/internal/identity"
 	"github.com/nerutalk/nerutalk/internal/location"
 	"github.com/nerutalk/nerutalk/internal/media"
 	"github.com/nerutalk/nerutalk/internal/push"
@@ -224,7 +225,7 @@ func (s *Server) wireAPI(context.Context) error {
 		TrustedProxies: s.cfg.TrustedProxies,
 		MaxBodyBytes:   s.cfg.MaxBodyBytes,
 		Pprof:          s.cfg.Pprof,
-		Authenticate:   s.accounts.Authenticate,
+		Authenticate:   s.limitRequests(s.accounts.Authenticate),
 		Ready:          s.ready,
 	})
 	for _, mount := range s.mounts {
@@ -279,6 +280,30 @@ func (s *Server) wireChat(context.Context) error {
 // of twice that): in Redis when configured, shared by the nodes; none with rate limits off.
 func (s *Server) chatLimiters() (groups, writes ratelimit.Limiter) {
 	return s.perUserLimiter(ratelimit.PerMinute(max(s.cfg.GroupsPerMinute, 1))), s.perUserLimiter(s.frameRate())
+}
+
+// limitRequests returns authenticate with each user's budget of authenticated requests on this
+// node (NERUTALK_REQUESTS_PER_SECOND, bursts of four times that) counted after the token is
+// accepted: every route that needs a caller authenticates through it (the Authed and Admin
+// groups, file downloads and uploads, the WebSocket upgrade), so over the budget each answers 429
+// rate_limited with Retry-After before its handler runs. In memory, per node: a request costs no
+// Redis round trip. Unchanged with rate limits off.
+func (s *Server) limitRequests(authenticate httpapi.Authenticator) httpapi.Authenticator {
+	if !s.cfg.RateLimits {
+		return authenticate
+	}
+	n := max(s.cfg.RequestsPerSecond, 1)
+	l := ratelimit.NewMemory(ratelimit.Rate{Events: 4 * n, Per: 4 * time.Second})
+	return func(ctx context.Context, token string) (identity.Principal, error) {
+		p, err := authenticate(ctx, token)
+		if err != nil || p.UserID == "" {
+			return p, err
+		}
+		if err := ratelimit.Enforce(ctx, l, p.UserID, s.log); err != nil {
+			return identity.Principal{}, err
+		}
+		return p, nil
+	}
 }
 
 // frameRate is a WebSocket connection's frame rate (NERUTALK_WS_FRAMES_PER_SECOND, bursts of

@@ -42,6 +42,7 @@ func Config(t testing.TB) config.Config {
 	// Tests refresh and reconnect freely too; the limits' own tests set them back.
 	cfg.RefreshesPerMinute = 100_000
 	cfg.WSConnectsPerMinute = 100_000
+	cfg.RequestsPerSecond = 100_000
 	return cfg
 }
 
