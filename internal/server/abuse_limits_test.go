@@ -124,37 +124,23 @@ func TestWSConnectRateLimitPerUser(t *testing.T) {
 			t.Parallel()
 			// 6 a minute: bursts of 2, then one every 10 s.
 			a, b := abuseNodes(t, c.shared, func(c *config.Config) { c.WSConnectsPerMinute = 6 })
-			dial := func(n *servertest.Node, token string) (*websocket.Conn, *http.Response, error) {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				url := "ws" + strings.TrimPrefix(n.URL, "http") + "/api/v1/ws?token=" + token
-				return websocket.Dial(ctx, url, nil)
-			}
 			churner := a.Register(t, "churner")
 			for i := range 2 {
 				n := a
 				if i%2 == 1 {
 					n = b
 				}
-				ws, _, err := dial(n, churner.AccessToken)
+				ws, _, err := dialWS(n, churner.AccessToken)
 				if err != nil {
 					t.Fatalf("connect %d: %v", i+1, err)
 				}
 				ws.Close(websocket.StatusNormalClosure, "")
 			}
 			for _, n := range []*servertest.Node{a, b} {
-				ws, resp, err := dial(n, churner.AccessToken)
-				if err == nil {
-					ws.Close(websocket.StatusNormalClosure, "")
-					t.Fatal("connect over the budget: upgraded, want 429")
-				}
-				if resp == nil {
-					t.Fatalf("connect over the budget: %v, want a 429 answer", err)
-				}
-				checkRateLimited(t, "connect over the budget", resp)
+				expectUpgradeRateLimited(t, "connect over the budget", n, churner.AccessToken)
 			}
 			bystander := a.Register(t, "steady")
-			ws, _, err := dial(b, bystander.AccessToken)
+			ws, _, err := dialWS(b, bystander.AccessToken)
 			if err != nil {
 				t.Fatalf("another user's connect: %v, want an upgrade", err)
 			}
@@ -185,17 +171,7 @@ func TestRequestBudgetPerUser(t *testing.T) {
 	for _, path := range []string{"/api/v1/users/me", "/api/v1/files/" + fileID} {
 		checkRateLimited(t, "GET "+path, n.Do(t, http.MethodGet, path, reader.AccessToken, nil, nil))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.URL, "http")+"/api/v1/ws?token="+reader.AccessToken, nil)
-	if err == nil {
-		ws.Close(websocket.StatusNormalClosure, "")
-		t.Fatal("WebSocket upgrade over the budget: upgraded, want 429")
-	}
-	if resp == nil {
-		t.Fatalf("WebSocket upgrade over the budget: %v, want a 429 answer", err)
-	}
-	checkRateLimited(t, "WebSocket upgrade", resp)
+	expectUpgradeRateLimited(t, "WebSocket upgrade over the budget", n, reader.AccessToken)
 	if resp := n.Do(t, http.MethodGet, "/api/v1/users/me", bystander.AccessToken, nil, nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("another user's request: %d, want 200", resp.StatusCode)
 	}
@@ -210,4 +186,26 @@ func TestRequestBudgetPerUser(t *testing.T) {
 			t.Fatalf("rate limits off, request %d: %d", i, resp.StatusCode)
 		}
 	}
+}
+
+// dialWS opens a WebSocket to node n with token (in the query, as browsers do).
+func dialWS(n *servertest.Node, token string) (*websocket.Conn, *http.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.URL, "http")+"/api/v1/ws?token="+token, nil)
+}
+
+// expectUpgradeRateLimited fails unless a WebSocket upgrade to n with token is refused with 429
+// rate_limited and Retry-After.
+func expectUpgradeRateLimited(t *testing.T, what string, n *servertest.Node, token string) {
+	t.Helper()
+	ws, resp, err := dialWS(n, token)
+	if err == nil {
+		ws.Close(websocket.StatusNormalClosure, "")
+		t.Fatalf("%s: upgraded, want 429", what)
+	}
+	if resp == nil {
+		t.Fatalf("%s: %v, want a 429 answer", what, err)
+	}
+	checkRateLimited(t, what, resp)
 }

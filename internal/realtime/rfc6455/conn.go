@@ -79,9 +79,9 @@ func (e *ProtocolError) Error() string { return "rfc6455: " + e.Reason }
 var ErrMessageTooBig = errors.New("rfc6455: message too big")
 
 // ErrFrameRate is returned by ReadMessage when the peer sent more frames than SetFrameLimit
-// allows, or more pings than SetPingLimit; every frame counts (control frames and each fragment of a message too), so a peer
-// cannot make the reader work without bound by its choice of framing. The stream cannot be read
-// further.
+// allows, or more pings than SetPingLimit; every frame counts (control frames and each fragment
+// of a message too), so a peer cannot make the reader work without bound by its choice of
+// framing. The stream cannot be read further.
 var ErrFrameRate = errors.New("rfc6455: too many frames")
 
 // ErrClosed is returned by writes after the close frame was sent.
