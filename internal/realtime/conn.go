@@ -37,7 +37,7 @@ var (
 	causePingTimeout = closeCause{ClosePingTimeout, "ping timeout", "ping_timeout", false, "no pong to the server's ping within one ping interval: reconnect"}
 	causeBadFrames   = closeCause{rfc6455.StatusPolicyViolation, "too many bad frames", "bad_frames", true, "kept sending malformed frames or unknown types: fix the client, do not loop"}
 	causeRateLimited = closeCause{CloseRateLimited, "rate limit exceeded", "rate_limited", true, "kept sending over the frame rate limit: reconnect later and send less"}
-	causeFrameFlood  = closeCause{CloseRateLimited, "too many frames", "frame_flood", false, "sent more wire frames (pings and fragments included) than the wire-frame budget, or more than 2 pings a second: reconnect later, do not fragment into tiny frames"}
+	causeFrameFlood  = closeCause{CloseRateLimited, "too many frames", "frame_flood", false, fmt.Sprintf("sent more wire frames (pings and fragments included) than the wire-frame budget, or more than %d pings a second: reconnect later, do not fragment into tiny frames", pingsPerSecond)}
 	causeTooLarge    = closeCause{rfc6455.StatusMessageTooBig, "frame too large", "too_large", false, "a message (all its fragments together) larger than the frame size limit: send smaller frames"}
 	causeProtocol    = closeCause{rfc6455.StatusProtocolError, "protocol error", "protocol_error", false, "the client broke RFC 6455: fix the client"}
 	causeBadText     = closeCause{rfc6455.StatusInvalidPayload, "text is not valid UTF-8", "invalid_payload", false, "a text message or close reason that is not UTF-8: send UTF-8 JSON"}

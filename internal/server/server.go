@@ -161,7 +161,7 @@ func (s *Server) wireRedis(ctx context.Context) error {
 func (s *Server) wireMedia(context.Context) error {
 	o := mediaOptions(s.cfg, s.log, s.DB)
 	if s.Redis != nil && o.UploadsPerMinute > 0 { // one upload budget for all the nodes
-		o.UploadLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", ratelimit.PerMinute(o.UploadsPerMinute))
+		o.UploadLimiter = s.redisLimiter("", ratelimit.PerMinute(o.UploadsPerMinute))
 	}
 	m, err := media.New(s.DB, o)
 	if err != nil {
@@ -178,7 +178,7 @@ func (s *Server) wireRealtime(context.Context) error {
 	o := realtime.FromConfig(s.cfg)
 	o.Logger, o.Registerer, o.Bus, o.Redis, o.RedisPrefix = s.log, s.Metrics.Registry, s.bus, s.Redis, s.cfg.RedisPrefix
 	if s.Redis != nil && o.ConnectLimiter != nil { // one reconnect budget for all the nodes
-		o.ConnectLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", realtime.ConnectRate(s.cfg.WSConnectsPerMinute))
+		o.ConnectLimiter = s.redisLimiter("", realtime.ConnectRate(s.cfg.WSConnectsPerMinute))
 	}
 	hub, err := realtime.New(o)
 	if err != nil {
@@ -200,10 +200,10 @@ func (s *Server) wireAuth(ctx context.Context) error {
 	o.Signals = s.Hub                                             // a revoked session is refused by every node at once
 	o.OnSessionsRevoked = push.SessionDevicesRemover(s.DB, s.log) // a signed-out device gets no more pushes
 	if s.Redis != nil && s.cfg.RateLimits {                       // one limit for all the nodes, not one per node
-		o.IPLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-ip:", ratelimit.PerMinute(auth.AttemptsPerMinute))
-		o.PairLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-pair:", auth.PairFailures)
-		o.AccountLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:auth-account:", auth.AccountFailures)
-		o.RefreshLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", ratelimit.PerMinute(max(s.cfg.RefreshesPerMinute, 1)))
+		o.IPLimiter = s.redisLimiter("auth-ip:", ratelimit.PerMinute(auth.AttemptsPerMinute))
+		o.PairLimiter = s.redisLimiter("auth-pair:", auth.PairFailures)
+		o.AccountLimiter = s.redisLimiter("auth-account:", auth.AccountFailures)
+		o.RefreshLimiter = s.redisLimiter("", ratelimit.PerMinute(max(s.cfg.RefreshesPerMinute, 1)))
 	}
 	accounts, err := auth.New(s.DB, o)
 	if err != nil {
@@ -257,9 +257,8 @@ func (s *Server) wireWebUI(context.Context) error {
 }
 
 func (s *Server) wireChat(context.Context) error {
-	groupLimiter, writeLimiter := s.chatLimiters()
 	chats := chat.New(s.DB, s.Hub, chat.Options{
-		GroupLimiter: groupLimiter, WriteLimiter: writeLimiter,
+		GroupLimiter: s.perUserLimiter(ratelimit.PerMinute(max(s.cfg.GroupsPerMinute, 1))), WriteLimiter: s.perUserLimiter(s.frameRate()),
 		MaxGroupMembers: s.cfg.MaxGroupMembers, LargeGroupMembers: s.cfg.LargeGroupMembers, MaxTextChars: s.cfg.WSMaxTextChars,
 		CommitEvery: s.cfg.ChatCommitEvery, Logger: s.log, Registerer: s.Metrics.Registry, Files: chatFiles{s.media.Files}, Accounts: chatAccounts{},
 		ActiveCalls: call.Queries{DB: s.DB},
@@ -273,13 +272,6 @@ func (s *Server) wireChat(context.Context) error {
 	s.Chat = chats
 	s.mounts = append(s.mounts, chats.Mount)
 	return nil
-}
-
-// chatLimiters are the per-user limits of group creation (NERUTALK_GROUPS_PER_MINUTE) and of
-// chat writes over REST (at the WebSocket's frame rate, NERUTALK_WS_FRAMES_PER_SECOND with bursts
-// of twice that): in Redis when configured, shared by the nodes; none with rate limits off.
-func (s *Server) chatLimiters() (groups, writes ratelimit.Limiter) {
-	return s.perUserLimiter(ratelimit.PerMinute(max(s.cfg.GroupsPerMinute, 1))), s.perUserLimiter(s.frameRate())
 }
 
 // limitRequests returns authenticate with each user's budget of authenticated requests on this
@@ -319,10 +311,16 @@ func (s *Server) perUserLimiter(r ratelimit.Rate) ratelimit.Limiter {
 	case !s.cfg.RateLimits:
 		return nil
 	case s.Redis != nil:
-		return ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", r)
+		return s.redisLimiter("", r)
 	default:
 		return ratelimit.NewMemory(r)
 	}
+}
+
+// redisLimiter is a limiter of rate r shared by the nodes, its keys under the deployment's
+// "<NERUTALK_REDIS_PREFIX>:ratelimit:" + sub.
+func (s *Server) redisLimiter(sub string, r ratelimit.Rate) *ratelimit.Redis {
+	return ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:"+sub, r)
 }
 
 // wireCalls: chat membership and system messages from chats, events and signaling through the
@@ -394,7 +392,7 @@ func (s *Server) wirePush(ctx context.Context) error {
 		Sender: sender, Presence: s.Hub, Chats: chat.Queries{DB: s.DB}, Accounts: pushAccounts{}, Signals: s.Hub, VAPIDPublicKey: vapidPublic, Logger: s.log,
 	})
 	if s.Redis != nil && s.cfg.RateLimits { // one admin send limit for all the nodes, not one per node
-		o.AdminLimiter = ratelimit.NewRedis(s.Redis, s.cfg.RedisPrefix+":ratelimit:", ratelimit.PerMinute(max(s.cfg.PushAdminSendsPerMin, 1)))
+		o.AdminLimiter = s.redisLimiter("", ratelimit.PerMinute(max(s.cfg.PushAdminSendsPerMin, 1)))
 	}
 	s.Push = push.New(s.DB, o)
 	s.stoppers = append(s.stoppers, s.Push.Start())
