@@ -1,8 +1,12 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestPerEvent(t *testing.T) {
@@ -56,6 +60,14 @@ func TestMatchingCPUFindsProcessesByCommandLine(t *testing.T) {
 		t.Skipf("cannot start sleep: %v", err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	// Start returns after fork; until the child has exec'd sleep, its command line is still this
+	// test binary's. Wait for the exec (not a timing assertion: the check below is unchanged).
+	cmdline := fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if b, err := os.ReadFile(cmdline); err == nil && strings.Contains(string(b), marker) {
+			break
+		}
+	}
 	got := matchingCPU(marker)
 	if _, ok := got[cmd.Process.Pid]; !ok || len(got) != 1 {
 		t.Errorf("matchingCPU(%q) = %v, want only pid %d", marker, got, cmd.Process.Pid)
