@@ -19,8 +19,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"modernc.org/sqlite"
@@ -163,11 +165,28 @@ func startCheckpoints(ck *sql.DB) func() {
 	}
 }
 
+// A canceled context does not cost a connection. pgx's default closes the connection the moment
+// the context of its query is canceled, and a client that goes away cancels the request's (or
+// the WebSocket's) context mid-query all the time: a flood of short-lived connections closed
+// half a pool a second in the bystander benchmark, and every replacement cost a PostgreSQL backend
+// start and a cold catalog cache, which stalled every other user's queries for 100 ms and more
+// (docs/BENCHMARKS.md). Instead a query whose context is canceled may finish for cancelGrace; one
+// still running then is canceled by PostgreSQL (a cancel request, the connection stays usable),
+// and only a server that does not answer that within cancelDeadline loses the connection.
+const (
+	cancelGrace    = 500 * time.Millisecond
+	cancelDeadline = 5 * time.Second
+)
+
 func openPostgres(ctx context.Context, url string) (*DB, error) {
-	db, err := sql.Open("pgx", url)
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: open postgres: %w", err)
 	}
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: cancelGrace, DeadlineDelay: cancelDeadline}
+	}
+	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)

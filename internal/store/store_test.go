@@ -384,3 +384,49 @@ func TestSQLiteWriteCacheSize(t *testing.T) {
 		db.Close()
 	}
 }
+
+// A query whose context is canceled does not cost its connection on PostgreSQL: one that ends
+// within the grace returns its result, a longer one is canceled by the server, and either way the
+// next query runs on the same backend (pgx's default closes the connection at once, and each
+// replacement is a new backend with cold caches; see openPostgres).
+func TestCanceledQueryKeepsItsConnection(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.Postgres)
+	db.W.SetMaxOpenConns(1) // every query on the same connection, while it lives
+	backend := func() int {
+		t.Helper()
+		var pid int
+		if err := db.W.QueryRowContext(context.Background(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatalf("backend pid: %v", err)
+		}
+		return pid
+	}
+	tests := []struct {
+		name    string
+		sleep   string // pg_sleep's seconds
+		wantErr bool
+	}{
+		{"ends within the grace", "0.2", false},
+		{"canceled by the server", "30", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := backend()
+			ctx, cancel := context.WithCancel(context.Background())
+			stop := time.AfterFunc(50*time.Millisecond, cancel)
+			defer stop.Stop()
+			var v int
+			err := db.W.QueryRowContext(ctx, `SELECT 7 FROM pg_sleep(`+tt.sleep+`)`).Scan(&v)
+			cancel()
+			if tt.wantErr && err == nil {
+				t.Fatal("a 30 s query whose context was canceled succeeded")
+			}
+			if !tt.wantErr && (err != nil || v != 7) {
+				t.Fatalf("query = %d, %v; want 7: it ended within the grace", v, err)
+			}
+			if after := backend(); after != before {
+				t.Errorf("backend %d after the canceled query, %d before: the connection was closed", after, before)
+			}
+		})
+	}
+}
