@@ -268,8 +268,19 @@ func (db *DB) migrateTo(ctx context.Context, version int64) error {
 }
 
 // Tx runs fn in a write transaction, committing when it returns nil.
+//
+// ctx bounds the wait for a connection and the statements fn runs with it, not the transaction
+// itself: database/sql rolls a transaction back with the context it began with, and pgx, handed an
+// already canceled context for that ROLLBACK, closes the connection instead (see openPostgres for
+// why a connection matters). So a caller that goes away mid-transaction makes its next statement
+// fail, fn returns, and the rollback (or the commit, when fn had finished) runs to completion.
 func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.W.BeginTx(ctx, nil)
+	conn, err := db.W.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer conn.Close() // back to the pool, after the transaction ended
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}

@@ -430,3 +430,44 @@ func TestCanceledQueryKeepsItsConnection(t *testing.T) {
 		})
 	}
 }
+
+// A transaction whose context is canceled before it ends does not cost its connection either:
+// database/sql rolls it back with that canceled context, which pgx cannot send and answers by
+// closing the connection; DB.Tx keeps the cancellation for the statements only.
+func TestCanceledTransactionKeepsItsConnection(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		db.W.SetMaxOpenConns(1)
+		pid := func() string {
+			t.Helper()
+			if db.Dialect != store.Postgres {
+				return "" // SQLite has no backend to tell apart
+			}
+			var p string
+			if err := db.W.QueryRowContext(context.Background(), `SELECT pg_backend_pid()::text`).Scan(&p); err != nil {
+				t.Fatalf("backend pid: %v", err)
+			}
+			return p
+		}
+		before := pid()
+		ctx, cancel := context.WithCancel(context.Background())
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO server_settings (name, value) VALUES ('canceled', 'x')`); err != nil {
+				return err
+			}
+			cancel()
+			_, err := tx.ExecContext(ctx, `INSERT INTO server_settings (name, value) VALUES ('canceled2', 'x')`)
+			return err
+		})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Tx = %v, want context.Canceled from the statement after the cancel", err)
+		}
+		var n int
+		if err := db.W.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM server_settings WHERE name LIKE 'canceled%'`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("rows of the canceled transaction = %d (err %v), want 0: it was rolled back", n, err)
+		}
+		if after := pid(); after != before {
+			t.Errorf("backend %s after the canceled transaction, %s before: the connection was closed", after, before)
+		}
+	})
+}
