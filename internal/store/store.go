@@ -274,13 +274,21 @@ func (db *DB) migrateTo(ctx context.Context, version int64) error {
 // already canceled context for that ROLLBACK, closes the connection instead (see openPostgres for
 // why a connection matters). So a caller that goes away mid-transaction makes its next statement
 // fail, fn returns, and the rollback (or the commit, when fn had finished) runs to completion.
+// A caller's deadline still bounds the transaction, cancelDeadline later (a database that hangs
+// does not hold the connection, or a caller such as the group commit, for ever).
 func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	conn, err := db.W.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	defer conn.Close() // back to the pool, after the transaction ended
-	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
+	txCtx := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		txCtx, cancel = context.WithDeadline(txCtx, d.Add(cancelDeadline))
+		defer cancel()
+	}
+	tx, err := conn.BeginTx(txCtx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
