@@ -99,9 +99,10 @@ type bystanderPhase struct {
 }
 
 type bystanderResults struct {
-	RatePerS float64          `json:"bystander_rate_per_s"`
-	Abusers  int              `json:"abusers"`
-	Phases   []bystanderPhase `json:"phases"`
+	RatePerS  float64          `json:"bystander_rate_per_s"`
+	Isolation string           `json:"bystander_isolation"` // -bystander-isolation
+	Abusers   int              `json:"abusers"`
+	Phases    []bystanderPhase `json:"phases"`
 }
 
 // phaseClock maps a send time to the phase whose measured window holds it.
@@ -156,8 +157,6 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 		}
 		abuseChats[i] = ch.ID
 	}
-	r.setDialer(2)
-	conns := make([]*conn, 2)
 	phases := o.phases
 	if len(phases) == 0 {
 		phases = bystanderPhases
@@ -166,62 +165,56 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 	acks, delivs := make([]histogram, nPhases), make([]histogram, nPhases)
 	var clock phaseClock
 	var sent, acked [16]atomic.Uint64 // per phase
-	h := func(c *conn, recv time.Time, f *inFrame) {
-		switch {
-		case f.Type == "ack" && c.u == a:
-			c.inflight.Add(-1)
-			if at, _, ok := parsePayload(f.Data.Text); ok {
-				if p := clock.of(at); p >= 0 {
-					acks[p].Record(recv.Sub(at))
-					acked[p].Add(1)
-				}
-			}
-		case f.Type == "error" && c.u == a:
-			c.inflight.Add(-1)
-		case f.Type == "message_new" && c.u == b:
-			if at, _, ok := parsePayload(f.Data.Text); ok {
-				if p := clock.of(at); p >= 0 {
-					delivs[p].Record(recv.Sub(at))
-				}
+	ev := func(kind byte, at, recv time.Time) {
+		p := clock.of(at)
+		if p < 0 {
+			return
+		}
+		switch kind {
+		case pairSent:
+			sent[p].Add(1)
+		case pairAcked:
+			acks[p].Record(recv.Sub(at))
+			acked[p].Add(1)
+		case pairDelivered:
+			delivs[p].Record(recv.Sub(at))
+		}
+	}
+	// The bystander pair: in a process of its own unless -bystander-isolation none (pair.go).
+	var stopPair func() error
+	if o.isolation == isolateNone {
+		conns, err := r.connectPair(ctx, a, b, ev)
+		if err != nil {
+			return err
+		}
+		defer r.closeAll(conns)
+		sendCtx, stopSend := context.WithCancel(ctx)
+		defer stopSend()
+		var sendWG sync.WaitGroup
+		sendWG.Add(1)
+		go func() {
+			defer sendWG.Done()
+			r.sendPair(sendCtx, conns, pair.ID, ev)
+		}()
+		stopPair = func() error { stopSend(); sendWG.Wait(); return nil }
+	} else {
+		stop, err := r.startPairProcess(ctx, a, b, pair.ID, ev)
+		if err != nil {
+			return err
+		}
+		stopPair = stop
+		if o.isolation == isolateIdle {
+			if err := lowerOwnPriority(); err != nil {
+				r.warn("could not move the abuse to SCHED_IDLE: %v", err)
+			} else {
+				r.logf("the bystander pair runs in process of its own; this process (the abuse) runs under SCHED_IDLE")
 			}
 		}
 	}
-	if err := r.connectAll(ctx, users[:2], conns, 0, 2, h); err != nil {
-		return err
-	}
-	defer r.closeAll(conns)
-
-	// The bystander's sender: open loop at -bystander-rate for the whole run.
-	sendCtx, stopSend := context.WithCancel(ctx)
-	defer stopSend()
-	var sendWG sync.WaitGroup
-	sendWG.Add(1)
-	go func() {
-		defer sendWG.Done()
-		every := time.Duration(float64(time.Second) / o.bystanderRate)
-		next := time.Now()
-		for n := uint64(0); sendCtx.Err() == nil; n++ {
-			next = next.Add(every)
-			if !sleepUntil(sendCtx, next) {
-				return
-			}
-			now := time.Now()
-			if conns[0].inflight.Load() >= int64(o.inflight) {
-				continue
-			}
-			conns[0].inflight.Add(1)
-			if p := clock.of(now); p >= 0 {
-				sent[p].Add(1)
-			}
-			data := map[string]any{"chat_id": pair.ID, "client_id": fmt.Sprintf("by-%d-%d", now.UnixNano(), n), "text": makePayload(now, n, o.size)}
-			if conns[0].send(sendCtx, "send_message", "s"+strconv.FormatUint(n, 10), data) != nil {
-				return
-			}
-		}
-	}()
+	defer func() { _ = stopPair() }()
 
 	var png []byte
-	out := &bystanderResults{RatePerS: o.bystanderRate, Abusers: len(abusers)}
+	out := &bystanderResults{RatePerS: o.bystanderRate, Isolation: o.isolation, Abusers: len(abusers)}
 	for i, name := range phases {
 		if name == "image_uploads" && png == nil {
 			r.logf("generating a 16-bit PNG of about %d pixels", o.imagePixels)
@@ -292,10 +285,12 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 			name, ph.Ack.P50MS, ph.Ack.P99MS, ph.AckRatio, ph.Delivery.P50MS, ph.Delivery.P99MS, ph.DelivRatio,
 			counts.Attempts, ph.Refused, counts.Statuses, counts.Closes)
 	}
-	stopSend()
-	sendWG.Wait()
+	if err := stopPair(); err != nil {
+		return err
+	}
+	stopPair = func() error { return nil }
 	res.Results = out
-	res.say("bystander at %.0f msgs/s, %d abusers; p99 ratio is against the quiet phase (goal: at most 2x)", o.bystanderRate, len(abusers))
+	res.say("bystander at %.0f msgs/s (isolation: %s), %d abusers; p99 ratio is against the quiet phase (goal: at most 2x)", o.bystanderRate, o.isolation, len(abusers))
 	res.say("%-15s %9s %9s %6s %9s %9s %6s %9s %9s", "phase", "ack p50", "ack p99", "x", "dlv p50", "dlv p99", "x", "attempts", "refused")
 	for _, p := range out.Phases {
 		res.say("%-15s %9.2f %9.2f %6.2f %9.2f %9.2f %6.2f %9d %9d", p.Name, p.Ack.P50MS, p.Ack.P99MS, p.AckRatio,

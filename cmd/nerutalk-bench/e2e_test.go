@@ -80,3 +80,46 @@ func TestChatScenarioAcrossNodes(t *testing.T) {
 		t.Fatalf("checks failed: %v", res.Checks)
 	}
 }
+
+// TestBystanderScenarioAgainstRealServer runs the bystander scenario, tiny and short, with its
+// pair inside the tool and in a process of its own (the tool's test binary started again, see
+// TestMain): the pair's sends, acks and deliveries must reach the phases either way. The idle
+// mode is not run here: it would move this whole test binary, servers included, to SCHED_IDLE.
+func TestBystanderScenarioAgainstRealServer(t *testing.T) {
+	t.Parallel()
+	for _, d := range storetest.Dialects {
+		for _, iso := range []string{isolateNone, isolateProcess} {
+			t.Run(string(d)+"/"+iso, func(t *testing.T) {
+				t.Parallel()
+				node := servertest.New(t, d, nil)
+				args := append([]string{"-scenario", "bystander", "-addr", node.URL, "-abusers", "1",
+					"-abuses", "nul_bytes", "-bystander-rate", "40", "-phase-gap", "100ms", "-bystander-isolation", iso}, quick...)
+				res, raw, err := runTool(t, args...)
+				if err != nil {
+					t.Fatalf("nerutalk-bench %s: %v", strings.Join(args, " "), err)
+				}
+				if !res.OK {
+					t.Fatalf("checks failed: %v", res.Checks)
+				}
+				out := raw["results"].(map[string]any)
+				if out["bystander_isolation"] != iso {
+					t.Fatalf("isolation %v, want %s", out["bystander_isolation"], iso)
+				}
+				phases := out["phases"].([]any)
+				if len(phases) != 3 {
+					t.Fatalf("%d phases, want quiet, nul_bytes, quiet_end", len(phases))
+				}
+				for _, p := range phases {
+					p := p.(map[string]any)
+					ack, dlv := p["ack"].(map[string]any), p["delivery"].(map[string]any)
+					if ack["count"] == 0.0 || dlv["count"] == 0.0 {
+						t.Fatalf("phase %v: %v acks, %v deliveries measured", p["name"], ack["count"], dlv["count"])
+					}
+				}
+				if n := phases[1].(map[string]any)["abuse_refused"]; n == 0.0 {
+					t.Fatal("no NUL-byte message was refused")
+				}
+			})
+		}
+	}
+}

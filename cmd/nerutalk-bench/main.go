@@ -21,6 +21,13 @@ import (
 )
 
 func main() {
+	if isPairChild() { // the bystander pair of the bystander scenario, started by the tool (pair.go)
+		if err := pairChildMain(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "nerutalk-bench (bystander pair): %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -89,6 +96,7 @@ type options struct {
 	connFlood     int      // bystander: connections one abuser tries to hold at once
 	phases        []string // bystander: the phases to run, in order (quiet first, quiet_end last)
 	phaseGap      time.Duration
+	isolation     string // bystander: where the bystander pair runs (pair.go)
 
 	target      string // nerutalk or centrifugo
 	cfSecret    string
@@ -155,6 +163,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.abusers, "abusers", 4, "bystander: abusing accounts, one worker each (2 + this many registrations: at most 8 under the default per-address sign-in limit)")
 	fs.Float64Var(&o.bystanderRate, "bystander-rate", 20, "bystander: messages per second the bystander sends (under the WebSocket frame limit)")
 	fs.IntVar(&o.imagePixels, "image-pixels", 39_000_000, "bystander: pixels of the generated 16-bit PNG (just under NERUTALK_IMAGE_MAX_PIXELS by default)")
+	fs.StringVar(&o.isolation, "bystander-isolation", isolateIdle, "bystander: idle = the bystander pair in a process of its own and the abuse (this process) under SCHED_IDLE, so that on one machine the abuse cannot take the bystander's client's CPU; process = the pair in a process of its own, same priority; none = the pair inside this process")
 	fs.DurationVar(&o.phaseGap, "phase-gap", 3*time.Second, "bystander: pause between two phases, so that what one abuse left running is not charged to the next (quiet_end shows what remains)")
 	fs.StringVar(&abuses, "abuses", "all", "bystander: the abuse phases to run, comma-separated (e.g. image_uploads), or all; quiet and quiet_end always run")
 	fs.IntVar(&o.connFlood, "conn-flood", 2000, "bystander: WebSockets one abuser tries to hold on its token")
@@ -282,6 +291,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if (o.profileDir == "") != (o.admin == "") {
 		return nil, errors.New("-profile-dir and -admin go together")
+	}
+	if !contains([]string{isolateNone, isolateProcess, isolateIdle}, o.isolation) {
+		return nil, fmt.Errorf("-bystander-isolation must be none, process or idle, not %q", o.isolation)
 	}
 	if o.bystanderRate <= 0 {
 		return nil, errors.New("-bystander-rate must be positive")
