@@ -75,3 +75,27 @@ func TestRawFramesAreMaskedFragments(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietestIsTheLowerQuietP99: the target's reference is the lower p99 of quiet and
+// quiet_end, whichever came out lower, never an abuse phase's.
+func TestQuietestIsTheLowerQuietP99(t *testing.T) {
+	t.Parallel()
+	ph := func(name string, p99 float64) bystanderPhase {
+		return bystanderPhase{Name: name, Ack: latencySummary{P99MS: p99}}
+	}
+	ack := func(p *bystanderPhase) float64 { return p.Ack.P99MS }
+	tests := []struct {
+		phases []bystanderPhase
+		want   float64
+	}{
+		{[]bystanderPhase{ph("quiet", 6), ph("image_uploads", 1), ph("quiet_end", 4)}, 4},
+		{[]bystanderPhase{ph("quiet", 3), ph("ping_flood", 9), ph("quiet_end", 5)}, 3},
+		{[]bystanderPhase{ph("quiet", 0), ph("quiet_end", 5)}, 5},
+		{[]bystanderPhase{ph("nul_bytes", 2)}, 0},
+	}
+	for i, tc := range tests {
+		if got := quietest(tc.phases, ack); got != tc.want {
+			t.Errorf("case %d: %v, want %v", i, got, tc.want)
+		}
+	}
+}
