@@ -87,18 +87,18 @@ func (a *abuseCounts) refused() uint64 {
 }
 
 type bystanderPhase struct {
-	Name        string         `json:"name"`
-	Ack         latencySummary `json:"ack"`
-	Delivery    latencySummary `json:"delivery"`
-	AckRatio    float64        `json:"ack_p99_vs_quiet"`
-	DelivRatio  float64        `json:"delivery_p99_vs_quiet"`
+	Name       string         `json:"name"`
+	Ack        latencySummary `json:"ack"`
+	Delivery   latencySummary `json:"delivery"`
+	AckRatio   float64        `json:"ack_p99_vs_quiet"`
+	DelivRatio float64        `json:"delivery_p99_vs_quiet"`
 	// Against the lower p99 of quiet and quiet_end: what the target is checked against.
-	AckVsQuietest   float64 `json:"ack_p99_vs_quietest"`
-	DelivVsQuietest float64 `json:"delivery_p99_vs_quietest"`
-	Lost        uint64         `json:"bystander_unanswered"` // sent in the window, not acked by the phase's end + drain
-	Abuse       *abuseCounts   `json:"abuse"`
-	Refused     uint64         `json:"abuse_refused"`
-	ServerCores float64        `json:"server_cores"`
+	AckVsQuietest   float64      `json:"ack_p99_vs_quietest"`
+	DelivVsQuietest float64      `json:"delivery_p99_vs_quietest"`
+	Lost            uint64       `json:"bystander_unanswered"` // sent in the window, not acked by the phase's end + drain
+	Abuse           *abuseCounts `json:"abuse"`
+	Refused         uint64       `json:"abuse_refused"`
+	ServerCores     float64      `json:"server_cores"`
 }
 
 type bystanderResults struct {
