@@ -210,7 +210,12 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 			if err := lowerOwnPriority(); err != nil {
 				r.warn("could not move the abuse to SCHED_IDLE: %v", err)
 			} else {
-				r.logf("the bystander pair runs in process of its own; this process (the abuse) runs under SCHED_IDLE")
+				r.logf("the bystander pair runs in a process of its own; this process (the abuse) runs under SCHED_IDLE")
+				defer func() {
+					if err := restoreOwnPriority(); err != nil {
+						r.warn("could not leave SCHED_IDLE (%v): scenarios after this one in the same run would be measured from an idle-priority generator", err)
+					}
+				}()
 			}
 		}
 	}

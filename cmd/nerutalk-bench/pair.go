@@ -178,7 +178,12 @@ func (r *runner) startPairProcess(ctx context.Context, a, b *user, chatID string
 	}
 	return func() error {
 		_ = in.Close() // the pair stops sending, waits for its answers and exits
-		<-done
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
 		if err := cmd.Wait(); err != nil {
 			return fmt.Errorf("bystander pair process: %w", err)
 		}
