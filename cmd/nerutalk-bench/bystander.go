@@ -184,42 +184,23 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 		}
 	}
 	// The bystander pair: in a process of its own unless -bystander-isolation none (pair.go).
-	var stopPair func() error
+	var stop func() error
 	if o.isolation == isolateNone {
-		conns, err := r.connectPair(ctx, a, b, ev)
+		stopIn, err := r.startPair(ctx, a, b, pair.ID, ev)
 		if err != nil {
 			return err
 		}
-		defer r.closeAll(conns)
-		sendCtx, stopSend := context.WithCancel(ctx)
-		defer stopSend()
-		var sendWG sync.WaitGroup
-		sendWG.Add(1)
-		go func() {
-			defer sendWG.Done()
-			r.sendPair(sendCtx, conns, pair.ID, ev)
-		}()
-		stopPair = func() error { stopSend(); sendWG.Wait(); return nil }
+		stop = func() error { stopIn(); return nil }
 	} else {
-		stop, err := r.startPairProcess(ctx, a, b, pair.ID, ev)
-		if err != nil {
+		if stop, err = r.startPairProcess(ctx, a, b, pair.ID, ev); err != nil {
 			return err
-		}
-		stopPair = stop
-		if o.isolation == isolateIdle {
-			if err := lowerOwnPriority(); err != nil {
-				r.warn("could not move the abuse to SCHED_IDLE: %v", err)
-			} else {
-				r.logf("the bystander pair runs in a process of its own; this process (the abuse) runs under SCHED_IDLE")
-				defer func() {
-					if err := restoreOwnPriority(); err != nil {
-						r.warn("could not leave SCHED_IDLE (%v): scenarios after this one in the same run would be measured from an idle-priority generator", err)
-					}
-				}()
-			}
 		}
 	}
-	defer func() { _ = stopPair() }()
+	stopPair := sync.OnceValue(stop)
+	defer stopPair()
+	if o.isolation == isolateIdle {
+		defer r.abuseAtIdlePriority()()
+	}
 
 	var png []byte
 	out := &bystanderResults{RatePerS: o.bystanderRate, Isolation: o.isolation, Abusers: len(abusers)}
@@ -296,7 +277,6 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 	if err := stopPair(); err != nil {
 		return err
 	}
-	stopPair = func() error { return nil }
 	res.Results = out
 	// The target is checked against the lower p99 of the two quiet phases: the first follows the
 	// set-up and is sometimes the run's noisiest, which would flatter every ratio.
@@ -324,6 +304,21 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 		res.check(p.Lost == 0, "bystander: %d messages sent during %s were never acked", p.Lost, p.Name)
 	}
 	return nil
+}
+
+// abuseAtIdlePriority moves this process, which runs the abuse, to SCHED_IDLE once the bystander
+// pair runs in a process of its own, and returns what moves it back.
+func (r *runner) abuseAtIdlePriority() (restore func()) {
+	if err := lowerOwnPriority(); err != nil {
+		r.warn("could not move the abuse to SCHED_IDLE: %v", err)
+		return func() {}
+	}
+	r.logf("the bystander pair runs in a process of its own; this process (the abuse) runs under SCHED_IDLE")
+	return func() {
+		if err := restoreOwnPriority(); err != nil {
+			r.warn("could not leave SCHED_IDLE (%v): scenarios after this one in the same run would be measured from an idle-priority generator", err)
+		}
+	}
 }
 
 // quietest returns the lowest positive p99 (of) of the phases without abuse (quiet, quiet_end), 0

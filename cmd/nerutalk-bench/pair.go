@@ -97,6 +97,30 @@ func (r *runner) sendPair(ctx context.Context, conns []*conn, chatID string, ev 
 	}
 }
 
+// startPair connects the pair and sends until stop, which stops sending, waits a moment for the
+// answers still due (as a phase's drain does) and closes the connections. It runs the pair inside
+// this process: in the tool with -bystander-isolation none, in the pair's own process otherwise.
+func (r *runner) startPair(ctx context.Context, a, b *user, chatID string, ev pairEvents) (stop func(), err error) {
+	conns, err := r.connectPair(ctx, a, b, ev)
+	if err != nil {
+		return nil, err
+	}
+	sendCtx, stopSend := context.WithCancel(ctx)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		r.sendPair(sendCtx, conns, chatID, ev)
+	}()
+	return func() {
+		stopSend()
+		<-sent
+		for deadline := time.Now().Add(5 * time.Second); conns[0].inflight.Load() > 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		r.closeAll(conns)
+	}, nil
+}
+
 // pairSpec is what the tool hands the pair's process on its standard input.
 type pairSpec struct {
 	WSBases     []string `json:"ws_bases"`
@@ -243,26 +267,13 @@ func pairChildMain(in io.Reader, out io.Writer) error {
 		_, _ = io.WriteString(out, s)
 	}
 	a, b := &user{id: spec.A.ID, access: spec.A.Access}, &user{idx: 1, id: spec.B.ID, access: spec.B.Access}
-	conns, err := r.connectPair(ctx, a, b, func(kind byte, sent, recv time.Time) { write(pairEventLine(kind, sent, recv)) })
+	stop, err := r.startPair(ctx, a, b, spec.ChatID, func(kind byte, sent, recv time.Time) { write(pairEventLine(kind, sent, recv)) })
 	if err != nil {
 		write("error " + err.Error() + "\n")
 		return err
 	}
-	defer r.closeAll(conns)
 	write("ready\n")
-	sendCtx, stopSend := context.WithCancel(ctx)
-	sent := make(chan struct{})
-	go func() {
-		defer close(sent)
-		r.sendPair(sendCtx, conns, spec.ChatID, func(kind byte, at, recv time.Time) { write(pairEventLine(kind, at, recv)) })
-	}()
 	_, _ = io.Copy(io.Discard, br) // until the tool closes our input
-	stopSend()
-	<-sent
-	// The last messages' answers, as the in-process pair gets them before its phase is read.
-	deadline := time.Now().Add(5 * time.Second)
-	for conns[0].inflight.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	stop()
 	return nil
 }
