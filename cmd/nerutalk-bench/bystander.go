@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nerutalk/nerutalk/internal/cpuprio"
 )
 
 // The bystander scenario (issue 16, "abuse does not hurt bystanders"): a bystander pair exchanges
@@ -309,13 +311,13 @@ func (r *runner) bystander(ctx context.Context, res *result) error {
 // abuseAtIdlePriority moves this process, which runs the abuse, to SCHED_IDLE once the bystander
 // pair runs in a process of its own, and returns what moves it back.
 func (r *runner) abuseAtIdlePriority() (restore func()) {
-	if err := lowerOwnPriority(); err != nil {
+	if err := cpuprio.Idle(); err != nil {
 		r.warn("could not move the abuse to SCHED_IDLE: %v", err)
 		return func() {}
 	}
 	r.logf("the bystander pair runs in a process of its own; this process (the abuse) runs under SCHED_IDLE")
 	return func() {
-		if err := restoreOwnPriority(); err != nil {
+		if err := cpuprio.Normal(); err != nil {
 			r.warn("could not leave SCHED_IDLE (%v): scenarios after this one in the same run would be measured from an idle-priority generator", err)
 		}
 	}

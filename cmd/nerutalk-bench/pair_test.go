@@ -6,12 +6,8 @@ import (
 	"time"
 )
 
-// TestMain lets the test binary serve as the bystander pair's process, as the tool's binary does,
-// and as TestOwnPriority's probe.
+// TestMain lets the test binary serve as the bystander pair's process, as the tool's binary does.
 func TestMain(m *testing.M) {
-	if code := prioProbe(); code >= 0 { // TestOwnPriority's probe process
-		os.Exit(code)
-	}
 	if isPairChild() {
 		if err := pairChildMain(os.Stdin, os.Stdout); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")

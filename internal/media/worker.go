@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/nerutalk/nerutalk/internal/apperr"
+	"github.com/nerutalk/nerutalk/internal/cpuprio"
 )
 
 // Large images are processed in worker processes (NERUTALK_IMAGE_WORKERS=process, the default):
@@ -26,8 +27,8 @@ import (
 // its garbage collections stall the rest of the heap. A worker is the server's own binary
 // (os.Executable) started with NERUTALK_IMAGE_WORKER=1: this package's init sees the variable,
 // runs one job and exits, before main (or a test binary's TestMain) runs. The worker lowers its
-// own CPU priority (SCHED_IDLE at nice 19 on Linux, in a session and so an autogroup of its own,
-// niced to 19: worker_linux.go), caps its memory (debug.SetMemoryLimit and
+// own CPU priority (SCHED_IDLE at nice 19 on Linux, internal/cpuprio; in a session and so an
+// autogroup of its own, niced to 19: worker_linux.go), caps its memory (debug.SetMemoryLimit and
 // RLIMIT_DATA on Linux) and GOMAXPROCS=1, reads one job on stdin and writes one result on stdout
 // (workerproto.go).
 // One process per job: a crash, a leak or a decoder bug dies with it, and its memory goes back to
@@ -68,7 +69,7 @@ func IsImageWorker() bool { return os.Getenv(workerEnv) == "1" }
 // runWorker is a worker's whole life: one job from in, its result to out. It returns the exit
 // status: 0 once a result (outputs or the job's error) is written, 2 when it cannot be.
 func runWorker(in io.Reader, out io.Writer, errOut io.Writer) int {
-	lowerPriority()
+	_ = cpuprio.Idle() // every thread of the worker; without SCHED_IDLE it runs as any process
 	lowerGroupPriority()
 	limit, _ := strconv.ParseInt(os.Getenv(workerMemoryEnv), 10, 64)
 	if limit > 0 {
@@ -229,7 +230,7 @@ func (wp *workerPool) once(ctx context.Context, op byte, maxPixels int64, data [
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("media: start image worker: %w", err)
 	}
-	lowerPriorityOf(cmd.Process.Pid)
+	_ = cpuprio.IdleThread(cmd.Process.Pid) // in case the worker is slow to do it itself
 	err := cmd.Wait()
 	if jctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		return nil, errWorkerTimeout

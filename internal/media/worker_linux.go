@@ -3,36 +3,9 @@ package media
 import (
 	"errors"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
-	"unsafe"
 )
-
-// schedIdle is Linux's SCHED_IDLE policy (sched(7)): a thread under it runs only when no
-// normal thread wants the CPU, and a normal thread that wakes up preempts it at once, where a
-// running nice-19 thread may first finish its slice (EEVDF). In the bystander benchmark the two
-// measured the same within noise (docs/BENCHMARKS.md); SCHED_IDLE is kept as the policy that says
-// what a worker is. Any thread may move itself (or a thread of its user) to SCHED_IDLE without
-// privileges.
-const schedIdle = 5
-
-// lowerPriority moves every thread of this process to SCHED_IDLE, at nice 19 (the weight it
-// keeps among idle threads, and all a kernel without SCHED_IDLE gets). Linux keeps both per
-// thread, and the Go runtime has started several by the time init runs; threads started later
-// inherit them from the thread that starts them.
-func lowerPriority() {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		lowerPriorityOf(0)
-		return
-	}
-	for _, t := range tasks {
-		if tid, err := strconv.Atoi(t.Name()); err == nil {
-			lowerPriorityOf(tid)
-		}
-	}
-}
 
 // workerProcAttr starts a worker in a session of its own (setsid), and so, where the kernel groups
 // tasks by session (CONFIG_SCHED_AUTOGROUP, on by default in most distributions' kernels), in a
@@ -69,14 +42,6 @@ func getsid() (int, error) {
 		return 0, errno
 	}
 	return int(sid), nil
-}
-
-// lowerPriorityOf lowers one thread (0: the calling one). The server calls it on a worker's first
-// thread too, in case the worker is slow to do it itself (it does it for all its threads at start).
-func lowerPriorityOf(tid int) {
-	_ = syscall.Setpriority(syscall.PRIO_PROCESS, tid, 19)
-	var param struct{ priority int32 } // struct sched_param; SCHED_IDLE takes priority 0
-	_, _, _ = syscall.Syscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), schedIdle, uintptr(unsafe.Pointer(&param)))
 }
 
 // limitData caps the worker's data segment (RLIMIT_DATA: its heap, which is where the decoded

@@ -4,11 +4,6 @@ package media
 
 import "syscall"
 
-// lowerPriority does nothing outside Linux: workers run at the server's priority.
-func lowerPriority() {}
-
-func lowerPriorityOf(int) {}
-
 // lowerGroupPriority does nothing outside Linux.
 func lowerGroupPriority() {}
 

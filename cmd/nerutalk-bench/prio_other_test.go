@@ -1,5 +1,0 @@
-//go:build !linux
-
-package main
-
-func prioProbe() int { return -1 }
