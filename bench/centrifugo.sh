@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# bench/centrifugo.sh — run nerutalk-bench's fanout scenario against Centrifugo, the yardstick
-# for NeruTalk's cost per delivery. Installs Centrifugo if it is missing, starts it on loopback
-# with a configuration like NeruTalk's (HS256 connection tokens; one namespace, "chat", whose
-# channels keep a history and let subscribers publish), runs the tool with -target centrifugo
-# and stops it again.
+# bench/centrifugo.sh — run nerutalk-bench's fanout scenario (or its chat scenario: many small
+# groups) against Centrifugo, the yardstick for NeruTalk's cost per delivery and per message.
+# Installs Centrifugo if it is missing, starts it on loopback with a configuration like
+# NeruTalk's (HS256 connection tokens; one namespace, "chat", whose channels keep a history and
+# let subscribers publish), runs the tool with -target centrifugo and stops it again.
 #
 #   bench/centrifugo.sh -server-cpus 0 -bench-cpus 1 -- -fanout-sizes 1k -fanout-rates 30k -runs 3
+#   bench/centrifugo.sh -scenarios loopback,chat -server-cpus 0 -bench-cpus 1 -- -chat-rates 2.5k,5k
 #
 # Options:
+#   -scenarios LIST     the tool's scenarios: fanout (default), chat, and loopback before chat for the
+#                       machine's floor (as bench/run.sh -scenarios chatcpu runs against NeruTalk)
 #   -port N             Centrifugo's port on 127.0.0.1 (default 28000)
 #   -server-cpus LIST   pin Centrifugo to these CPUs (taskset -c), e.g. 0
 #   -bench-cpus LIST    pin the generator to these CPUs, e.g. 1
@@ -18,21 +21,23 @@
 # GOPATH)/bin/centrifugo, else `go install github.com/centrifugal/centrifugo/v6@$CENTRIFUGO_VERSION`,
 # v6.9.1 by default; the build takes several minutes).
 #
-# The NeruTalk run to compare with, back to back, with the same tool arguments:
+# The NeruTalk runs to compare with, back to back, with the same tool arguments:
 #   bench/run.sh -server-cpus 0 -bench-cpus 1 -scenarios fanout -- -fanout-sizes 1k -fanout-rates 30k -runs 3
+#   bench/run.sh -server-cpus 0 -bench-cpus 1 -scenarios chatcpu -- -chat-rates 2.5k,5k
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PORT=28000 OUT="" SERVER_CPUS="" BENCH_CPUS=""
+PORT=28000 OUT="" SERVER_CPUS="" BENCH_CPUS="" SCENARIOS=fanout
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    -scenarios) SCENARIOS="$2"; shift ;;
     -port) PORT="$2"; shift ;;
     -server-cpus) SERVER_CPUS="$2"; shift ;;
     -bench-cpus) BENCH_CPUS="$2"; shift ;;
     -out) OUT="$2"; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|-help|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|-help|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "centrifugo.sh: unknown option $1 (see -help)" >&2; exit 2 ;;
   esac
   shift
@@ -122,7 +127,7 @@ echo "==> Centrifugo $("$BIN" version 2>/dev/null | head -1) pid $PID on 127.0.0
 
 GIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 status=0
-"${BENCH_PIN[@]}" "$WORK/nerutalk-bench" -target centrifugo -scenario fanout -addr "http://127.0.0.1:$PORT" -pid "$PID" \
+"${BENCH_PIN[@]}" "$WORK/nerutalk-bench" -target centrifugo -scenario "$SCENARIOS" -addr "http://127.0.0.1:$PORT" -pid "$PID" \
   -centrifugo-secret "$SECRET" -label "$GIT" -note "bench/centrifugo.sh, Centrifugo $VERSION" "${EXTRA[@]}" \
   >"$WORK/results.jsonl" 2> >(tee -a "$LOG" >&2) || status=1
 jq -s --arg date "$STAMP" --arg git "$GIT" '{date: $date, git: $git, run: "bench/centrifugo.sh", results: .}' "$WORK/results.jsonl" >"$OUT"

@@ -96,7 +96,8 @@ type cfReply struct {
 	} `json:"error"`
 }
 
-// cfDial connects, authenticates and subscribes one client, synchronously.
+// cfDial connects, authenticates and subscribes one client to channel (none when it is ""),
+// synchronously.
 func (r *runner) cfDial(ctx context.Context, i int, channel string) (*cfConn, error) {
 	o := r.opt
 	nd := r.dialer.clients[min(i/max(r.dialer.perIP, 1), len(r.dialer.clients)-1)]
@@ -116,7 +117,9 @@ func (r *runner) cfDial(ctx context.Context, i int, channel string) (*cfConn, er
 	defer func() { _ = ws.NetConn().SetReadDeadline(time.Time{}) }()
 	cmds := []string{
 		fmt.Sprintf(`{"id":1,"connect":{"token":%q,"name":"nerutalk-bench"}}`, cfToken(o.cfSecret, fmt.Sprintf("u%d", i), time.Now().Add(4*time.Hour))),
-		fmt.Sprintf(`{"id":2,"subscribe":{"channel":%q}}`, channel),
+	}
+	if channel != "" {
+		cmds = append(cmds, fmt.Sprintf(`{"id":2,"subscribe":{"channel":%q}}`, channel))
 	}
 	for k, cmd := range cmds {
 		if err := c.write([]byte(cmd)); err != nil {
@@ -366,7 +369,7 @@ func (r *runner) cfFanout(ctx context.Context, res *result) error {
 				if ctx.Err() != nil {
 					break
 				}
-				run := r.cfRun(ctx, st, conns[0], channel, ro)
+				run := r.cfRun(ctx, st, []cfSender{{conns[0], channel}}, ro)
 				r.logf("  %.0f deliveries/s run %d/%d: acked %.0f/s, deliveries %.0f/s, e2e p50 %.1f p99 %.1f ms, missing %d, cpu server %s gen %s, server %s µs/delivery%s",
 					d, i+1, o.runs, run.AckedPerS, run.DeliveriesPerS, run.E2E.P50MS, run.E2E.P99MS, run.Missing,
 					cores(run.CPU.ServerCores), cores(run.CPU.GeneratorCores), us(run.ServerUSPerDelivery), satNote(run.verdict))
@@ -419,8 +422,16 @@ func (r *runner) cfFanout(ctx context.Context, res *result) error {
 	return nil
 }
 
-// cfRun publishes from sender at o.rate for the warm-up and the window and measures the window.
-func (r *runner) cfRun(ctx context.Context, st *cfState, sender *cfConn, channel string, o runOpts) trafficRun {
+// cfSender is a connection that publishes, and the channel it publishes into.
+type cfSender struct {
+	conn    *cfConn
+	channel string
+}
+
+// cfRun publishes from the senders at o.rate, all together (each on its own schedule, offset
+// from the others as the chat scenario's senders are), for the warm-up and the window and
+// measures the window.
+func (r *runner) cfRun(ctx context.Context, st *cfState, senders []cfSender, o runOpts) trafficRun {
 	cfQuiesce(ctx, st, r.opt.backlog)
 	ts := &trafficStep{}
 	start := time.Now().Add(50 * time.Millisecond)
@@ -441,35 +452,12 @@ func (r *runner) cfRun(ctx context.Context, st *cfState, sender *cfConn, channel
 			cpu = m.stop()
 		}
 	}()
-	sch := newSchedule(start, we, o.rate, 0, 1)
-	for ctx.Err() == nil {
-		at, ok := sch.next()
-		if !ok || !sleepUntil(ctx, at) {
-			break
-		}
-		if sender.closed() {
-			ts.sendErrs.Add(1)
-			continue
-		}
-		if sender.inflight.Load() >= o.maxInflight {
-			ts.skipped.Add(1)
-			continue
-		}
-		no := st.no.Add(1)
-		id := st.pubID.Add(1) + 1000 // 1 and 2 were connect and subscribe
-		now := time.Now()
-		st.sentAt.Store(id, now)
-		sender.inflight.Add(1)
-		st.inflight.Add(1)
-		cmd := fmt.Sprintf(`{"id":%d,"publish":{"channel":%q,"data":{"text":%q}}}`, id, channel, makePayload(now, no, o.size))
-		if err := sender.write([]byte(cmd)); err != nil {
-			st.sentAt.Delete(id)
-			sender.inflight.Add(-1)
-			st.inflight.Add(-1)
-			ts.sendErrs.Add(1)
-			continue
-		}
-		ts.sent.Add(1)
+	for k, sd := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.cfPublish(ctx, st, ts, sd, newSchedule(start, we, o.rate, k, len(senders)), o)
+		}()
 	}
 	wg.Wait()
 	deadline := time.Now().Add(o.drain)
@@ -492,6 +480,39 @@ func (r *runner) cfRun(ctx context.Context, st *cfState, sender *cfConn, channel
 	run.DBUSPerAck = perEvent(cpu.DBCores, run.AckedPerS)
 	run.verdict = judge(o.rate, float64(ts.acks.Load())/secs, run.Skipped, run.Errors, ts.ackLat.Quantile(.99), o.slo)
 	return run
+}
+
+// cfPublish publishes from one sender on its schedule.
+func (r *runner) cfPublish(ctx context.Context, st *cfState, ts *trafficStep, sd cfSender, sch *schedule, o runOpts) {
+	for ctx.Err() == nil {
+		at, ok := sch.next()
+		if !ok || !sleepUntil(ctx, at) {
+			return
+		}
+		if sd.conn.closed() {
+			ts.sendErrs.Add(1)
+			continue
+		}
+		if sd.conn.inflight.Load() >= o.maxInflight {
+			ts.skipped.Add(1)
+			continue
+		}
+		no := st.no.Add(1)
+		id := st.pubID.Add(1) + 1000 // 1 and 2 were connect and subscribe
+		now := time.Now()
+		st.sentAt.Store(id, now)
+		sd.conn.inflight.Add(1)
+		st.inflight.Add(1)
+		cmd := fmt.Sprintf(`{"id":%d,"publish":{"channel":%q,"data":{"text":%q}}}`, id, sd.channel, makePayload(now, no, o.size))
+		if err := sd.conn.write([]byte(cmd)); err != nil {
+			st.sentAt.Delete(id)
+			sd.conn.inflight.Add(-1)
+			st.inflight.Add(-1)
+			ts.sendErrs.Add(1)
+			continue
+		}
+		ts.sent.Add(1)
+	}
 }
 
 func (st *cfState) quiet() bool {
@@ -530,4 +551,120 @@ func (r *runner) cfCloseAll(conns []*cfConn) {
 		}()
 	}
 	wg.Wait()
+}
+
+// cfChat is the chat scenario against Centrifugo: the chat scenario's population (-chat-users
+// connections, -chat-groups channels of -chat-group-size subscribers, -chat-senders publishers
+// spread over the groups exactly as against NeruTalk) and its stepped total rates. Every message
+// costs both servers the same frames (one publish in; its reply and one push per member out), so
+// the CPU per message of the two, measured back to back, is what NeruTalk pays for persisting
+// and ordering messages into many small groups. There are no history reads: Centrifugo's history
+// is not what is measured.
+func (r *runner) cfChat(ctx context.Context, res *result, floor *loopbackResults) error {
+	o := r.opt
+	if o.cfSecret == "" {
+		return errors.New("-target centrifugo needs -centrifugo-secret (the client.token.hmac_secret_key of its config)")
+	}
+	n, size := o.chatUsers, o.chatGroupSize
+	if o.chatGroups*size > n {
+		return fmt.Errorf("-target centrifugo: %d groups of %d need %d users, one group each (have %d)", o.chatGroups, size, o.chatGroups*size, n)
+	}
+	if limit := r.connLimit(n); limit < n {
+		return fmt.Errorf("%d users need %d connections; the open-file limits allow %d", n, n, limit)
+	}
+	senders := min(o.chatSenders, o.chatGroups*size)
+	r.setDialer(n)
+	prefix := runPrefix()
+	// Group g holds users g*size ... g*size+size-1, as createGroups makes them; the users past
+	// the groups connect without subscribing anywhere.
+	channelOf := func(i int) string {
+		if g := i / size; g < o.chatGroups {
+			return fmt.Sprintf("%s:%s-chat-%d", o.cfNamespace, prefix, g)
+		}
+		return ""
+	}
+	st := &cfState{members: size, errCodes: map[string]int{}}
+	conns := make([]*cfConn, n)
+	defer r.cfCloseAll(conns)
+	err := parallel(ctx, n, o.dialWorkers, func(ctx context.Context, i int) error {
+		c, err := r.cfDial(ctx, i, channelOf(i))
+		if err != nil {
+			return err
+		}
+		conns[i] = c
+		go c.readLoop(r.connCtx, st)
+		return nil
+	}, func(done int) { r.logf("centrifugo: connected %d/%d", done, n) })
+	if err != nil {
+		r.hintLimits(err)
+		return err
+	}
+	res.Generator.Connections, res.Generator.SourceIPs = n, len(r.dialer.clients)
+	// Sender k posts into group k mod G as that group's member (k / G) mod S.
+	specs := make([]cfSender, senders)
+	for k := range specs {
+		g := k % o.chatGroups
+		i := g*size + (k/o.chatGroups)%size
+		specs[k] = cfSender{conns[i], channelOf(i)}
+	}
+	out := &chatResults{Users: n, Groups: o.chatGroups, GroupSize: size, Senders: senders}
+	ro := r.runOpts()
+	r.logf("centrifugo chat: %d users, %d channels of %d, %d senders, rates %v msg/s", n, o.chatGroups, size, senders, o.chatRates)
+	for _, rate := range o.chatRates {
+		ro.rate = rate
+		var runs []trafficRun
+		for i := range o.runs {
+			if ctx.Err() != nil {
+				break
+			}
+			run := r.cfRun(ctx, st, specs, ro)
+			r.logf("  rate %.0f msg/s run %d/%d: acked %.0f/s, deliveries %.0f/s, ack p99 %.1f ms, e2e p50 %.1f p99 %.1f ms, missing %d, cpu server %s gen %s, server %s µs/msg%s",
+				rate, i+1, o.runs, run.AckedPerS, run.DeliveriesPerS, run.Ack.P99MS, run.E2E.P50MS, run.E2E.P99MS, run.Missing,
+				cores(run.CPU.ServerCores), cores(run.CPU.GeneratorCores), us(run.ServerUSPerAck), satNote(run.verdict))
+			runs = append(runs, run)
+		}
+		if len(runs) == 0 {
+			break
+		}
+		s := summarizeStep(rate, runs, o.slo)
+		out.Steps = append(out.Steps, s)
+		if s.Saturated && !o.keepGoing {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	out.Best = bestStep(out.Steps, e2eTarget)
+	out.BestWithinBound, out.BoundP99MS = bestStep(out.Steps, o.bestP99), float64(o.bestP99)/float64(time.Millisecond)
+	out.CPU = chatCPUTable(out.Steps, size, floor)
+	cfQuiesce(ctx, st, o.drain)
+	dl := &out.Delivery
+	dl.Acked, dl.Expected, dl.Duplicates = st.acked.Load(), st.expected.Load(), st.dups.Load()
+	dl.Unanswered = st.inflight.Load()
+	if u := st.unique.Load(); dl.Expected > u {
+		dl.Missing = dl.Expected - u
+	}
+	for _, c := range conns {
+		if c.closed() {
+			dl.Closed++
+		}
+	}
+	dl.Foreign = st.foreign.Load()
+	st.mu.Lock()
+	if len(st.errCodes) > 0 {
+		dl.ErrorCodes = st.errCodes
+	}
+	st.mu.Unlock()
+	dl.OK = dl.Acked > 0 && dl.Unanswered == 0 && dl.Missing == 0 && dl.Duplicates == 0 && dl.Closed == 0 && dl.Foreign == 0
+	res.Results = out
+	res.check(dl.OK, "centrifugo chat: %d acked, %d unanswered, %d deliveries missing, %d duplicate, %d foreign, %d connections closed %v",
+		dl.Acked, dl.Unanswered, dl.Missing, dl.Duplicates, dl.Foreign, dl.Closed, dl.ErrorCodes)
+	for _, s := range out.Steps {
+		res.say("centrifugo %7.0f msg/s target  %8.0f acked/s  %8.0f deliv/s  ack p99 %6.1f  e2e p50 %6.1f p99 %7.1f ms  cpu srv %s gen %s stolen %s%s",
+			s.TargetRate, s.AckedPerS.Median, s.DeliveriesPerS.Median, s.AckP99MS.Median, s.E2EP50MS.Median,
+			s.E2EP99MS.Median, cores(s.ServerCores.Median), cores(s.GeneratorCores.Median), cores(s.StolenCores.Median), satNote(s.verdict))
+	}
+	sayChatCPU(res, out)
+	return nil
 }

@@ -22,7 +22,7 @@ type chatResults struct {
 	// loopback scenario of the same invocation (-scenario loopback,chat).
 	CPU      []chatCPU     `json:"cpu_per_message"`
 	Delivery deliveryCheck `json:"delivery"`
-	Storage  storageCheck  `json:"storage"`
+	Storage  *storageCheck `json:"storage,omitempty"` // nil against Centrifugo, which stores nothing
 	// SetupFrames is what the users received while coming online (presence, mostly).
 	SetupFrames map[string]uint64 `json:"setup_frames"`
 	Frames      map[string]uint64 `json:"frames_received"`
@@ -86,13 +86,14 @@ func (r *runner) chat(ctx context.Context, res *result, floor *loopbackResults) 
 	t.quiesce(ctx, r.opt.backlog)
 	out.Delivery = t.checkDeliveries()
 	r.logf("verifying storage of %d groups", len(chats))
-	out.Storage = t.verifyStorage(ctx)
+	storage := t.verifyStorage(ctx)
+	out.Storage = &storage
 	out.Frames = r.frames.snapshot()
 	res.Results = out
 
 	res.check(out.Delivery.OK, "delivery: %d acked, %d sends never answered, %d deliveries missing, %d duplicate, %d connections closed %v",
 		out.Delivery.Acked, out.Delivery.Unanswered, out.Delivery.Missing, out.Delivery.Duplicates, out.Delivery.Closed, out.Delivery.CloseWhy)
-	res.check(out.Storage.OK, "storage: %+v", out.Storage)
+	res.check(storage.OK, "storage: %+v", storage)
 	for _, s := range out.Steps {
 		hist := 0.0
 		if s.HistoryP99MS != nil {
@@ -106,6 +107,23 @@ func (r *runner) chat(ctx context.Context, res *result, floor *loopbackResults) 
 		out.Storage.Chats, out.Storage.Acked, out.Storage.Stored, out.Storage.Missing, out.Storage.Duplicates,
 		out.Storage.SeqGaps, out.Storage.Unacked)
 	res.say("delivery order: %d of the deliveries reached a connection after a higher seq of their chat", out.Delivery.OutOfOrder)
+	sayChatCPU(res, out)
+	var acked, deliv, p99 float64
+	if out.Best != nil {
+		acked, deliv, p99 = out.Best.AckedPerS.Median, out.Best.DeliveriesPerS.Median, out.Best.E2EP99MS.Median
+	}
+	res.target(fmt.Sprintf("chat into %d-member groups, e2e p99 < 50 ms", o.chatGroupSize), ">= 5000 acked msgs/s",
+		fmt.Sprintf("%.0f acked/s (e2e p99 %.1f ms)", acked, p99), acked >= 5000)
+	res.target("chat deliveries at that rate", ">= 45000 deliveries/s", fmt.Sprintf("%.0f deliveries/s", deliv), deliv >= 45000)
+	res.target("chat correctness", "zero loss, zero duplicates, gapless seq",
+		fmt.Sprintf("missing %d, dup %d, gaps %d", out.Delivery.Missing+uint64(out.Storage.Missing),
+			out.Delivery.Duplicates+uint64(out.Storage.Duplicates), out.Storage.SeqGaps),
+		out.Delivery.OK && out.Storage.OK)
+	return nil
+}
+
+// sayChatCPU adds the lines of out's CPU per acked message and its best step to res's summary.
+func sayChatCPU(res *result, out *chatResults) {
 	for _, c := range out.CPU {
 		line := fmt.Sprintf("cpu per acked message at %7.0f msg/s (acked %.0f/s, e2e p99 %.1f ms): server %s µs", c.TargetRate, c.AckedPerS, c.E2EP99MS, us(c.ServerUSPerAck))
 		if c.DBUSPerAck >= 0 {
@@ -123,18 +141,6 @@ func (r *runner) chat(ctx context.Context, res *result, floor *loopbackResults) 
 	} else {
 		res.say("best within e2e p99 < %.0f ms: no step", out.BoundP99MS)
 	}
-	var acked, deliv, p99 float64
-	if out.Best != nil {
-		acked, deliv, p99 = out.Best.AckedPerS.Median, out.Best.DeliveriesPerS.Median, out.Best.E2EP99MS.Median
-	}
-	res.target(fmt.Sprintf("chat into %d-member groups, e2e p99 < 50 ms", o.chatGroupSize), ">= 5000 acked msgs/s",
-		fmt.Sprintf("%.0f acked/s (e2e p99 %.1f ms)", acked, p99), acked >= 5000)
-	res.target("chat deliveries at that rate", ">= 45000 deliveries/s", fmt.Sprintf("%.0f deliveries/s", deliv), deliv >= 45000)
-	res.target("chat correctness", "zero loss, zero duplicates, gapless seq",
-		fmt.Sprintf("missing %d, dup %d, gaps %d", out.Delivery.Missing+uint64(out.Storage.Missing),
-			out.Delivery.Duplicates+uint64(out.Storage.Duplicates), out.Storage.SeqGaps),
-		out.Delivery.OK && out.Storage.OK)
-	return nil
 }
 
 // chatCPU is one chat step's CPU per acked message next to the machine's floor.

@@ -167,7 +167,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.phaseGap, "phase-gap", 3*time.Second, "bystander: pause between two phases, so that what one abuse left running is not charged to the next (quiet_end shows what remains)")
 	fs.StringVar(&abuses, "abuses", "all", "bystander: the abuse phases to run, comma-separated (e.g. image_uploads), or all; quiet and quiet_end always run")
 	fs.IntVar(&o.connFlood, "conn-flood", 2000, "bystander: WebSockets one abuser tries to hold on its token")
-	fs.StringVar(&o.target, "target", "nerutalk", "server under test: nerutalk, or centrifugo (fanout only: JSON protocol over /connection/websocket, client publish; see bench/centrifugo.sh)")
+	fs.StringVar(&o.target, "target", "nerutalk", "server under test: nerutalk, or centrifugo (fanout and chat, and loopback beside them: JSON protocol over /connection/websocket, client publish; see bench/centrifugo.sh)")
 	fs.StringVar(&o.cfSecret, "centrifugo-secret", "", "centrifugo: the HMAC secret of its connection tokens (client.token.hmac_secret_key)")
 	fs.StringVar(&o.cfNamespace, "centrifugo-namespace", "chat", "centrifugo: the namespace of the fanout channel (it must allow subscribe and publish for clients)")
 	fs.Usage = func() {
@@ -279,8 +279,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	case "nerutalk":
 	case "centrifugo":
 		for _, sc := range o.scenarios {
-			if sc != "fanout" {
-				return nil, fmt.Errorf("-target centrifugo runs the fanout scenario only, not %q", sc)
+			if sc != "fanout" && sc != "chat" && sc != "loopback" {
+				return nil, fmt.Errorf("-target centrifugo runs the fanout, chat and loopback scenarios only, not %q", sc)
 			}
 		}
 		if o.profileDir != "" {
@@ -511,7 +511,11 @@ func runScenario(ctx context.Context, o *options, scenario string, stderr io.Wri
 			err = r.fanout(ctx, res)
 		}
 	case "chat":
-		err = r.chat(ctx, res, loopbackOf(prior))
+		if o.target == "centrifugo" {
+			err = r.cfChat(ctx, res, loopbackOf(prior))
+		} else {
+			err = r.chat(ctx, res, loopbackOf(prior))
+		}
 	case "auth":
 		err = r.auth(ctx, res)
 	case "loopback":
