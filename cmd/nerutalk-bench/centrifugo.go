@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -299,21 +300,11 @@ func scanUint(b, key []byte) (uint64, bool) {
 
 // cfSize is one group size measured against Centrifugo.
 type cfSize struct {
-	Members  int          `json:"members"`
-	Channel  string       `json:"channel"`
-	Steps    []stepResult `json:"steps"`
-	SetupS   float64      `json:"setup_s"`
-	Delivery struct {
-		Acked      uint64         `json:"acked"`
-		Unanswered int64          `json:"unanswered"`
-		Expected   uint64         `json:"expected"`
-		Missing    uint64         `json:"missing"`
-		Duplicates uint64         `json:"duplicates"`
-		Foreign    uint64         `json:"foreign_frames"`
-		Closed     int            `json:"connections_closed"`
-		ErrorCodes map[string]int `json:"error_codes,omitempty"`
-		OK         bool           `json:"ok"`
-	} `json:"delivery"`
+	Members  int           `json:"members"`
+	Channel  string        `json:"channel"`
+	Steps    []stepResult  `json:"steps"`
+	SetupS   float64       `json:"setup_s"`
+	Delivery deliveryCheck `json:"delivery"`
 }
 
 type cfResults struct {
@@ -386,23 +377,8 @@ func (r *runner) cfFanout(ctx context.Context, res *result) error {
 			}
 		}
 		cfQuiesce(ctx, st, o.drain)
+		size.Delivery = st.delivery(conns)
 		dl := &size.Delivery
-		dl.Acked, dl.Expected, dl.Duplicates, dl.Foreign = st.acked.Load(), st.expected.Load(), st.dups.Load(), st.foreign.Load()
-		dl.Unanswered = st.inflight.Load()
-		if u := st.unique.Load(); dl.Expected > u {
-			dl.Missing = dl.Expected - u
-		}
-		for _, c := range conns {
-			if c.closed() {
-				dl.Closed++
-			}
-		}
-		st.mu.Lock()
-		if len(st.errCodes) > 0 {
-			dl.ErrorCodes = st.errCodes
-		}
-		st.mu.Unlock()
-		dl.OK = dl.Acked > 0 && dl.Unanswered == 0 && dl.Missing == 0 && dl.Duplicates == 0 && dl.Closed == 0
 		res.check(dl.OK, "centrifugo fanout to %d: %d acked, %d unanswered, %d deliveries missing, %d duplicate, %d connections closed %v",
 			k, dl.Acked, dl.Unanswered, dl.Missing, dl.Duplicates, dl.Closed, dl.ErrorCodes)
 		r.cfCloseAll(conns)
@@ -517,6 +493,28 @@ func (r *runner) cfPublish(ctx context.Context, st *cfState, ts *trafficStep, sd
 
 func (st *cfState) quiet() bool {
 	return st.inflight.Load() <= 0 && st.unique.Load() >= st.expected.Load()
+}
+
+// delivery is the check of everything published so far: every publish answered, every member's
+// publication received once, no foreign frame, no connection closed.
+func (st *cfState) delivery(conns []*cfConn) deliveryCheck {
+	dl := deliveryCheck{Acked: st.acked.Load(), Expected: st.expected.Load(), Duplicates: st.dups.Load(),
+		Foreign: st.foreign.Load(), Unanswered: st.inflight.Load()}
+	if u := st.unique.Load(); dl.Expected > u {
+		dl.Missing = dl.Expected - u
+	}
+	for _, c := range conns {
+		if c != nil && c.closed() {
+			dl.Closed++
+		}
+	}
+	st.mu.Lock()
+	if len(st.errCodes) > 0 {
+		dl.ErrorCodes = maps.Clone(st.errCodes)
+	}
+	st.mu.Unlock()
+	dl.OK = dl.Acked > 0 && dl.Unanswered == 0 && dl.Missing == 0 && dl.Duplicates == 0 && dl.Closed == 0 && dl.Foreign == 0
+	return dl
 }
 
 // cfQuiesce waits until every publish is answered and every promised delivery has arrived, or
@@ -639,24 +637,8 @@ func (r *runner) cfChat(ctx context.Context, res *result, floor *loopbackResults
 	out.BestWithinBound, out.BoundP99MS = bestStep(out.Steps, o.bestP99), float64(o.bestP99)/float64(time.Millisecond)
 	out.CPU = chatCPUTable(out.Steps, size, floor)
 	cfQuiesce(ctx, st, o.drain)
+	out.Delivery = st.delivery(conns)
 	dl := &out.Delivery
-	dl.Acked, dl.Expected, dl.Duplicates = st.acked.Load(), st.expected.Load(), st.dups.Load()
-	dl.Unanswered = st.inflight.Load()
-	if u := st.unique.Load(); dl.Expected > u {
-		dl.Missing = dl.Expected - u
-	}
-	for _, c := range conns {
-		if c.closed() {
-			dl.Closed++
-		}
-	}
-	dl.Foreign = st.foreign.Load()
-	st.mu.Lock()
-	if len(st.errCodes) > 0 {
-		dl.ErrorCodes = st.errCodes
-	}
-	st.mu.Unlock()
-	dl.OK = dl.Acked > 0 && dl.Unanswered == 0 && dl.Missing == 0 && dl.Duplicates == 0 && dl.Closed == 0 && dl.Foreign == 0
 	res.Results = out
 	res.check(dl.OK, "centrifugo chat: %d acked, %d unanswered, %d deliveries missing, %d duplicate, %d foreign, %d connections closed %v",
 		dl.Acked, dl.Unanswered, dl.Missing, dl.Duplicates, dl.Foreign, dl.Closed, dl.ErrorCodes)
