@@ -336,16 +336,7 @@ func (r *runner) cfFanout(ctx context.Context, res *result) error {
 		st := &cfState{members: k, errCodes: map[string]int{}}
 		conns := make([]*cfConn, k)
 		t0 := time.Now()
-		err := parallel(ctx, k, o.dialWorkers, func(ctx context.Context, i int) error {
-			c, err := r.cfDial(ctx, i, channel)
-			if err != nil {
-				return err
-			}
-			conns[i] = c
-			go c.readLoop(r.connCtx, st)
-			return nil
-		}, func(done int) { r.logf("centrifugo: connected %d/%d", done, k) })
-		if err != nil {
+		if err := r.cfConnect(ctx, st, conns, func(int) string { return channel }); err != nil {
 			r.cfCloseAll(conns)
 			r.hintLimits(err)
 			return err
@@ -530,6 +521,20 @@ func cfQuiesce(ctx context.Context, st *cfState, limit time.Duration) {
 	}
 }
 
+// cfConnect dials len(conns) clients in parallel, client i subscribed to channelOf(i), each
+// with its read loop reporting into st.
+func (r *runner) cfConnect(ctx context.Context, st *cfState, conns []*cfConn, channelOf func(int) string) error {
+	return parallel(ctx, len(conns), r.opt.dialWorkers, func(ctx context.Context, i int) error {
+		c, err := r.cfDial(ctx, i, channelOf(i))
+		if err != nil {
+			return err
+		}
+		conns[i] = c
+		go c.readLoop(r.connCtx, st)
+		return nil
+	}, func(done int) { r.logf("centrifugo: connected %d/%d", done, len(conns)) })
+}
+
 func (r *runner) cfCloseAll(conns []*cfConn) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 256)
@@ -584,16 +589,7 @@ func (r *runner) cfChat(ctx context.Context, res *result, floor *loopbackResults
 	st := &cfState{members: size, errCodes: map[string]int{}}
 	conns := make([]*cfConn, n)
 	defer r.cfCloseAll(conns)
-	err := parallel(ctx, n, o.dialWorkers, func(ctx context.Context, i int) error {
-		c, err := r.cfDial(ctx, i, channelOf(i))
-		if err != nil {
-			return err
-		}
-		conns[i] = c
-		go c.readLoop(r.connCtx, st)
-		return nil
-	}, func(done int) { r.logf("centrifugo: connected %d/%d", done, n) })
-	if err != nil {
+	if err := r.cfConnect(ctx, st, conns, channelOf); err != nil {
 		r.hintLimits(err)
 		return err
 	}
