@@ -284,3 +284,46 @@ func TestSendHookMembersNewerThanTheCache(t *testing.T) {
 		}
 	})
 }
+
+// planModeHook records the plan_cache_mode of the transaction it runs in.
+type planModeHook struct {
+	mu    sync.Mutex
+	modes []string
+}
+
+func (h *planModeHook) MessagesStored(ctx context.Context, tx *sql.Tx, _ []StoredMessage) error {
+	var mode string
+	if err := tx.QueryRowContext(ctx, `SHOW plan_cache_mode`).Scan(&mode); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.modes = append(h.modes, mode)
+	return nil
+}
+
+// TestGroupCommitPlansEachStatement: on PostgreSQL the group commit's transaction plans each of
+// its statements for its own parameters (a generic plan made while messages was empty would scan
+// the whole table at every commit), and only that transaction: the connection goes back to the
+// server's default afterwards.
+func TestGroupCommitPlansEachStatement(t *testing.T) {
+	t.Parallel()
+	db := storetest.Open(t, store.Postgres)
+	h := &planModeHook{}
+	s := newHookService(t, db, h)
+	u := addUsers(t, db, "alice", "bob")
+	g := mustGroup(t, s, u[0], u[1])
+	mustSend(t, s, u[0], g.ID, "hello")
+	h.mu.Lock()
+	modes := append([]string(nil), h.modes...)
+	h.mu.Unlock()
+	if len(modes) == 0 || modes[len(modes)-1] != "force_custom_plan" {
+		t.Errorf("plan_cache_mode inside the group commit: %v, want force_custom_plan", modes)
+	}
+	for range 3 { // every connection of the pool the writer may have used
+		var mode string
+		if err := db.W.QueryRowContext(context.Background(), `SHOW plan_cache_mode`).Scan(&mode); err != nil || mode != "auto" {
+			t.Errorf("plan_cache_mode outside the group commit = %q, %v; want auto", mode, err)
+		}
+	}
+}

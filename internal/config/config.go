@@ -193,7 +193,7 @@ func settings() []Setting {
 			c.DataDir = v
 			return nil
 		}},
-		{"database-url", "NERUTALK_DATABASE_URL", "", "empty = embedded SQLite in the data folder; postgres://... = PostgreSQL (query parameters other than the connection's own are PostgreSQL settings for every connection: plan_cache_mode is force_custom_plan unless given)", func(c *Config, v string) error {
+		{"database-url", "NERUTALK_DATABASE_URL", "", "empty = embedded SQLite in the data folder; postgres://... = PostgreSQL (query parameters other than the connection's own are PostgreSQL settings for every connection)", func(c *Config, v string) error {
 			if v != "" {
 				u, err := url.Parse(v)
 				if err != nil {

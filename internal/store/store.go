@@ -178,24 +178,10 @@ const (
 	cancelDeadline = 5 * time.Second
 )
 
-// Every statement is planned for its own parameters and the tables' current size: pgx prepares
-// each statement once per connection, and PostgreSQL then switches to a generic plan made once
-// and kept until the table is next analyzed. Made while a table is small (a new database, its
-// first minutes), that plan scans the whole table, and it kept doing so while the table grew:
-// the group commit's idempotency lookup (messages by sender and client_id) read every message of
-// the database at each commit until autovacuum's next ANALYZE (at most once a minute, and less
-// often as the table grows). Planning each execution costs less than that: PostgreSQL's CPU per
-// chat message fell by a quarter at 2,500 msgs/s (docs/BENCHMARKS.md). A plan_cache_mode in the
-// database URL is kept.
-const planCacheMode = "force_custom_plan"
-
 func openPostgres(ctx context.Context, url string) (*DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: open postgres: %w", err)
-	}
-	if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
-		cfg.RuntimeParams["plan_cache_mode"] = planCacheMode
 	}
 	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, CancelRequestDelay: cancelGrace, DeadlineDelay: cancelDeadline}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -484,89 +483,4 @@ func TestCanceledTransactionKeepsItsConnection(t *testing.T) {
 			t.Errorf("backend %s after the canceled transaction, %s before: the connection was closed", after, before)
 		}
 	})
-}
-
-// TestPostgresPlansEachExecution: a statement prepared while its table was empty, then run
-// after the table grew, uses the table's index, not the whole-table scan a generic plan made
-// from the empty table would keep (the connections run with plan_cache_mode force_custom_plan);
-// a plan_cache_mode given in the database URL wins.
-func TestPostgresPlansEachExecution(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	u, err := url.Parse(storetest.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("plan_cache_mode", "force_generic_plan")
-	u.RawQuery = q.Encode()
-	tests := []struct {
-		name     string
-		url      string
-		wantMode string
-		wantPlan string
-	}{
-		{"default", "", "force_custom_plan", "Index"},
-		{"the URL's mode", u.String(), "force_generic_plan", "Seq Scan"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			var db *store.DB
-			if tt.url == "" {
-				db = storetest.Open(t, store.Postgres)
-			} else {
-				d, err := store.Open(ctx, tt.url, "")
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { d.Close() })
-				db = d
-			}
-			conn, err := db.W.Conn(ctx) // a temporary table and a prepared statement live in one session
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			var mode string
-			if err := conn.QueryRowContext(ctx, `SHOW plan_cache_mode`).Scan(&mode); err != nil || mode != tt.wantMode {
-				t.Fatalf("plan_cache_mode = %q, %v; want %q", mode, err, tt.wantMode)
-			}
-			for _, s := range []string{
-				`CREATE TEMPORARY TABLE plan_probe (k TEXT PRIMARY KEY, v TEXT NOT NULL)`,
-				`PREPARE probe (text[]) AS SELECT v FROM plan_probe WHERE k IN (SELECT unnest($1))`,
-			} {
-				if _, err := conn.ExecContext(ctx, s); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for range 7 { // past the five custom plans after which PostgreSQL may keep a generic one
-				if _, err := conn.ExecContext(ctx, `EXECUTE probe('{a,b}')`); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, err := conn.ExecContext(ctx, `INSERT INTO plan_probe SELECT g::text, 'x' FROM generate_series(1, 50000) g`); err != nil {
-				t.Fatal(err)
-			}
-			rows, err := conn.QueryContext(ctx, `EXPLAIN EXECUTE probe('{1,2}')`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var line string
-				if err := rows.Scan(&line); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, line)
-			}
-			if err := rows.Err(); err != nil {
-				t.Fatal(err)
-			}
-			if p := strings.Join(plan, "\n"); !strings.Contains(p, tt.wantPlan) {
-				t.Errorf("the plan after the table grew does not use %q:\n%s", tt.wantPlan, p)
-			}
-		})
-	}
 }
