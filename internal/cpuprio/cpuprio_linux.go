@@ -49,20 +49,22 @@ func setPolicy(tid, policy int) error {
 }
 
 // eachThread calls fn for every thread of this process (only the calling one if /proc is not
-// there). A thread that ended meanwhile (ESRCH) is not an error.
+// there), all of them even when some fail, and returns the failures. A thread that ended
+// meanwhile (ESRCH) is not an error.
 func eachThread(fn func(tid int) error) error {
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return fn(0)
 	}
+	var errs []error
 	for _, t := range tasks {
 		tid, err := strconv.Atoi(t.Name())
 		if err != nil {
 			continue
 		}
 		if err := fn(tid); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
