@@ -138,6 +138,9 @@ func (s *Service) commitOpsOnce(ctx context.Context, ops []*op, first map[client
 		for i := range res {
 			res[i] = opResult{}
 		}
+		if err := planEachExecution(ctx, tx); err != nil {
+			return err
+		}
 		if err := lockChats(ctx, tx, ops); err != nil {
 			return err
 		}

@@ -15,25 +15,31 @@ import (
 // that is cheaper on SQLite); where the engines differ, the PostgreSQL form passes arrays to
 // unnest and the SQLite form passes one JSON array to json_each (see btx).
 
-// lockChats locks, on PostgreSQL, the chats rows of every op in id order before the batch touches
-// any chat_members row, the order every transaction that changes a chat follows, so that
-// transactions never wait on each other in a cycle. SQLite serializes writers instead.
-//
-// First it has every statement of the batch planned for its own parameters (SET LOCAL
-// plan_cache_mode): pgx prepares each statement once per connection, and after five executions
-// PostgreSQL may keep a generic plan until the table is next analyzed. Made while messages was
-// small (a new database), the generic plan of the idempotency lookup (findByClientIDs) scans the
-// whole table, and kept doing so at every commit while the table grew, until autovacuum's next
-// ANALYZE (at most once a minute, then only after 10 % growth). Planning the batch's few
-// statements costs PostgreSQL less than that scan (docs/BENCHMARKS.md); the rest of the
-// application keeps PostgreSQL's default, where planning each execution would cost more (GET
+// planEachExecution has every later statement of a PostgreSQL batch transaction planned for its
+// own parameters (SET LOCAL plan_cache_mode): pgx prepares each statement once per connection, and
+// after five executions PostgreSQL may keep a generic plan until the table is next analyzed. Made
+// while messages was small (a new database), the generic plan of the idempotency lookup
+// (findByClientIDs) scans the whole table, and kept doing so at every commit while the table grew,
+// until autovacuum's next ANALYZE (at most once a minute, then only after 10 % growth). Planning
+// the batch's few statements costs PostgreSQL less than that scan (docs/BENCHMARKS.md); the rest of
+// the application keeps PostgreSQL's default, where planning each execution would cost more (GET
 // /chats took twice as long).
-func lockChats(ctx context.Context, tx *btx, ops []*op) error {
+func planEachExecution(ctx context.Context, tx *btx) error {
 	if !tx.pg {
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
 		return fmt.Errorf("plan cache mode: %w", err)
+	}
+	return nil
+}
+
+// lockChats locks, on PostgreSQL, the chats rows of every op in id order before the batch touches
+// any chat_members row, the order every transaction that changes a chat follows, so that
+// transactions never wait on each other in a cycle. SQLite serializes writers instead.
+func lockChats(ctx context.Context, tx *btx, ops []*op) error {
+	if !tx.pg {
+		return nil
 	}
 	chats := map[string]bool{}
 	for _, o := range ops {

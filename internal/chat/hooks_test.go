@@ -320,7 +320,7 @@ func TestGroupCommitPlansEachStatement(t *testing.T) {
 	if len(modes) == 0 || modes[len(modes)-1] != "force_custom_plan" {
 		t.Errorf("plan_cache_mode inside the group commit: %v, want force_custom_plan", modes)
 	}
-	for range 3 { // every connection of the pool the writer may have used
+	for range 3 { // whichever pooled connections answer: SET LOCAL ended with the commit
 		var mode string
 		if err := db.W.QueryRowContext(context.Background(), `SHOW plan_cache_mode`).Scan(&mode); err != nil || mode != "auto" {
 			t.Errorf("plan_cache_mode outside the group commit = %q, %v; want auto", mode, err)
